@@ -1,0 +1,59 @@
+"""Errors the reconciler reports to people. Each carries a message in plain words; the CLI prints it
+and exits 1 without a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """Base of every error meant for the user."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One problem in an inventory, reported as `FILE:LINE: message`."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class InventoryError(ReconcilerError):
+    """The inventory is invalid; carries every problem found, sorted by file and line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(sorted(set(problems)))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NamingError(ReconcilerError):
+    """A name that the regulation cannot turn into an address."""
+
+
+class DirectoryError(ReconcilerError):
+    """The directory could not be reached or refused an operation."""
+
+
+class EntryExists(DirectoryError):
+    """An add hit an existing DN."""
+
+
+class NoSuchEntry(DirectoryError):
+    """The entry is not there."""
+
+
+class UnsafePlan(ReconcilerError):
+    """The plan goes past a safety limit (deletes, suspensions)."""
+
+
+class StalePlan(ReconcilerError):
+    """The directory changed since the plan was made."""
+
+
+class LockHeld(ReconcilerError):
+    """Another apply holds the directory's lock."""

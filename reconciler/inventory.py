@@ -1,0 +1,704 @@
+"""Load an inventory folder: strict YAML, the JSON Schemas, then checks over the whole inventory.
+
+`load(path)` is the only function here that touches the disk. It reads `directory.yaml` and every
+`agencies/*.yaml`, and either returns the frozen `Inventory` or raises `InventoryError` with every
+problem found, each as `FILE:LINE: message` where FILE is the user's path joined with the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import gc
+import hashlib
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from . import text, yamlload
+from .errors import InventoryError, Problem
+from .model import Agency, Exemption, Inventory, Loc, Person, Settings, State, Suspension, Unit
+from .yamlload import Lines, describe
+
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+DIRECTORY = "directory.yaml"
+AGENCIES = "agencies"
+ALWAYS_RESERVED = frozenset({"postmaster", "abuse"})
+MAX_PROBLEMS = 100  #: most problems reported per file; the rest are counted in one line
+
+_LOCAL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\Z")
+_CLAUSE = re.compile(r"(QN-2020|HG-2024) Đ[0-9]+(?:\.[0-9]+)*(?:\.[a-z])?\Z")
+_CLAUSE_PREFIX = {"quangnam-2020": "QN-2020", "hagiang-2024": "HG-2024"}
+_QUOTA = re.compile(r"([0-9]+) ?([KMGT]I?)?B\Z", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_PATTERN_WORDS = {
+    "^[a-z0-9-]+$": "only lower-case letters a-z, digits and hyphens",
+    "^[a-z0-9]+$": "only lower-case letters a-z and digits",
+    "^[A-Za-z0-9._-]+$": "only letters A-Z a-z, digits, dot, underscore and hyphen",
+    "^[a-z0-9]+(\\.[a-z0-9]+)*$": "lower-case letters, digits and single dots",
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "a date written YYYY-MM-DD",
+    "^[0-9]+ ?([KMGTkmgt][Ii]?)?[Bb]$": "a size like 5GB, 500 MB or 10 GiB, or a number of bytes",
+}
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+def load(path: Path) -> Inventory:
+    """Read and check the inventory in folder `path`; raise InventoryError listing every problem."""
+    enabled = gc.isenabled()
+    gc.disable()  # millions of small objects: the cyclic collector would triple the time
+    try:
+        return _Run(Path(path)).load()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+Check = Callable[[Any], bool]
+
+
+@functools.cache
+def _validators() -> tuple[tuple[Draft202012Validator, Check], tuple[Draft202012Validator, Check]]:
+    def one(name: str) -> tuple[Draft202012Validator, Check]:
+        schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        return Draft202012Validator(schema), _fast(schema, schema)
+
+    return one("directory.schema.json"), one("agency.schema.json")
+
+
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description"})
+_TYPES: dict[str, Check] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _fast(schema: dict[str, Any], root: dict[str, Any]) -> Check:
+    """A yes/no check of `schema` (the subset of keywords our schemas use), about ten times faster
+    than jsonschema; jsonschema runs only on files that fail it, to word the errors."""
+    checks: list[Check] = []
+    for key, arg in schema.items():
+        if key in _ANNOTATIONS or key in ("then", "else"):
+            continue
+        if key == "additionalProperties" and arg is False and "properties" in schema:
+            continue  # enforced by `properties`
+        check = _keyword(key, arg, schema, root)
+        if check is None:
+            return lambda v: False  # a keyword this check does not know: always ask jsonschema
+        checks.append(check)
+    if len(checks) == 1:
+        return checks[0]
+    return lambda v: all(c(v) for c in checks)
+
+
+def _keyword(key: str, arg: Any, schema: dict[str, Any], root: dict[str, Any]) -> Check | None:
+    if key == "$ref":
+        target: Any = root
+        for part in arg.removeprefix("#/").split("/"):
+            target = target[part]
+        return _fast(target, root)
+    if key == "type":
+        types = [_TYPES[t] for t in ([arg] if isinstance(arg, str) else arg)]
+        return lambda v: any(t(v) for t in types)
+    if key == "enum":
+        return lambda v: isinstance(v, str) and v in arg
+    if key == "pattern":
+        rx = re.compile(arg)
+        return lambda v: not isinstance(v, str) or bool(rx.search(v))
+    if key == "minimum":
+        return lambda v: not isinstance(v, int) or isinstance(v, bool) or v >= arg
+    if key == "minLength":
+        return lambda v: not isinstance(v, str) or len(v) >= arg
+    if key == "maxLength":
+        return lambda v: not isinstance(v, str) or len(v) <= arg
+    if key == "required":
+        return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
+    if key == "properties":
+        props = {k: _fast(sub, root) for k, sub in arg.items()}
+        return lambda v: (
+            not isinstance(v, dict) or all(k in props and props[k](x) for k, x in v.items())
+        )
+    if key == "items":
+        item = _fast(arg, root)
+        return lambda v: not isinstance(v, list) or all(map(item, v))
+    if key == "if":
+        cond, then = _fast(arg, root), _fast(schema.get("then", {}), root)
+        other = _fast(schema.get("else", {}), root)
+        return lambda v: then(v) if cond(v) else other(v)
+    return None
+
+
+def quote(value: object) -> str:
+    """A value for a message: text in double quotes with invisible characters spelt out."""
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    shown = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in value)
+    return f'"{shown}"'
+
+
+def where(path: tuple[str | int, ...] | list[str | int]) -> str:
+    """`("staff", 3, "unit")` → `staff[3].unit`."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+    return out or "(top level)"
+
+
+def parse_quota(value: int | str) -> int | None:
+    """Bytes of a quota (`5GB`, `500 MB`, `10 GiB`, or bytes); binary units; None if invalid."""
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = _QUOTA.match(value.strip())
+    if not match:
+        return None
+    size = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].upper()]
+    return size if size > 0 else None
+
+
+def dn_problem(value: str) -> str | None:
+    """Why `value` is not an RFC 4514 distinguished name (non-empty), or None."""
+    if not value:
+        return "is empty"
+    i, n = 0, len(value)
+    while True:  # one attributeTypeAndValue per turn
+        m = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+").match(value, i)
+        if not m or m.end() >= n or value[m.end()] != "=":
+            return f"expected an attribute type and `=` at position {i + 1} (like `dc=example`)"
+        i = m.end() + 1
+        if i < n and value[i] == "#":
+            h = re.compile(r"#(?:[0-9A-Fa-f]{2})+").match(value, i)
+            if not h:
+                return f"bad hex value at position {i + 1}"
+            i = h.end()
+        else:
+            start = i
+            while i < n and value[i] not in ",+":
+                ch = value[i]
+                if ch == "\\":
+                    if i + 1 < n and value[i + 1] in ' "#+,;<=>\\':
+                        i += 2
+                        continue
+                    if re.compile(r"[0-9A-Fa-f]{2}").match(value, i + 1):
+                        i += 3
+                        continue
+                    return f"bad escape at position {i + 1}"
+                if ch in '";<>\0' or (ch == "#" and i == start):
+                    return f"character {ch!r} at position {i + 1} must be escaped with \\"
+                i += 1
+            if i == start:
+                return f"empty value at position {i + 1}"
+            if value[start] == " " or (value[i - 1] == " " and value[i - 2 : i] != "\\ "):
+                return f"a value may not start or end with a space (near position {start + 1})"
+        if i == n:
+            return None
+        i += 1  # the separator , or +
+        if i == n:
+            return "ends with a separator"
+
+
+def address_problem(value: str, domain: str | None) -> str | None:
+    """Why `value` is not an address the inventory may declare, or None."""
+    local, at, host = value.partition("@")
+    if not at or "@" in host:
+        return "is not an e-mail address (one @ needed)"
+    if not _LOCAL.match(local) or len(local) > 64:
+        return (
+            "has an invalid local part: lower-case letters a-z, digits and single dots, "
+            "no dot at either end, at most 64 characters"
+        )
+    if domain is not None and host != domain:
+        return f"is outside the directory's domain {quote(domain)}"
+    return None
+
+
+class _File:
+    """One parsed file: its name for messages, its data and the lines of its values."""
+
+    def __init__(self, rel: str, shown: str, data: dict[str, Any], lines: Lines) -> None:
+        self.rel, self.shown, self.data, self.lines = rel, shown, data, lines
+        self.bad: set[tuple[str | int, ...]] = set()  # paths with a schema error at or below
+        self.exact: set[tuple[str | int, ...]] = set()  # paths with a schema error right there
+
+    def broken(self, path: tuple[str | int, ...]) -> bool:
+        return path in self.bad
+
+
+class _Run:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.counts: dict[str, int] = {}  # problems found per file
+        self.blobs: list[tuple[str, bytes]] = []
+
+    def add(self, rel: str, line: int, message: str) -> None:
+        count = self.counts[rel] = self.counts.get(rel, 0) + 1
+        if count <= MAX_PROBLEMS:
+            self.problems.append(Problem(str(self.path / rel), line, message))
+        elif count == MAX_PROBLEMS + 1:  # a hostile file must not print a million lines
+            self.problems.append(
+                Problem(
+                    str(self.path / rel),
+                    line,
+                    f"too many problems in this file: only the first {MAX_PROBLEMS} are shown",
+                )
+            )
+
+    def at(self, f: _File, path: tuple[str | int, ...], message: str) -> None:
+        self.add(f.rel, f.lines.at(path), f"{where(path)}: {message}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def load(self) -> Inventory:
+        if not self.path.is_dir():
+            raise InventoryError([Problem(str(self.path), 0, "no such inventory folder")])
+        root = self.path.resolve()
+        directory = self.read(DIRECTORY, root, required=True)
+        agency_files = [f for rel in self.agency_names(root) if (f := self.read(rel, root))]
+        settings = self.settings(directory)
+        agencies, people = self.agencies(agency_files, settings)
+        if self.problems or settings is None:
+            raise InventoryError(self.problems)
+        digest = hashlib.sha256()
+        for rel, blob in sorted(self.blobs):
+            digest.update(rel.encode() + b"\0" + len(blob).to_bytes(8, "big") + blob)
+        return Inventory(settings, tuple(agencies), tuple(people), f"sha256:{digest.hexdigest()}")
+
+    def agency_names(self, root: Path) -> Iterator[str]:
+        folder = self.path / AGENCIES
+        if not folder.exists():
+            return
+        if not self.inside(AGENCIES, root) or not folder.is_dir():
+            if folder.is_file():
+                self.add(AGENCIES, 1, "must be a folder of agency files <id>.yaml")
+            return
+        for name in sorted(os.listdir(folder)):
+            rel = f"{AGENCIES}/{name}"
+            if name.startswith("."):
+                if name.endswith((".yaml", ".yml")):
+                    # a hidden agency file would be read by nobody: its staff would be deleted
+                    self.add(
+                        rel,
+                        1,
+                        f"{quote(name)} is a hidden file: an agency file is named <agency id>.yaml"
+                        " (rename it, or move it out of agencies/ to drop the agency)",
+                    )
+                continue  # .gitkeep and editors' files
+            if not name.endswith(".yaml") or (folder / name).is_dir():
+                self.add(
+                    rel,
+                    1,
+                    f"{quote(name)} is not an agency file: agency files are named "
+                    "<agency id>.yaml (move it out of agencies/ or rename it)",
+                )
+                continue
+            yield rel
+
+    def inside(self, rel: str, root: Path) -> bool:
+        real = (self.path / rel).resolve()
+        if real == root or root in real.parents:
+            return True
+        link = self.path / rel
+        target = os.readlink(link) if link.is_symlink() else str(real)
+        self.add(rel, 1, f"is a symbolic link to {quote(target)}, outside the inventory folder")
+        return False
+
+    def read(self, rel: str, root: Path, required: bool = False) -> _File | None:
+        file = self.path / rel
+        if not file.exists():
+            if file.is_symlink():
+                self.add(rel, 1, "is a symbolic link to a file that does not exist")
+            elif required:
+                self.add(rel, 1, f"{rel} is missing: every inventory has one")
+            return None
+        if not self.inside(rel, root):
+            return None
+        size = file.stat().st_size
+        if size > yamlload.MAX_BYTES:
+            self.add(
+                rel,
+                1,
+                f"the file is {size:,} bytes, over the limit of "
+                f"{yamlload.MAX_BYTES:,} (20 MiB); split the agency",
+            )
+            return None
+        blob = file.read_bytes()
+        self.blobs.append((rel, blob))
+        parsed = yamlload.parse(blob)
+        for line, message in parsed.problems:
+            self.add(rel, line, message)
+        if parsed.data is None:
+            return None
+        f = _File(rel, str(file), parsed.data, parsed.lines)
+        validator, fast = _validators()[0 if rel == DIRECTORY else 1]
+        if not fast(f.data):
+            errors = list(itertools.islice(validator.iter_errors(f.data), MAX_PROBLEMS + 1))
+            for error in errors:
+                self.schema_error(f, error)
+            if len(errors) > MAX_PROBLEMS:
+                return None  # not every broken value is known: check nothing more in it
+        return f
+
+    def schema_error(self, f: _File, error: Any) -> None:
+        path = tuple(error.absolute_path)
+        value, schema, kind = error.instance, error.schema, error.validator
+        if kind != "additionalProperties":  # an unknown key does not spoil the other values
+            f.exact.add(path)
+            f.bad.update(path[:n] for n in range(len(path) + 1))
+        if kind == "additionalProperties":
+            allowed = sorted(schema.get("properties", {}))
+            for key in value:
+                if key not in allowed:
+                    close = difflib.get_close_matches(key, allowed, n=1)
+                    hint = (
+                        f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(allowed)}"
+                    )
+                    self.at(f, (*path, key), f"unknown key `{key}` ({hint})")
+        elif kind == "required":
+            for key in error.validator_value:
+                if key not in value:
+                    self.at(f, path, f"`{key}` is missing")
+        elif kind == "type":
+            types = error.validator_value
+            wanted = " or ".join(
+                _TYPE_WORDS.get(t, t) for t in ([types] if isinstance(types, str) else types)
+            )
+            self.at(f, path, f"expected {wanted}, got {describe(value)}")
+        elif kind == "enum":
+            self.at(f, path, f"{quote(value)} is not one of: {', '.join(error.validator_value)}")
+        elif kind == "pattern":
+            odd = text.odd_characters(value)
+            pattern = error.validator_value
+            words = odd or _PATTERN_WORDS.get(pattern, f"must match {pattern}")
+            self.at(f, path, f"{quote(value)} is not valid: {words}")
+        elif kind == "minimum":
+            self.at(f, path, f"must be at least {error.validator_value}, got {value}")
+        elif kind == "minLength":
+            self.at(f, path, "must not be empty")
+        elif kind == "maxLength":
+            self.at(
+                f,
+                path,
+                f"{quote(value[:40])}… ({len(value):,} characters) is longer than "
+                f"{error.validator_value} characters",
+            )
+        else:
+            self.at(f, path, str(error.message))
+
+    # -- directory.yaml ------------------------------------------------------------------------
+
+    def settings(self, f: _File | None) -> Settings | None:
+        key_fields = ("regulation", "domain", "base_dn")
+        if f is None or () in f.exact or any(f.broken((k,)) for k in key_fields):
+            return None
+        d = f.data
+        reason = dn_problem(d["base_dn"])
+        if reason:
+            self.at(f, ("base_dn",), f"{quote(d['base_dn'])} is not a distinguished name: {reason}")
+        quota = None if f.broken(("quota",)) else self.quota(f, ("quota",), d.get("quota"))
+        max_deletes = 10 if f.broken(("max_deletes",)) else d.get("max_deletes", 10)
+        reserved = () if f.broken(("reserved",)) else tuple(d.get("reserved", ()))
+        loc = Loc(f.rel, 1)
+        return Settings(
+            d["regulation"], d["domain"], d["base_dn"], quota, max_deletes, reserved, loc
+        )
+
+    def quota(self, f: _File, path: tuple[str | int, ...], value: int | str | None) -> int | None:
+        if value is None:
+            return None
+        size = parse_quota(value)
+        if size is None:
+            self.at(f, path, f"{quote(value)} is not a quota: it must be more than 0 bytes")
+        return size
+
+    # -- agencies ------------------------------------------------------------------------------
+
+    def agencies(
+        self, files: list[_File], settings: Settings | None
+    ) -> tuple[list[Agency], list[Person]]:
+        checks = _Checks(self, settings)
+        agencies: list[Agency] = []
+        people: list[Person] = []
+        for f in files:
+            agency = checks.agency(f)
+            if agency is None:
+                continue
+            agencies.append(agency)
+            units = {u.id for u in agency.units}
+            staff = () if ("staff",) in f.exact else f.data.get("staff") or ()
+            for i, record in enumerate(staff):
+                if f.broken(("staff", i)):
+                    checks.staff_id(f, i, record)  # a broken record's id is still taken
+                else:
+                    person = checks.person(f, i, record, agency, units)
+                    if person is not None:
+                        people.append(person)
+        checks.managers(agencies, files)
+        return agencies, people
+
+
+class _Checks:
+    """Checks that need more than one value, or the whole inventory."""
+
+    def __init__(self, run: _Run, settings: Settings | None) -> None:
+        self.run = run
+        self.settings = settings
+        self.domain = settings.domain if settings else None
+        self.reserved = ALWAYS_RESERVED | set(settings.reserved if settings else ())
+        self.ids: dict[str, tuple[str, int, State]] = {}  # staff id → (file shown, line, state)
+        self.addresses: dict[str, str] = {}  # address → where first declared
+        self.abbreviations: dict[str, str] = {}
+        self.mailboxes: dict[str, str] = {}
+
+    def at(self, f: _File, path: tuple[str | int, ...], message: str) -> None:
+        self.run.at(f, path, message)
+
+    def here(self, f: _File, path: tuple[str | int, ...]) -> str:
+        return f"{f.shown}:{f.lines.at(path)}"
+
+    def agency(self, f: _File) -> Agency | None:
+        a = f.data.get("agency")
+        header = ("id", "name", "abbreviation", "mailbox", "manager")
+        if (
+            not isinstance(a, dict)
+            or ("agency",) in f.exact
+            or any(f.broken(("agency", k)) for k in header)
+        ):
+            return None  # the agency itself is broken: its staff cannot be checked against it
+        stem = f.rel.removeprefix(f"{AGENCIES}/").removesuffix(".yaml")
+        if a["id"] != stem:
+            self.at(
+                f,
+                ("agency", "id"),
+                f"{quote(a['id'])} does not match the file name "
+                f"{quote(stem + '.yaml')} (the file must be named "
+                f"{AGENCIES}/{a['id']}.yaml)",
+            )
+        self.free_text(f, ("agency", "name"), a["name"])
+        self.unique(
+            self.abbreviations, a["abbreviation"], f, ("agency", "abbreviation"), "abbreviation"
+        )
+        if "mailbox" in a:
+            self.unique(self.mailboxes, a["mailbox"], f, ("agency", "mailbox"), "mailbox")
+        units: list[Unit] = []
+        seen_ids: dict[str, str] = {}
+        seen_abbr: dict[str, str] = {}
+        declared = () if ("agency", "units") in f.exact else a.get("units") or ()
+        for i, u in enumerate(declared):
+            path = ("agency", "units", i)
+            if f.broken(path):
+                continue
+            self.unique(seen_ids, u["id"], f, (*path, "id"), "unit id")
+            self.unique(
+                seen_abbr, u["abbreviation"], f, (*path, "abbreviation"), "unit abbreviation"
+            )
+            self.free_text(f, (*path, "name"), u["name"])
+            units.append(
+                Unit(u["id"], text.nfc(u["name"]), u["abbreviation"], Loc(f.rel, f.lines.at(path)))
+            )
+        aliases = (
+            ()
+            if f.broken(("agency", "aliases"))
+            else self.addresses_of(f, ("agency", "aliases"), a.get("aliases") or ())
+        )
+        loc = Loc(f.rel, f.lines.at(("agency",)))
+        return Agency(
+            a["id"],
+            text.nfc(a["name"]),
+            a["abbreviation"],
+            tuple(units),
+            a.get("mailbox"),
+            a.get("manager"),
+            aliases,
+            loc,
+        )
+
+    def unique(
+        self, seen: dict[str, str], value: str, f: _File, path: tuple[str | int, ...], what: str
+    ) -> None:
+        if value in seen:
+            self.at(f, path, f"{what} {quote(value)} is already used at {seen[value]}")
+        else:
+            seen[value] = self.here(f, path)
+
+    def free_text(self, f: _File, path: tuple[str | int, ...], value: str) -> None:
+        reason = text.check_text(value)
+        if reason:
+            self.at(f, path, f"{quote(value)} {reason}")
+
+    def addresses_of(self, f: _File, path: tuple[str | int, ...], values: Any) -> tuple[str, ...]:
+        out: list[str] = []
+        for j, value in enumerate(values):
+            out.append(value)
+            self.address(f, (*path, j), value)
+        return tuple(out)
+
+    def address(self, f: _File, path: tuple[str | int, ...], value: str) -> None:
+        reason = address_problem(value, self.domain)
+        if reason is None and value.partition("@")[0] in self.reserved:
+            reason = "uses a reserved local part"
+        if reason:
+            self.at(f, path, f"address {quote(value)} {reason}")
+        elif value in self.addresses:
+            self.at(
+                f, path, f"address {quote(value)} is already declared at {self.addresses[value]}"
+            )
+        else:
+            self.addresses[value] = self.here(f, path)
+
+    def staff_id(self, f: _File, i: int, r: Any) -> None:
+        path = ("staff", i, "id")
+        if isinstance(r, dict) and isinstance(r.get("id"), str) and not f.broken(path):
+            state = r.get("state")
+            known = state in ("active", "suspended", "absent")
+            self.take_id(f, path, r["id"], State(state) if known else State.ACTIVE)
+
+    def take_id(self, f: _File, path: tuple[str | int, ...], pid: str, state: State) -> None:
+        if pid in self.ids:
+            first = self.ids[pid]
+            self.at(f, path, f"staff id {quote(pid)} is already used at {first[0]}:{first[1]}")
+        else:
+            self.ids[pid] = (f.shown, f.lines.at(path), state)
+
+    def person(
+        self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
+    ) -> Person | None:
+        p: tuple[str | int, ...] = ("staff", i)
+        pid: str = r["id"]
+        state = State(r.get("state", "active"))
+        self.take_id(f, (*p, "id"), pid, state)
+        unit = r.get("unit")
+        if unit is not None and unit not in units:
+            known = ", ".join(u.id for u in agency.units) or "none"
+            self.at(
+                f,
+                (*p, "unit"),
+                f"unit {quote(unit)} does not exist in agency {quote(agency.id)} (units: {known})",
+            )
+        name = text.nfc(r["name"])
+        split: dict[str, str] = {k: text.nfc(r[k]) for k in ("family", "middle", "given") if k in r}
+        self.names(f, p, name, split)
+        if "title" in r:
+            self.free_text(f, (*p, "title"), r["title"])
+        suspension = None
+        if "suspension" in r:
+            s = r["suspension"]
+            suspension = Suspension(s["clause"], s.get("note", ""))
+            self.clause(f, (*p, "suspension", "clause"), s["clause"])
+        if state is State.SUSPENDED and suspension is None:
+            self.at(
+                f,
+                (*p, "state"),
+                "`state: suspended` needs `suspension.clause` (the "
+                'regulation\'s clause, e.g. "HG-2024 Đ8.2.b")',
+            )
+        quota = self.run.quota(f, (*p, "quota"), r.get("quota"))
+        if "quota" in r and "quota_decision" not in r:
+            self.at(
+                f,
+                (*p, "quota"),
+                "a quota override needs `quota_decision` (the deciding "
+                'document, e.g. "QĐ 12/QĐ-UBND")',
+            )
+        if "address" in r:
+            self.address(f, (*p, "address"), r["address"])
+        aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
+        restored = None
+        if "restored" in r:
+            try:
+                restored = dt.date.fromisoformat(r["restored"])
+            except ValueError:
+                self.at(f, (*p, "restored"), f"{quote(r['restored'])} is not a real date")
+        exempt = r.get("exempt", ())
+        exemptions = tuple(
+            Exemption(e["rule"], e["ref"])
+            for e in ([exempt] if isinstance(exempt, dict) else exempt)
+        )
+        return Person(
+            id=pid,
+            name=name,
+            agency=agency.id,
+            unit=unit,
+            title=r.get("title"),
+            rank=r.get("rank"),
+            family=split.get("family"),
+            middle=split.get("middle"),
+            given=split.get("given"),
+            state=state,
+            suspension=suspension,
+            quota=quota,
+            quota_decision=r.get("quota_decision"),
+            address=r.get("address"),
+            aliases=aliases,
+            restored=restored,
+            restore_ref=r.get("restore_ref"),
+            exempt=exemptions,
+            loc=Loc(f.rel, f.lines.at(p)),
+        )
+
+    def names(self, f: _File, p: tuple[str | int, ...], name: str, split: dict[str, str]) -> None:
+        reason = text.check_name(name)
+        if reason:
+            self.at(f, (*p, "name"), f"name {quote(name)} {reason}")
+            return
+        words = name.split(" ")
+        for key, value in split.items():
+            reason = text.check_name(value)
+            if reason:
+                self.at(f, (*p, key), f"{quote(value)} {reason}")
+            elif not set(value.split(" ")) <= set(words):
+                self.at(f, (*p, key), f"{quote(value)} is not part of the name {quote(name)}")
+        if len(words) == 1 and "given" not in split:
+            self.at(
+                f,
+                (*p, "name"),
+                f"{quote(name)} has one word: a one-word name needs `given` (and `family` if any)",
+            )
+
+    def clause(self, f: _File, path: tuple[str | int, ...], clause: str) -> None:
+        m = _CLAUSE.match(text.nfc(clause))
+        if not m:
+            self.at(
+                f,
+                path,
+                f'{quote(clause)} is not a clause: write it like "HG-2024 Đ8.2.b" '
+                'or "QN-2020 Đ7.2"',
+            )
+        elif self.settings and _CLAUSE_PREFIX[self.settings.regulation] != m.group(1):
+            self.at(
+                f,
+                path,
+                f"{quote(clause)} is a clause of another regulation than "
+                f"{self.settings.regulation}",
+            )
+
+    def managers(self, agencies: list[Agency], files: list[_File]) -> None:
+        by_rel = {f.rel: f for f in files}
+        for agency in agencies:
+            if agency.manager is None:
+                continue
+            f = by_rel[agency.loc.file]
+            path = ("agency", "manager")
+            known = self.ids.get(agency.manager)
+            if known is None:
+                self.at(
+                    f, path, f"manager {quote(agency.manager)} is not a staff id in the inventory"
+                )
+            elif known[2] is State.ABSENT:
+                self.at(f, path, f"manager {quote(agency.manager)} is marked `state: absent`")

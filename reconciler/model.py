@@ -1,0 +1,276 @@
+"""The data model: what the inventory declares, what the directory holds, what a plan does.
+
+Everything here is a frozen, slotted dataclass or a closed enum. No I/O, no ldap3, no click.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------------------------------------
+# Where a value came from: every problem is reported as FILE:LINE.
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """A place in an inventory file (line is 1-based; 0 when unknown)."""
+
+    file: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The inventory (desired state)
+
+
+class State(enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    clause: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """An exemption from a time rule (`inactivity` or `password-change`), decided by a document."""
+
+    rule: str
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    id: str
+    name: str
+    abbreviation: str
+    loc: Loc = field(default=Loc(""), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    id: str
+    name: str
+    abbreviation: str
+    units: tuple[Unit, ...] = ()
+    mailbox: str | None = None  # quangnam-2020: optional organisation mailbox local part
+    manager: str | None = None  # staff id managing the organisation mailbox
+    aliases: tuple[str, ...] = ()  # former organisation addresses kept as aliases
+    loc: Loc = field(default=Loc(""), compare=False)
+
+    def unit(self, unit_id: str) -> Unit | None:
+        for unit in self.units:
+            if unit.id == unit_id:
+                return unit
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: str
+    name: str  # full name, NFC
+    agency: str  # agency id (the file the record is in)
+    unit: str | None = None
+    title: str | None = None
+    rank: int | None = None
+    family: str | None = None  # split overrides
+    middle: str | None = None
+    given: str | None = None
+    state: State = State.ACTIVE
+    suspension: Suspension | None = None
+    quota: int | None = None  # bytes
+    quota_decision: str | None = None
+    address: str | None = None  # pinned full address
+    aliases: tuple[str, ...] = ()
+    restored: dt.date | None = None
+    restore_ref: str | None = None
+    exempt: tuple[Exemption, ...] = ()
+    loc: Loc = field(default=Loc(""), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """`directory.yaml`."""
+
+    regulation: str
+    domain: str
+    base_dn: str
+    quota: int | None = None  # bytes; None = the regulation's default
+    max_deletes: int = 10
+    reserved: tuple[str, ...] = ()
+    loc: Loc = field(default=Loc(""), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    settings: Settings
+    agencies: tuple[Agency, ...]
+    people: tuple[Person, ...]
+    digest: str = ""  # sha256 of the files' bytes, "sha256:<hex>"
+
+    def agency(self, agency_id: str) -> Agency | None:
+        for agency in self.agencies:
+            if agency.id == agency_id:
+                return agency
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Mailboxes (desired, after the address rules) and entries (as read from the directory)
+
+
+class Kind(enum.Enum):
+    AGENCY = "agency"
+    UNIT = "unit"
+    PERSON = "person"
+
+
+def agency_key(agency_id: str) -> str:
+    """The stable id (and employeeNumber) of an organisation mailbox."""
+    return f"agency:{agency_id}"
+
+
+def unit_key(agency_id: str, unit_id: str) -> str:
+    """The stable id (and employeeNumber) of a unit mailbox."""
+    return f"unit:{agency_id}/{unit_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An address given to a mailbox by the regulation, with the clause that produced it."""
+
+    local: str
+    domain: str
+    clause: str
+
+    def __str__(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A directory entry as read: DN and attributes (lower-case names, values NFC strings).
+
+    Binary or hashed values (userPassword) are never read.
+    """
+
+    dn: str
+    attrs: Mapping[str, tuple[str, ...]]
+
+    def get(self, name: str) -> str | None:
+        values = self.attrs.get(name.lower())
+        return values[0] if values else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        return self.attrs.get(name.lower(), ())
+
+    @property
+    def managed(self) -> bool:
+        return any(v.lower() == "govmailaccount" for v in self.all("objectClass"))
+
+    @property
+    def key(self) -> str | None:
+        return self.get("employeeNumber")
+
+    @property
+    def mail(self) -> str | None:
+        mail = self.get("mail")
+        return mail.lower() if mail else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans
+
+
+class Action(enum.Enum):
+    """A closed set of operations, in the order `apply` runs them."""
+
+    RENAME = "rename"
+    CREATE = "create"
+    UPDATE = "update"
+    RESTORE = "restore"
+    SUSPEND = "suspend"
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+    @property
+    def order(self) -> int:
+        return list(Action).index(self)
+
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.RENAME: "→",
+    Action.UPDATE: "~",
+    Action.SUSPEND: "⏸",
+    Action.RESTORE: "▶",
+    Action.DELETE: "−",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One attribute's values before and after (empty tuple = absent)."""
+
+    attr: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    action: Action
+    id: str  # stable id = employeeNumber
+    address: str  # the address the operation is about (after a rename: the new one)
+    clause: str
+    reason: str
+    kind: Kind = Kind.PERSON
+    agency: str = ""  # agency id, for grouping
+    name: str = ""  # display name, for people reading the plan
+    dn: str = ""  # the entry's DN before the operation ("" for create)
+    new_dn: str = ""  # create and rename: the DN after
+    previous: str = ""  # rename: the former address
+    changes: tuple[Change, ...] = ()  # update/rename/suspend/restore: attribute changes
+    attributes: tuple[Change, ...] = ()  # create: every attribute of the new entry (before = ())
+    fingerprint: str = ""  # of the live entry this operation was computed from ("" for create)
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (self.action.order, self.agency, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    regulation: str
+    domain: str
+    base_dn: str
+    now: dt.datetime
+    inventory_digest: str
+    inventory_commit: str
+    directory_url: str
+    directory_fingerprint: str
+    operations: tuple[Operation, ...]
+    unmanaged: tuple[str, ...] = ()  # DNs of entries the tool does not own
+    containers: tuple[str, ...] = ()  # organisational-unit DNs that must exist first
+    notes: tuple[str, ...] = ()  # plain-words remarks (e.g. activity rows for unknown addresses)
+    accounts: int = 0  # managed mailboxes in the directory when the plan was made
+
+    def count(self, action: Action) -> int:
+        return sum(1 for op in self.operations if op.action is action)
+
+    @property
+    def empty(self) -> bool:
+        return not self.operations and not self.containers

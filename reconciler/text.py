@@ -1,0 +1,194 @@
+"""Checks of Vietnamese text: Unicode NFC (TCVN 6909:2001), legacy 8-bit encodings, look-alikes.
+
+Pure functions, no I/O. `check_name` returns a reason in plain words, or None when the name is fine.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+_TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
+_VOWELS = "aăâeêioôơuưy"
+
+
+def _alphabet() -> str:
+    letters = set("abcdefghijklmnopqrstuvwxyzđ")
+    letters.update(unicodedata.normalize("NFC", v + t) for v in _VOWELS for t in _TONES)
+    letters.update("čĕŏŭ")  # Ê Đê letters (NAMES.md)
+    return "".join(sorted(letters | {c.upper() for c in letters}))
+
+
+ALPHABET = _alphabet()  #: every letter a name may hold (after NFC), besides ơ̆
+_APOSTROPHES = "'’ʼ"
+_NAME_CHARS = re.compile(f"[{re.escape(ALPHABET)}{_APOSTROPHES} -]*\\Z")
+_BREVE_ON_O = re.compile("[ơƠ]\u0306")
+
+# VNI writes a toned vowel as a plain vowel followed by a mark character (Vaên = Văn,
+# Nguyeãn = Nguyễn). Vietnamese never writes `a`/`e` before a vowel with diacritics, nor `o`
+# before â ê ô ơ, nor a plain vowel before ø û ï ö å ä ë ü.
+_VNI_PAIRS = re.compile(
+    "[aAeE][áàảãạâấầẩẫậăắằẳẵặéèẻẽẹêếềểễệíìỉĩịóòỏõọôốồổỗộơớờởỡợúùủũụưứừửữựýỳỷỹỵÁÀÂÊÉÈÔÙÚÕÃ]"
+    "|[oO][âấầẩẫậêếềểễệôốồổỗộÂÊÔ]"
+    "|[aeiouyAEIOUY][øûïöåäëüØÛÏÖÅÄËÜ]"
+    "|(?:^|\\s)[ñÑ]"
+    "|[bcdghklmnpqrstvxBCDGHKLMNPQRSTVX](?=[öÖ])|[öÖôÔ][ôÔùøûõïÙØÛÕÏ]"
+)
+_TCVN3 = frozenset("§®¬¨©ª«µ¶·¸¹»¼½¾¡¢£¤¥¦ÇÈÉËÌÎÏÑÒÓÖ×ØÜÞßåæçëîïñö÷øûüþ")
+# Typographic quotes, dashes, the ellipsis and the bullet (‘ ’ “ ” – — … •) are left out: Vietnamese
+# text uses them ("Phòng Kế hoạch – Tài chính", H’Hen), so they are no evidence of VISCII.
+_VISCII = frozenset("ðÐ€‚ƒ„†‡ˆ‰Š‹ŒŽ˜™š›œžŸ")
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064")
+_FIX = "retype it in Unicode or convert it (e.g. with Unikey's converter)"
+_LOOKALIKE_D = {
+    "Ð": "U+00D0 LATIN CAPITAL LETTER ETH",
+    "Ɖ": "U+0189 LATIN CAPITAL LETTER AFRICAN D",
+    "ð": "U+00F0 LATIN SMALL LETTER ETH",
+    "ɖ": "U+0256 LATIN SMALL LETTER D WITH TAIL",
+}
+
+
+def nfc(s: str) -> str:
+    """`s` in Unicode NFC, the form TCVN 6909:2001 and the directory use."""
+    return s if unicodedata.is_normalized("NFC", s) else unicodedata.normalize("NFC", s)
+
+
+def char_name(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
+
+
+def invisible(value: str) -> str | None:
+    """A reason when `value` holds a zero-width, control or other invisible character."""
+    for ch in value:
+        if ch in _ZERO_WIDTH or unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp"):
+            return f"contains an invisible character ({char_name(ch)}): delete it and retype"
+        if ch != " " and unicodedata.category(ch) == "Zs":
+            return f"contains an unusual space ({char_name(ch)}): use a plain space"
+    return None
+
+
+def mixed_script(value: str) -> str | None:
+    """A reason when `value` holds a Cyrillic or Greek letter that looks like a Latin one."""
+    for ch in value:
+        if ord(ch) >= 0x370 and unicodedata.category(ch).startswith("L"):
+            script = unicodedata.name(ch, "").split(" ")[0]
+            if script in ("CYRILLIC", "GREEK", "ARMENIAN", "COPTIC", "CHEROKEE"):
+                return (
+                    f"contains {ch!r} ({char_name(ch)}), a {script.title()} look-alike of a "
+                    "Latin letter: mixed scripts; retype it with a Vietnamese keyboard"
+                )
+    return None
+
+
+def odd_characters(value: str) -> str | None:
+    """A reason when an identifier holds invisible or look-alike characters."""
+    return invisible(value) or mixed_script(value)
+
+
+def legacy_encoding(value: str) -> str | None:
+    """The legacy encoding `value` seems to be written in, with the evidence, or None."""
+    if "?" in value or "\ufffd" in value:
+        return (
+            "a lossy conversion: a letter was replaced by '?' or '\ufffd' (was it saved in "
+            "an encoding without Vietnamese letters?)"
+        )
+    fixed = _utf8_as_cp1252(value)
+    if fixed is not None:
+        return f'UTF-8 read as Windows-1252 (mojibake); it was probably "{fixed}"'
+    vni = len(_VNI_PAIRS.findall(value))
+    tcvn = sum(ch in _TCVN3 for ch in value)
+    if tcvn and "\u00ad" in value:  # TCVN3's ư shows as a soft hyphen
+        tcvn += value.count("\u00ad")
+    viscii = sum(ch in _VISCII for ch in value)
+    if re.search(r"\w®", value):  # VISCII ® = ệ inside words; TCVN3 ® = đ starts them
+        viscii += 2
+    best = max(vni, tcvn, viscii)
+    marks = "".join(
+        dict.fromkeys(
+            ch for ch in value if ch in _TCVN3 or ch in _VISCII or ch in "øûïöåäëüØÛÏÖÅÄËÜñÑ\u00ad"
+        )
+    )
+    if best == 0 or (not vni and set(marks) <= set("Ðð")):  # a lone Ð is a look-alike of Đ
+        return None
+    evidence = f" (suspicious: {', '.join(marks)})" if marks else ""
+    if [vni, tcvn, viscii].count(best) > 1:
+        return f"a legacy 8-bit Vietnamese encoding (TCVN3, VNI or VISCII){evidence}"
+    if best == vni:
+        pairs = ", ".join(
+            dict.fromkeys(
+                m.strip()
+                for m in _VNI_PAIRS.findall(value)
+                if len(m.strip()) > 1 or m.strip() in ("ñ", "Ñ")
+            )
+        )
+        return f"the legacy VNI encoding (a letter followed by a mark character: {pairs})"
+    if best == tcvn:
+        return f"the legacy TCVN3 (ABC) encoding{evidence}"
+    return f"the legacy VISCII encoding{evidence}"
+
+
+def _utf8_as_cp1252(value: str) -> str | None:
+    if not any(ch in value for ch in "ÃÄÆáâÅ"):
+        return None
+    for codec in ("cp1252", "latin-1"):
+        try:
+            fixed = value.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+        if fixed != value:
+            return nfc(fixed)
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def check_name(value: str) -> str | None:
+    """Why `value` is not an acceptable person's name, or None.
+
+    Accepted after NFC: letters of the Vietnamese alphabet, f j w z, the Ê Đê letters č ĕ ŏ ŭ and
+    ơ̆ (ơ + combining breve), apostrophes (' ’ ʼ), hyphens and single spaces between words.
+    """
+    value = nfc(value)
+    if not value.strip():
+        return "is empty"
+    bare = _BREVE_ON_O.sub("ơ", value)
+    if _NAME_CHARS.match(bare):
+        vni = _VNI_PAIRS.search(bare)
+        if vni:
+            return f"looks like {legacy_encoding(bare)}: {_FIX}"
+        if value != value.strip() or "  " in value:
+            return "has leading, trailing or double spaces"
+        return None
+    legacy = legacy_encoding(value)
+    if legacy:
+        return f"looks like {legacy}: {_FIX}"
+    reason = invisible(value) or mixed_script(value)
+    if reason:
+        return reason
+    bad = next(ch for ch in bare if not _NAME_CHARS.match(ch))
+    if bad in _LOOKALIKE_D:
+        return f"contains {bad!r} ({_LOOKALIKE_D[bad]}), a look-alike of Đ/đ: use Đ (U+0110) or đ"
+    return f"contains {bad!r} ({char_name(bad)}), which is not a letter of the Vietnamese alphabet"
+
+
+@functools.lru_cache(maxsize=65536)
+def check_text(value: str) -> str | None:
+    """Why free text (an agency or unit name, a title) is not acceptable, or None.
+
+    Digits and punctuation are allowed; legacy encodings and invisible characters are not.
+    """
+    value = nfc(value)
+    if not value.strip():
+        return "is empty"
+    if value.isascii() and value.isprintable():
+        return None
+    if (
+        _VNI_PAIRS.search(value)
+        or any(ch in _TCVN3 or ch in _VISCII for ch in value)
+        or _utf8_as_cp1252(value)
+        or "\ufffd" in value
+    ):
+        legacy = legacy_encoding(value.replace("?", ""))
+        if legacy:
+            return f"looks like {legacy}: {_FIX}"
+    return invisible(value) or mixed_script(value)

@@ -1,0 +1,299 @@
+"""A strict YAML loader that remembers the line of every value.
+
+Built on libyaml's event stream (`yaml.CSafeLoader`): the parser runs in C and this module turns
+the events into plain dicts, lists, strings, ints, bools and None, while a side table (`Lines`)
+keeps the line of each value. It does not build PyYAML's node graph, which costs several hundred
+megabytes for 100,000 staff records.
+
+Refused, each with the line: bytes that are not UTF-8, NUL bytes, tabs in indentation, duplicate
+mapping keys, anchors and aliases, explicit tags other than `!!str`, more than one document,
+non-scalar keys, nesting deeper than `MAX_DEPTH`, empty files and files over `MAX_BYTES`.
+A UTF-8 byte order mark is accepted and skipped.
+
+Scalars follow the YAML 1.2 core schema, narrowed: only `true`/`false` are booleans (so `no` and
+`on` stay text), only plain decimal numbers without leading zeros are integers (`0012` stays
+text), `null`, `~` and empty values are None; dates stay text (`2026-12-01`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+MAX_BYTES = 20 * 1024 * 1024  #: largest file accepted (20 MiB, about 150,000 staff records)
+MAX_DEPTH = 16  #: deepest nesting of mappings and sequences (the format needs 4)
+MAX_REPORTED = 20  #: most problems of one kind reported per file
+
+BOM = b"\xef\xbb\xbf"
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_STR_TAGS = frozenset({"tag:yaml.org,2002:str", "!"})
+_MAP_TAGS = frozenset({"tag:yaml.org,2002:map"})
+_SEQ_TAGS = frozenset({"tag:yaml.org,2002:seq"})
+
+
+@dataclass(slots=True)
+class Lines:
+    """Where a mapping or sequence starts, and the lines of its values (by key or index)."""
+
+    line: int
+    children: dict[str, int | Lines] | list[int | Lines] = field(default_factory=dict)
+
+    def at(self, path: tuple[str | int, ...] | list[str | int]) -> int:
+        """The line of the value at `path`, or of its deepest existing parent."""
+        node: int | Lines = self
+        for step in path:
+            if isinstance(node, int):
+                return node
+            children = node.children
+            if isinstance(children, dict):
+                if not (isinstance(step, str) and step in children):
+                    return node.line
+                node = children[step]
+            else:
+                if not (isinstance(step, int) and step < len(children)):
+                    return node.line
+                node = children[step]
+        return node if isinstance(node, int) else node.line
+
+    def key_line(self, key: str) -> int:
+        """The line of a mapping's value (= its key's line for scalars), or of the mapping."""
+        return self.at((key,))
+
+
+@dataclass(slots=True)
+class Parsed:
+    """The outcome of `parse`: the data (None when unusable) and the problems as (line, text)."""
+
+    data: Any = None
+    lines: Lines = field(default_factory=lambda: Lines(1))
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+def line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def parse(data: bytes) -> Parsed:
+    """Parse one file's bytes. Any problem leaves `data` None; every problem found is listed."""
+    if len(data) > MAX_BYTES:
+        return _fail(
+            1,
+            f"the file is {len(data):,} bytes, over the limit of {MAX_BYTES:,} "
+            "(20 MiB); split the agency",
+        )
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    nul = data.find(b"\0")
+    if nul >= 0:
+        return _fail(
+            line_of_offset(data, nul),
+            f"NUL byte at byte offset {nul}: this is not a text file (UTF-16 or binary?); "
+            "save it as UTF-8",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = data[error.start]
+        return _fail(
+            line_of_offset(data, error.start),
+            f"byte 0x{bad:02X} at byte offset {error.start} is not UTF-8: save the file "
+            "as UTF-8 (was it exported in TCVN3/ABC, VNI or Windows-1258?)",
+        )
+    if not text.strip():
+        return _fail(1, "the file is empty")
+    tabs = [m.start() for m in _TAB_INDENT.finditer(text)]
+    if tabs:
+        problems = [
+            (text.count("\n", 0, at) + 1, "tab used for indentation: YAML indents with spaces only")
+            for at in tabs[:MAX_REPORTED]
+        ]
+        return Parsed(problems=problems)
+    return _Builder(data).run()
+
+
+def _fail(line: int, message: str) -> Parsed:
+    return Parsed(problems=[(line, message)])
+
+
+class _Fatal(Exception):
+    """Stops the event loop: the rest of the file cannot be read."""
+
+
+class _Builder:
+    """Turns libyaml events into data and `Lines`, with an explicit stack (no recursion)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.problems: list[tuple[int, str]] = []
+        self.keys: dict[str, str] = {}  # interned mapping keys: one str object per distinct key
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append((line, message))
+
+    def run(self) -> Parsed:
+        root: list[Any] = []
+        root_lines: list[int | Lines] = []
+        try:
+            self._events(root, root_lines)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            what = error.problem or error.context or "invalid YAML"
+            self.problem(line, f"YAML syntax error: {what}")
+        except yaml.YAMLError as error:
+            self.problem(1, f"YAML error: {error}")
+        except _Fatal:
+            pass
+        if self.problems:
+            return Parsed(problems=self.problems)
+        if not root or root[0] is None:
+            return _fail(1, "the file is empty (only comments)")
+        lines = root_lines[0]
+        if not isinstance(root[0], dict) or not isinstance(lines, Lines):
+            line = lines if isinstance(lines, int) else lines.line
+            return _fail(
+                line,
+                f"the top level must be a mapping of `key: value` lines, not {describe(root[0])}",
+            )
+        return Parsed(root[0], lines)
+
+    def _events(self, root: list[Any], root_lines: list[int | Lines]) -> None:
+        loader = yaml.CSafeLoader(self.data)
+        try:
+            # Each frame: [container, its Lines, pending key (mappings only)]
+            stack: list[list[Any]] = [[root, Lines(1, root_lines), None]]
+            documents = 0
+            get_event = loader.get_event
+            scalar_t, map_t = yaml.ScalarEvent, yaml.MappingStartEvent
+            seq_t = yaml.SequenceStartEvent
+            end_t = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+            while True:
+                event: Any = get_event()
+                kind = type(event)
+                if kind is scalar_t:
+                    line = event.start_mark.line + 1
+                    if event.anchor is not None:
+                        self._anchor(event, line)
+                    frame = stack[-1]
+                    container = frame[0]
+                    if type(container) is dict and frame[2] is None:
+                        frame[2] = self._key(event.value, container, line)
+                        continue
+                    self._add(frame, self._scalar(event, line), line)
+                elif kind is map_t or kind is seq_t:
+                    line = event.start_mark.line + 1
+                    if event.anchor is not None:
+                        self._anchor(event, line)
+                    frame = stack[-1]
+                    if type(frame[0]) is dict and frame[2] is None:
+                        self.problem(
+                            line,
+                            "a mapping key must be a plain word, not a "
+                            f"{'mapping' if kind is map_t else 'list'}",
+                        )
+                        raise _Fatal
+                    if len(stack) > MAX_DEPTH:
+                        self.problem(line, f"nesting deeper than {MAX_DEPTH} levels")
+                        raise _Fatal
+                    tags = _MAP_TAGS if kind is map_t else _SEQ_TAGS
+                    if event.tag is not None and not event.implicit and event.tag not in tags:
+                        self.problem(line, f"YAML tag {_short(event.tag)} is not allowed")
+                    new: dict[str, Any] | list[Any] = {} if kind is map_t else []
+                    new_lines = Lines(line, {} if kind is map_t else [])
+                    self._add(frame, new, new_lines)
+                    stack.append([new, new_lines, None])
+                elif kind in end_t:
+                    stack.pop()
+                elif kind is yaml.AliasEvent:
+                    line = event.start_mark.line + 1
+                    self.problem(
+                        line,
+                        f"alias *{event.anchor}: anchors and aliases are not "
+                        "allowed; write the value out in full",
+                    )
+                    self._add(stack[-1], None, line)
+                elif kind is yaml.DocumentStartEvent:
+                    documents += 1
+                    if documents > 1:
+                        self.problem(
+                            event.start_mark.line + 1,
+                            "a second YAML document (---): one document per file",
+                        )
+                        raise _Fatal
+                elif kind is yaml.StreamEndEvent:
+                    return
+        finally:
+            loader.dispose()
+
+    def _anchor(self, event: Any, line: int) -> None:
+        self.problem(
+            line,
+            f"anchor &{event.anchor}: anchors and aliases are not allowed; "
+            "write the value out in full",
+        )
+
+    def _key(self, value: str, container: dict[str, Any], line: int) -> str:
+        key = self.keys.setdefault(value, value)
+        if key in container:
+            self.problem(
+                line,
+                f"duplicate key `{key}`: it is already set in this mapping "
+                "(YAML would silently keep only the last one)",
+            )
+        return key
+
+    def _scalar(self, event: Any, line: int) -> Any:
+        value: str = event.value
+        tag = event.tag
+        if tag is not None and not (event.implicit[0] or event.implicit[1]):
+            if tag not in _STR_TAGS:
+                self.problem(line, f"YAML tag {_short(tag)} is not allowed")
+            return value
+        if event.style:  # quoted or block ('' = plain): always text
+            return value
+        if value in _NULLS:
+            return None
+        if value in _BOOLS:
+            return _BOOLS[value]
+        if _INT.match(value):
+            return int(value)
+        return value
+
+    @staticmethod
+    def _add(frame: list[Any], value: Any, line: int | Lines) -> None:
+        container = frame[0]
+        if type(container) is dict:
+            key = frame[2]
+            frame[2] = None
+            container[key] = value
+            frame[1].children[key] = line
+        else:
+            container.append(value)
+            frame[1].children.append(line)
+
+
+def _short(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def describe(value: Any) -> str:
+    """A value's kind in plain words, for messages."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,68 @@
+"""Helpers for tests that use the throwaway slapd (ldap3 is fine here: tests are not the tool)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import ldap3
+
+from reconciler.throwaway import Slapd
+
+
+@contextlib.contextmanager
+def admin_connection(server: Slapd) -> Iterator[ldap3.Connection]:
+    """An ldap3 connection bound as the rootdn, unbound on exit."""
+    conn = ldap3.Connection(
+        ldap3.Server(server.url, get_info=ldap3.NONE),
+        user=server.root_dn,
+        password=server.root_pw,
+        auto_bind=True,
+        raise_exceptions=True,
+    )
+    try:
+        yield conn
+    finally:
+        conn.unbind()
+
+
+def person_attrs(uid: str, employee_number: str, **extra: str | list[str]) -> dict[str, object]:
+    """Attributes of a managed mailbox entry (inetOrgPerson + govMailAccount)."""
+    attrs: dict[str, object] = {
+        "objectClass": ["inetOrgPerson", "govMailAccount"],
+        "cn": uid,
+        "sn": uid,
+        "uid": uid,
+        "mail": f"{uid}@example.gov.vn",
+        "employeeNumber": employee_number,
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def ldapwhoami(server: Slapd, dn: str, password: str) -> subprocess.CompletedProcess[str]:
+    """`ldapwhoami -e ppolicy` as `dn`: stdout and stderr show password-policy responses."""
+    return subprocess.run(
+        ["ldapwhoami", "-x", "-e", "ppolicy", "-H", server.url, "-D", dn, "-w", password],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+
+
+def write_people_ldif(path: Path, suffix: str, count: int, ou: str = "people") -> Path:
+    """An LDIF with `ou=<ou>,<suffix>` and `count` managed mailboxes under it (for slapadd)."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(f"dn: ou={ou},{suffix}\nobjectClass: organizationalUnit\nou: {ou}\n\n")
+        for i in range(count):
+            uid = f"user{i:06d}"
+            out.write(
+                f"dn: uid={uid},ou={ou},{suffix}\n"
+                "objectClass: inetOrgPerson\nobjectClass: govMailAccount\n"
+                f"uid: {uid}\ncn: User {i}\nsn: User\nmail: {uid}@example.gov.vn\n"
+                f"employeeNumber: T-{i:06d}\ngovMailQuota: 5368709120\n\n"
+            )
+    return path
