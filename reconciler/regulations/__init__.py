@@ -1,0 +1,232 @@
+"""The provinces' regulations: address format, collision rule, password rule, time rules, clauses.
+
+One module per regulation; each holds one frozen `Regulation` instance. Pure: no I/O.
+
+    >>> from reconciler import regulations
+    >>> regulations.get("hagiang-2024").code
+    'HG-2024'
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import NamingError, ReconcilerError
+from ..naming import MAX_LOCAL, NameParts, fold
+
+#: The regulation ids an inventory's `directory.yaml` may name.
+KNOWN: tuple[str, ...] = ("quangnam-2020", "hagiang-2024")
+
+_ABBR = re.compile(r"[a-z0-9]+\Z")
+_SPECIAL = re.compile(r"[^\w\s]|_")
+
+
+@dataclass(frozen=True)
+class Regulation(ABC):
+    """What a province's regulation decides, and the clause each decision is cited by.
+
+    Clause strings have the form "QN-2020 Đ4.1". Fields that a regulation does not set are None.
+    """
+
+    id: str  # "quangnam-2020"
+    code: str  # "QN-2020", the prefix of every clause
+    title: str  # the decision's name
+    domain: str  # the province's domain when the decision was made
+    person_clause: str  # the plain personal address
+    collision_clause: str  # any other personal address form
+    agency_clause: str  # organisation mailbox
+    unit_clause: str  # unit mailbox
+    transfer_renames: bool  # the agency is part of a personal address: a transfer is a rename
+    lengthens_initials: bool  # collision: lengthen the initials before numbering (HG Đ5.2 a)
+    default_quota: int  # bytes
+    quota_clause: str
+    attachment_limit: int | None  # bytes
+    create_clause: str
+    update_clause: str  # any other change of a mailbox's attributes
+    transfer_clause: str  # a person moved to another agency (the agency attributes change)
+    manager_clause: str | None  # the organisation mailbox's managing person changed
+    rename_clause: str
+    delete_clause: str
+    restore_clause: str
+    declared_suspend_clause: str  # a suspension declared in the inventory without its own clause
+    inactivity_months: int
+    inactivity_clause: str
+    password_change_months: int | None  # default password not changed that long → suspend
+    password_change_clause: str | None
+    delete_after_suspended_years: int | None  # suspended that long → delete
+    expiry_clause: str | None  # the clause of that delete
+    password_policy_clause: str  # what a password must look like (`password_ok`)
+    must_change_clause: str  # issued password must be changed at first login
+    reset_clause: str  # password reset on request
+
+    @property
+    def password_clause(self) -> str | None:
+        """The clause of the password-change time rule (`password_change_clause`)."""
+        return self.password_change_clause
+
+    @property
+    def time_clauses(self) -> frozenset[str]:
+        """The clauses of the time rules (inactivity, password change, expiry)."""
+        clauses = (self.inactivity_clause, self.password_change_clause, self.expiry_clause)
+        return frozenset(c for c in clauses if c)
+
+    # --- address forms -----------------------------------------------------------------------
+
+    @abstractmethod
+    def render(self, stem: str, given: str, number: int | None, agency_abbr: str) -> str:
+        """The personal local part for initials `stem`, folded `given` name and sequence number,
+        shortened to 64 characters by cutting the given name first."""
+
+    @abstractmethod
+    def agency_local(self, abbr: str, mailbox: str | None) -> str | None:
+        """The organisation mailbox's local part, or None when the agency has none."""
+
+    @abstractmethod
+    def unit_local(self, unit_abbr: str, agency_abbr: str) -> str | None:
+        """A unit mailbox's local part, or None when the regulation gives units none."""
+
+    @abstractmethod
+    def password_ok(self, password: str, parts: NameParts) -> str | None:
+        """None when `password` meets the regulation; else the reason, citing the clause.
+
+        The reason never contains the password."""
+
+    @abstractmethod
+    def _is_form(self, body: str, parts: NameParts) -> bool:
+        """`body` (a local part not shortened, without number and agency part) is one of this
+        person's initials forms."""
+
+    def stems(self, parts: NameParts) -> Iterator[str]:
+        """The initials forms in order of preference, lazily: the one-letter initials of the
+        family and middle names first (the plain form), then the collision forms, if any."""
+        yield _initials(parts.initials_words)
+
+    def plain(self, parts: NameParts, agency_abbr: str) -> str:
+        """The plain personal local part (no collision taken into account)."""
+        return self.render(_initials(parts.initials_words), parts.given, None, agency_abbr)
+
+    def person_candidates(self, parts: NameParts, agency_abbr: str) -> Iterator[str]:
+        """Every local part this person may get, in order of preference, without end: the plain
+        form, then the other initials forms (hagiang-2024 Đ5.2 a), then the plain form numbered
+        1, 2, 3…. (`naming.allocate` numbers an other form instead when it meets a namesake.)"""
+        seen: set[str] = set()
+        for stem in self.stems(parts):
+            local = self.render(stem, parts.given, None, agency_abbr)
+            if local not in seen:
+                seen.add(local)
+                yield local
+        first = _initials(parts.initials_words)
+        n = 1
+        while True:
+            local = self.render(first, parts.given, n, agency_abbr)
+            if local not in seen:
+                seen.add(local)
+                yield local
+            n += 1
+
+    def accepts(self, local: str, parts: NameParts, agency_abbr: str) -> bool:
+        """True when `local` is a form this person could legitimately hold: any initials form,
+        bare or numbered (1, 2, …, no leading zero), with the person's given name and, for
+        hagiang-2024, the person's agency. Keeps an issued address when only diacritics or case
+        of the name changed, and rejects it after a real change of name (or of agency in HG)."""
+        head = self._head(local, agency_abbr)
+        if head is None:
+            return False
+        digits = len(head) - len(head.rstrip("0123456789"))
+        options: list[tuple[str, int | None]] = [(head, None)]
+        options += [
+            (head[:i], int(head[i:]))
+            for i in range(len(head) - digits, len(head))
+            if head[i] != "0"
+        ]
+        if len(local) < MAX_LOCAL:  # nothing was shortened: parse
+            return any(self._is_form(body, parts) for body, _ in options)
+        return any(
+            local == self.render(stem, parts.given, number, agency_abbr)
+            for stem in self.stems(parts)
+            for _, number in options
+        )
+
+    def _head(self, local: str, agency_abbr: str) -> str | None:
+        """`local` without the agency part (None when it has another agency's)."""
+        return local
+
+    def _fit(self, head: str, tail: str) -> str:
+        room = MAX_LOCAL - len(tail)
+        if room < 1:
+            raise NamingError(f"the address part {tail!r} is too long for a local part")
+        return head[:room] + tail
+
+
+def _initials(words: tuple[str, ...]) -> str:
+    return "".join(w[0] for w in words)
+
+
+def _lengthenings(words: tuple[str, ...]) -> Iterator[str]:
+    """One-letter initials, then one more letter at a time: the family name's following letters,
+    then each middle name's (Ngô Văn → nv, ngv, ngov, ngova, ngovan)."""
+    counts = [1] * len(words)
+    yield _initials(words)
+    for i, word in enumerate(words):
+        while counts[i] < len(word):
+            counts[i] += 1
+            yield "".join(w[:c] for w, c in zip(words, counts, strict=True))
+
+
+def _lengthening_of_size(words: tuple[str, ...], size: int) -> str | None:
+    """The one form of `_lengthenings(words)` that is `size` letters long, if any."""
+    extra = size - len(words)
+    if extra < 0:
+        return None
+    out = []
+    for word in words:
+        add = min(extra, len(word) - 1)
+        out.append(word[: 1 + add])
+        extra -= add
+    return None if extra else "".join(out)
+
+
+def check_abbr(abbr: str, what: str = "agency abbreviation") -> str:
+    """`abbr` if usable as an address part (lower-case ASCII letters, digits), else NamingError."""
+    if not _ABBR.match(abbr):
+        raise NamingError(f"the {what} {abbr!r} cannot be part of an address: use only a-z and 0-9")
+    return abbr
+
+
+def _password_classes(password: str) -> dict[str, bool]:
+    return {
+        "upper": any(c.isupper() for c in password),
+        "lower": any(c.islower() for c in password),
+        "digit": any(c.isdigit() for c in password),
+        "special": bool(_SPECIAL.search(password)),
+    }
+
+
+def _name_like(password: str, parts: NameParts) -> bool:
+    """The password is a name of the person, ignoring case, diacritics, digits and symbols."""
+    letters = re.sub("[0-9]", "", fold(password))
+    names = {*parts.family, *parts.middle, parts.given}
+    names |= {"".join(parts.family), "".join(parts.middle), parts.full.replace(" ", "")}
+    return letters in names - {""}
+
+
+def get(regulation_id: str) -> Regulation:
+    """The regulation called `regulation_id` (one of `KNOWN`)."""
+    from . import hagiang_2024, quangnam_2020
+
+    table = {
+        quangnam_2020.REGULATION.id: quangnam_2020.REGULATION,
+        hagiang_2024.REGULATION.id: hagiang_2024.REGULATION,
+    }
+    try:
+        return table[regulation_id]
+    except KeyError:
+        raise ReconcilerError(
+            f"unknown regulation {regulation_id!r}: known are {', '.join(KNOWN)}"
+        ) from None
+
+
+__all__ = ["KNOWN", "Regulation", "check_abbr", "get"]

@@ -1,0 +1,105 @@
+"""Quảng Nam: Quyết định 1217/QĐ-UBND of 04/05/2020, Quy chế quản lý, vận hành và sử dụng hệ thống
+thư điện tử công vụ tỉnh Quảng Nam.
+
+- Đ4.1 personal address ``<given><initials of family and middle names>``: Nguyễn Văn Nam → namnv.
+- Đ4.2 same address: the higher leadership rank keeps the plain form, the others get 1, 2, 3…
+  after the initials (vanntt, vanntt1). The article speaks of one agency; addresses are unique in
+  the whole domain, so the rule is applied domain-wide, and an issued address is never taken back
+  (a newcomer who outranks the holder gets a number).
+- No format for organisation or unit mailboxes: an agency has one only when the inventory declares
+  its ``mailbox`` local part (created on request, Đ5.1); units get none. The address has no agency
+  part, so a transfer (Đ10.3) is an update, not a rename.
+- Đ7.2 no login for 3 months → suspended; Đ8 password rules; Đ9 quota 5 GB (taken as 5 GiB), 20 MB
+  attachments. The decision sets no restore procedure: a restore cites Đ7.2, the suspension it
+  lifts. A transfer cites Đ10.3 (rights change); any other update Đ13.5 (agencies report staff
+  changes). Đ7.2 covers both misuse and inactivity, so a declared suspension and an inactivity
+  suspension cite the same clause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..naming import MAX_LOCAL, NameParts
+from . import Regulation, _initials, _name_like, _password_classes
+
+GIB = 1024**3
+MIB = 1024**2
+
+_LABELS = {
+    "upper": "an upper-case letter",
+    "lower": "a lower-case letter",
+    "digit": "a digit",
+    "special": "a special character",
+}
+
+
+@dataclass(frozen=True)
+class QuangNam2020(Regulation):
+    """quangnam-2020: ``<given><initials>[n]@domain``; numbers only, no agency part."""
+
+    def render(self, stem: str, given: str, number: int | None, agency_abbr: str) -> str:
+        tail = stem + (str(number) if number is not None else "")
+        # the given name is shortened first; the initials and number tell namesakes apart
+        if len(tail) >= MAX_LOCAL:  # 64 family and middle names: keep the end
+            return (given + tail)[-MAX_LOCAL:]
+        return self._fit(given, tail)
+
+    def _is_form(self, body: str, parts: NameParts) -> bool:
+        return body == parts.given + _initials(parts.initials_words)
+
+    def agency_local(self, abbr: str, mailbox: str | None) -> str | None:
+        return mailbox.strip().lower() if mailbox else None
+
+    def unit_local(self, unit_abbr: str, agency_abbr: str) -> str | None:
+        return None
+
+    def password_ok(self, password: str, parts: NameParts) -> str | None:
+        reasons: list[str] = []
+        if len(password) < 8:
+            reasons.append(f"{self.code} Đ8.1: the password needs at least 8 characters")
+        if _name_like(password, parts):
+            reasons.append(
+                f"{self.code} Đ8.1: the password must not be the family, middle or given name"
+            )
+        missing = [_LABELS[k] for k, ok in _password_classes(password).items() if not ok]
+        if missing:
+            reasons.append(f"{self.code} Đ8.2: the password needs {', '.join(missing)}")
+        return "; ".join(reasons) or None
+
+
+REGULATION = QuangNam2020(
+    id="quangnam-2020",
+    code="QN-2020",
+    title=(
+        "Quyết định 1217/QĐ-UBND ngày 04/05/2020 của UBND tỉnh Quảng Nam ban hành Quy chế quản lý, "
+        "vận hành và sử dụng hệ thống thư điện tử công vụ tỉnh Quảng Nam"
+    ),
+    domain="quangnam.gov.vn",
+    person_clause="QN-2020 Đ4.1",
+    collision_clause="QN-2020 Đ4.2",
+    agency_clause="QN-2020 Đ5.1",
+    unit_clause="QN-2020 Đ5.1",
+    transfer_renames=False,
+    lengthens_initials=False,
+    default_quota=5 * GIB,
+    quota_clause="QN-2020 Đ9",
+    attachment_limit=20 * MIB,
+    create_clause="QN-2020 Đ5.1",
+    update_clause="QN-2020 Đ13.5",
+    transfer_clause="QN-2020 Đ10.3",
+    manager_clause=None,
+    rename_clause="QN-2020 Đ4.1",
+    delete_clause="QN-2020 Đ7.1",
+    restore_clause="QN-2020 Đ7.2",
+    declared_suspend_clause="QN-2020 Đ7.2",
+    inactivity_months=3,
+    inactivity_clause="QN-2020 Đ7.2",
+    password_change_months=None,
+    password_change_clause=None,
+    delete_after_suspended_years=None,
+    expiry_clause=None,
+    password_policy_clause="QN-2020 Đ8",
+    must_change_clause="QN-2020 Đ5.3",
+    reset_clause="QN-2020 Đ6.3",
+)

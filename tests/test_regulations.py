@@ -1,0 +1,239 @@
+"""The regulations' interface, clauses, candidate forms, password and time rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler import regulations
+from reconciler.errors import NamingError, ReconcilerError
+from reconciler.naming import split
+from reconciler.regulations import Regulation
+
+QN = regulations.get("quangnam-2020")
+HG = regulations.get("hagiang-2024")
+CLAUSE = re.compile(r"(QN-2020|HG-2024) Đ\d+(\.\d+)?(\.[a-z])?")
+
+
+def test_known_and_get() -> None:
+    assert regulations.KNOWN == ("quangnam-2020", "hagiang-2024")
+    for regulation_id in regulations.KNOWN:
+        assert regulations.get(regulation_id).id == regulation_id
+
+
+def test_unknown_regulation_names_the_known_ones() -> None:
+    with pytest.raises(ReconcilerError, match="quangnam-2020, hagiang-2024"):
+        regulations.get("danang-2025")
+
+
+def test_regulations_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        QN.default_quota = 1  # type: ignore[misc]
+
+
+def test_quangnam_fields() -> None:
+    assert (QN.id, QN.code, QN.domain) == ("quangnam-2020", "QN-2020", "quangnam.gov.vn")
+    assert "1217/QĐ-UBND" in QN.title
+    assert QN.default_quota == 5 * 1024**3
+    assert QN.attachment_limit == 20 * 1024**2
+    assert (QN.person_clause, QN.collision_clause) == ("QN-2020 Đ4.1", "QN-2020 Đ4.2")
+    assert not QN.transfer_renames
+    assert (QN.inactivity_months, QN.inactivity_clause) == (3, "QN-2020 Đ7.2")
+    assert QN.password_change_months is None and QN.password_clause is None
+    assert QN.delete_after_suspended_years is None and QN.expiry_clause is None
+    assert (QN.create_clause, QN.delete_clause) == ("QN-2020 Đ5.1", "QN-2020 Đ7.1")
+    assert QN.transfer_clause == "QN-2020 Đ10.3"
+    assert QN.manager_clause is None
+    assert QN.time_clauses == {"QN-2020 Đ7.2"}
+
+
+def test_hagiang_fields() -> None:
+    assert (HG.id, HG.code, HG.domain) == ("hagiang-2024", "HG-2024", "hagiang.gov.vn")
+    assert "23/2024/QĐ-UBND" in HG.title
+    assert HG.default_quota == 5 * 1024**3  # Đ9.2.b sets no figure
+    assert HG.quota_clause == "HG-2024 Đ9.2.b"
+    assert (HG.agency_clause, HG.person_clause) == ("HG-2024 Đ5.1", "HG-2024 Đ5.2")
+    assert HG.transfer_renames
+    assert (HG.inactivity_months, HG.inactivity_clause) == (6, "HG-2024 Đ8.2.a")
+    assert (HG.password_change_months, HG.password_clause) == (1, "HG-2024 Đ8.2.d")
+    assert (HG.delete_after_suspended_years, HG.expiry_clause) == (3, "HG-2024 Đ8.4")
+    assert (HG.create_clause, HG.delete_clause, HG.restore_clause) == (
+        "HG-2024 Đ7.1",
+        "HG-2024 Đ7.1",
+        "HG-2024 Đ8.3",
+    )
+    assert HG.declared_suspend_clause == "HG-2024 Đ8.2.b"
+    assert HG.manager_clause == "HG-2024 Đ11.2"
+    assert HG.time_clauses == {"HG-2024 Đ8.2.a", "HG-2024 Đ8.2.d", "HG-2024 Đ8.4"}
+
+
+@pytest.mark.parametrize("reg", [QN, HG], ids=lambda r: r.id)
+def test_every_clause_is_well_formed_and_of_its_regulation(reg: Regulation) -> None:
+    for field in dataclasses.fields(reg):
+        value = getattr(reg, field.name)
+        if field.name.endswith("_clause") and value is not None:
+            assert CLAUSE.fullmatch(value), (field.name, value)
+            assert value.startswith(reg.code + " "), field.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Address forms
+
+
+def test_agency_and_unit_local_parts() -> None:
+    assert HG.agency_local("sotttt", "ignored") == "sotttt"
+    assert HG.unit_local("vanphong", "sotttt") == "vanphong.sotttt"
+    assert QN.agency_local("sotttt", "vanphongso") == "vanphongso"
+    assert QN.agency_local("sotttt", None) is None
+    assert QN.unit_local("vanphong", "sotttt") is None
+    with pytest.raises(NamingError, match="unit abbreviation"):
+        HG.unit_local("Văn phòng", "sotttt")
+
+
+def test_candidates_quangnam() -> None:
+    parts = split("Nguyễn Thị Tú Vân")
+    first = list(itertools.islice(QN.person_candidates(parts, "sotttt"), 4))
+    assert first == ["vanntt", "vanntt1", "vanntt2", "vanntt3"]
+
+
+def test_candidates_hagiang() -> None:
+    parts = split("Ngô Văn Sơn")
+    first = list(itertools.islice(HG.person_candidates(parts, "sotttt"), 7))
+    assert first == [
+        "nvson.sotttt",
+        "ngvson.sotttt",
+        "ngovson.sotttt",
+        "ngovason.sotttt",
+        "ngovanson.sotttt",
+        "nvson1.sotttt",
+        "nvson2.sotttt",
+    ]
+
+
+@pytest.mark.parametrize("reg", [QN, HG], ids=lambda r: r.id)
+def test_candidates_are_endless_and_distinct(reg: Regulation) -> None:
+    parts = split("Lê Na")
+    many = list(itertools.islice(reg.person_candidates(parts, "a"), 500))
+    assert len(set(many)) == 500
+
+
+@pytest.mark.parametrize("reg", [QN, HG], ids=lambda r: r.id)
+def test_accepts_every_candidate(reg: Regulation) -> None:
+    parts = split("Phạm Lê Nguyễn Hoàng Minh Khôi")
+    for local in itertools.islice(reg.person_candidates(parts, "sotttt"), 40):
+        assert reg.accepts(local, parts, "sotttt"), local
+    # and with diacritics or case changed: the same folded name
+    for local in itertools.islice(reg.person_candidates(parts, "sotttt"), 40):
+        assert reg.accepts(local, split("PHAM LE NGUYEN HOANG MINH KHOI"), "sotttt")
+
+
+@pytest.mark.parametrize(
+    ("reg", "local", "name", "abbr"),
+    [
+        (QN, "namnv0", "Nguyễn Văn Nam", ""),  # no number 0
+        (QN, "namnv01", "Nguyễn Văn Nam", ""),  # no leading zero
+        (QN, "namtv", "Nguyễn Văn Nam", ""),  # another family name
+        (QN, "namn", "Nguyễn Văn Nam", ""),  # initials missing
+        (QN, "nam.nv", "Nguyễn Văn Nam", ""),
+        (QN, "nvnam", "Nguyễn Văn Nam", ""),  # the other regulation's form
+        (HG, "nvson.soyte", "Nguyễn Văn Sơn", "sotttt"),  # another agency: transfer → rename
+        (HG, "nvson", "Nguyễn Văn Sơn", "sotttt"),
+        (HG, "ngvson.sotttt", "Nông Văn Sơn", "sotttt"),  # not a lengthening of Nông
+        (HG, "nguyvson.sotttt", "Nguyễn Văn Sơn", "sotttt1"),
+        (HG, "nvason.sotttt", "Nguyễn Văn Sơn", "sotttt"),  # middle lengthened before family
+        (HG, "son.nv", "Nguyễn Văn Sơn", "nv"),  # a pinned pre-regulation form
+    ],
+)
+def test_accepts_refuses(reg: Regulation, local: str, name: str, abbr: str) -> None:
+    assert not reg.accepts(local, split(name), abbr)
+
+
+def test_accepts_lengthened_and_numbered_forms() -> None:
+    parts = split("Nguyễn Văn Sơn")
+    for local in ("nvson.sotttt", "nguyvson.sotttt", "nguyenvason.sotttt", "nguyvson12.sotttt"):
+        assert HG.accepts(local, parts, "sotttt"), local
+    assert QN.accepts("sonnv12", parts, "")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(alphabet="abcđơ0", min_size=1, max_size=4), min_size=2, max_size=5),
+    st.integers(0, 30),
+    st.sampled_from([QN, HG]),
+)
+def test_accepts_agrees_with_the_candidates(words: list[str], count: int, reg: Regulation) -> None:
+    try:
+        parts = split(" ".join(words))
+    except NamingError:
+        return
+    candidates = list(itertools.islice(reg.person_candidates(parts, "ab"), count + 1))
+    assert all(reg.accepts(local, parts, "ab") for local in candidates)
+    assert all(re.fullmatch(r"[a-z0-9.]{1,64}", local) for local in candidates)
+
+
+# ---------------------------------------------------------------------------------------------
+# Passwords
+
+
+@pytest.mark.parametrize(
+    ("password", "clause"),
+    [
+        ("Ab1!", "QN-2020 Đ8.1"),
+        ("Abcdefg1", "QN-2020 Đ8.2"),  # no special character
+        ("ABCDEFG1!", "QN-2020 Đ8.2"),  # no lower case
+        ("abcdefg1!", "QN-2020 Đ8.2"),  # no upper case
+        ("Abcdefgh!", "QN-2020 Đ8.2"),  # no digit
+        ("Nguyễn@2024", "QN-2020 Đ8.1"),  # the family name, dressed up
+        ("Vân#12345", "QN-2020 Đ8.1"),  # the given name
+        ("TuVan!2024", None),
+        ("Kh0ng-Doan-Duoc", None),
+        ("Mật khẩu 1", "QN-2020 Đ8.2"),  # a space is not a special character
+        ("Mật khẩu 1!", None),
+    ],
+)
+def test_password_quangnam(password: str, clause: str | None) -> None:
+    reason = QN.password_ok(password, split("Nguyễn Thị Tú Vân"))
+    if clause is None:
+        assert reason is None
+    else:
+        assert reason is not None and clause in reason
+        assert password not in reason
+
+
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [
+        ("Ab1!", False),
+        ("ABCDEFG1!", True),  # Đ6.2 asks no lower case
+        ("abcdefg1!", False),
+        ("Abcdefgh!", False),
+        ("Abcdefgh1", False),
+        ("Nguyen@2024", True),  # Đ6.2 has no name rule
+    ],
+)
+def test_password_hagiang(password: str, ok: bool) -> None:
+    reason = HG.password_ok(password, split("Nguyễn Văn Sơn"))
+    assert (reason is None) is ok
+    if reason:
+        assert reason.startswith("HG-2024 Đ6.2") and password not in reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Purity
+
+
+def test_core_imports_neither_ldap3_nor_click() -> None:
+    code = (
+        "import sys, reconciler.naming, reconciler.regulations;"
+        "reconciler.regulations.get('hagiang-2024');"
+        "bad = {'ldap3', 'click'} & set(sys.modules);"
+        "print(*sorted(bad)); sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
