@@ -1,0 +1,15 @@
+"""The command line: thin commands that parse, call the core, render, and map errors to exit codes.
+
+The `cli` package is the only place that imports click. Each command lives in its own module and
+registers itself on the `main` group when imported here.
+"""
+
+from __future__ import annotations
+
+from . import apply_cmd, inventory_cmds, plan_cmd, reset_cmd  # noqa: F401  (register the commands)
+from .app import main
+from .import_cmd import import_  # noqa: F401  (registers `reconciler import`)
+from .publish_cmd import publish  # noqa: F401  (registers `reconciler publish`)
+from .report_cmd import report  # noqa: F401  (registers `reconciler report`)
+
+__all__ = ["main"]

@@ -1,0 +1,128 @@
+"""`reconciler apply`."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ReconcilerError
+from .app import main
+from .common import actor_name, connection_options, fail, open_from
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@connection_options
+@click.option(
+    "--credentials-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="new CSV file (mode 0600, outside the repository) for the issued passwords",
+)
+@click.option("--expect-digest", metavar="D", help="apply only if the plan's digest is D")
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("plans/audit.jsonl"),
+    show_default=True,
+    help="JSON-lines audit log to append to; the applied plan is kept beside it",
+)
+@click.option("--actor", help="who applies (default: the CI user or $USER)")
+@click.option("--break-lock", is_flag=True, help="take over a lock left by a dead apply")
+def apply(
+    plan_file: Path,
+    credentials_out: Path | None,
+    expect_digest: str | None,
+    audit_log: Path,
+    actor: str | None,
+    break_lock: bool,
+    **connection: Any,
+) -> None:
+    """Apply a plan saved by `reconciler plan --out`.
+
+    Refuses a stale plan (an entry changed since it was made) before writing anything; skips what
+    is already done, so an interrupted apply can simply be run again.
+    """
+    from .. import apply as apply_module
+    from .. import planfile
+    from ..audit import AuditLog
+    from ..credentials import CredentialsFile
+    from ..progress import Progress
+
+    try:
+        saved = planfile.load(plan_file)
+        digest = planfile.digest(saved)
+        if expect_digest and expect_digest != digest:
+            raise ReconcilerError(
+                f"the plan's digest is {digest}, not the expected {expect_digest}: this is not "
+                "the plan that was reviewed. Nothing was applied."
+            )
+        audit = AuditLog(
+            audit_log,
+            run=digest,
+            actor=actor_name(actor),
+            plan_digest=digest,
+            commit=saved.inventory_commit,
+            directory=str(connection["directory_url"]).rstrip("/"),
+        )
+    except ReconcilerError as error:
+        fail(error)
+    kept: Path | None = None
+    try:
+        try:
+            # On record before anything can change: a log that cannot be written (full disk)
+            # stops the apply here, and a server that cannot be reached is on record too.
+            audit.record("apply", outcome="started", operations=len(saved.operations))
+            credentials = CredentialsFile(credentials_out) if credentials_out else None
+            try:
+                directory = open_from(connection)
+                progress = Progress("applying", len(saved.operations))
+                try:
+                    recap = apply_module.execute(
+                        saved,
+                        digest,
+                        directory,
+                        audit,
+                        credentials,
+                        actor=actor_name(actor),
+                        break_lock=break_lock,
+                        progress=progress,
+                    )
+                finally:
+                    progress.close()
+                    directory.close()
+            finally:
+                if credentials:
+                    credentials.close()
+                with suppress(ReconcilerError):
+                    kept = audit.keep_plan(plan_file, digest)
+            audit.record("apply", outcome="failed" if recap.failed else "done", recap=recap.line())
+        except ReconcilerError as error:
+            with suppress(ReconcilerError):
+                audit.record("apply", outcome="failed", message=str(error))
+            fail(error)
+    finally:
+        audit.close()
+    if recap.replaced_lock:
+        click.echo(f"Took over the lock of a previous run: {recap.replaced_lock}", err=True)
+    for message in recap.messages:
+        click.echo(message, err=True)
+    click.echo(f"Recap: {recap.line()}")
+    click.echo(
+        f"Audit log: {audit_log}; applied plan kept as {kept}"
+        if kept
+        else f"Audit log: {audit_log}; the applied plan could not be kept beside it",
+        err=True,
+    )
+    if credentials and credentials.count:
+        click.echo(f"{credentials.count} initial passwords written to {credentials_out}", err=True)
+    if recap.failed:
+        click.echo(
+            "The apply stopped at the failure above; the operations after it were not "
+            "attempted. Fix the cause and run the same apply again.",
+            err=True,
+        )
+        sys.exit(1)

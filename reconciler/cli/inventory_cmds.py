@@ -1,0 +1,49 @@
+"""Commands that need no directory: validate, address."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ReconcilerError
+from .app import main
+from .common import fail, load_inventory
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(file_okay=False, path_type=Path))
+def validate(inventory: Path) -> None:
+    """Check an inventory folder against the schemas and the regulation.
+
+    Every problem is printed as FILE:LINE: message; the exit status is 1 when there is any.
+    """
+    loaded = load_inventory(inventory)
+    click.echo(
+        f"{inventory}: valid — {loaded.settings.regulation}, {len(loaded.agencies)} agencies, "
+        f"{len(loaded.people)} staff"
+    )
+
+
+@main.command()
+@click.argument("name")
+@click.option("--regulation", required=True, help="quangnam-2020 or hagiang-2024")
+@click.option(
+    "--agency",
+    "agency_abbr",
+    metavar="ABBR",
+    help="the agency's abbreviation (hagiang-2024 puts it in the address)",
+)
+@click.option("--domain", help="mail domain (default: the regulation's)")
+def address(name: str, regulation: str, agency_abbr: str | None, domain: str | None) -> None:
+    """Print the address NAME would get, before any collision is taken into account.
+
+    Example: reconciler address "Nguyễn Văn Sơn" --regulation hagiang-2024 --agency sotttt
+    """
+    from .. import naming, regulations
+
+    try:
+        reg = regulations.get(regulation)
+        click.echo(naming.address_for(name, reg, agency_abbr, domain))
+    except ReconcilerError as error:
+        fail(error)

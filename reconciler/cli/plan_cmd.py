@@ -1,0 +1,180 @@
+"""`reconciler plan`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InventoryError, ReconcilerError, UnsafePlan
+from ..gitdiff import InventoryChanges
+from ..model import Plan
+from .app import main
+from .common import (
+    connection_options,
+    fail,
+    git_commit,
+    load_inventory,
+    open_from,
+    parse_now,
+    problems,
+)
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(file_okay=False, path_type=Path))
+@connection_options
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="save the plan as JSON for `reconciler apply`",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="how to print the plan",
+)
+@click.option(
+    "--now",
+    callback=parse_now,
+    metavar="DATE",
+    help="evaluate the time rules at this ISO 8601 date or date-time (UTC when no zone)",
+)
+@click.option(
+    "--activity",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CSV address,last_activity exported from the mail server's logs",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="exit 0 when there is nothing to do, 2 when there are changes, 1 on error",
+)
+@click.option(
+    "--allow-deletes",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="allow up to N deletions (above max_deletes in directory.yaml)",
+)
+@click.option(
+    "--allow-suspends",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="allow up to N suspensions (above 10 % of the mailboxes)",
+)
+@click.option("--show-unmanaged", is_flag=True, help="list the entries the tool does not manage")
+@click.option(
+    "--base-ref",
+    metavar="REF",
+    help="also list the staff records added, removed, moved or edited since this git revision "
+    "(the pull request's merge base); a transfer is one move",
+)
+def plan(
+    inventory: Path,
+    out: Path | None,
+    fmt: str,
+    now: dt.datetime,
+    activity: Path | None,
+    detailed_exitcode: bool,
+    allow_deletes: int | None,
+    allow_suspends: int | None,
+    show_unmanaged: bool,
+    base_ref: str | None,
+    **connection: Any,
+) -> None:
+    """Show what would change in the directory to match INVENTORY and the regulation.
+
+    Reads the live directory, gives every mailbox its address by the regulation, and lists the
+    create / rename / update / suspend / restore / delete operations, each with its clause.
+    """
+    from .. import activity as activity_module
+    from .. import planfile, regulations
+    from ..desired import READ
+    from ..gitdiff import changes_since
+    from ..plan import Context, Limits, check_limits, compute
+    from ..progress import Progress
+    from ..snapshot import read_tree
+
+    loaded = load_inventory(inventory)
+    changes: InventoryChanges | None = None
+    # Reading and planning keep every entry and mailbox alive until the end: the cyclic garbage
+    # collector would walk them all again and again and find nothing (at 100,000 mailboxes it
+    # took a quarter of the plan). Nothing here makes reference cycles worth collecting.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if base_ref is not None:
+            changes = changes_since(inventory, base_ref)
+        regulation = regulations.get(loaded.settings.regulation)
+        seen = activity_module.load(activity) if activity else {}
+        directory = open_from(connection)
+        progress = Progress("reading the directory")
+        try:
+            entries = read_tree(directory, loaded.settings.base_dn, READ, progress)
+        finally:
+            progress.close()
+            directory.close()
+        limits = Limits(
+            max_deletes=loaded.settings.max_deletes,
+            allow_deletes=allow_deletes,
+            allow_suspends=allow_suspends,
+        )
+        result = compute(
+            loaded,
+            entries,
+            regulation,
+            Context(
+                now=now,
+                directory_url=directory.url,
+                inventory_commit=git_commit(inventory),
+                activity=seen,
+                limits=limits,
+            ),
+        )
+    except InventoryError as error:
+        problems(error, str(inventory))
+    except ReconcilerError as error:
+        fail(error)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    _print_plan(result, fmt, show_unmanaged, changes)
+    try:
+        check_limits(result, loaded.settings.max_deletes, limits)
+    except UnsafePlan as error:
+        fail(error)
+    if out is not None:
+        planfile.save(result, out)
+        click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)
+    if detailed_exitcode and not result.empty:
+        sys.exit(2)
+
+
+def _print_plan(
+    result: Plan, fmt: str, show_unmanaged: bool, changes: InventoryChanges | None = None
+) -> None:
+    from .. import planfile, render
+
+    if fmt == "json":
+        click.echo(planfile.to_json(result), nl=False)
+    elif fmt == "markdown":
+        click.echo(
+            render.markdown(
+                result, planfile.digest(result), show_unmanaged=show_unmanaged, changes=changes
+            ),
+            nl=False,
+        )
+    else:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(
+            render.text(result, color=color, show_unmanaged=show_unmanaged, changes=changes),
+            nl=False,
+        )

@@ -1,0 +1,129 @@
+"""`reconciler report` (QN-2020 Đ13.6, HG-2024 Đ7.3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InventoryError, Problem, ReconcilerError
+from .app import main
+from .common import connection_options, fail, load_inventory, open_from, parse_now, problems
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    return None if value is None else parse_now(ctx, param, value)
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """The audit log's records; a line that is not a JSON object is an error naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ReconcilerError(f"cannot read the audit log {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InventoryError([Problem(str(path), 0, "the file is not UTF-8 text")]) from None
+    records: list[dict[str, Any]] = []
+    found: list[Problem] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            found.append(Problem(str(path), number, f"not a JSON line: {error.msg}"))
+            continue
+        if not isinstance(record, dict):
+            found.append(Problem(str(path), number, "not a JSON object"))
+            continue
+        records.append(record)
+    if found:
+        raise InventoryError(found)
+    return records
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(file_okay=False, path_type=Path))
+@connection_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "csv", "html"]),
+    default="markdown",
+    show_default=True,
+    help="markdown for people, csv for spreadsheets, html: one self-contained page with a chart",
+)
+@click.option(
+    "--since",
+    callback=_since,
+    metavar="DATE",
+    help="start of the period (ISO 8601; default: 6 months before --now)",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="the apply audit log (JSON lines): created / renamed / deleted in the period",
+)
+@click.option(
+    "--activity",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CSV address,last_activity exported from the mail server's logs",
+)
+@click.option(
+    "--now",
+    callback=parse_now,
+    metavar="DATE",
+    help="the report's date and the end of the period (ISO 8601, UTC when no zone)",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the report to FILE (UTF-8) instead of standard output",
+)
+def report(
+    inventory: Path,
+    fmt: str,
+    since: dt.datetime | None,
+    audit_log: Path | None,
+    activity: Path | None,
+    now: dt.datetime,
+    out: Path | None,
+    **connection: Any,
+) -> None:
+    """The periodic report of INVENTORY's directory: accounts per agency (active, suspended by
+    clause), created / renamed / deleted in the period, and the mailboxes a time rule will catch
+    within 30 days."""
+    from .. import activity as activity_module
+    from .. import regulations
+    from .. import report as report_module
+    from ..desired import READ
+    from ..report_render import RENDERERS
+    from ..snapshot import read_tree
+
+    loaded = load_inventory(inventory)
+    try:
+        regulation = regulations.get(loaded.settings.regulation)
+        records = read_audit(audit_log) if audit_log else None
+        seen = activity_module.load(activity) if activity else {}
+        directory = open_from(connection)
+        try:
+            entries = read_tree(directory, loaded.settings.base_dn, READ)
+        finally:
+            directory.close()
+        result = report_module.build(loaded, entries, regulation, records, now, since, seen)
+    except InventoryError as error:
+        problems(error, str(audit_log or activity or inventory))
+    except ReconcilerError as error:
+        fail(error)
+    text = RENDERERS[fmt](result)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(ReconcilerError(f"cannot write {out}: {error.strerror}"))
+    click.echo(f"Wrote the report to {out}.", err=True)

@@ -1,0 +1,96 @@
+"""`reconciler reset-password`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ReconcilerError
+from .app import main
+from .common import actor_name, connection_options, fail, load_inventory, open_from
+
+
+@main.command("reset-password")
+@click.argument("address")
+@connection_options
+@click.option(
+    "--credentials-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="new CSV file (mode 0600, outside the repository) for the temporary password",
+)
+@click.option(
+    "--inventory",
+    "inventory_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_INVENTORY",
+    help="the inventory folder, for the base DN and the regulation [env RECONCILER_INVENTORY]",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("plans/audit.jsonl"),
+    show_default=True,
+    help="JSON-lines audit log to append to",
+)
+@click.option("--actor", help="who resets (default: the CI user or $USER)")
+def reset_password(
+    address: str,
+    credentials_out: Path,
+    inventory_path: Path | None,
+    audit_log: Path,
+    actor: str | None,
+    **connection: Any,
+) -> None:
+    """Issue a temporary password for ADDRESS that must be changed at the next login.
+
+    The password is written only to --credentials-out (QN-2020 Đ6, HG-2024 Đ6.1).
+    """
+    from .. import regulations
+    from ..audit import AuditLog
+    from ..credentials import CredentialsFile
+    from ..reset import reset_password as reset
+
+    if inventory_path is None:
+        fail(
+            ReconcilerError(
+                "give --inventory INVENTORY (or RECONCILER_INVENTORY): its "
+                "directory.yaml says where the mailboxes are"
+            )
+        )
+    loaded = load_inventory(inventory_path)
+    regulation = regulations.get(loaded.settings.regulation)
+    try:
+        credentials = CredentialsFile(credentials_out)
+        try:
+            directory = open_from(connection)
+            audit = AuditLog(
+                audit_log,
+                run="reset-password",
+                actor=actor_name(actor),
+                plan_digest="",
+                commit="",
+                directory=directory.url,
+            )
+            try:
+                entry = reset(
+                    directory,
+                    loaded.settings.base_dn,
+                    address,
+                    credentials,
+                    audit,
+                    regulation.reset_clause,
+                )
+            finally:
+                audit.close()
+                directory.close()
+        finally:
+            credentials.close()
+    except ReconcilerError as error:
+        fail(error)
+    click.echo(
+        f"A temporary password for {entry.mail} is in {credentials_out}; it must be "
+        f"changed at the first login ({regulation.reset_clause})."
+    )

@@ -1,0 +1,461 @@
+"""The desired mailboxes: the inventory turned into directory entries by the regulation.
+
+Pure: no I/O. `mailboxes()` gives every mailbox the inventory asks for, with its address allocated
+by the regulation against the addresses the directory already holds, and the exact LDAP attributes
+the tool manages on its entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import naming
+from .dn import child_dn, escape_rdn_value
+from .errors import NamingError, Problem
+from .model import (
+    Action,
+    Address,
+    Entry,
+    Inventory,
+    Kind,
+    Loc,
+    Operation,
+    Person,
+    State,
+    Suspension,
+    agency_key,
+    unit_key,
+)
+from .regulations import Regulation
+
+PEOPLE_OU = "people"
+PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
+
+#: Attributes the tool sets from the inventory and compares on every plan.
+MANAGED = (
+    "uid",
+    "mail",
+    "cn",
+    "displayName",
+    "sn",
+    "givenName",
+    "title",
+    "o",
+    "ou",
+    "govMailKind",
+    "govMailAgency",
+    "govMailUnit",
+    "govMailManager",
+    "govMailQuota",
+    "govMailQuotaDecision",
+    "govMailAlias",
+)
+#: Attributes compared without regard to case (addresses and logins).
+CASELESS_ATTRS = frozenset({"uid", "mail", "govMailAlias"})
+#: Attributes that hold the suspension state.
+SUSPENSION = ("pwdAccountLockedTime", "govMailSuspendedAt", "govMailSuspendReason")
+#: What a plan reads of every entry (operational attributes asked for by name).
+READ = (
+    "objectClass",
+    "employeeNumber",
+    *MANAGED,
+    *SUSPENSION,
+    "govMailRestoredAt",
+    "pwdLastSuccess",
+    "pwdReset",
+    "pwdChangedTime",
+    "createTimestamp",
+)
+LOCKED = "000001010000Z"
+#: Attributes that change on every login or write, left out of an entry's fingerprint so that a
+#: user logging in between plan and apply does not make the plan stale.
+VOLATILE = frozenset({"pwdlastsuccess", "modifytimestamp", "entrycsn", "createtimestamp"})
+
+
+def fingerprint(entry: Entry) -> str:
+    """A digest of what the tool read of an entry (DN and attributes), for the stale-plan check."""
+    h = hashlib.sha256(entry.dn.lower().encode())
+    for name in sorted(entry.attrs):
+        if name in VOLATILE:
+            continue
+        h.update(b"\0" + name.encode())
+        for value in sorted(entry.attrs[name]):
+            h.update(b"\1" + value.encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """One desired mailbox."""
+
+    key: str
+    kind: Kind
+    agency: str
+    name: str
+    address: Address
+    attrs: Mapping[str, tuple[str, ...]]  # the MANAGED attributes, sorted values, absent = ()
+    state: State
+    suspension: Suspension | None
+    person: Person | None
+    loc: Loc
+    plain: str = ""  # the plain form of a person's address, when the regulation gave another
+
+    @property
+    def mail(self) -> str:
+        return str(self.address)
+
+
+def operation(
+    box: Mailbox,
+    action: Action,
+    clause: str,
+    reason: str,
+    entry: Entry | None = None,
+    **fields: Any,
+) -> Operation:
+    """An operation on `box`; on an existing mailbox, `entry` gives its DN and fingerprint."""
+    if entry is not None:
+        fields.setdefault("dn", entry.dn)
+        fields.setdefault("fingerprint", fingerprint(entry))
+    return Operation(
+        action=action,
+        id=box.key,
+        address=box.mail,
+        clause=clause,
+        reason=reason,
+        kind=box.kind,
+        agency=box.agency,
+        name=box.name,
+        **fields,
+    )
+
+
+def people_dn(base_dn: str) -> str:
+    return child_dn("ou", PEOPLE_OU, base_dn)
+
+
+def mailbox_dn(local: str, base_dn: str) -> str:
+    return f"uid={escape_rdn_value(local)},{people_dn(base_dn)}"
+
+
+def _display_split(person: Person) -> tuple[str, str]:
+    """(sn, givenName) in Vietnamese, for the directory: the overrides, else first and last word."""
+    words = person.name.split()
+    family = person.family or words[0]
+    given = person.given or words[-1]
+    return family, given
+
+
+def _wanted(
+    inventory: Inventory, live: Mapping[str, Entry]
+) -> tuple[list[naming.Wanted], list[Problem]]:
+    wanted: list[naming.Wanted] = []
+    problems: list[Problem] = []
+    for agency in inventory.agencies:
+        key = agency_key(agency.id)
+        current = live[key].mail if key in live else None
+        wanted.append(
+            naming.Wanted(
+                key=key,
+                kind=Kind.AGENCY,
+                parts=None,
+                agency_abbr=agency.abbreviation,
+                unit_abbr=None,
+                mailbox=agency.mailbox,
+                rank=None,
+                pinned=None,
+                current=current,
+            )
+        )
+        for unit in agency.units:
+            key = unit_key(agency.id, unit.id)
+            current = live[key].mail if key in live else None
+            wanted.append(
+                naming.Wanted(
+                    key=key,
+                    kind=Kind.UNIT,
+                    parts=None,
+                    agency_abbr=agency.abbreviation,
+                    unit_abbr=unit.abbreviation,
+                    mailbox=None,
+                    rank=None,
+                    pinned=None,
+                    current=current,
+                )
+            )
+    agencies = {a.id: a for a in inventory.agencies}
+    for person in inventory.people:
+        if person.state is State.ABSENT:
+            continue
+        try:
+            parts = naming.split(person.name, person.family, person.middle, person.given)
+        except NamingError as error:
+            problems.append(
+                Problem(person.loc.file, person.loc.line, f"staff {person.id}: {error}")
+            )
+            continue
+        current = live[person.id].mail if person.id in live else None
+        wanted.append(
+            naming.Wanted(
+                key=person.id,
+                kind=Kind.PERSON,
+                parts=parts,
+                agency_abbr=agencies[person.agency].abbreviation,
+                unit_abbr=None,
+                mailbox=None,
+                rank=person.rank,
+                pinned=person.address,
+                current=current,
+            )
+        )
+    return wanted, problems
+
+
+def adoptions(
+    entries: Iterable[Entry], inventory: Inventory, live: Mapping[str, Entry]
+) -> dict[str, Entry]:
+    """The entries the inventory adopts, by stable id: the one exception to matching by
+    employeeNumber.
+
+    An inetOrgPerson entry without govMailAccount (a mailbox issued before the tool, typically
+    written into the inventory by `reconciler import`) belongs to the record whose pinned
+    `address` equals its `mail`, ignoring case, when the entry has no employeeNumber or the
+    record's id as employeeNumber, and no managed entry has that id. An address claimed by two
+    such entries adopts neither (the pin then fails as held by an entry the tool does not
+    manage). The plan turns each adoption into one update that adds govMailAccount and
+    employeeNumber in place, keeping the entry's DN, address and password."""
+    pins = {
+        p.address.lower(): p
+        for p in inventory.people
+        if p.address and p.state is not State.ABSENT and p.id not in live
+    }
+    found: dict[str, Entry] = {}
+    claimed: set[str] = set()
+    for entry in entries:
+        classes = {c.lower() for c in entry.all("objectClass")}
+        if entry.managed or "inetorgperson" not in classes:
+            continue
+        for mail in {m.lower() for m in entry.all("mail")}:
+            person = pins.get(mail)
+            if person is None or (entry.key and entry.key != person.id):
+                continue
+            if person.id in claimed:
+                found.pop(person.id, None)
+            else:
+                claimed.add(person.id)
+                found[person.id] = entry
+            break  # one record per entry
+    return found
+
+
+def taken_addresses(
+    entries: Iterable[Entry],
+    inventory: Inventory,
+    adopted: Mapping[str, Entry] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Every address in use: mail and aliases of every entry, managed or not, and the inventory's
+    own aliases; mapped to the stable id holding it ("" when not the tool's; an adopted entry's
+    is its record's id). Also the folded full name of each address's holder, for the
+    hagiang-2024 collision rule."""
+    taken: dict[str, str] = {}
+    holders: dict[str, str] = {}
+    owner = {id(e): key for key, e in (adopted or {}).items()}
+    for entry in entries:
+        key = entry.key if entry.managed else owner.get(id(entry))
+        name = entry.get("cn") or ""
+        folded = " ".join(f for f in (naming.fold(w) for w in name.split()) if f)
+        for address in entry.all("mail") + entry.all("govMailAlias"):
+            address = address.lower()
+            taken.setdefault(address, key or "")
+            if folded:
+                holders.setdefault(address, folded)
+    for agency in inventory.agencies:
+        for alias in agency.aliases:
+            taken.setdefault(alias, agency_key(agency.id))
+    for person in inventory.people:
+        for alias in person.aliases:
+            taken.setdefault(alias, person.id)
+    return taken, holders
+
+
+def mailboxes(
+    inventory: Inventory,
+    regulation: Regulation,
+    live: Mapping[str, Entry],
+    taken: Mapping[str, str],
+    holders: Mapping[str, str],
+) -> tuple[dict[str, Mailbox], list[Problem]]:
+    """The desired mailboxes keyed by stable id, and the names the regulation cannot turn into an
+    address (as problems with file and line)."""
+    settings = inventory.settings
+    wanted, problems = _wanted(inventory, live)
+    parts_of = {w.key: w.parts for w in wanted if w.parts is not None}
+    parts_of = {w.key: w.parts for w in wanted if w.parts is not None}
+    addresses = naming.allocate(
+        wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
+    )
+    default_quota = settings.quota if settings.quota is not None else regulation.default_quota
+    result: dict[str, Mailbox] = {}
+    agencies = {a.id: a for a in inventory.agencies}
+
+    def kept_aliases(key: str, declared: Iterable[str]) -> tuple[str, ...]:
+        # Aliases are never dropped: every former address keeps receiving mail.
+        aliases = set(declared)
+        if key in live:
+            aliases.update(a.lower() for a in live[key].all("govMailAlias"))
+            old = live[key].mail
+            if old and old != str(addresses.get(key, "")):
+                aliases.add(old)
+        if key in addresses:
+            aliases.discard(str(addresses[key]))
+        return tuple(sorted(aliases))
+
+    for agency in inventory.agencies:
+        key = agency_key(agency.id)
+        if key in addresses:
+            address = addresses[key]
+            attrs = _attrs(
+                address,
+                cn=agency.name,
+                sn=agency.name,
+                given=None,
+                title=None,
+                o=agency.name,
+                ou=None,
+                kind=Kind.AGENCY,
+                agency=agency.id,
+                unit=None,
+                manager=agency.manager,
+                quota=default_quota,
+                decision=None,
+                aliases=kept_aliases(key, agency.aliases),
+            )
+            result[key] = Mailbox(
+                key,
+                Kind.AGENCY,
+                agency.id,
+                agency.name,
+                address,
+                attrs,
+                State.ACTIVE,
+                None,
+                None,
+                agency.loc,
+            )
+        for unit in agency.units:
+            key = unit_key(agency.id, unit.id)
+            if key not in addresses:
+                continue
+            address = addresses[key]
+            name = f"{unit.name} – {agency.name}"
+            attrs = _attrs(
+                address,
+                cn=name,
+                sn=unit.name,
+                given=None,
+                title=None,
+                o=agency.name,
+                ou=unit.name,
+                kind=Kind.UNIT,
+                agency=agency.id,
+                unit=unit.id,
+                manager=None,
+                quota=default_quota,
+                decision=None,
+                aliases=kept_aliases(key, ()),
+            )
+            result[key] = Mailbox(
+                key, Kind.UNIT, agency.id, name, address, attrs, State.ACTIVE, None, None, unit.loc
+            )
+    for person in inventory.people:
+        if person.state is State.ABSENT or person.id not in addresses:
+            continue
+        address = addresses[person.id]
+        agency = agencies[person.agency]
+        home = agency.unit(person.unit) if person.unit else None
+        family, given = _display_split(person)
+        attrs = _attrs(
+            address,
+            cn=person.name,
+            sn=family,
+            given=given,
+            title=person.title,
+            o=agency.name,
+            ou=home.name if home else None,
+            kind=Kind.PERSON,
+            agency=agency.id,
+            unit=home.id if home else None,
+            manager=None,
+            quota=person.quota if person.quota is not None else default_quota,
+            decision=person.quota_decision,
+            aliases=kept_aliases(person.id, person.aliases),
+        )
+        plain = ""
+        if person.address is None and person.id in parts_of:
+            plain = regulation.plain(parts_of[person.id], agency.abbreviation)
+            plain = "" if plain == address.local else f"{plain}@{address.domain}"
+        result[person.id] = Mailbox(
+            person.id,
+            Kind.PERSON,
+            agency.id,
+            person.name,
+            address,
+            attrs,
+            person.state,
+            person.suspension,
+            person,
+            person.loc,
+            plain,
+        )
+    return result, problems
+
+
+def _attrs(
+    address: Address,
+    *,
+    cn: str,
+    sn: str,
+    given: str | None,
+    title: str | None,
+    o: str,
+    ou: str | None,
+    kind: Kind,
+    agency: str,
+    unit: str | None,
+    manager: str | None,
+    quota: int,
+    decision: str | None,
+    aliases: tuple[str, ...],
+) -> dict[str, tuple[str, ...]]:
+    def one(value: str | None) -> tuple[str, ...]:
+        return (value,) if value else ()
+
+    return {
+        "uid": (address.local,),
+        "mail": (str(address),),
+        "cn": (cn,),
+        "displayName": (cn,),
+        "sn": (sn,),
+        "givenName": one(given),
+        "title": one(title),
+        "o": (o,),
+        "ou": one(ou),
+        "govMailKind": (kind.value,),
+        "govMailAgency": (agency,),
+        "govMailUnit": one(unit),
+        "govMailManager": one(manager),
+        "govMailQuota": (str(quota),),
+        "govMailQuotaDecision": one(decision),
+        "govMailAlias": aliases,
+    }
+
+
+def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
+    """The regulation's checks that need the address rules: every name gives an address, and the
+    inventory's own addresses do not collide. Run by `validate` without a directory."""
+    taken, holders = taken_addresses((), inventory)
+    _, problems = mailboxes(inventory, regulation, {}, taken, holders)
+    return problems

@@ -1,0 +1,363 @@
+"""Plan computation: the desired mailboxes against the live entries, matched by stable id.
+
+Pure: `compute()` takes the inventory, the entries read from the directory and the clock, and
+returns a `Plan`. No I/O, no ldap3, no click.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from deepdiff import DeepDiff
+
+from . import desired, lifecycle
+from .desired import (
+    CASELESS_ATTRS,
+    LOCKED,
+    MANAGED,
+    Mailbox,
+    fingerprint,
+    mailbox_dn,
+    operation,
+    people_dn,
+)
+from .dn import child_dn, parent_dn
+from .errors import InventoryError, UnsafePlan
+from .lifecycle import suspend_text
+from .model import (
+    Action,
+    Change,
+    Entry,
+    Inventory,
+    Kind,
+    Operation,
+    Plan,
+    State,
+)
+from .regulations import Regulation
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_deletes: int = 10
+    allow_deletes: int | None = None
+    suspend_share: float = 0.10
+    allow_suspends: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a plan depends on besides the inventory and the entries."""
+
+    now: dt.datetime
+    directory_url: str = ""
+    inventory_commit: str = ""
+    activity: Mapping[str, dt.datetime] = field(default_factory=dict)
+    limits: Limits = Limits()
+
+
+def _values(entry: Entry, attr: str) -> tuple[str, ...]:
+    values = entry.all(attr)
+    if attr in CASELESS_ATTRS:
+        return tuple(sorted(v.lower() for v in values))
+    return tuple(sorted(values))
+
+
+def live_attrs(entry: Entry) -> dict[str, tuple[str, ...]]:
+    return {attr: _values(entry, attr) for attr in MANAGED}
+
+
+def attribute_changes(
+    before: Mapping[str, tuple[str, ...]], after: Mapping[str, tuple[str, ...]]
+) -> tuple[Change, ...]:
+    """The attributes whose values differ, before and after (deepdiff finds them)."""
+    if before == after:
+        return ()
+    diff = DeepDiff(dict(before), dict(after), ignore_order=True, view="tree")
+    changed: set[str] = set()
+    for level in diff.values():
+        for item in level:
+            path = item.path(output_format="list")
+            if path:
+                changed.add(str(path[0]))
+    return tuple(Change(a, before.get(a, ()), after.get(a, ())) for a in MANAGED if a in changed)
+
+
+def _describe(before: Entry, box: Mailbox, changes: Sequence[Change]) -> str:
+    """The reason for an update, in plain words; the changes themselves are listed beside it."""
+    attrs = {c.attr for c in changes}
+    parts = []
+    old_agency = before.get("govMailAgency")
+    if "govMailAgency" in attrs and old_agency:
+        parts.append(f"transferred from {old_agency} to {box.agency}")
+    for attr, words in (
+        ("cn", "name corrected"),
+        ("title", "title changed"),
+        ("govMailUnit", "moved to another unit"),
+        ("govMailQuota", "quota changed"),
+        ("govMailManager", "manager of the organisation mailbox changed"),
+        ("govMailAlias", "aliases added"),
+        ("o", "agency name changed"),
+    ):
+        if attr in attrs and not (attr == "o" and "govMailAgency" in attrs):
+            parts.append(words)
+    return "; ".join(parts) or "directory attributes brought in line with the inventory"
+
+
+def _update_clause(regulation: Regulation, changes: Sequence[Change]) -> str:
+    attrs = {c.attr for c in changes}
+    if "govMailAgency" in attrs:
+        return regulation.transfer_clause
+    if "govMailManager" in attrs and regulation.manager_clause:
+        return regulation.manager_clause
+    if attrs & {"govMailQuota", "govMailQuotaDecision"}:
+        return regulation.quota_clause
+    return regulation.update_clause
+
+
+def _rename_reason(box: Mailbox, entry: Entry) -> str:
+    before_agency = entry.get("govMailAgency")
+    reasons = []
+    if before_agency and before_agency != box.agency:
+        reasons.append(f"transferred from {before_agency} to {box.agency}")
+    if (entry.get("cn") or "") != box.name:
+        reasons.append(f"name changed from {entry.get('cn')} to {box.name}")
+    if not reasons:
+        reasons.append("the agency's abbreviation changed")
+    return "; ".join(reasons) + "; the old address stays as an alias"
+
+
+def compute(
+    inventory: Inventory, entries: Iterable[Entry], regulation: Regulation, ctx: Context
+) -> Plan:
+    """The operations that make the directory match the inventory and the regulation."""
+    settings = inventory.settings
+    all_entries = list(entries)
+    live: dict[str, Entry] = {}
+    unmanaged: list[str] = []
+    base = settings.base_dn.lower()
+    container = people_dn(settings.base_dn).lower()
+    known = {e.dn.lower() for e in all_entries}
+    dir_hash = hashlib.sha256()
+    for entry in all_entries:
+        dir_hash.update(fingerprint(entry).encode())
+        if entry.managed and entry.key:
+            live[entry.key] = entry
+        elif entry.dn.lower() not in (base, container) and _is_person(entry):
+            unmanaged.append(entry.dn)
+    adopted = desired.adoptions(all_entries, inventory, live)
+    if adopted:
+        live.update(adopted)
+        adopted_dns = {e.dn for e in adopted.values()}
+        unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
+    taken, holders = desired.taken_addresses(all_entries, inventory, adopted)
+    boxes, problems = desired.mailboxes(inventory, regulation, live, taken, holders)
+    if problems:
+        raise InventoryError(problems)
+
+    ops: list[Operation] = []
+    for key, box in boxes.items():
+        found = live.get(key)
+        if found is None:
+            ops.append(_create(box, settings.base_dn, regulation, ctx.now))
+            continue
+        entry = found
+        state = lifecycle.state_operations(box, entry, regulation, ctx.now, ctx.activity)
+        if entry.managed and not any(op.action is Action.RESTORE for op in state):
+            expired = lifecycle.expiry(box, entry, regulation, ctx.now)
+            if expired is not None:
+                ops.append(expired)  # nothing else is worth doing to a mailbox about to go
+                continue
+        ops.extend(_diff(box, entry, settings.base_dn, regulation))
+        ops.extend(state)
+    absent = {p.id: p for p in inventory.people if p.state is State.ABSENT}
+    for key, entry in live.items():
+        if key in boxes:
+            continue
+        if key in absent:
+            reason = f"state: absent in {absent[key].loc.file}"
+        elif key.startswith(("agency:", "unit:")):
+            reason = "the agency or unit is no longer in the inventory"
+        else:
+            reason = "removed from the inventory"
+        ops.append(_delete(entry, regulation.delete_clause, reason))
+
+    ops.sort(key=lambda op: op.sort_key)
+    notes = _unknown_activity(ctx.activity, taken)
+    containers = tuple(
+        dn for dn in (settings.base_dn, people_dn(settings.base_dn)) if dn.lower() not in known
+    )
+    plan = Plan(
+        regulation=regulation.id,
+        domain=settings.domain,
+        base_dn=settings.base_dn,
+        now=ctx.now,
+        inventory_digest=inventory.digest,
+        inventory_commit=ctx.inventory_commit,
+        directory_url=ctx.directory_url,
+        directory_fingerprint="sha256:" + dir_hash.hexdigest(),
+        operations=tuple(ops),
+        unmanaged=tuple(sorted(unmanaged)),
+        # only a new entry needs them: adopting and updating change entries where they are
+        containers=containers if any(op.action is Action.CREATE for op in ops) else (),
+        accounts=len(live),
+        notes=notes,
+    )
+    return plan
+
+
+def _unknown_activity(
+    activity: Mapping[str, dt.datetime], taken: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Activity rows naming no address or alias in the directory are ignored, and said so."""
+    unknown = sorted(a for a in activity if a not in taken)
+    if not unknown:
+        return ()
+    shown = ", ".join(unknown[:5]) + (
+        f", … and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    )
+    n = len(unknown)
+    return (
+        f"the activity file has {n} row{'s' if n != 1 else ''} for addresses that are not in "
+        f"the directory (ignored): {shown}",
+    )
+
+
+def _is_person(entry: Entry) -> bool:
+    classes = {c.lower() for c in entry.all("objectClass")}
+    return bool(classes & {"inetorgperson", "person", "account", "posixaccount"})
+
+
+def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime) -> Operation:
+    attrs: dict[str, tuple[str, ...]] = {
+        "objectClass": desired.PERSON_CLASSES,
+        "employeeNumber": (box.key,),
+    }
+    attrs.update({a: v for a, v in box.attrs.items() if v})
+    reason = "new in the inventory"
+    clause = box.address.clause  # the rule that gave the address
+    if box.kind is Kind.AGENCY:
+        reason = "organisation mailbox of the agency"
+    elif box.kind is Kind.UNIT:
+        reason = "mailbox of the unit"
+    if box.person is not None and box.person.address:
+        reason += "; keeps the address pinned in the inventory"
+    elif box.plain:
+        reason += f"; {box.plain} is taken, so the collision rule gives {box.mail}"
+    if box.state is State.SUSPENDED and box.suspension:
+        attrs["pwdAccountLockedTime"] = (LOCKED,)
+        attrs["govMailSuspendReason"] = (suspend_text(box.suspension.clause, box.suspension.note),)
+        reason += f"; created suspended ({box.suspension.clause})"
+    return operation(
+        box,
+        Action.CREATE,
+        clause,
+        reason,
+        new_dn=mailbox_dn(box.address.local, base_dn),
+        attributes=tuple(Change(a, (), tuple(v)) for a, v in sorted(attrs.items())),
+    )
+
+
+def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> list[Operation]:
+    before = live_attrs(entry)
+    after = dict(box.attrs)
+    changes = attribute_changes(before, after)
+    if not entry.managed:
+        return [_adopt(box, entry, changes, regulation)]
+    if not changes:
+        return []
+    update = operation(
+        box,
+        Action.UPDATE,
+        _update_clause(regulation, changes),
+        _describe(entry, box, changes),
+        entry,
+        changes=changes,
+    )
+    old = entry.mail or ""
+    if old == box.mail:
+        return [update]
+    # a new address: one coherent step that renames and brings the attributes in line
+    rename = replace(
+        update,
+        action=Action.RENAME,
+        previous=old,
+        clause=box.address.clause,
+        reason=_rename_reason(box, entry),
+        # in place: an adopted entry keeps its legacy parent
+        new_dn=child_dn("uid", box.address.local, parent_dn(entry.dn)),
+    )
+    return [rename]
+
+
+def _adopt(
+    box: Mailbox, entry: Entry, changes: tuple[Change, ...], regulation: Regulation
+) -> Operation:
+    """The one update that makes an existing entry the tool's (see `desired.adoptions`): adds
+    govMailAccount (objectClass as the full new list), employeeNumber, the govMail* attributes and
+    whatever else differs, in place. Never a rename: the pinned address is the entry's mail."""
+    classes = entry.all("objectClass")
+    extra = [
+        Change("objectClass", classes, (*classes, "govMailAccount")),
+        Change("employeeNumber", entry.all("employeeNumber"), (box.key,)),
+    ]
+    if box.state is State.SUSPENDED and box.suspension and entry.all("pwdAccountLockedTime"):
+        # the lock found becomes the declared suspension, so `state: active` lifts it
+        reason = suspend_text(box.suspension.clause, box.suspension.note)
+        extra.append(Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (reason,)))
+    reason = (
+        "adopts the existing entry in place (adds govMailAccount and employeeNumber); its DN, "
+        "address and password are kept"
+    )
+    changes = (*extra, *(c for c in changes if c.attr != "employeeNumber"))
+    return operation(box, Action.UPDATE, regulation.update_clause, reason, entry, changes=changes)
+
+
+def _delete(entry: Entry, clause: str, reason: str) -> Operation:
+    return Operation(
+        action=Action.DELETE,
+        id=entry.key or "",
+        address=entry.mail or "",
+        clause=clause,
+        reason=reason,
+        kind=Kind(entry.get("govMailKind") or "person")
+        if (entry.get("govMailKind") or "person") in {k.value for k in Kind}
+        else Kind.PERSON,
+        agency=entry.get("govMailAgency") or "",
+        name=entry.get("cn") or "",
+        dn=entry.dn,
+        fingerprint=fingerprint(entry),
+    )
+
+
+def check_limits(plan: Plan, max_deletes: int, limits: Limits) -> None:
+    """Refuse a plan with more destructive change than the inventory and the flags allow."""
+    deletes = plan.count(Action.DELETE)
+    allowed = max(max_deletes, limits.allow_deletes or 0)
+    problems = []
+    if deletes > allowed:
+        expired = [
+            op
+            for op in plan.operations
+            if op.action is Action.DELETE and op.clause in {"HG-2024 Đ8.4"}
+        ]
+        due = f" ({len(expired)} of them due under {expired[0].clause})" if expired else ""
+        problems.append(
+            f"this plan deletes {deletes} mailboxes{due}, more than max_deletes ({max_deletes}) in "
+            f"directory.yaml. Deleted mailboxes cannot be restored (HG-2024 Đ7.2). If every "
+            f"deletion is intended, run the plan again with --allow-deletes {deletes}."
+        )
+    suspends = plan.count(Action.SUSPEND)
+    accounts = plan.accounts
+    share_limit = int(accounts * limits.suspend_share)
+    if suspends > max(share_limit, limits.allow_suspends or 0) and suspends > 0:
+        problems.append(
+            f"this plan suspends {suspends} of {accounts} mailboxes, more than "
+            f"{limits.suspend_share:.0%}. If every suspension is intended, run the plan again "
+            f"with --allow-suspends {suspends}."
+        )
+    if problems:
+        raise UnsafePlan("\n".join(problems))

@@ -1,0 +1,179 @@
+"""The saved plan: JSON, versioned, sorted and byte-stable for the same inputs, with a digest.
+
+`to_json()` / `from_json()` are pure; `save()` / `load()` touch the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ReconcilerError
+from .model import Action, Change, Kind, Operation, Plan
+
+FORMAT = 1
+
+
+def _changes(changes: tuple[Change, ...]) -> dict[str, dict[str, list[str]]]:
+    return {c.attr: {"before": list(c.before), "after": list(c.after)} for c in changes}
+
+
+def operation_dict(op: Operation) -> dict[str, Any]:
+    d: dict[str, Any] = {"action": op.action.value, "id": op.id}
+    if op.action is Action.RENAME:
+        d["from"] = op.previous
+        d["to"] = op.address
+    else:
+        d["address"] = op.address
+    d["clause"] = op.clause
+    d["reason"] = op.reason
+    d["kind"] = op.kind.value
+    d["agency"] = op.agency
+    d["name"] = op.name
+    if op.dn:
+        d["dn"] = op.dn
+    if op.new_dn:
+        d["new_dn"] = op.new_dn
+    if op.changes:
+        d["changes"] = _changes(op.changes)
+    if op.attributes:
+        d["attributes"] = {c.attr: list(c.after) for c in op.attributes}
+    if op.fingerprint:
+        d["fingerprint"] = op.fingerprint
+    return d
+
+
+def body(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, without its digest."""
+    return {
+        "format": FORMAT,
+        "regulation": plan.regulation,
+        "domain": plan.domain,
+        "base_dn": plan.base_dn,
+        "now": plan.now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "inventory": {"digest": plan.inventory_digest, "commit": plan.inventory_commit},
+        "directory": {
+            "url": plan.directory_url,
+            "fingerprint": plan.directory_fingerprint,
+            "accounts": plan.accounts,
+        },
+        "containers": list(plan.containers),
+        "operations": [operation_dict(op) for op in plan.operations],
+        "unmanaged": list(plan.unmanaged),
+        "notes": list(plan.notes),
+    }
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def digest(plan: Plan) -> str:
+    """sha256 of the plan's canonical JSON: what reviewers saw is what `--expect-digest` checks."""
+    return "sha256:" + hashlib.sha256(_canonical(body(plan))).hexdigest()
+
+
+def to_json(plan: Plan) -> str:
+    """The plan file: sorted keys, one operation per line (readable in a diff, and a plan of
+    100,000 operations stays a fraction of the size of a fully indented one)."""
+    data = body(plan)
+    data["digest"] = digest(plan)
+    operations = data.pop("operations")
+    data["operations"] = "\0"
+    text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
+    lines = ",\n  ".join(
+        json.dumps(op, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+        for op in operations
+    )
+    return text.replace('"\\u0000"', f"[\n  {lines}\n ]" if operations else "[]") + "\n"
+
+
+def _op(d: dict[str, Any]) -> Operation:
+    action = Action(d["action"])
+    changes = tuple(
+        Change(attr, tuple(v["before"]), tuple(v["after"]))
+        for attr, v in d.get("changes", {}).items()
+    )
+    attributes = tuple(Change(attr, (), tuple(v)) for attr, v in d.get("attributes", {}).items())
+    return Operation(
+        action=action,
+        id=d["id"],
+        address=d["to"] if action is Action.RENAME else d["address"],
+        previous=d.get("from", ""),
+        clause=d["clause"],
+        reason=d["reason"],
+        kind=Kind(d.get("kind", "person")),
+        agency=d.get("agency", ""),
+        name=d.get("name", ""),
+        dn=d.get("dn", ""),
+        new_dn=d.get("new_dn", ""),
+        changes=changes,
+        attributes=attributes,
+        fingerprint=d.get("fingerprint", ""),
+    )
+
+
+def from_json(text: str, source: str = "plan") -> Plan:
+    """Read a plan back; refuses a file that is not a plan, of another format, or edited by hand."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ReconcilerError(
+                f"{source}: not a reconciler plan of format {FORMAT} (make it with "
+                "`reconciler plan --out`)"
+            )
+        plan = Plan(
+            regulation=data["regulation"],
+            domain=data["domain"],
+            base_dn=data["base_dn"],
+            now=dt.datetime.fromisoformat(data["now"].replace("Z", "+00:00")),
+            inventory_digest=data["inventory"]["digest"],
+            inventory_commit=data["inventory"]["commit"],
+            directory_url=data["directory"]["url"],
+            directory_fingerprint=data["directory"]["fingerprint"],
+            accounts=int(data["directory"].get("accounts", 0)),
+            containers=tuple(data.get("containers", ())),
+            operations=tuple(_op(op) for op in data["operations"]),
+            unmanaged=tuple(data.get("unmanaged", ())),
+            notes=tuple(data.get("notes", ())),
+        )
+    except ReconcilerError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ReconcilerError(f"{source}: not a valid plan file ({error})") from None
+    if data.get("digest") != digest(plan):
+        raise ReconcilerError(
+            f"{source}: the plan's digest does not match its content; it was changed after "
+            "`reconciler plan` wrote it. Make a new plan."
+        )
+    return plan
+
+
+def save(plan: Plan, path: Path) -> None:
+    """Write atomically: a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(to_json(plan))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> Plan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ReconcilerError(f"cannot read the plan {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ReconcilerError(f"{path}: not a reconciler plan (not UTF-8 text)") from None
+    return from_json(text, str(path))

@@ -1,0 +1,332 @@
+"""Plans for people: text for a terminal, markdown for a pull-request comment. Pure functions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from .gitdiff import InventoryChanges, Kind, StaffChange
+from .model import Action, Change, Operation, Plan
+
+#: The text shown in a pull-request comment stays under GitHub's 65,536-character limit.
+MARKDOWN_BUDGET = 60_000
+#: A group longer than this is folded in <details> in markdown.
+FOLD_AFTER = 20
+
+_VERBS = {
+    Action.CREATE: "create",
+    Action.RENAME: "rename",
+    Action.UPDATE: "update",
+    Action.SUSPEND: "suspend",
+    Action.RESTORE: "restore",
+    Action.DELETE: "delete",
+}
+_COLOURS = {
+    Action.CREATE: "32",
+    Action.RENAME: "36",
+    Action.UPDATE: "33",
+    Action.SUSPEND: "35",
+    Action.RESTORE: "34",
+    Action.DELETE: "31",
+}
+_SUMMARY_ORDER = (
+    Action.CREATE,
+    Action.RENAME,
+    Action.UPDATE,
+    Action.SUSPEND,
+    Action.RESTORE,
+    Action.DELETE,
+)
+#: Internal attributes are not shown as changes; the reason already says what they mean.
+_HIDDEN = frozenset({"displayName", "govMailKind", "govMailAgency", "govMailUnit", "uid", "mail"})
+
+
+def summary(plan: Plan) -> str:
+    counts = ", ".join(f"{plan.count(a)} to {_VERBS[a]}" for a in _SUMMARY_ORDER)
+    return f"Plan: {counts}."
+
+
+def _values(values: Sequence[str]) -> str:
+    return ", ".join(values) if values else "(none)"
+
+
+def _shown(changes: Iterable[Change]) -> list[Change]:
+    return [c for c in changes if c.attr not in _HIDDEN]
+
+
+def _alias_change(change: Change) -> str:
+    added = sorted(set(change.after) - set(change.before))
+    removed = sorted(set(change.before) - set(change.after))
+    parts = [f"+{a}" for a in added] + [f"-{r}" for r in removed]
+    return " ".join(parts)
+
+
+#: What each attribute is called in a plan shown to people.
+LABELS = {
+    "cn": "name",
+    "sn": "family name",
+    "givenName": "given name",
+    "title": "title",
+    "o": "agency",
+    "ou": "unit",
+    "govMailQuota": "quota",
+    "govMailQuotaDecision": "quota decision",
+    "govMailManager": "manager",
+    "govMailAlias": "aliases",
+    "objectClass": "object classes",
+    "employeeNumber": "id",
+}
+
+
+def quota(value: str) -> str:
+    """Bytes as the GiB/MiB people write in the inventory (5368709120 → 5 GB)."""
+    try:
+        n = int(value)
+    except ValueError:
+        return value
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def _change_text(change: Change) -> str:
+    label = LABELS.get(change.attr, change.attr)
+    if change.attr == "govMailAlias":
+        return f"{label}: {_alias_change(change)}"
+    before, after = change.before, change.after
+    if change.attr == "govMailQuota":
+        before, after = tuple(map(quota, before)), tuple(map(quota, after))
+    return f"{label}: {_values(before)} → {_values(after)}"
+
+
+def _headline(op: Operation) -> str:
+    who = f"{op.name} ({op.id})" if op.name else op.id
+    if op.action is Action.RENAME:
+        return f"{op.previous} → {op.address}  {who}"
+    return f"{op.address}  {who}"
+
+
+def text(
+    plan: Plan,
+    *,
+    color: bool = False,
+    show_unmanaged: bool = False,
+    changes: InventoryChanges | None = None,
+) -> str:
+    """The plan for a terminal: one line per operation, a symbol per action, changes below."""
+
+    def paint(code: str, s: str) -> str:
+        return f"\x1b[{code}m{s}\x1b[0m" if color else s
+
+    lines = [f"Directory {plan.directory_url} — {plan.domain} ({plan.regulation})"]
+    for dn in plan.containers:
+        lines.append(f"  {paint('32', '+')} container {dn}")
+    for op in plan.operations:
+        head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
+        lines.append(f"  {head} {_headline(op)}")
+        lines.append(f"      {op.clause}: {op.reason}")
+        if op.action in (Action.UPDATE, Action.RENAME):
+            for change in _shown(op.changes):
+                lines.append(f"      {_change_text(change)}")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    if plan.unmanaged:
+        lines.append(
+            f"  {_unmanaged(len(plan.unmanaged))}"
+            + ("" if show_unmanaged else " (list them with --show-unmanaged)")
+        )
+        if show_unmanaged:
+            lines.extend(f"    {dn}" for dn in plan.unmanaged)
+    if plan.empty:
+        lines.append("No changes. The directory matches the inventory and the regulation.")
+    else:
+        lines.append(summary(plan))
+    if changes is not None:
+        lines += inventory_changes_text(changes)
+    return "\n".join(lines) + "\n"
+
+
+def _unmanaged(n: int) -> str:
+    if n == 1:
+        return "1 entry without govMailAccount is not managed and was left alone"
+    return f"{n} entries without govMailAccount are not managed and were left alone"
+
+
+def _md(s: str) -> str:
+    """Escape text for a markdown table cell or list item."""
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_line(op: Operation) -> str:
+    who = f"{_md(op.name)} (`{op.id}`)" if op.name else f"`{op.id}`"
+    what = f"`{op.address}`"
+    if op.action is Action.RENAME:
+        what = f"`{op.previous}` → {what}"
+    line = (
+        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {op.clause}: {_md(op.reason)}"
+    )
+    if op.action in (Action.UPDATE, Action.RENAME):
+        shown = _shown(op.changes)
+        if shown:
+            line += "<br>" + "; ".join(_md(_change_text(c)) for c in shown)
+    return line
+
+
+def _agency_file(agency: str) -> str:
+    return f"agencies/{agency}.yaml" if agency else ""
+
+
+def _file_lines(plan: Plan, changes: InventoryChanges | None) -> list[str]:
+    """One line per agency file with operations (or, with --base-ref, with edits), so that the
+    owner of each `agencies/<id>.yaml` (its CODEOWNER) sees their part at a glance."""
+    ops: dict[str, list[Operation]] = defaultdict(list)
+    for op in plan.operations:
+        ops[_agency_file(op.agency)].append(op)
+    edited = {f.file: f for f in changes.files} if changes is not None else {}
+    lines = []
+    for rel in sorted(set(ops) | {f for f in edited if f.startswith("agencies/")}, key=str):
+        mine = ops.get(rel, [])
+        counts = ", ".join(
+            f"{n} {_VERBS[a]}" for a in _SUMMARY_ORDER if (n := sum(op.action is a for op in mine))
+        )
+        what = f"{len(mine)} operation{'s' if len(mine) != 1 else ''}" + (
+            f" ({counts})" if counts else ""
+        )
+        if rel in edited:
+            f = edited[rel]
+            what += f"; file {f.status}, {f.staff} staff record{'s' if f.staff != 1 else ''}"
+        label = f"`{rel}`" if rel else "other (organisation and unit mailboxes without a file)"
+        lines.append(f"- {label}: {what}")
+    return lines
+
+
+_KIND_WORDS = {"added": "+ added", "removed": "- removed", "moved": "→ moved", "edited": "~ edited"}
+
+
+def _staff_change(c: StaffChange, md: bool) -> str:
+    code = (lambda x: f"`{x}`") if md else (lambda x: x)
+    esc = _md if md else (lambda x: x)
+    who = f"{esc(c.name)} ({code(c.id)})" if c.name else code(c.id)
+    line = f"**{c.kind.value}** {who}" if md else f"{_KIND_WORDS[c.kind.value]} {who}"
+    if c.kind is Kind.MOVED:
+        line += f": {code(c.from_file)} → {code(c.file)}"
+    else:
+        line += f" in {code(c.file)}"
+    if c.fields:
+        line += "; changed " + ", ".join(code(f) for f in c.fields)
+    return line
+
+
+def _changes_summary(changes: InventoryChanges) -> str:
+    counts = ", ".join(f"{changes.count(k)} {k.value}" for k in Kind)
+    return f"Inventory changes since {changes.base}: {counts}."
+
+
+def inventory_changes_text(changes: InventoryChanges) -> list[str]:
+    """The `--base-ref` section for a terminal."""
+    lines = [_changes_summary(changes)]
+    lines += [f"  {_staff_change(c, md=False)}" for c in changes.changes]
+    lines += [f"  {f.file} {f.status}" for f in changes.files if f.file == "directory.yaml"]
+    lines += [f"  note: {rel} did not parse on one side" for rel in changes.unreadable]
+    return lines
+
+
+def _changes_section(changes: InventoryChanges) -> tuple[str, list[str]]:
+    items = [f"- {_staff_change(c, md=True)}" for c in changes.changes]
+    items += [f"- `{f.file}` {f.status}" for f in changes.files if f.file == "directory.yaml"]
+    items += [f"- `{_md(rel)}` did not parse on one side" for rel in changes.unreadable]
+    if not items:
+        items = ["- no staff record changed"]
+    title = f"#### Inventory changes since `{_md(changes.base)}` ({len(changes.changes)})"
+    return title, items
+
+
+def markdown(
+    plan: Plan,
+    digest: str,
+    *,
+    show_unmanaged: bool = False,
+    changes: InventoryChanges | None = None,
+) -> str:
+    """The plan as a pull-request comment: summary table, a line per agency file, deletions and
+    suspensions first, then one section per agency file, long sections folded, the whole kept
+    under MARKDOWN_BUDGET. With `changes` (--base-ref), the staff records edited in git too."""
+    head = [f"### Directory plan for `{plan.domain}` ({plan.regulation})", ""]
+    if plan.empty:
+        head.append("**No changes.** The directory matches the inventory and the regulation.")
+    else:
+        head.append("| " + " | ".join(_VERBS[a] for a in _SUMMARY_ORDER) + " |")
+        head.append("|" + "---:|" * len(_SUMMARY_ORDER))
+        head.append("| " + " | ".join(str(plan.count(a)) for a in _SUMMARY_ORDER) + " |")
+    files = _file_lines(plan, changes)
+    if files:
+        head += ["", "**Agency files:**", ""]
+        head += files[:FOLD_AFTER]
+        if len(files) > FOLD_AFTER:
+            head.append(f"- … and {len(files) - FOLD_AFTER} more files")
+    tail = [""]
+    for note in plan.notes:
+        tail.append(f"> {_md(note)}")
+    if plan.unmanaged:
+        tail.append(_unmanaged(len(plan.unmanaged)).replace("govMailAccount", "`govMailAccount`"))
+    tail += [
+        "",
+        f"<sub>Plan digest `{digest}` · inventory `{plan.inventory_digest}`"
+        + (f" at `{plan.inventory_commit[:12]}`" if plan.inventory_commit else "")
+        + "</sub>",
+    ]
+
+    sections: list[tuple[str, list[str]]] = []
+    if changes is not None:
+        sections.append(_changes_section(changes))
+    destructive = [op for op in plan.operations if op.action in (Action.DELETE, Action.SUSPEND)]
+    if destructive:
+        sections.append(
+            (
+                f"#### ⚠️ Deletions and suspensions ({len(destructive)})",
+                [_md_line(op) for op in destructive],
+            )
+        )
+    by_agency: dict[str, list[Operation]] = defaultdict(list)
+    for op in plan.operations:
+        if op.action not in (Action.DELETE, Action.SUSPEND):
+            by_agency[op.agency].append(op)
+    for agency in sorted(by_agency):
+        ops = by_agency[agency]
+        title = (
+            f"#### `agencies/{agency}.yaml` ({len(ops)})" if agency else f"#### Other ({len(ops)})"
+        )
+        sections.append((title, [_md_line(op) for op in ops]))
+    if show_unmanaged and plan.unmanaged:
+        sections.append(("#### Unmanaged entries", [f"- `{_md(dn)}`" for dn in plan.unmanaged]))
+
+    # every section keeps room for its title and a "not shown" line, whatever came before it
+    reserve = sum(len(title) + 120 for title, _ in sections) + 200
+    budget = MARKDOWN_BUDGET - sum(len(x) + 1 for x in head + tail) - reserve
+    used = 0
+    body: list[str] = []
+    cut = 0
+    for title, items in sections:
+        body += ["", title, ""]
+        folded = len(items) > FOLD_AFTER
+        if folded:
+            body += ["<details><summary>show all</summary>", ""]
+        kept = 0
+        for item in items:
+            if used + len(item) + 1 > budget:
+                break
+            body.append(item)
+            used += len(item) + 1
+            kept += 1
+        if kept < len(items):
+            cut += len(items) - kept
+            body.append(f"- … {len(items) - kept} more not shown (see the plan file)")
+        if folded:
+            body += ["", "</details>"]
+    if cut:
+        body += [
+            "",
+            f"_{cut} operations were cut to keep this comment short; the plan file has them all._",
+        ]
+    return "\n".join(head + body + tail) + "\n"

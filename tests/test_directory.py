@@ -1,0 +1,484 @@
+"""The directory adapters: one suite run against slapd (ldap) and the LDIF file backend."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.directory import Directory, open_directory
+from reconciler.directory.ldif import LdifDirectory
+from reconciler.dn import child_dn, normalize_dn
+from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry
+from reconciler.throwaway import Slapd
+from tests.helpers import write_people_ldif
+
+SUFFIX = "dc=example,dc=gov,dc=vn"
+PEOPLE = f"ou=people,{SUFFIX}"
+PASSWORD_CANARY = "Sấm-sét-9!canary"
+
+
+@dataclass
+class Backend:
+    kind: str
+    directory: Directory
+    base: str
+    _reopen: Callable[[Path | None], Directory]
+
+    def reopen(self, preload: Path | None = None) -> Directory:
+        """Close, optionally bulk-load an LDIF of extra entries, open again."""
+        self.directory.close()
+        self.directory = self._reopen(preload)
+        return self.directory
+
+
+def _person(uid: str, number: str, **extra: list[str]) -> dict[str, list[str]]:
+    attrs = {
+        "objectClass": ["inetOrgPerson", "govMailAccount"],
+        "uid": [uid],
+        "cn": [uid],
+        "sn": [uid],
+        "mail": [f"{uid}@example.gov.vn"],
+        "employeeNumber": [number],
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def _ou(name: str) -> dict[str, list[str]]:
+    return {"objectClass": ["organizationalUnit"], "ou": [name]}
+
+
+@pytest.fixture(params=["ldap", "ldif"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "ldap":
+        server: Slapd = request.getfixturevalue("slapd")
+
+        def reopen_ldap(preload: Path | None) -> Directory:
+            if preload is not None:
+                server.reset(preload)
+            return open_directory(server.url, bind_dn=server.root_dn, password=server.root_pw)
+
+        backend = Backend("ldap", reopen_ldap(None), server.suffix, reopen_ldap)
+    else:
+        path = tmp_path / "directory.ldif"
+        first = LdifDirectory(f"ldif:{path}")
+        first.add(
+            SUFFIX,
+            {"objectClass": ["dcObject", "organization"], "dc": ["example"], "o": ["example"]},
+        )
+        first.close()
+
+        def reopen_ldif(preload: Path | None) -> Directory:
+            if preload is not None:
+                with path.open("a", encoding="utf-8") as out:
+                    out.write("\n" + preload.read_text(encoding="utf-8"))
+            return open_directory(f"ldif:{path}")
+
+        backend = Backend("ldif", reopen_ldif(None), SUFFIX, reopen_ldif)
+    backend.directory.add(PEOPLE, _ou("people"))
+    try:
+        yield backend
+    finally:
+        backend.directory.close()
+
+
+def _dns(directory: Directory, base: str = PEOPLE) -> set[str]:
+    return {normalize_dn(e.dn) for e in directory.read(base, ["1.1"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared suite
+
+
+def test_add_get_read_modify_rename_delete(backend: Backend) -> None:
+    d = backend.directory
+    dn = child_dn("uid", "nvson", PEOPLE)
+    d.add(dn, _person("nvson", "HG-0001", govMailAlias=["son.nv@example.gov.vn"]))
+    entry = d.get(dn, ["uid", "mail", "employeeNumber", "govMailAlias", "objectClass"])
+    assert entry is not None
+    assert normalize_dn(entry.dn) == normalize_dn(dn)
+    assert entry.get("employeeNumber") == "HG-0001"
+    assert entry.key == "HG-0001" and entry.managed and entry.mail == "nvson@example.gov.vn"
+    assert set(entry.attrs) == {"uid", "mail", "employeenumber", "govmailalias", "objectclass"}
+    assert "cn" not in entry.attrs  # only what was asked for
+
+    d.modify(dn, {"govMailAlias": ["a@example.gov.vn", "b@example.gov.vn"], "title": ["Giám đốc"]})
+    entry = d.get(dn, ["govMailAlias", "title"])
+    assert entry is not None
+    assert sorted(entry.all("govMailAlias")) == ["a@example.gov.vn", "b@example.gov.vn"]
+    assert entry.get("title") == "Giám đốc"
+    d.modify(dn, {"title": [], "description": []})  # delete one, the other is absent: no error
+    entry = d.get(dn, ["title", "description", "govMailAlias"])
+    assert entry is not None and "title" not in entry.attrs and "description" not in entry.attrs
+
+    new_dn = d.rename(dn, "uid=son.nv")
+    assert normalize_dn(new_dn) == normalize_dn(f"uid=son.nv,{PEOPLE}")
+    assert d.get(dn, ["uid"]) is None
+    moved = d.get(new_dn, ["uid", "employeeNumber"])
+    assert moved is not None
+    assert moved.all("uid") == ("son.nv",)  # the old RDN value is gone
+    assert moved.key == "HG-0001"
+
+    listed = list(d.read(backend.base, ["uid"]))
+    assert normalize_dn(backend.base) in {normalize_dn(e.dn) for e in listed}  # base included
+    assert normalize_dn(new_dn) in {normalize_dn(e.dn) for e in listed}
+    assert all(k == k.lower() for e in listed for k in e.attrs)
+
+    d.delete(new_dn)
+    assert d.get(new_dn, ["uid"]) is None
+    assert _dns(d) == {normalize_dn(PEOPLE)}
+
+
+def test_vietnamese_names_written_nfd_read_back_nfc(backend: Backend) -> None:
+    d = backend.directory
+    name = "Nguyễn Thị Ánh Tuyết"
+    nfd = unicodedata.normalize("NFD", name)
+    assert nfd != name
+    dn = child_dn("cn", nfd, PEOPLE)
+    d.add(dn, _person("ntatuyet", "QN-7", cn=[nfd], sn=["Nguyễn"], displayName=[nfd]))
+    (entry,) = [e for e in d.read(PEOPLE, ["cn", "displayName", "sn"]) if e.get("cn")]
+    assert entry.get("cn") == name and entry.get("displayname") == name
+    assert entry.dn == child_dn("cn", name, PEOPLE)
+    assert unicodedata.is_normalized("NFC", entry.dn)
+    by_nfc = d.get(child_dn("cn", name, PEOPLE), ["cn"])
+    assert by_nfc is not None and by_nfc.get("cn") == name
+    d.modify(child_dn("cn", name, PEOPLE), {"title": [unicodedata.normalize("NFD", "Phó phòng")]})
+    again = d.get(child_dn("cn", name, PEOPLE), ["title"])
+    assert again is not None and again.get("title") == "Phó phòng"
+
+
+def test_entry_exists_and_no_such_entry(backend: Backend) -> None:
+    d = backend.directory
+    dn = child_dn("uid", "a", PEOPLE)
+    d.add(dn, _person("a", "A-1"))
+    with pytest.raises(EntryExists):
+        d.add(dn, _person("a", "A-2"))
+    with pytest.raises(EntryExists):
+        d.add(child_dn("uid", "A", PEOPLE), _person("A", "A-3"))  # DNs compare case-insensitively
+    d.add(child_dn("uid", "b", PEOPLE), _person("b", "B-1"))
+    with pytest.raises(EntryExists):
+        d.rename(child_dn("uid", "b", PEOPLE), "uid=a")
+    missing = child_dn("uid", "nobody", PEOPLE)
+    with pytest.raises(NoSuchEntry):
+        d.modify(missing, {"title": ["x"]})
+    with pytest.raises(NoSuchEntry):
+        d.delete(missing)
+    with pytest.raises(NoSuchEntry):
+        d.rename(missing, "uid=somebody")
+    with pytest.raises(NoSuchEntry):
+        d.add(child_dn("uid", "c", f"ou=missing,{PEOPLE}"), _person("c", "C-1"))
+    with pytest.raises(NoSuchEntry):
+        list(d.read(f"ou=missing,{PEOPLE}", ["uid"]))
+    assert d.get(missing, ["uid"]) is None
+    with pytest.raises(DirectoryError) as refused:  # a parent with children stays
+        d.delete(PEOPLE)
+    assert not isinstance(refused.value, NoSuchEntry)
+    with pytest.raises(DirectoryError):  # the RDN value cannot be modified away
+        d.modify(dn, {"uid": ["other"]})
+
+
+SPECIALS = [
+    "*",
+    "(",
+    ")",
+    "\\",
+    ",",
+    "+",
+    '"',
+    "<",
+    ">",
+    ";",
+    "=",
+    "#",
+    " lead",
+    "#hash",
+    "victim,ou=people",
+    "victim\\",
+    "victim)(uid=*",
+    "vic*",
+    "x=y+uid=victim",
+    'a"b\\c<d>e;f',
+]
+
+
+def test_ldap_specials_in_rdn_values_cannot_touch_another_entry(backend: Backend) -> None:
+    d = backend.directory
+    victim = child_dn("uid", "victim", PEOPLE)
+    d.add(victim, _person("victim", "V-0", title=["untouched"]))
+    for i, value in enumerate(SPECIALS):
+        dn = child_dn("uid", value, PEOPLE)
+        d.add(dn, _person(value, f"S-{i}"))
+        got = d.get(dn, ["uid", "employeeNumber"])
+        assert got is not None, value
+        assert got.key == f"S-{i}" and value in got.all("uid"), value
+        d.modify(dn, {"title": ["changed"]})
+        renamed = d.rename(dn, "uid=" + child_dn("uid", value + "2", "").split("=", 1)[1])
+        d.delete(renamed)
+        assert d.get(dn, ["uid"]) is None and d.get(renamed, ["uid"]) is None
+    survivor = d.get(victim, ["title", "employeeNumber"])
+    assert survivor is not None and survivor.get("title") == "untouched" and survivor.key == "V-0"
+    assert _dns(d) == {normalize_dn(PEOPLE), normalize_dn(victim)}
+
+
+def test_operational_attributes_and_passwords(backend: Backend) -> None:
+    d = backend.directory
+    dn = child_dn("uid", "pw", PEOPLE)
+    d.add(dn, _person("pw", "P-1", userPassword=[PASSWORD_CANARY]))
+    plain = d.get(dn, ["uid", "userPassword"])
+    assert plain is not None and "userpassword" not in plain.attrs
+    assert "createtimestamp" not in plain.attrs  # operational: only when asked by name
+    star = d.get(dn, ["*"])
+    assert star is not None and "uid" in star.attrs
+    assert "userpassword" not in star.attrs and "createtimestamp" not in star.attrs
+    op = d.get(dn, ["createTimestamp", "modifyTimestamp", "pwdReset"])
+    assert op is not None
+    assert (op.get("createTimestamp") or "").endswith("Z")
+    assert op.get("pwdReset") is None  # not set when the entry is created
+    d.modify(dn, {"userPassword": ["another-Pw-1"]})  # an administrator's reset
+    reset = d.get(dn, ["pwdReset", "pwdChangedTime"])
+    assert reset is not None and reset.get("pwdReset") == "TRUE"
+    assert reset.get("pwdChangedTime") is not None
+    d.modify(dn, {"pwdAccountLockedTime": ["000001010000Z"], "pwdReset": []})
+    locked = d.get(dn, ["pwdAccountLockedTime", "pwdReset"])
+    assert locked is not None
+    assert locked.get("pwdAccountLockedTime") == "000001010000Z" and locked.get("pwdReset") is None
+    d.modify(dn, {"pwdAccountLockedTime": []})
+    unlocked = d.get(dn, ["pwdAccountLockedTime"])
+    assert unlocked is not None and unlocked.attrs == {}
+    with pytest.raises(DirectoryError):
+        d.modify(dn, {"createTimestamp": ["20200101000000Z"]})
+
+
+def test_paged_read_of_2500_entries(backend: Backend, tmp_path: Path) -> None:
+    ldif = write_people_ldif(tmp_path / "many.ldif", SUFFIX, 2500, ou="many")
+    d = backend.reopen(ldif)
+    seen: list[int] = []
+    started = time.perf_counter()
+    entries = list(
+        d.read(f"ou=many,{SUFFIX}", ["uid", "mail", "employeeNumber", "govMailQuota"], seen.append)
+    )
+    elapsed = time.perf_counter() - started
+    assert len(entries) == 2501
+    assert len({e.key for e in entries if e.key}) == 2500
+    assert seen[-1] == 2501 and len(seen) >= 3  # pages of 1000
+    assert all(e.get("govMailQuota") == "5368709120" for e in entries if e.key)
+    print(f"{backend.kind}: read 2,501 entries in {elapsed:.3f} s")
+    assert elapsed < 5
+
+
+def test_progress_optional_and_streaming(backend: Backend) -> None:
+    d = backend.directory
+    iterator = d.read(backend.base, ["uid"])
+    first = next(iterator)
+    assert first.dn
+    rest = list(iterator)
+    assert len(rest) >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the LDIF file
+
+
+def test_ldif_round_trip_is_byte_stable(tmp_path: Path) -> None:
+    path = tmp_path / "dir.ldif"
+    d = open_directory(f"ldif:{path}")
+    d.add(SUFFIX, {"objectClass": ["dcObject", "organization"], "dc": ["example"], "o": ["x"]})
+    d.add(PEOPLE, _ou("people"))
+    d.add(child_dn("uid", "b", PEOPLE), _person("b", "B", description=["x" * 200]))
+    d.add(
+        child_dn("cn", "Đỗ Thị Hương", PEOPLE),
+        _person(
+            "dthuong",
+            "H-2",
+            cn=["Đỗ Thị Hương"],
+            description=[" leading space", ":colon", "<angle", "trailing "],
+            userPassword=[PASSWORD_CANARY],
+        ),
+    )
+    d.add(child_dn("uid", "a,b+c", PEOPLE), _person("a,b+c", "C"))
+    d.close()
+    data = path.read_bytes()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert PASSWORD_CANARY.encode() not in data and b"\nuserPassword: {SSHA}" in data
+    text = data.decode("ascii")  # non-ASCII is base64
+    assert all(len(line) <= 76 for line in text.splitlines())
+    assert text.startswith("version: 1\n\ndn: " + SUFFIX + "\n")
+    assert text.index(f"dn: {PEOPLE}\n") < text.index("dn: uid=b,")  # parents first
+    again = LdifDirectory(f"ldif:{path}")
+    assert again.dump() == data
+    assert [e.dn for e in again.read(SUFFIX, ["1.1"])] == [
+        e.dn for e in LdifDirectory(f"ldif:{path}").read(SUFFIX, ["1.1"])
+    ]
+    hashed = [v for v in again._entries.values() if v.values("userPassword")]
+    assert len(hashed) == 1 and hashed[0].values("userPassword")[0].startswith("{SSHA}")
+    entry = again.get(child_dn("cn", "Đỗ Thị Hương", PEOPLE), ["description", "cn"])
+    assert entry is not None and entry.get("cn") == "Đỗ Thị Hương"
+    assert sorted(entry.all("description")) == sorted(
+        [" leading space", ":colon", "<angle", "trailing "]
+    )
+    again.modify(child_dn("uid", "b", PEOPLE), {"title": ["t"]})
+    again.flush()
+    assert LdifDirectory(f"ldif:{path}").dump() == path.read_bytes()
+    again.close()
+
+
+def test_ldif_reads_rfc2849_content(tmp_path: Path) -> None:
+    name = base64.b64encode("Trần Văn Bình".encode()).decode()
+    path = tmp_path / "hand.ldif"
+    path.write_text(
+        "# a comment\n"
+        "#  folded comment\n"
+        " continued\n"
+        "version: 1\n"
+        "\n"
+        f"dn: {SUFFIX}\r\n"
+        "objectClass: dcObject\n"
+        "objectClass: organization\n"
+        "dc: example\n"
+        "o: exam\n"
+        " ple\n"
+        "\n\n"
+        f"dn:: {base64.b64encode(f'cn=Trần Văn Bình,{SUFFIX}'.encode()).decode()}\n"
+        "objectClass: inetOrgPerson\n"
+        f"cn:: {name}\n"
+        "sn:   Trần\n"
+        "pwdLastSuccess: 20260101000000Z\n",
+        encoding="utf-8",
+    )
+    d = open_directory(f"ldif:{path}")
+    entries = {e.dn: e for e in d.read(SUFFIX, ["o", "cn", "sn", "pwdLastSuccess"])}
+    assert entries[SUFFIX].get("o") == "example"
+    person = entries[f"cn=Trần Văn Bình,{SUFFIX}"]
+    assert person.get("cn") == "Trần Văn Bình" and person.get("sn") == "Trần"
+    assert person.get("pwdLastSuccess") == "20260101000000Z"
+    d.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("dn: dc=x\nchangetype: add\nobjectClass: top\n", "change records"),
+        ("objectClass: top\n", "must start with `dn:`"),
+        ("dn: dc=x\nobjectClass\n", ":2:"),
+        ("dn: dc=x\nobjectClass: top\n\ndn: DC=X\nobjectClass: top\n", "appears twice"),
+        ("dn: dc=x\ncn:: !!!\n", "bad base64"),
+    ],
+)
+def test_ldif_refuses_bad_files_with_line_numbers(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.ldif"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DirectoryError) as error:
+        open_directory(f"ldif:{path}")
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_ldif_missing_file_is_empty_and_created_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "new.ldif"
+    d = open_directory(f"ldif:{path}")
+    with pytest.raises(NoSuchEntry):
+        list(d.read(SUFFIX, ["1.1"]))
+    assert not path.exists()
+    d.close()
+    assert path.read_bytes() == b"version: 1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["new.ldif"]  # no temp file left
+
+
+# ---------------------------------------------------------------------------------------------
+# LDAP connections
+
+
+def _refused(url: str, **kw: object) -> DirectoryError:
+    with pytest.raises(DirectoryError) as error:
+        open_directory(url, **kw)  # type: ignore[arg-type]
+    message = str(error.value)
+    assert PASSWORD_CANARY not in message and PASSWORD_CANARY not in repr(error.value)
+    return error.value
+
+
+def test_closed_port_is_one_readable_error() -> None:
+    error = _refused("ldap://127.0.0.1:1", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY)
+    assert str(error) == (
+        "cannot reach ldap://127.0.0.1:1: connection refused — is slapd running and is the port "
+        "right?"
+    )
+
+
+def test_wrong_password_is_one_readable_error(slapd: Slapd) -> None:
+    error = _refused(slapd.url, bind_dn=slapd.root_dn, password=PASSWORD_CANARY)
+    assert f"refused the bind DN {slapd.root_dn}: invalid credentials" in str(error)
+    assert "RECONCILER_BIND_PASSWORD" in str(error) and slapd.url in str(error)
+
+
+def test_wrong_base_dn_is_one_readable_error(slapd: Slapd) -> None:
+    with open_directory(slapd.url, bind_dn=slapd.root_dn, password=slapd.root_pw) as d:
+        with pytest.raises(DirectoryError) as error:
+            list(d.read("dc=nowhere,dc=vn", ["uid"]))
+        assert str(error.value).startswith(
+            f"base DN dc=nowhere,dc=vn does not exist on {slapd.url}"
+        )
+        assert slapd.root_pw not in repr(d) and slapd.root_pw not in str(error.value)
+
+
+def test_plain_bind_to_remote_host_refused() -> None:
+    error = _refused(
+        "ldap://192.0.2.10:389", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY
+    )
+    assert "--starttls" in str(error) and "192.0.2.10" in str(error)
+    error = _refused("ldap://[::1]:1", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY)
+    assert "connection refused" in str(error)  # loopback: allowed, then refused by the port
+
+
+def test_bad_urls_and_missing_password() -> None:
+    assert "unsupported directory URL" in str(_refused("http://example.org"))
+    assert "RECONCILER_BIND_PASSWORD" in str(_refused("ldap://127.0.0.1:1", bind_dn="cn=x"))
+    assert "has a path" in str(_refused("ldap://127.0.0.1:1/dc=x"))
+
+
+def test_ldapi_and_anonymous(slapd: Slapd) -> None:
+    with open_directory(slapd.ldapi_url, bind_dn=slapd.root_dn, password=slapd.root_pw) as d:
+        assert {normalize_dn(e.dn) for e in d.read(slapd.suffix, ["1.1"])} >= {
+            normalize_dn(slapd.suffix)
+        }
+    anonymous = open_directory(slapd.url)  # ACLs: anonymous may only authenticate
+    with anonymous, pytest.raises(DirectoryError, match="an anonymous bind may not read"):
+        list(anonymous.read(slapd.suffix, ["uid"]))
+
+
+def test_no_socket_and_dead_server(slapd: Slapd, tmp_path: Path) -> None:
+    error = _refused("ldapi://" + str(tmp_path / "none").replace("/", "%2F"))
+    assert "no socket at that path" in str(error)
+    d = open_directory(slapd.url, bind_dn=slapd.root_dn, password=slapd.root_pw)
+    slapd.kill()
+    with pytest.raises(DirectoryError) as lost:
+        list(d.read(slapd.suffix, ["uid"]))
+    assert slapd.url in str(lost.value)
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    with Slapd(tmp_path_factory.mktemp("tls"), tls=True) as server:
+        yield server
+
+
+def test_starttls_and_ldaps_verify_with_ca_file(tls_slapd: Slapd) -> None:
+    s = tls_slapd
+    for url, starttls in ((s.url, True), (s.ldaps_url, False)):
+        with open_directory(
+            url, bind_dn=s.root_dn, password=s.root_pw, starttls=starttls, ca_file=s.ca_file
+        ) as d:
+            assert d.get(s.suffix, ["dc"]) is not None
+    untrusted = _refused(s.ldaps_url, bind_dn=s.root_dn, password=s.root_pw)
+    assert "could not be verified" in str(untrusted) and "--ca-file" in str(untrusted)
+    untrusted = _refused(s.url, bind_dn=s.root_dn, password=s.root_pw, starttls=True)
+    assert "could not be verified" in str(untrusted)

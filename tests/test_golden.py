@@ -1,0 +1,51 @@
+"""Golden plans: for each case in tests/cases/, the text, markdown and JSON plans equal the files
+checked in. Refresh them after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_golden.py`
+and review the diff; rebuild the cases themselves with `python -m tests.cases.build`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler import desired, inventory, planfile, regulations, render
+from reconciler.directory import open_directory
+from reconciler.model import Plan
+from reconciler.plan import Context, compute
+from reconciler.snapshot import read_tree
+
+CASES = Path(__file__).resolve().parent / "cases"
+NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def make_plan(case: Path, tmp: Path) -> Plan:
+    shutil.copy(case / "directory.ldif", tmp / "directory.ldif")
+    inv = inventory.load(case / "inventory")
+    reg = regulations.get(inv.settings.regulation)
+    with open_directory(f"ldif:{tmp / 'directory.ldif'}") as directory:
+        entries = read_tree(directory, inv.settings.base_dn, desired.READ)
+    return compute(inv, entries, reg, Context(now=NOW, directory_url="ldif:directory.ldif"))
+
+
+def check(path: Path, actual: str) -> None:
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 and review it"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CASES.iterdir() if p.is_dir()
+                                        and (p / "inventory").exists()))
+def test_golden_plan(name: str, tmp_path: Path) -> None:
+    case = CASES / name
+    plan = make_plan(case, tmp_path)
+    check(case / "plan.txt", render.text(plan, show_unmanaged=True))
+    check(case / "plan.md", render.markdown(plan, planfile.digest(plan), show_unmanaged=True))
+    check(case / "plan.json", planfile.to_json(plan))
+    # the saved plan reads back to the same plan, byte for byte
+    assert planfile.to_json(planfile.from_json(planfile.to_json(plan))) == planfile.to_json(plan)

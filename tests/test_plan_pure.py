@@ -1,0 +1,80 @@
+"""Plan computation without a server: entries built in the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from reconciler import inventory, regulations
+from reconciler.model import Action, Entry
+from reconciler.plan import Context, compute
+
+from . import scenario
+
+
+def legacy(mail: str, cn: str, created: str) -> Entry:
+    return Entry(
+        dn=f"uid={mail.split('@')[0]},ou=users,dc=quangnam,dc=example,dc=gov,dc=vn",
+        attrs={
+            "objectclass": ("top", "person", "organizationalPerson", "inetOrgPerson"),
+            "uid": (mail.split("@")[0],),
+            "mail": (mail,),
+            "cn": (cn,),
+            "sn": (cn.split()[0],),
+            "createtimestamp": (created,),
+        },
+    )
+
+
+def test_adopting_plan_changes_nothing_but_adoption_even_for_long_idle_accounts(
+    tmp_path: Path,
+) -> None:
+    spec = scenario.qn()
+    spec["agencies"]["soyte"]["staff"][0]["address"] = "tranthilan@quangnam.gov.vn"
+    inv = inventory.load(scenario.write(spec, tmp_path / "inv"))
+    entries = [legacy("tranthilan@quangnam.gov.vn", "Trần Thị Lan", "20190101000000Z")]
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    plan = compute(inv, entries, regulations.get("quangnam-2020"), Context(now=now))
+    adopting = [op for op in plan.operations if op.id == "QN-0101"]
+    assert [op.action for op in adopting] == [Action.UPDATE]
+    assert "adopts" in adopting[0].reason
+    assert plan.count(Action.SUSPEND) == 0
+
+
+def managed(key: str, mail: str, cn: str, created: str, **extra: tuple[str, ...]) -> Entry:
+    attrs = legacy(mail, cn, created).attrs | {
+        "objectclass": ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount"),
+        "employeenumber": (key,),
+    }
+    return Entry(
+        dn=f"uid={mail.split('@')[0]},ou=people,dc=quangnam,dc=example,dc=gov,dc=vn",
+        attrs=attrs | {k.lower(): v for k, v in extra.items()},
+    )
+
+
+def test_a_restore_request_counts_as_activity(tmp_path: Path) -> None:
+    """An account restored by hand, with the request recorded afterwards, is not re-suspended
+    the next day (QN-2020 Đ7.2: 3 months counted from the request)."""
+    spec = scenario.qn()
+    lan = spec["agencies"]["soyte"]["staff"][0]
+    inv_path = scenario.write(spec, tmp_path / "inv")
+    entry = managed(
+        "QN-0101",
+        "lantt@quangnam.gov.vn",
+        "Trần Thị Lan",
+        "20250101000000Z",
+        pwdLastSuccess=("20250201000000Z",),
+    )
+    reg = regulations.get("quangnam-2020")
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    before = compute(inventory.load(inv_path), [entry], reg, Context(now=now))
+    assert [op.id for op in before.operations if op.action is Action.SUSPEND] == ["QN-0101"]
+    lan["restored"] = "2026-11-20"
+    after = compute(inventory.load(scenario.write(spec, inv_path)), [entry], reg, Context(now=now))
+    assert after.count(Action.SUSPEND) == 0
+    later = compute(
+        inventory.load(inv_path), [entry], reg, Context(now=dt.datetime(2027, 2, 20, tzinfo=dt.UTC))
+    )
+    suspended = [op for op in later.operations if op.action is Action.SUSPEND]
+    assert [op.id for op in suspended] == ["QN-0101"]
+    assert "2026-11-20" in suspended[0].reason

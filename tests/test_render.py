@@ -1,0 +1,89 @@
+"""Rendering: the markdown comment stays under its budget and says what it cut; text is plain
+without a terminal and coloured on one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from reconciler import render
+from reconciler.model import Action, Change, Kind, Operation, Plan
+
+
+def plan_of(n: int) -> Plan:
+    ops = []
+    for i in range(n):
+        action = (Action.CREATE, Action.RENAME, Action.UPDATE, Action.SUSPEND, Action.DELETE)[i % 5]
+        ops.append(
+            Operation(
+                action=action,
+                id=f"HG-{i:06d}",
+                address=f"nvson{i}.sotttt@hagiang.gov.vn",
+                previous=f"nvson{i}.soyte@hagiang.gov.vn" if action is Action.RENAME else "",
+                clause="HG-2024 Đ5.2",
+                reason="chuyển công tác từ Sở Y tế",
+                kind=Kind.PERSON,
+                agency=f"agency{i % 7}",
+                name="Nguyễn Văn Sơn",
+                changes=(Change("title", ("Chuyên viên",), ("Trưởng phòng",)),),
+            )
+        )
+    return Plan(
+        regulation="hagiang-2024",
+        domain="hagiang.gov.vn",
+        base_dn="dc=hagiang",
+        now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        inventory_digest="sha256:i",
+        inventory_commit="abc",
+        directory_url="ldap://x",
+        directory_fingerprint="f",
+        operations=tuple(ops),
+    )
+
+
+def test_markdown_of_a_huge_plan_stays_under_budget_and_counts_what_it_cut() -> None:
+    md = render.markdown(plan_of(20_000), "sha256:d")
+    assert len(md) < 60_000
+    assert "operations were cut" in md and "more not shown" in md
+    assert "| 4000 | 4000 | 4000 | 4000 | 0 | 4000 |" in md
+    assert md.rstrip().endswith("</sub>") and "sha256:d" in md
+    # deletions and suspensions come first
+    assert md.index("#### ⚠️ Deletions and suspensions") < md.index("#### `agencies/agency0.yaml`")
+
+
+def test_small_markdown_is_not_cut_and_long_groups_are_folded() -> None:
+    md = render.markdown(plan_of(60), "sha256:d")
+    assert "cut" not in md
+    assert md.count("<details>") >= 1
+    assert "`nvson1.soyte@hagiang.gov.vn` → `nvson1.sotttt@hagiang.gov.vn`" in md
+
+
+def test_text_has_colour_only_when_asked() -> None:
+    plain = render.text(plan_of(5))
+    assert "\x1b[" not in plain
+    assert plain.rstrip().endswith(
+        "Plan: 1 to create, 1 to rename, 1 to update, 1 to suspend, 0 to restore, 1 to delete."
+    )
+    assert "\x1b[" in render.text(plan_of(5), color=True)
+
+
+def test_markdown_escapes_what_would_break_a_table_or_inject_html() -> None:
+    op = Operation(
+        action=Action.CREATE,
+        id="HG-1",
+        address="a@b",
+        clause="c",
+        reason="<script>x</script> | pipe",
+        name="A|B",
+    )
+    base = plan_of(0)
+    md = render.markdown(
+        Plan(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "operations": (op,)}),
+        "d",
+    )
+    assert "<script>" not in md and "&lt;script&gt;" in md and "A\\|B" in md
+
+
+def test_quota_in_words() -> None:
+    assert render.quota("5368709120") == "5 GB"
+    assert render.quota("524288000") == "500 MB"
+    assert render.quota("1000") == "1000 bytes"
