@@ -1,0 +1,353 @@
+"""Apply a saved plan: lock, check freshness, run the operations in order, audit each one.
+
+Every operation checks its precondition against the directory as it is now: an operation whose
+result is already there is skipped ("ok"), one whose entry changed since the plan is refused as
+stale before anything is written. So an apply cut off half way can be run again and converges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+from .audit import AuditLog
+from .credentials import CredentialsFile, generate
+from .desired import CASELESS_ATTRS, LOCKED, READ, fingerprint
+from .directory import Directory
+from .dn import parse_dn, split_dn
+from .errors import EntryExists, LockHeld, NoSuchEntry, ReconcilerError, StalePlan
+from .lifecycle import format_time
+from .model import Action, Entry, Operation, Plan
+from .naming import fold
+
+LOCK_RDN = "cn=reconciler-lock"
+LOCK_HOURS = 2
+
+
+@dataclass(slots=True)
+class Recap:
+    ok: int = 0  # already done
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0  # not attempted (after a failure)
+    messages: list[str] = field(default_factory=list)
+    replaced_lock: str = ""
+
+    def line(self) -> str:
+        return f"ok={self.ok} changed={self.changed} failed={self.failed} skipped={self.skipped}"
+
+
+Progress = Callable[[int, int], None]
+
+
+def _same(entry: Entry, attr: str, values: tuple[str, ...]) -> bool:
+    have = entry.all(attr)
+    if attr in CASELESS_ATTRS or attr.lower() == "objectclass":
+        return sorted(v.lower() for v in have) == sorted(v.lower() for v in values)
+    return sorted(have) == sorted(values)
+
+
+def _done(op: Operation, entry: Entry | None) -> bool:
+    """Is the operation's result already in the directory?"""
+    if op.action is Action.DELETE:
+        return entry is None
+    if entry is None:
+        return False
+    if op.action is Action.CREATE:
+        return _same(entry, "mail", next(c.after for c in op.attributes if c.attr == "mail"))
+    if op.action is Action.SUSPEND:
+        return bool(entry.all("pwdAccountLockedTime"))
+    if op.action is Action.RESTORE:
+        return not entry.all("pwdAccountLockedTime") and not entry.all("govMailSuspendReason")
+    if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
+        return False
+    return all(_same(entry, c.attr, c.after) for c in op.changes)
+
+
+def check(
+    plan: Plan, live: dict[str, Entry], by_dn: dict[str, Entry]
+) -> tuple[list[Operation], list[Operation], list[str]]:
+    """Split the plan's operations into (to do, already done, stale reasons)."""
+    todo: list[Operation] = []
+    done: list[Operation] = []
+    stale: list[str] = []
+    seen: dict[str, bool] = {}  # key -> an earlier operation on it is still to do
+    for op in plan.operations:
+        entry = live.get(op.id)
+        if entry is None and op.dn.lower() in by_dn and not by_dn[op.dn.lower()].managed:
+            entry = by_dn[op.dn.lower()]  # adopted by this plan: no employeeNumber yet
+        earlier_todo = seen.get(op.id)
+        if _done(op, entry):
+            done.append(op)
+            seen.setdefault(op.id, False)
+            continue
+        if earlier_todo is not None:
+            # a later step on an entry an earlier step changes (or changed): its state is the
+            # earlier step's result, which the plan could not fingerprint
+            todo.append(op)
+            continue
+        if op.action is Action.CREATE:
+            if entry is not None:
+                stale.append(f"{op.id}: now exists in the directory as {entry.dn}")
+            elif op.new_dn.lower() in by_dn:
+                stale.append(f"{op.id}: the DN {op.new_dn} is now held by another entry")
+            else:
+                todo.append(op)
+        elif entry is None:
+            stale.append(f"{op.id} ({op.address}): no longer in the directory")
+        elif fingerprint(entry) == op.fingerprint:
+            todo.append(op)
+        elif op.action is Action.RENAME and entry.dn.lower() == op.new_dn.lower():
+            todo.append(op)  # renamed by an apply that stopped before changing the attributes
+        else:
+            stale.append(f"{op.id} ({entry.dn}): changed since the plan was made")
+        seen[op.id] = True
+    return todo, done, stale
+
+
+def _base_entry(dn: str) -> dict[str, list[str]]:
+    attr, value = parse_dn(dn)[0]
+    attr = attr.lower()
+    if attr == "dc":
+        return {"objectClass": ["top", "dcObject", "organization"], "dc": [value], "o": [value]}
+    if attr == "o":
+        return {"objectClass": ["top", "organization"], "o": [value]}
+    return {"objectClass": ["top", "organizationalUnit"], "ou": [value]}
+
+
+@contextmanager
+def lock(
+    directory: Directory, plan: Plan, actor: str, digest: str, break_lock: bool, recap: Recap
+) -> Iterator[str]:
+    """One apply at a time per directory: a lock entry made with an atomic add."""
+    dn = f"{LOCK_RDN},{plan.base_dn}"
+    now = dt.datetime.now(dt.UTC)
+    run = str(uuid.uuid4())
+    info = {
+        "run": run,
+        "actor": actor,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": now.isoformat(timespec="seconds"),
+        "expires": (now + dt.timedelta(hours=LOCK_HOURS)).isoformat(timespec="seconds"),
+        "plan": digest,
+    }
+    attrs = {
+        "objectClass": ["top", "applicationProcess"],
+        "cn": ["reconciler-lock"],
+        "description": [json.dumps(info, sort_keys=True)],
+    }
+    try:
+        directory.add(dn, attrs)
+    except EntryExists:
+        held = directory.get(dn, ["description"])
+        holder = held.get("description") if held else None
+        if not break_lock:
+            raise LockHeld(
+                f"another apply holds the lock on {plan.base_dn}: {_holder(holder)}. Wait for "
+                "it to finish. If that run is dead (killed, its machine gone), take the lock "
+                "over with --break-lock."
+            ) from None
+        directory.delete(dn)
+        directory.add(dn, attrs)
+        recap.replaced_lock = holder or "unknown run"
+    try:
+        yield run
+    finally:
+        with suppress(ReconcilerError):
+            directory.delete(dn)
+
+
+def _holder(description: str | None) -> str:
+    """Who holds the lock, in plain words, and whether the lock has expired."""
+    try:
+        info = json.loads(description or "")
+        text = (
+            f"{info['actor']} on {info['host']} (pid {info['pid']}) since {info['started']}, "
+            f"run {info['run']}"
+        )
+        expired = dt.datetime.fromisoformat(info["expires"]) < dt.datetime.now(dt.UTC)
+    except (ValueError, KeyError, TypeError):
+        return description or "an unknown run"
+    return text + (
+        f"; its lock expired at {info['expires']}, so it is most likely dead" if expired else ""
+    )
+
+
+def execute(
+    plan: Plan,
+    digest: str,
+    directory: Directory,
+    audit: AuditLog,
+    credentials: CredentialsFile | None,
+    *,
+    actor: str,
+    break_lock: bool = False,
+    progress: Progress | None = None,
+) -> Recap:
+    """Apply the plan. Raises StalePlan before writing anything if an entry changed; stops at the
+    first failing operation (recorded in the recap and the audit log)."""
+    recap = Recap()
+    if credentials is None and plan.count(Action.CREATE):
+        raise ReconcilerError(
+            f"this plan creates {plan.count(Action.CREATE)} mailboxes, and their first passwords "
+            "must go somewhere safe: give --credentials-out FILE (outside the repository). "
+            "Nothing was applied."
+        )
+    for dn in plan.containers:
+        try:
+            directory.add(dn, _base_entry(dn))
+            audit.record("container", dn=dn, outcome="changed")
+        except EntryExists:
+            pass
+    with lock(directory, plan, actor, digest, break_lock, recap):
+        if recap.replaced_lock:
+            audit.record("break-lock", replaced=recap.replaced_lock, outcome="changed")
+        live: dict[str, Entry] = {}
+        by_dn: dict[str, Entry] = {}
+        for entry in directory.read(plan.base_dn, READ):
+            by_dn[entry.dn.lower()] = entry
+            if entry.key:
+                live[entry.key] = entry
+        todo, done, stale = check(plan, live, by_dn)
+        if stale:
+            audit.record("stale", entries=stale, outcome="refused")
+            shown = "\n".join(f"  - {s}" for s in stale[:20])
+            more = f"\n  … and {len(stale) - 20} more" if len(stale) > 20 else ""
+            raise StalePlan(
+                f"the plan is stale: {len(stale)} entries changed in the directory since it was "
+                f"made:\n{shown}{more}\nNothing was applied. Run `reconciler plan` again and "
+                "review the new plan."
+            )
+        recap.ok = len(done)
+        for op in done:
+            audit.record(
+                op.action.value,
+                id=op.id,
+                dn=op.dn or op.new_dn,
+                outcome="ok",
+                message="already done",
+            )
+        current_dn = {key: e.dn for key, e in live.items()}
+        written: set[str] = set()  # keys this run has changed: their state is our own result
+        total = len(todo)
+        for index, op in enumerate(todo):
+            dn = current_dn.get(op.id, op.dn)
+            try:
+                if op.id in live and op.id not in written:
+                    _unchanged(directory, dn, live[op.id])
+                if op.action is Action.DELETE:
+                    # irreversible (HG-2024 Đ7.2): the record of what goes is written first
+                    whole = directory.get(dn, ["*", "pwdAccountLockedTime", "pwdChangedTime"])
+                    audit.record(
+                        "delete",
+                        id=op.id,
+                        dn=dn,
+                        address=op.address,
+                        clause=op.clause,
+                        reason=op.reason,
+                        before=_attrs(whole),
+                        outcome="started",
+                    )
+                new_dn, before, after = _run(op, dn, live.get(op.id), directory, credentials)
+            except ReconcilerError as error:
+                recap.failed = 1
+                recap.skipped = total - index - 1
+                audit.record(op.action.value, id=op.id, dn=dn, outcome="failed", message=str(error))
+                recap.messages.append(f"{op.action.value} {op.address} ({op.id}) failed: {error}")
+                break
+            current_dn[op.id] = new_dn
+            written.add(op.id)
+            recap.changed += 1
+            audit.record(
+                op.action.value,
+                id=op.id,
+                dn=new_dn,
+                address=op.address,
+                clause=op.clause,
+                reason=op.reason,
+                before=before,
+                after=after,
+                outcome="changed",
+            )
+            if progress:
+                progress(index + 1, total)
+    return recap
+
+
+def _unchanged(directory: Directory, dn: str, seen: Entry) -> None:
+    """Refuse to write an entry changed since the stale check read it (an admin's hand change
+    made while this apply ran): the check happens once, and writes replace whole attributes."""
+    now = directory.get(dn, READ)
+    if now is None or fingerprint(now) != fingerprint(seen):
+        raise StalePlan(
+            f"{dn} changed in the directory while the plan was being applied (by hand?); it was "
+            "not written. Run `reconciler plan` again and review the new plan."
+        )
+
+
+def _attrs(entry: Entry | None) -> dict[str, list[str]]:
+    return {k: list(v) for k, v in entry.attrs.items()} if entry else {}
+
+
+def _run(
+    op: Operation,
+    dn: str,
+    entry: Entry | None,
+    directory: Directory,
+    credentials: CredentialsFile | None,
+) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
+    """Carry out one operation; returns (DN after, attributes before, attributes set)."""
+    now = format_time(dt.datetime.now(dt.UTC))
+    if op.action is Action.CREATE:
+        attrs = {c.attr: list(c.after) for c in op.attributes}
+        assert credentials is not None
+        avoid = [fold(w) for w in op.name.split()]
+        password = generate(avoid)
+        credentials.add(op.address, password)  # synced before the entry exists
+        full = dict(attrs)
+        full["userPassword"] = [password]
+        full["pwdReset"] = ["TRUE"]
+        if "pwdAccountLockedTime" in attrs:
+            full["govMailSuspendedAt"] = [now]
+        try:
+            directory.add(op.new_dn, full)
+        except EntryExists:
+            raise ReconcilerError(f"{op.new_dn} appeared while applying") from None
+        return op.new_dn, {}, attrs
+    if op.action is Action.DELETE:
+        directory.delete(dn)
+        return dn, _attrs(entry), {}
+    before = {c.attr: list(c.before) for c in op.changes}
+    changes: dict[str, list[str]] = {c.attr: list(c.after) for c in op.changes}
+    if op.action is Action.RENAME:
+        if dn.lower() != op.new_dn.lower():
+            dn = directory.rename(dn, split_dn(op.new_dn)[0])
+        changes.pop("uid", None)  # the RDN carries it
+    elif op.action is Action.SUSPEND:
+        changes["govMailSuspendedAt"] = [now]
+    elif op.action is Action.RESTORE:
+        changes.update(
+            {
+                "pwdAccountLockedTime": [],
+                "govMailSuspendedAt": [],
+                "govMailSuspendReason": [],
+                "pwdReset": ["TRUE"],
+                "govMailRestoredAt": [now],
+            }
+        )
+    if changes:
+        try:
+            directory.modify(dn, changes)
+        except NoSuchEntry:
+            raise ReconcilerError(f"{dn} disappeared while applying") from None
+    return dn, before, changes
+
+
+__all__ = ["LOCKED", "Recap", "check", "execute"]

@@ -1,0 +1,89 @@
+"""The audit log (HG-2024 Đ7.3, Đ9.1): one JSON line per operation attempted, appended and synced.
+
+Records hold no secret: no password, no password hash. The log is only ever appended to, never
+rotated by the tool, so records are kept as long as the file is (at least 6 months by HG-2024 Đ9.1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from .errors import ReconcilerError
+
+SECRET_ATTRIBUTES = frozenset({"userpassword", "pwdhistory", "authpassword"})
+
+
+def scrub(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if k.lower() not in SECRET_ATTRIBUTES}
+
+
+class AuditLog:
+    def __init__(
+        self, path: Path, *, run: str, actor: str, plan_digest: str, commit: str, directory: str
+    ) -> None:
+        self.path = path
+        self.common = {
+            "run": run,
+            "actor": actor,
+            "plan": plan_digest,
+            "inventory_commit": commit,
+            "directory": directory,
+        }
+        self.broken = False  # a write failed (full disk, I/O error): nothing more goes there
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+        except OSError as error:
+            raise ReconcilerError(
+                f"cannot open the audit log {path}: {error.strerror}. Nothing was applied."
+            ) from None
+
+    def record(self, event: str, **fields: Any) -> None:
+        entry = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "event": event,
+            **self.common,
+            **fields,
+        }
+        for key in ("before", "after"):
+            if isinstance(entry.get(key), dict):
+                entry[key] = scrub(entry[key])
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:
+            self.broken = True
+            raise ReconcilerError(
+                f"cannot write the audit log {self.path}: {error.strerror}. The apply stopped "
+                "so that no change goes unrecorded."
+            ) from None
+
+    def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
+        """Keep the applied plan beside the log, named by time and digest; None when the log's
+        disk already failed (nothing more is written there)."""
+        if self.broken:
+            return None
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.parent / "applied" / f"{stamp}-{digest.split(':')[-1][:12]}.json"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(plan_file, target)
+        except OSError as error:
+            raise ReconcilerError(
+                f"cannot keep a copy of the applied plan as {target}: {error.strerror}"
+            ) from None
+        return target
+
+    def close(self) -> None:
+        # every record was flushed and synced when written; a failing close (full disk) adds
+        # nothing to report beyond the write error already raised
+        with suppress(OSError):
+            self._file.close()

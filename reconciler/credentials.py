@@ -1,0 +1,101 @@
+"""Issued passwords: generated with `secrets`, handed over only through a 0600 CSV file.
+
+A password reaches the file (flushed and synced to disk) before the entry that uses it is written,
+so a crash never leaves a mailbox whose password nobody holds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from .errors import ReconcilerError
+
+SPECIALS = "!#$%&*+-=?@^_"
+ALPHABET = string.ascii_letters + string.digits + SPECIALS
+LENGTH = 16
+
+
+def generate(avoid: Iterable[str] = (), length: int = LENGTH) -> str:
+    """A random password with upper case, lower case, digit and special character (QN-2020
+    Đ8.1–8.2, HG-2024 Đ6.2), containing none of the words in `avoid` (the person's name parts,
+    folded to ASCII), of at least 12 characters."""
+    length = max(length, 12)
+    words = [w.lower() for w in avoid if len(w) >= 3]
+    while True:
+        password = "".join(secrets.choice(ALPHABET) for _ in range(length))
+        if (
+            any(c.islower() for c in password)
+            and any(c.isupper() for c in password)
+            and any(c.isdigit() for c in password)
+            and any(c in SPECIALS for c in password)
+            and not any(w in password.lower() for w in words)
+        ):
+            return password
+
+
+def inside_git_work_tree(path: Path) -> Path | None:
+    """The work tree that would hold `path`, if any (a credentials file must never be committed)."""
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+class CredentialsFile:
+    """CSV `address,password`, created new with mode 0600, each line synced as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        tree = inside_git_work_tree(path)
+        if tree is not None:
+            raise ReconcilerError(
+                f"--credentials-out {path} is inside the git work tree {tree}; passwords must "
+                "never be committed. Write them outside the repository (for example under /run or "
+                "a CI secure-files folder)."
+            )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ReconcilerError(
+                f"--credentials-out {path} already exists; it may hold passwords that were "
+                "handed over already. Choose a new file name."
+            ) from None
+        except OSError as error:
+            raise ReconcilerError(f"cannot create {path}: {error.strerror}") from None
+        os.fchmod(fd, 0o600)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._write("address,password\n")
+        self.count = 0
+
+    def _write(self, line: str) -> None:
+        self._file.write(line)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def add(self, address: str, password: str) -> None:
+        self._write(f"{address},{password}\n")
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file; one that received no password is removed, so that a run that failed
+        before issuing anything (a connection refused, a stale plan) can be repeated with the
+        same --credentials-out."""
+        if self._file.closed:
+            return
+        self._file.close()
+        if self.count == 0:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> CredentialsFile:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
