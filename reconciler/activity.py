@@ -1,0 +1,77 @@
+"""The `--activity FILE` CSV (`address,last_activity`) exported from the mail server's logs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+from .errors import InventoryError, Problem, ReconcilerError
+
+
+def parse_moment(text: str) -> dt.datetime:
+    """ISO 8601 date or date-time; UTC when it has no zone."""
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def load(path: Path) -> dict[str, dt.datetime]:
+    """address (lower case) → the latest activity in the file. Every malformed row is reported
+    with its line."""
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except OSError as error:
+        raise ReconcilerError(f"cannot read the activity file {path}: {error.strerror}") from None
+    result: dict[str, dt.datetime] = {}
+    problems: list[Problem] = []
+    with handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or [h.strip().lower() for h in header[:2]] != [
+                "address",
+                "last_activity",
+            ]:
+                raise InventoryError(
+                    [
+                        Problem(
+                            str(path),
+                            1,
+                            "the first line must be the header `address,last_activity`",
+                        )
+                    ]
+                )
+            for row in reader:
+                line = reader.line_num
+                if not row or not "".join(row).strip():
+                    continue
+                if len(row) != 2 or "@" not in row[0]:
+                    problems.append(
+                        Problem(
+                            str(path),
+                            line,
+                            f"expected `address,last_activity`, got {','.join(row)!r}",
+                        )
+                    )
+                    continue
+                try:
+                    moment = parse_moment(row[1])
+                except ValueError:
+                    problems.append(
+                        Problem(
+                            str(path),
+                            line,
+                            f"last_activity {row[1]!r} is not an ISO 8601 date or date-time",
+                        )
+                    )
+                    continue
+                address = row[0].strip().lower()
+                if address not in result or result[address] < moment:
+                    result[address] = moment
+        except UnicodeDecodeError:
+            raise InventoryError([Problem(str(path), 0, "the file is not UTF-8 text")]) from None
+        except csv.Error as error:
+            raise InventoryError([Problem(str(path), 0, f"not a CSV file: {error}")]) from None
+    if problems:
+        raise InventoryError(problems)
+    return result

@@ -1,0 +1,279 @@
+"""Suspension, restore and the time rules of both regulations. Pure: the clock is an argument.
+
+Months and years are calendar months and years counted in the province's time zone
+(Asia/Ho_Chi_Minh, UTC+7): a rule of N months fires on the local calendar day N months after the
+last activity (the same day of the month, or the month's last day when it has no such day: 31
+January + 1 month = 28 or 29 February), at 00:00 local time. A day before, it does not fire.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
+
+from .desired import LOCKED, Mailbox, operation
+from .model import Action, Change, Entry, Operation, State
+from .regulations import Regulation
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` calendar months later, clamped to the month's last day."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def local_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(ZONE).date()
+
+
+def elapsed(since: dt.datetime, now: dt.datetime, months: int) -> bool:
+    """True when `months` calendar months have passed since `since`, in the province's days."""
+    return local_day(now) >= add_months(local_day(since), months)
+
+
+def months_between(since: dt.datetime, now: dt.datetime) -> int:
+    a, b = local_day(since), local_day(now)
+    n = (b.year - a.year) * 12 + b.month - a.month
+    return n - 1 if add_months(a, n) > b else n
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """An LDAP GeneralizedTime (`20261123090000Z`, fractions allowed) as an aware datetime."""
+    if not value:
+        return None
+    text = value.strip()
+    if text == LOCKED:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1]
+    main, _, _fraction = text.partition(".")
+    digits = main[:14]
+    if len(digits) == 14 and digits.isascii() and digits.isdigit():
+        # the usual form, read by slicing: strptime took 2.5 s of a 100,000-mailbox plan
+        # (cProfile; three timestamps per entry); anything it cannot build goes to strptime
+        try:
+            return dt.datetime(
+                int(digits[:4]),
+                int(digits[4:6]),
+                int(digits[6:8]),
+                int(digits[8:10]),
+                int(digits[10:12]),
+                int(digits[12:14]),
+                tzinfo=dt.UTC,
+            )
+        except ValueError:
+            pass
+    try:
+        return dt.datetime.strptime(digits, "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def format_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+#: Marks a suspension made by a time rule in govMailSuspendReason: it persists until a restore
+#: request, while a declared one is lifted by `state: active` (QN-2020 Đ7.2 covers both).
+TIME_RULE = " (time rule)"
+
+
+def suspension_clause(entry: Entry) -> str | None:
+    reason = entry.get("govMailSuspendReason")
+    if not reason:
+        return None
+    return reason.split(":", 1)[0].replace(TIME_RULE, "").strip()
+
+
+def by_time_rule(entry: Entry) -> bool:
+    return TIME_RULE in (entry.get("govMailSuspendReason") or "").split(":", 1)[0]
+
+
+def last_activity(
+    entry: Entry, activity: Mapping[str, dt.datetime]
+) -> tuple[dt.datetime | None, str]:
+    """The latest sign of life, and what it was, in plain words."""
+    candidates: list[tuple[dt.datetime, str]] = []
+    login = parse_time(entry.get("pwdLastSuccess"))
+    if login:
+        candidates.append((login, "last login"))
+    for address in (entry.mail or "", *(a.lower() for a in entry.all("govMailAlias"))):
+        seen = activity.get(address)
+        if seen:
+            candidates.append((seen, "last mail activity"))
+    created = parse_time(entry.get("createTimestamp"))
+    if created:
+        candidates.append((created, "created"))
+    restored = parse_time(entry.get("govMailRestoredAt"))
+    if restored:
+        candidates.append((restored, "restored"))
+    if not candidates:
+        return None, ""
+    return max(candidates)
+
+
+def _exempt(box: Mailbox, rule: str) -> bool:
+    return box.person is not None and any(e.rule == rule for e in box.person.exempt)
+
+
+def suspend_text(clause: str, reason: str, *, time_rule: bool = False) -> str:
+    """govMailSuspendReason: the clause (marked when a time rule made it) and the reason."""
+    mark = TIME_RULE if time_rule else ""
+    return f"{clause}{mark}: {reason}" if reason else f"{clause}{mark}"
+
+
+def suspend_changes(
+    entry: Entry, clause: str, reason: str, *, time_rule: bool = False
+) -> tuple[Change, ...]:
+    text = suspend_text(clause, reason, time_rule=time_rule)
+    return (
+        Change("pwdAccountLockedTime", entry.all("pwdAccountLockedTime"), (LOCKED,)),
+        Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (text,)),
+    )
+
+
+def restore_changes(entry: Entry) -> tuple[Change, ...]:
+    return tuple(
+        Change(attr, entry.all(attr), ())
+        for attr in ("pwdAccountLockedTime", "govMailSuspendedAt", "govMailSuspendReason")
+        if entry.all(attr)
+    )
+
+
+def _when(moment: dt.datetime) -> str:
+    return local_day(moment).isoformat()
+
+
+def state_operations(
+    box: Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    now: dt.datetime,
+    activity: Mapping[str, dt.datetime],
+) -> list[Operation]:
+    """Suspend or restore a mailbox that exists, by its declared state and the time rules."""
+    locked = bool(entry.all("pwdAccountLockedTime"))
+    ours = suspension_clause(entry)
+    if box.state is State.SUSPENDED:
+        if locked:
+            return []
+        assert box.suspension is not None
+        clause, note = box.suspension.clause, box.suspension.note
+        reason = f"declared suspended in {box.loc.file}" + (f": {note}" if note else "")
+        return [
+            operation(
+                box,
+                Action.SUSPEND,
+                clause,
+                reason,
+                entry,
+                changes=suspend_changes(entry, clause, note),
+            )
+        ]
+    if locked:
+        if ours is None:
+            return []  # locked by someone else (ppolicy lockout, an admin): not ours to lift
+        suspended_at = parse_time(entry.get("govMailSuspendedAt"))
+        if by_time_rule(entry):
+            restored = box.person.restored if box.person else None
+            if restored is None or (suspended_at and local_day(suspended_at) > restored):
+                return []  # a time-rule suspension persists until a restore request
+            ref = box.person.restore_ref if box.person else None
+            reason = f"restore requested on {restored.isoformat()}" + (f" ({ref})" if ref else "")
+            reason += f"; suspended under {ours}"
+        else:
+            reason = f"state: active in {box.loc.file} (was suspended under {ours})"
+        return [
+            operation(
+                box,
+                Action.RESTORE,
+                regulation.restore_clause,
+                reason,
+                entry,
+                changes=restore_changes(entry),
+            )
+        ]
+    if not entry.managed:
+        # being adopted: the plan that adopts an existing directory changes nothing else
+        return []
+    return _time_rules(box, entry, regulation, now, activity)
+
+
+def _time_rules(
+    box: Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    now: dt.datetime,
+    activity: Mapping[str, dt.datetime],
+) -> list[Operation]:
+    if not _exempt(box, "inactivity"):
+        last, what = last_activity(entry, activity)
+        requested = box.person.restored if box.person else None
+        if requested is not None:
+            # a restore request is a sign of life of its own, even when the restore was done by
+            # hand before the record said so
+            asked = dt.datetime.combine(requested, dt.time(), ZONE)
+            if last is None or asked > last:
+                last, what = asked, "restore requested"
+        if last is not None and elapsed(last, now, regulation.inactivity_months):
+            months = months_between(last, now)
+            if what == "created":
+                reason = f"never used since it was created on {_when(last)} ({months} months)"
+            else:
+                reason = f"no activity since {_when(last)} ({what}, {months} months)"
+            clause = regulation.inactivity_clause
+            return [
+                operation(
+                    box,
+                    Action.SUSPEND,
+                    clause,
+                    reason,
+                    entry,
+                    changes=suspend_changes(entry, clause, reason, time_rule=True),
+                )
+            ]
+    limit = regulation.password_change_months
+    rule = regulation.password_clause
+    must_change = (entry.get("pwdReset") or "").upper() == "TRUE"
+    if limit and rule and must_change and not _exempt(box, "password-change"):
+        moments = [
+            parse_time(entry.get(attr))
+            for attr in ("pwdChangedTime", "createTimestamp", "govMailRestoredAt")
+        ]
+        known = [t for t in moments if t is not None]
+        if known and elapsed(max(known), now, limit):
+            issued = max(known)
+            reason = f"password issued {_when(issued)} never changed"
+            return [
+                operation(
+                    box,
+                    Action.SUSPEND,
+                    rule,
+                    reason,
+                    entry,
+                    changes=suspend_changes(entry, rule, reason, time_rule=True),
+                )
+            ]
+    return []
+
+
+def expiry(
+    box: Mailbox, entry: Entry, regulation: Regulation, now: dt.datetime
+) -> Operation | None:
+    """HG-2024 Đ8.4: a mailbox suspended continuously for N years is deleted."""
+    years = regulation.delete_after_suspended_years
+    if not years or not regulation.expiry_clause or not entry.all("pwdAccountLockedTime"):
+        return None
+    since = parse_time(entry.get("govMailSuspendedAt"))
+    if since is None or not elapsed(since, now, 12 * years):
+        return None
+    reason = (
+        f"suspended since {_when(since)}, {years} years or more; mark the record "
+        "`state: absent`, or the next plan will issue a new mailbox"
+    )
+    return operation(box, Action.DELETE, regulation.expiry_clause, reason, entry)

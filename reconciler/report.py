@@ -1,0 +1,262 @@
+"""The periodic report (QN-2020 Đ13.6, HG-2024 Đ7.3): accounts per agency and what is coming.
+
+Pure: `build()` takes the inventory, the entries read from the directory, the audit log's records
+(already parsed from its JSON lines) and the clock, and returns a frozen `Report`. No I/O.
+
+- active / suspended: the managed entries as they are now, per agency (`govMailAgency`);
+  suspended ones are counted by the clause in `govMailSuspendReason` ("locked outside the tool"
+  for a lock without one, e.g. a ppolicy lockout).
+- created / renamed / deleted / suspended / restored in the period: the audit records with
+  `outcome: changed` whose `time` is in [since, now].
+- due: the mailboxes a time rule will catch within `HORIZON_DAYS` days and does not catch now —
+  the agency's advance notice before anyone is locked out — with the day it fires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import desired, lifecycle
+from .model import Action, Entry, Inventory, Operation
+from .regulations import Regulation
+
+HORIZON_DAYS = 30
+#: Audit events counted in the period, in the order they are shown.
+PERIOD_EVENTS = ("create", "rename", "delete", "suspend", "restore")
+OUTSIDE = "locked outside the tool"
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A mailbox a time rule will catch soon."""
+
+    agency: str
+    id: str
+    address: str
+    name: str
+    action: str  # "suspend" or "delete"
+    clause: str
+    day: dt.date  # the local day the rule fires
+    reason: str  # the evidence, in plain words, as the plan will say it
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyReport:
+    id: str
+    name: str
+    active: int
+    suspended: tuple[tuple[str, int], ...]  # (clause, accounts), by clause
+    period: tuple[tuple[str, int], ...]  # (audit event, count) for each of PERIOD_EVENTS
+    due: tuple[Due, ...]
+    in_inventory: bool = True
+
+    @property
+    def suspended_total(self) -> int:
+        return sum(n for _, n in self.suspended)
+
+    @property
+    def total(self) -> int:
+        return self.active + self.suspended_total
+
+    def count(self, event: str) -> int:
+        return dict(self.period).get(event, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    regulation: str
+    domain: str
+    now: dt.datetime
+    since: dt.datetime
+    audited: bool  # False when no audit log was given: the period counts are unknown
+    agencies: tuple[AgencyReport, ...]
+    horizon_days: int = HORIZON_DAYS
+
+    @property
+    def active(self) -> int:
+        return sum(a.active for a in self.agencies)
+
+    @property
+    def suspended(self) -> int:
+        return sum(a.suspended_total for a in self.agencies)
+
+    def count(self, event: str) -> int:
+        return sum(a.count(event) for a in self.agencies)
+
+    @property
+    def due(self) -> tuple[Due, ...]:
+        return tuple(d for a in self.agencies for d in a.due)
+
+    @property
+    def clauses(self) -> tuple[str, ...]:
+        return tuple(sorted({c for a in self.agencies for c, _ in a.suspended}))
+
+
+def default_since(now: dt.datetime) -> dt.datetime:
+    """Six calendar months before `now` (the report is due every 6 months, QN-2020 Đ13.6)."""
+    day = lifecycle.add_months(lifecycle.local_day(now), -6)
+    return dt.datetime.combine(day, dt.time(0), lifecycle.ZONE).astimezone(dt.UTC)
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _attr(attrs: Any, name: str) -> str | None:
+    if not isinstance(attrs, Mapping):
+        return None
+    for key, values in attrs.items():
+        if str(key).lower() == name.lower():
+            if isinstance(values, list | tuple) and values:
+                return str(values[0])
+            if isinstance(values, str) and values:
+                return values
+    return None
+
+
+def _agency_of(record: Mapping[str, Any], known: Mapping[str, str]) -> str:
+    """The agency an audit record is about: from its attributes, else by its stable id."""
+    for side in ("after", "before"):
+        agency = _attr(record.get(side), "govMailAgency")
+        if agency:
+            return agency
+    key = str(record.get("id") or "")
+    if key in known:
+        return known[key]
+    if key.startswith("agency:"):
+        return key[len("agency:") :]
+    if key.startswith("unit:"):
+        return key[len("unit:") :].split("/", 1)[0]
+    return ""
+
+
+def _period(
+    records: Iterable[Mapping[str, Any]],
+    since: dt.datetime,
+    now: dt.datetime,
+    known: Mapping[str, str],
+) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {}
+    for record in records:
+        event = record.get("event")
+        if event not in PERIOD_EVENTS or record.get("outcome") != "changed":
+            continue
+        moment = _moment(record.get("time"))
+        if moment is None or not since <= moment <= now:
+            continue
+        counts.setdefault(_agency_of(record, known), Counter())[str(event)] += 1
+    return counts
+
+
+def _due(
+    box: desired.Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    now: dt.datetime,
+    activity: Mapping[str, dt.datetime],
+) -> Due | None:
+    """The first time rule that catches the mailbox within the horizon but not now."""
+
+    def ops(days: int) -> list[Operation]:
+        at = now + dt.timedelta(days=days)
+        found = [
+            op
+            for op in lifecycle.state_operations(box, entry, regulation, at, activity)
+            if op.action is Action.SUSPEND and op.clause in regulation.time_clauses
+        ]
+        expired = lifecycle.expiry(box, entry, regulation, at)
+        return [*found, expired] if expired else found
+
+    if ops(0) or not ops(HORIZON_DAYS):
+        return None
+    low, high = 0, HORIZON_DAYS  # the rules only ever fire later, never stop: bisect the day
+    while high - low > 1:
+        middle = (low + high) // 2
+        if ops(middle):
+            high = middle
+        else:
+            low = middle
+    op = ops(high)[0]
+    return Due(
+        agency=box.agency,
+        id=box.key,
+        address=box.mail,
+        name=box.name,
+        action=op.action.value,
+        clause=op.clause,
+        day=lifecycle.local_day(now + dt.timedelta(days=high)),
+        reason=op.reason,
+    )
+
+
+def build(
+    inventory: Inventory,
+    entries: Iterable[Entry],
+    regulation: Regulation,
+    records: Sequence[Mapping[str, Any]] | None,
+    now: dt.datetime,
+    since: dt.datetime | None = None,
+    activity: Mapping[str, dt.datetime] | None = None,
+) -> Report:
+    """The report at `now` over the period [since, now] (default: the last 6 months)."""
+    since = since if since is not None else default_since(now)
+    all_entries = list(entries)
+    live = {e.key: e for e in all_entries if e.managed and e.key}
+    taken, holders = desired.taken_addresses(all_entries, inventory)
+    boxes, _problems = desired.mailboxes(inventory, regulation, live, taken, holders)
+
+    known = {p.id: p.agency for p in inventory.people}
+    known.update({k: e.get("govMailAgency") or "" for k, e in live.items()})
+    period = _period(records or (), since, now, known)
+
+    active: Counter[str] = Counter()
+    suspended: dict[str, Counter[str]] = {}
+    due: dict[str, list[Due]] = {}
+    for key, entry in live.items():
+        agency = entry.get("govMailAgency") or ""
+        if entry.all("pwdAccountLockedTime"):
+            clause = lifecycle.suspension_clause(entry) or OUTSIDE
+            suspended.setdefault(agency, Counter())[clause] += 1
+        else:
+            active[agency] += 1
+        box = boxes.get(key)
+        if box is not None:
+            soon = _due(box, entry, regulation, now, activity or {})
+            if soon is not None:
+                due.setdefault(box.agency, []).append(soon)
+
+    names = {a.id: a.name for a in inventory.agencies}
+    order = [a.id for a in inventory.agencies]
+    extra = sorted({*active, *suspended, *period, *due} - set(order))
+    agencies = []
+    for agency_id in [*order, *extra]:
+        counts = period.get(agency_id, Counter())
+        agencies.append(
+            AgencyReport(
+                id=agency_id,
+                name=names.get(agency_id, agency_id or "?"),
+                active=active[agency_id],
+                suspended=tuple(sorted(suspended.get(agency_id, Counter()).items())),
+                period=tuple((event, counts[event]) for event in PERIOD_EVENTS),
+                due=tuple(sorted(due.get(agency_id, []), key=lambda d: (d.day, d.address))),
+                in_inventory=agency_id in names,
+            )
+        )
+    return Report(
+        regulation=regulation.id,
+        domain=inventory.settings.domain,
+        now=now,
+        since=since,
+        audited=records is not None,
+        agencies=tuple(agencies),
+    )

@@ -1,0 +1,62 @@
+"""Calendar arithmetic of the time rules: months in the province's time zone, at the boundaries."""
+
+import datetime as dt
+
+import pytest
+
+from reconciler.lifecycle import add_months, elapsed, months_between, parse_time
+
+UTC = dt.UTC
+
+
+def at(y: int, m: int, d: int, h: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, h, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "expected"),
+    [
+        (dt.date(2026, 1, 31), 1, dt.date(2026, 2, 28)),
+        (dt.date(2028, 1, 31), 1, dt.date(2028, 2, 29)),
+        (dt.date(2028, 2, 29), 12, dt.date(2029, 2, 28)),
+        (dt.date(2028, 2, 29), 36, dt.date(2031, 2, 28)),
+        (dt.date(2026, 3, 31), 3, dt.date(2026, 6, 30)),
+        (dt.date(2026, 11, 15), 3, dt.date(2027, 2, 15)),
+        (dt.date(2026, 8, 31), 6, dt.date(2027, 2, 28)),
+    ],
+)
+def test_add_months_clamps_to_the_last_day(day: dt.date, months: int, expected: dt.date) -> None:
+    assert add_months(day, months) == expected
+
+
+def test_three_months_boundary_day_before_on_day_after() -> None:
+    last = at(2026, 3, 2, 3)  # 10:00 in Hà Nội
+    assert not elapsed(last, at(2026, 6, 1, 3), 3)
+    assert elapsed(last, at(2026, 6, 2, 3), 3)
+    assert elapsed(last, at(2026, 6, 3, 3), 3)
+
+
+def test_days_are_counted_in_the_province_time_zone() -> None:
+    # 2026-03-01 20:00 UTC is already 2 March in Asia/Ho_Chi_Minh (UTC+7)
+    last = at(2026, 3, 1, 20)
+    assert not elapsed(last, at(2026, 6, 1, 16), 3)  # 1 June 23:00 local
+    assert elapsed(last, at(2026, 6, 1, 17), 3)  # 2 June 00:00 local
+
+
+def test_leap_day_plus_three_years() -> None:
+    since = at(2028, 2, 29, 5)
+    assert not elapsed(since, at(2031, 2, 27, 5), 36)
+    assert elapsed(since, at(2031, 2, 28, 5), 36)
+
+
+def test_months_between_counts_whole_months() -> None:
+    assert months_between(at(2026, 3, 2), at(2026, 11, 1)) == 7
+    assert months_between(at(2026, 3, 2), at(2026, 11, 2)) == 8
+
+
+def test_parse_generalized_time() -> None:
+    assert parse_time("20261123090000Z") == at(2026, 11, 23, 9)
+    assert parse_time("20261123090000.123456Z") == at(2026, 11, 23, 9)
+    assert parse_time("000001010000Z") is None
+    assert parse_time("garbage") is None
+    assert parse_time(None) is None

@@ -1,0 +1,413 @@
+"""The periodic report and the public directory: golden files, the CLI, and the HTML in Chromium.
+
+Golden files live in tests/golden/report/ and tests/golden/publish/. They are built from a fixed
+inventory and fixed `Entry` objects (no server) at a fixed `now`. After an intended change,
+regenerate them with
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_report_publish.py
+
+and review the diff before committing.
+
+The Chromium test opens the HTML report in headless Chromium (Debian's `chromium` package). It is
+skipped when /usr/bin/chromium is missing, unless the environment variable CI is set: in CI it
+must run (scripts/setup installs the package).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler import publish, regulations, report, report_render
+from reconciler.cli import main
+from reconciler.model import (
+    Agency,
+    Entry,
+    Inventory,
+    Person,
+    Settings,
+    State,
+    Suspension,
+    Unit,
+    agency_key,
+    unit_key,
+)
+
+from . import scenario
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
+BASE = "dc=hagiang,dc=gov,dc=vn"
+DOMAIN = "hagiang.gov.vn"
+CHROMIUM = Path("/usr/bin/chromium")
+
+SOTTTT = Agency(
+    id="sotttt",
+    name="Sở Thông tin và Truyền thông",
+    abbreviation="sotttt",
+    units=(
+        Unit("vanphong", "Văn phòng", "vanphong"),
+        Unit("cntt", "Phòng Công nghệ thông tin", "cntt"),
+    ),
+)
+SOYTE = Agency(id="soyte", name="Sở Y tế", abbreviation="soyte")
+INVENTORY = Inventory(
+    settings=Settings(regulation="hagiang-2024", domain=DOMAIN, base_dn=BASE),
+    agencies=(SOTTTT, SOYTE),
+    people=(
+        Person("HG-0001", "Nguyễn Văn Sơn", "sotttt", title="Giám đốc", rank=1),
+        Person("HG-0002", "Đào Thị Hà", "sotttt", unit="vanphong", title="Chánh Văn phòng"),
+        Person("HG-0003", "Dương Văn Dũng", "sotttt", unit="cntt", title="Trưởng phòng"),
+        Person("HG-0004", "Đỗ Minh Đức", "sotttt", unit="cntt", title="Chuyên viên"),
+        Person("HG-0006", "Đinh Thị Duyên", "sotttt", unit="cntt", title="Chuyên viên"),
+        Person(
+            "HG-0005",
+            "Hà Thị Ánh",
+            "sotttt",
+            unit="vanphong",
+            state=State.SUSPENDED,
+            suspension=Suspension("HG-2024 Đ8.2.b", "lộ mật khẩu"),
+        ),
+        Person("HG-0101", "Trần Thị Lan", "soyte", title="Phó Giám đốc <Sở>"),
+        Person("HG-0102", "Lê Văn Ân", "soyte"),
+        Person("HG-0103", "Lò Thị Mai", "soyte"),
+    ),
+)
+RECENT = "20261125020000Z"
+
+
+def mailbox(
+    key: str,
+    local: str,
+    name: str,
+    agency: str,
+    kind: str = "person",
+    created: str = "20250301000000Z",
+    **extra: str,
+) -> Entry:
+    attrs: dict[str, tuple[str, ...]] = {
+        "objectclass": ("top", "inetOrgPerson", "govMailAccount"),
+        "employeenumber": (key,),
+        "uid": (local,),
+        "mail": (f"{local}@{DOMAIN}",),
+        "cn": (name,),
+        "govmailkind": (kind,),
+        "govmailagency": (agency,),
+        "govmailquota": ("5368709120",),
+        "createtimestamp": (created,),
+        "pwdlastsuccess": (RECENT,),
+    }
+    for attr, value in extra.items():
+        if value:
+            attrs[attr.lower()] = (value,)
+        else:
+            attrs.pop(attr.lower(), None)
+    return Entry(f"uid={local},ou=people,{BASE}", attrs)
+
+
+LOCKED = {"pwdAccountLockedTime": "000001010000Z"}
+ENTRIES = (
+    Entry(BASE, {"objectclass": ("dcObject", "organization")}),
+    mailbox(agency_key("sotttt"), "sotttt", SOTTTT.name, "sotttt", "agency"),
+    mailbox(unit_key("sotttt", "vanphong"), "vanphong.sotttt", "Văn phòng", "sotttt", "unit"),
+    mailbox(unit_key("sotttt", "cntt"), "cntt.sotttt", "Phòng CNTT", "sotttt", "unit"),
+    mailbox("HG-0001", "nvson.sotttt", "Nguyễn Văn Sơn", "sotttt"),
+    mailbox("HG-0002", "dtha.sotttt", "Đào Thị Hà", "sotttt"),
+    mailbox("HG-0003", "dvdung.sotttt", "Dương Văn Dũng", "sotttt"),
+    mailbox("HG-0006", "dtduyen.sotttt", "Đinh Thị Duyên", "sotttt"),
+    # suspended by the inactivity rule: the inventory still says active, the directory does not
+    mailbox(
+        "HG-0004",
+        "dmduc.sotttt",
+        "Đỗ Minh Đức",
+        "sotttt",
+        govMailSuspendReason="HG-2024 Đ8.2.a (time rule): no activity since 2026-02-01",
+        govMailSuspendedAt="20260801000000Z",
+        **LOCKED,
+    ),
+    mailbox(
+        "HG-0005",
+        "htanh.sotttt",
+        "Hà Thị Ánh",
+        "sotttt",
+        govMailSuspendReason="HG-2024 Đ8.2.b: lộ mật khẩu",
+        govMailSuspendedAt="20261001000000Z",
+        **LOCKED,
+    ),
+    mailbox(agency_key("soyte"), "soyte", SOYTE.name, "soyte", "agency"),
+    mailbox("HG-0101", "ttlan.soyte", "Trần Thị Lan", "soyte"),
+    # issued 10 November, password not changed: HG-2024 Đ8.2.d on 10 December
+    mailbox(
+        "HG-0102",
+        "lvan.soyte",
+        "Lê Văn Ân",
+        "soyte",
+        created="20261110020000Z",
+        pwdReset="TRUE",
+        pwdLastSuccess="",
+    ),
+    # created 5 June, never used: HG-2024 Đ8.2.a on 5 December
+    mailbox(
+        "HG-0103",
+        "ltmai.soyte",
+        "Lò Thị Mai",
+        "soyte",
+        created="20260605020000Z",
+        pwdLastSuccess="",
+    ),
+    # left by an agency that is gone from the inventory, locked by an administrator
+    mailbox("HG-0999", "nvcu.sokhcn", "Nguyễn Văn Cũ", "sokhcn", **LOCKED),
+)
+RECORDS = (
+    {"time": "2025-01-01T00:00:00+00:00", "event": "create", "id": "HG-0001", "outcome": "changed"},
+    {
+        "time": "2026-09-01T08:00:00+00:00",
+        "event": "create",
+        "id": "HG-0101",
+        "dn": f"uid=ttlan.soyte,ou=people,{BASE}",
+        "address": f"ttlan.soyte@{DOMAIN}",
+        "after": {"govMailAgency": ["soyte"]},
+        "outcome": "changed",
+    },
+    {"time": "2026-10-01T08:00:00+00:00", "event": "rename", "id": "HG-0003", "outcome": "changed"},
+    {
+        "time": "2026-11-01T08:00:00+00:00",
+        "event": "delete",
+        "id": "HG-0998",
+        "before": {"govmailagency": ["soyte"]},
+        "outcome": "changed",
+    },
+    {"time": "2026-11-02T08:00:00+00:00", "event": "delete", "id": "HG-0101", "outcome": "failed"},
+    {
+        "time": "2026-08-01T00:00:00+00:00",
+        "event": "suspend",
+        "id": "HG-0004",
+        "outcome": "changed",
+    },
+    {"time": "2026-10-01T00:00:00+00:00", "event": "suspend", "id": "HG-0005", "outcome": "ok"},
+)
+
+
+def build_report() -> report.Report:
+    reg = regulations.get("hagiang-2024")
+    return report.build(INVENTORY, ENTRIES, reg, RECORDS, NOW)
+
+
+def golden(path: Path, text: str) -> None:
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 to create it"
+    assert text == path.read_bytes().decode("utf-8"), f"{path} differs (UPDATE_GOLDEN=1)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def test_report_counts() -> None:
+    built = build_report()
+    by_id = {a.id: a for a in built.agencies}
+    assert [a.id for a in built.agencies] == ["sotttt", "soyte", "sokhcn"]
+    sotttt, soyte, gone = by_id["sotttt"], by_id["soyte"], by_id["sokhcn"]
+    assert (sotttt.active, sotttt.suspended) == (
+        7,
+        (("HG-2024 Đ8.2.a", 1), ("HG-2024 Đ8.2.b", 1)),
+    )
+    assert gone.suspended == ((report.OUTSIDE, 1),) and not gone.in_inventory
+    assert built.since == dt.datetime(2026, 5, 31, 17, tzinfo=dt.UTC)  # 1 June, local time
+    assert dict(soyte.period) == {"create": 1, "rename": 0, "delete": 1, "suspend": 0, "restore": 0}
+    assert sotttt.count("rename") == 1 and sotttt.count("suspend") == 1
+    assert sotttt.count("create") == 0  # 2025: before the period
+    assert [(d.id, d.clause, d.day.isoformat()) for d in soyte.due] == [
+        ("HG-0103", "HG-2024 Đ8.2.a", "2026-12-05"),
+        ("HG-0102", "HG-2024 Đ8.2.d", "2026-12-10"),
+    ]
+    assert soyte.due[1].reason == "password issued 2026-11-10 never changed"
+    assert not sotttt.due
+
+
+def test_report_without_audit_log_shows_unknown_period_counts() -> None:
+    built = report.build(INVENTORY, ENTRIES, regulations.get("hagiang-2024"), None, NOW)
+    assert not built.audited
+    assert "—" in report_render.markdown(built)
+    assert ",,,,," in report_render.csv_text(built)
+
+
+def test_report_golden_markdown_and_csv() -> None:
+    built = build_report()
+    golden(GOLDEN / "report" / "report.md", report_render.markdown(built))
+    golden(GOLDEN / "report" / "report.csv", report_render.csv_text(built))
+
+
+def test_report_html_is_self_contained_and_escaped() -> None:
+    page = report_render.html(build_report())
+    assert page.startswith('<!DOCTYPE html>\n<html lang="vi">')
+    assert '<meta charset="utf-8">' in page
+    assert "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+    assert "https://" not in page and "src=" not in page and "<link" not in page
+    assert page.count('<g class="bar"') == 3
+    assert "Phó Giám đốc &lt;Sở&gt;" not in page  # titles are not in the report at all
+    assert "Sở Thông tin và Truyền thông" in page and "Lê Văn Ân" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# The public directory
+
+
+def test_vietnamese_order() -> None:
+    names = ["Đào", "Dũng", "Duy", "Anh", "Ánh", "Ấn", "Bình", "dung", "Ða", "Ư", "Uy"]
+    ordered = sorted(names, key=publish.vi_key)
+    assert ordered.index("Duy") < ordered.index("Đào")
+    assert ordered.index("Dũng") < ordered.index("Duy")
+    assert ordered[:3] == ["Ấn", "Anh", "Ánh"]  # an < anh; diacritics only break ties
+    assert sorted(["Đinh", "Dương", "Đỗ", "Dũng"], key=publish.vi_key) == [
+        "Dũng",
+        "Dương",
+        "Đinh",
+        "Đỗ",
+    ]
+
+
+def test_public_directory_lists_only_active_mailboxes_without_internal_data() -> None:
+    public = publish.build(INVENTORY, ENTRIES)
+    sotttt = next(a for a in public.agencies if a.id == "sotttt")
+    assert [s.name for s in sotttt.staff] == [
+        "Nguyễn Văn Sơn",  # no unit first
+        "Dương Văn Dũng",  # Phòng Công nghệ thông tin < Văn phòng; Dương < Đinh
+        "Đinh Thị Duyên",
+        "Đào Thị Hà",
+    ]
+    assert [m.address for m in sotttt.mailboxes] == [
+        f"sotttt@{DOMAIN}",
+        f"cntt.sotttt@{DOMAIN}",
+        f"vanphong.sotttt@{DOMAIN}",
+    ]
+    everything = "".join(publish.files(public).values())
+    for secret in ("HG-0", "5368709120", "Đ8.2", "lộ mật khẩu", "dmduc", "htanh", "nvcu"):
+        assert secret not in everything, secret
+    assert "Phó Giám đốc &lt;Sở&gt;" in everything  # escaped
+    assert publish.agency_csv(sotttt).startswith("\ufeffHọ và tên,")
+
+
+def test_publish_golden() -> None:
+    for name, text in publish.files(publish.build(INVENTORY, ENTRIES)).items():
+        golden(GOLDEN / "publish" / name, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands, on the LDIF directory
+
+
+def test_report_and_publish_commands(tmp_path: Path) -> None:
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    url = f"ldif:{tmp_path / 'directory.ldif'}"
+    runner = CliRunner()
+    planned = runner.invoke(
+        main, ["plan", str(folder), "--directory", url, "--out", str(tmp_path / "plan.json")]
+    )
+    assert planned.exit_code == 0, planned.output
+    applied = runner.invoke(
+        main,
+        [
+            "apply",
+            str(tmp_path / "plan.json"),
+            "--directory",
+            url,
+            "--credentials-out",
+            str(tmp_path / "c.csv"),
+            "--audit-log",
+            str(tmp_path / "log" / "audit.jsonl"),
+        ],
+    )
+    assert applied.exit_code == 0, applied.output
+    common = ["--directory", url, "--audit-log", str(tmp_path / "log" / "audit.jsonl")]
+    md = runner.invoke(main, ["report", str(folder), *common])
+    assert md.exit_code == 0, md.output
+    assert "| Sở Y tế | 2 | 0 | 2 |" in md.output
+    later = runner.invoke(
+        main,
+        [
+            "report",
+            str(folder),
+            *common,
+            "--format",
+            "csv",
+            "--now",
+            (NOW + dt.timedelta(days=365 * 3)).isoformat(),
+        ],
+    )
+    assert later.exit_code == 0, later.output
+    assert later.output.splitlines()[2].startswith("soyte,Sở Y tế,2,0,,0,0,0,0,0,")
+    due = runner.invoke(
+        main,
+        ["report", str(folder), *common, "--format", "html", "--out", str(tmp_path / "r.html")],
+    )
+    assert due.exit_code == 0, due.output
+    assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text('{"event": "create"}\nnot json\n', encoding="utf-8")
+    bad = runner.invoke(
+        main,
+        ["report", str(folder), "--directory", url, "--audit-log", str(tmp_path / "bad.jsonl")],
+    )
+    assert bad.exit_code == 1 and "bad.jsonl:2: not a JSON line" in bad.output
+
+    out = tmp_path / "public"
+    published = runner.invoke(main, ["publish", str(folder), "--directory", url, "--out", str(out)])
+    assert published.exit_code == 0, published.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.html",
+        "sotttt.csv",
+        "sotttt.html",
+        "soyte.csv",
+        "soyte.html",
+    ]
+    assert (out / "soyte.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert "ttlan.soyte@hagiang.gov.vn" in (out / "soyte.html").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTML report in a real browser
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp / 'profile'}", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="headless Chromium test: /usr/bin/chromium is not installed (apt-get install "
+    "chromium, or run scripts/setup with CI=1); in CI it always runs",
+)
+def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
+    built = build_report()
+    page = tmp_path / "report.html"
+    page.write_text(report_render.html(built), encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    for agency in built.agencies:
+        assert agency.name in dom.stdout
+    svg = re.search(r"<svg.*?</svg>", dom.stdout, re.S)
+    assert svg, "no <svg> chart in the rendered page"
+    assert len(re.findall(r'<g class="bar"', svg.group(0))) == len(built.agencies)
+    shot = tmp_path / "report.png"
+    taken = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri())
+    assert taken.returncode == 0, taken.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 5_000
+    if os.environ.get("KEEP_SCREENSHOT"):
+        Path(os.environ["KEEP_SCREENSHOT"]).write_bytes(shot.read_bytes())
