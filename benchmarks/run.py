@@ -1,0 +1,425 @@
+"""The benchmark: the reconciler's commands beside the server's own speed, on a throwaway slapd.
+
+    scripts/bench [--sizes 10000,100000] [--repeat 3] [--work /tmp/reconciler-bench]
+    .venv/bin/python -m benchmarks.run ...           (the same, without scripts/setup first)
+
+For each size N it generates a synthetic province (`reconciler.synth`), loads the directory that
+province converges to into a throwaway slapd with `slapadd -q`, and measures, each command in its
+own process, `--repeat` times (the median is shown):
+
+- `reconciler validate` of the inventory;
+- `reconciler plan` with no changes, with 1 % and with 10 % of the people changed (transfers,
+  renames, title changes and removals in equal parts), beside `ldapsearch -E pr=1000/noprompt`
+  of the same entries and attributes, and ldap3's bare paged read of them
+  (`benchmarks/ldap3_read.py`);
+- `reconciler apply` of 1,000 creates, 1,000 renames, 1,000 updates and 1,000 suspends (each on
+  a freshly loaded directory), beside `ldapadd`/`ldapmodify` of LDIF doing the same writes
+  (built from the same plan) on a freshly loaded directory.
+
+The directory is loaded with `slapadd -q` (seconds at 100,000); slapd then syncs every write to
+disk as a real server does (`--dbnosync` runs it as a throwaway, 3-4x faster for writes, which
+makes the per-operation costs that a real server hides under its own sync weigh more).
+
+Peak memory is each command's own peak RSS (ru_maxrss), reported by GNU `/usr/bin/time -f %M`
+around it (one process per measured command; started from `time`, not forked from this large
+process, whose memory Linux would otherwise count in the child's high-water mark).
+Nothing it writes goes into the repository: inventories, LDIF, plans, passwords and the server
+live under `--work` (in /tmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler import inventory, planfile, synth
+from reconciler.desired import READ
+from reconciler.model import Action, Operation
+from reconciler.throwaway import Slapd
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SUFFIX = "dc=gov,dc=vn"
+BASE_DN = "dc=hagiang,dc=gov,dc=vn"
+APPLY_OPS = 1000
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+TIME = Path("/usr/bin/time")  # GNU time (Debian's `time` package; scripts/bench installs it)
+
+
+def measure(
+    args: Sequence[str], *, env: dict[str, str] | None = None, out: Path | None = None
+) -> Run:
+    """Run one command in its own process; its wall time and its own peak RSS.
+
+    The peak comes from GNU time's %M (the child's ru_maxrss), started from that small program:
+    a child forked straight from this (large) process would count this process's memory in its
+    own ru_maxrss, since Linux carries the high-water mark across fork and exec."""
+    stdout = open(out, "wb") if out else subprocess.DEVNULL  # noqa: SIM115
+    peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-peak-{os.getpid()}"
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [str(TIME), "-f", "%M", "-o", str(peak_file), *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        peak_kb = int(peak_file.read_text().split()[-1])
+    finally:
+        if out:
+            stdout.close()  # type: ignore[union-attr]
+        peak_file.unlink(missing_ok=True)
+    if proc.returncode not in (0, 2):
+        raise SystemExit(
+            f"benchmark: {' '.join(args[:3])} … failed ({proc.returncode}): "
+            f"{proc.stderr.decode()[-2000:]}"
+        )
+    return Run(seconds, peak_kb / 1024)
+
+
+@dataclass
+class Row:
+    command: str
+    items: int  # entries read, staff validated, or operations written
+    unit: str
+    runs: list[Run] = field(default_factory=list)
+    baselines: dict[str, str] = field(default_factory=dict)  # label -> key of a baseline row
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def peak_mb(self) -> float:
+        return statistics.median(r.peak_mb for r in self.runs)
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+
+class Bench:
+    def __init__(self, n: int, repeat: int, work: Path, seed: int, dbnosync: bool) -> None:
+        self.dbnosync = dbnosync
+        self.n = n
+        self.repeat = repeat
+        self.work = work / str(n)
+        self.seed = seed
+        self.rows: dict[str, Row] = {}
+        self.interpreter_mb = 0.0
+        self.entries = 0
+
+    # setup -------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        log(f"N={self.n}: generating the province and its variants")
+        spec = synth.generate(self.n, seed=self.seed, base_dn=BASE_DN)
+        self.base = synth.write(spec, self.work / "inv")
+        loaded = inventory.load(self.base)
+        self.entries = 2 + len(loaded.people) + sum(1 + len(a.units) for a in loaded.agencies)
+        self.ldif = self.work / "converged.ldif"
+        with open(self.ldif, "w", encoding="utf-8") as f:
+            f.writelines(synth.converged_ldif(loaded, skip=(SUFFIX,), seed=self.seed))
+        del loaded
+        self.variants: dict[str, Path] = {
+            "1%": synth.write(synth.changes(spec, 0.01, seed=11), self.work / "inv-1"),
+            "10%": synth.write(synth.changes(spec, 0.10, seed=12), self.work / "inv-10"),
+            "creates": synth.write(
+                synth.mutate(spec, seed=13, creates=APPLY_OPS), self.work / "inv-creates"
+            ),
+            "renames": synth.write(
+                synth.mutate(spec, seed=14, renames=APPLY_OPS), self.work / "inv-renames"
+            ),
+            "updates": synth.write(
+                synth.mutate(spec, seed=15, titles=APPLY_OPS), self.work / "inv-updates"
+            ),
+            "suspends": synth.write(
+                synth.mutate(spec, seed=16, suspends=APPLY_OPS), self.work / "inv-suspends"
+            ),
+        }
+        del spec
+        log(f"N={self.n}: starting slapd with {self.entries:,} entries (slapadd -q)")
+        self.slapd = Slapd(self.work / "slapd", suffix=SUFFIX, dbnosync=self.dbnosync)
+        self.slapd.start(extra_ldif=self.ldif)
+        self.pwfile = str(self.slapd.workdir / "admin.pw")
+        self.env = {
+            "RECONCILER_DIRECTORY": self.slapd.url,
+            "RECONCILER_BIND_DN": self.slapd.root_dn,
+            "RECONCILER_BIND_PASSWORD": self.slapd.root_pw,
+        }
+
+    def reload(self) -> None:
+        self.slapd.reset(extra_ldif=self.ldif)
+
+    # commands ----------------------------------------------------------------------------------
+
+    def reconciler(self, *args: str) -> list[str]:
+        return [PY, "-m", "reconciler", *args]
+
+    def ldap(self, tool: str, *args: str) -> list[str]:
+        return [
+            tool,
+            "-x",
+            "-H",
+            self.slapd.url,
+            "-D",
+            self.slapd.root_dn,
+            "-y",
+            self.pwfile,
+            *args,
+        ]
+
+    def plan_args(self, folder: Path, out: Path) -> list[str]:
+        big = str(self.n)
+        return self.reconciler(
+            "plan",
+            str(folder),
+            "--out",
+            str(out),
+            "--allow-deletes",
+            big,
+            "--allow-suspends",
+            big,
+        )
+
+    def row(self, key: str, command: str, items: int, unit: str, **baselines: str) -> Row:
+        return self.rows.setdefault(key, Row(command, items, unit, baselines=baselines))
+
+    def run(self) -> None:
+        self.prepare()
+        try:
+            self.interpreter_mb = statistics.median(
+                measure([PY, "-c", "import reconciler.cli, reconciler.plan"]).peak_mb
+                for _ in range(3)
+            )
+            for i in range(self.repeat):
+                log(f"N={self.n}: round {i + 1} of {self.repeat}: reads")
+                self.reads()
+                log(f"N={self.n}: round {i + 1} of {self.repeat}: writes")
+                self.writes()
+        finally:
+            self.slapd.stop()
+
+    def reads(self) -> None:
+        n = self.entries
+        self.row("validate", "validate", self.n, "staff").runs.append(
+            measure(self.reconciler("validate", str(self.base)))
+        )
+        self.row("ldapsearch", "ldapsearch -E pr=1000 (baseline)", n, "entries").runs.append(
+            measure(self.ldap("ldapsearch", "-LLL", "-b", BASE_DN, "-E", "pr=1000/noprompt", *READ))
+        )
+        self.row("ldap3", "ldap3 bare paged read (baseline)", n, "entries").runs.append(
+            measure(
+                [
+                    PY,
+                    "-m",
+                    "benchmarks.ldap3_read",
+                    self.slapd.url,
+                    self.slapd.root_dn,
+                    self.pwfile,
+                    BASE_DN,
+                ]
+            )
+        )
+        for key, label, folder in (
+            ("plan0", "plan, no changes", self.base),
+            ("plan1", "plan, 1 % changed", self.variants["1%"]),
+            ("plan10", "plan, 10 % changed", self.variants["10%"]),
+        ):
+            row = self.row(key, label, n, "entries", ldapsearch="ldapsearch", ldap3="ldap3")
+            row.runs.append(
+                measure(self.plan_args(folder, self.work / f"{key}.json"), env=self.env)
+            )
+
+    def writes(self) -> None:
+        for kind in ("creates", "renames", "updates", "suspends"):
+            self.reload()
+            plan_file = self.work / f"apply-{kind}.json"
+            measure(self.plan_args(self.variants[kind], plan_file), env=self.env)
+            saved = planfile.load(plan_file)
+            ops = [op for op in saved.operations]
+            if len(ops) != APPLY_OPS:
+                raise SystemExit(f"benchmark: the {kind} plan has {len(ops)} operations")
+            ldif = self.work / f"apply-{kind}.ldif"
+            ldif.write_text("".join(equivalent_ldif(op) for op in ops), encoding="utf-8")
+            run = self.work / f"run-{kind}"
+            shutil.rmtree(run, ignore_errors=True)
+            run.mkdir()
+            tool = "ldapadd" if kind == "creates" else "ldapmodify"
+            base_key = f"{tool}-{kind}"
+            row = self.row(
+                f"apply-{kind}", f"apply, {APPLY_OPS:,} {kind}", len(ops), "ops", **{tool: base_key}
+            )
+            row.runs.append(
+                measure(
+                    self.reconciler(
+                        "apply",
+                        str(plan_file),
+                        "--credentials-out",
+                        str(run / "passwords.csv"),
+                        "--audit-log",
+                        str(run / "audit.jsonl"),
+                        "--actor",
+                        "bench",
+                    ),
+                    env=self.env,
+                )
+            )
+            self.reload()
+            self.row(
+                base_key, f"{tool} of the same {kind} (baseline)", len(ops), "ops"
+            ).runs.append(measure(self.ldap(tool, "-f", str(ldif))))
+
+    # results -----------------------------------------------------------------------------------
+
+    def results(self) -> dict[str, dict[str, float | str | int]]:
+        out: dict[str, dict[str, float | str | int]] = {}
+        for key, row in self.rows.items():
+            item: dict[str, float | str | int] = {
+                "command": row.command,
+                "items": row.items,
+                "unit": row.unit,
+                "seconds": row.seconds,
+                "rate": row.rate,
+                "peak_mb": row.peak_mb,
+                "runs": len(row.runs),
+            }
+            for label, base in row.baselines.items():
+                other = self.rows[base]
+                if row.unit == "ops":  # throughput relative to the baseline's
+                    item[f"vs {label}"] = row.rate / other.rate
+                else:  # time relative to the baseline's
+                    item[f"vs {label}"] = row.seconds / other.seconds
+            out[key] = item
+        return out
+
+
+def equivalent_ldif(op: Operation) -> str:
+    """The LDIF `ldapadd`/`ldapmodify` runs to make the same change as `op`."""
+    line = synth._ldif_line
+    if op.action is Action.CREATE:
+        text = line("dn", op.new_dn) + "changetype: add\n"
+        for change in op.attributes:
+            text += "".join(line(change.attr, v) for v in change.after)
+        return text + "userPassword: Bench-Temp-Password-1\npwdReset: TRUE\n\n"
+    text = ""
+    dn = op.dn
+    changes = list(op.changes)
+    if op.action is Action.RENAME:
+        rdn = op.new_dn.split(",", 1)[0]
+        text += line("dn", dn) + "changetype: modrdn\n" + line("newrdn", rdn)
+        text += "deleteoldrdn: 1\n\n"
+        dn = op.new_dn
+        changes = [c for c in changes if c.attr != "uid"]
+    text += line("dn", dn) + "changetype: modify\n"
+    parts = []
+    for change in changes:
+        if change.after:
+            body = "".join(line(change.attr, v) for v in change.after)
+            parts.append(f"replace: {change.attr}\n{body}-\n")
+        else:
+            parts.append(f"delete: {change.attr}\n-\n")
+    if op.action is Action.SUSPEND:
+        parts.append("replace: govMailSuspendedAt\ngovMailSuspendedAt: 20260101000000Z\n-\n")
+    return text + "".join(parts) + "\n"
+
+
+def table(
+    sizes: dict[int, dict[str, dict[str, float | str | int]]], interp: dict[int, float]
+) -> str:
+    lines = []
+    for n, rows in sizes.items():
+        lines.append(f"\n**N = {n:,}** (interpreter alone: {interp[n]:.0f} MB)\n")
+        lines.append("| command | time (s) | rate | peak MB | vs baseline |")
+        lines.append("|---|---:|---:|---:|---|")
+        for row in rows.values():
+            ratios = ", ".join(
+                f"{k[3:]} {v:.2f}×"
+                for k, v in row.items()
+                if k.startswith("vs ") and isinstance(v, float)
+            )
+            lines.append(
+                f"| {row['command']} | {row['seconds']:.2f} | {row['rate']:,.0f} {row['unit']}/s "
+                f"| {row['peak_mb']:.0f} | {ratios} |"
+            )
+    ns = sorted(sizes)
+    if len(ns) >= 2:
+        small, big = ns[0], ns[-1]
+        lines.append(
+            f"\n**Growth from N = {small:,} to N = {big:,}** (time ratio; ×{big / small:g} "
+            "the data)\n"
+        )
+        lines.append("| command | growth |")
+        lines.append("|---|---:|")
+        for key, row in sizes[big].items():
+            if key in sizes[small]:
+                growth = float(row["seconds"]) / float(sizes[small][key]["seconds"])
+                lines.append(f"| {row['command']} | {growth:.1f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/reconciler-bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument(
+        "--dbnosync",
+        action="store_true",
+        help="run slapd with dbnosync (writes 3-4x faster than a real server, which syncs)",
+    )
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    results: dict[int, dict[str, dict[str, float | str | int]]] = {}
+    interp: dict[int, float] = {}
+    for n in sizes:
+        bench = Bench(n, args.repeat, args.work, args.seed, args.dbnosync)
+        bench.run()
+        results[n] = bench.results()
+        interp[n] = bench.interpreter_mb
+        (args.work / f"results-{n}.json").write_text(
+            json.dumps({"n": n, "interpreter_mb": interp[n], "rows": results[n]}, indent=1)
+        )
+        if not args.keep:
+            shutil.rmtree(bench.work, ignore_errors=True)
+    header = (
+        f"Measured {dt.date.today().isoformat()} on {platform.node() or 'this machine'} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}), median of "
+        f"{args.repeat} runs; slapd "
+        f"{'with dbnosync' if args.dbnosync else 'syncing every write'}.\n"
+    )
+    print(header + table(results, interp))
+
+
+if __name__ == "__main__":
+    main()
