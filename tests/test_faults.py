@@ -1,0 +1,490 @@
+"""Faults on a real throwaway slapd: the server stopped, killed, frozen, read-only, the connection
+cut mid-search and mid-write, the apply killed, a full disk, two applies at once, an admin's
+change racing an apply.
+
+Every case checks the same promises: a clear error, exit 1, no traceback, the audit log says what
+happened, and the next apply (or a fresh plan + apply) converges with no entry lost or duplicated,
+no address issued twice, and a password on file for every mailbox created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import apply as apply_module
+from reconciler.audit import AuditLog
+from reconciler.credentials import CredentialsFile
+from reconciler.desired import READ
+from reconciler.directory import Directory, Progress, open_directory
+from reconciler.errors import DirectoryError
+from reconciler.model import Entry
+from reconciler.planfile import digest
+from reconciler.throwaway import Slapd
+
+from . import scenario
+from .helpers import ldapwhoami
+from .proxy import Proxy
+
+BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
+FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi"]
+MIDDLE = ["Văn", "Thị", "Minh", "Quốc", "Thanh"]
+GIVEN = ["Sơn", "Lan", "Hùng", "Mai", "Tuấn", "Hoa", "Dũng", "Hà", "Nam"]
+
+
+def name(i: int) -> str:
+    return f"{FAMILY[i % 8]} {MIDDLE[i // 8 % 5]} {GIVEN[i // 40 % 9]}"
+
+
+def big_spec(n: int) -> dict[str, Any]:
+    """The two agencies of `scenario.hg` and `n` more people, many of them namesakes."""
+    spec = scenario.hg(BASE)
+    spec["agencies"]["soyte"]["staff"] += [
+        {"id": f"HG-{1000 + i}", "name": name(i)} for i in range(n)
+    ]
+    return spec
+
+
+def env_for(server: Slapd, url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env.update(
+        RECONCILER_DIRECTORY=url or server.url,
+        RECONCILER_BIND_DN=server.root_dn,
+        RECONCILER_BIND_PASSWORD=server.root_pw,
+    )
+    return env
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return result
+
+
+class Run:
+    """One scenario's files: inventory, plan, audit log, numbered credentials files."""
+
+    def __init__(self, server: Slapd, tmp: Path, people: int) -> None:
+        self.server = server
+        self.tmp = tmp
+        self.folder = scenario.write(big_spec(people), tmp / "inv")
+        self.plan_file = tmp / "plan.json"
+        self.audit = tmp / "log" / "audit.jsonl"
+        self.n = 0
+
+    def plan(self, url: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = env_for(self.server, url)
+        return cli("plan", str(self.folder), "--out", str(self.plan_file), env=env)
+
+    def creds(self) -> Path:
+        self.n += 1
+        return self.tmp / f"credentials-{self.n}.csv"
+
+    def apply_args(self, *extra: str) -> list[str]:
+        return [
+            "apply",
+            str(self.plan_file),
+            "--credentials-out",
+            str(self.creds()),
+            "--audit-log",
+            str(self.audit),
+            "--actor",
+            "fault-test",
+            *extra,
+        ]
+
+    def apply(self, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+        return cli(*self.apply_args(*extra), env=env_for(self.server, url))
+
+    def spawn(self, *extra: str, url: str | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", *self.apply_args(*extra)],
+            env=env_for(self.server, url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.audit.exists():
+            return []
+        lines = self.audit.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def wait_records(self, n: int, proc: subprocess.Popen[str] | None = None) -> None:
+        deadline = time.monotonic() + 30
+        while len(self.records()) < n:
+            assert time.monotonic() < deadline, "the apply did not progress"
+            assert proc is None or proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
+
+    def last_failure(self) -> dict[str, Any]:
+        failed = [r for r in self.records() if r["outcome"] == "failed" and "message" in r]
+        assert failed, "the audit log does not say what failed"
+        return failed[-1]
+
+    def converges(self) -> None:
+        """A fresh plan + apply, then nothing to do; the directory and the passwords are right."""
+        env = env_for(self.server)
+        fresh = self.plan()
+        assert fresh.returncode == 0, fresh.stderr
+        applied = self.apply()
+        assert applied.returncode == 0, applied.stderr
+        again = cli("plan", str(self.folder), "--detailed-exitcode", env=env)
+        assert again.returncode == 0, again.stdout
+        self.check_directory()
+
+    def check_directory(self) -> None:
+        with scenario.connect(self.server) as d:
+            entries = [e for e in d.read(BASE, READ) if e.managed]
+        keys = Counter(e.key for e in entries)
+        mails = Counter(e.mail for e in entries)
+        assert not [k for k, n in keys.items() if n > 1], "an entry is duplicated"
+        assert not [m for m, n in mails.items() if n > 1], "an address is issued twice"
+        people = sum(1 for e in entries if e.key.startswith("HG-"))
+        assert people == len(self.load_people()), "an entry is lost"
+        passwords = scenario.passwords(self.tmp)
+        missing = [e.mail for e in entries if e.mail not in passwords]
+        assert not missing, f"no password on file for {missing[:5]}"
+        # the password on file (the last one written for an address) is the entry's password
+        sample = sorted(entries, key=lambda e: e.key)[:: max(1, len(entries) // 5)]
+        for entry in sample:
+            who = ldapwhoami(self.server, entry.dn, passwords[entry.mail])
+            assert "Password must be changed" in who.stdout + who.stderr, entry.mail
+
+    def load_people(self) -> set[str]:
+        import yaml
+
+        people: set[str] = set()
+        for path in (self.folder / "agencies").glob("*.yaml"):
+            people.update(p["id"] for p in yaml.safe_load(path.read_text("utf-8"))["staff"])
+        return people
+
+
+def failed_clearly(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: ") or "Error: " in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_server_stopped_between_plan_and_apply(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 5)
+    assert run.plan().returncode == 0
+    slapd.stop()
+    try:
+        result = run.apply()
+        failed_clearly(result, "cannot reach", "is slapd running")
+        assert [r["outcome"] for r in run.records()] == ["started", "failed"]
+        assert "cannot reach" in run.last_failure()["message"]
+    finally:
+        slapd.restart()
+    assert run.apply().returncode == 0  # the same plan, once the server is back
+    run.converges()
+
+
+@pytest.mark.slow
+def test_apply_killed_part_way_resumes_after_break_lock(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 300)
+    assert run.plan().returncode == 0
+    proc = run.spawn()
+    run.wait_records(40, proc)
+    proc.kill()  # SIGKILL: no cleanup, the lock stays
+    proc.communicate(timeout=10)
+    done = sum(r["outcome"] == "changed" and r["event"] == "create" for r in run.records())
+    assert 0 < done < 300
+
+    held = run.apply()
+    failed_clearly(held, "another apply holds the lock", "--break-lock", f"(pid {proc.pid})")
+    assert "lock" in run.last_failure()["message"]
+
+    resumed = run.apply("--break-lock")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Took over the lock of a previous run" in resumed.stderr
+    assert f'"pid": {proc.pid}' in resumed.stderr
+    breaks = [r for r in run.records() if r["event"] == "break-lock"]
+    assert len(breaks) == 1 and f'"pid": {proc.pid}' in breaks[0]["replaced"]
+    recap = re.search(r"ok=(\d+) changed=(\d+) failed=0", resumed.stdout)
+    planned = len(json.loads(run.plan_file.read_text(encoding="utf-8"))["operations"])
+    assert recap and int(recap[1]) >= done and int(recap[1]) + int(recap[2]) == planned
+    run.converges()
+
+
+@pytest.mark.slow
+def test_slapd_killed_during_apply(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 300)
+    assert run.plan().returncode == 0
+    proc = run.spawn()
+    run.wait_records(30, proc)
+    slapd.kill()
+    try:
+        _, err = proc.communicate(timeout=40)
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert "is slapd still running?" in err or "cannot reach" in err, err
+        assert run.records()[-1]["outcome"] == "failed"
+    finally:
+        slapd.restart()
+    # the dead server could not drop the lock: the next run says so, and takes it over when told
+    failed_clearly(run.apply(), "another apply holds the lock")
+    assert run.apply("--break-lock").returncode == 0
+    run.converges()
+
+
+def bulk_ldif(path: Path, count: int) -> Path:
+    """The base entry and `count` entries the tool does not manage (no govMailAccount)."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\n")
+        out.write("dc: hagiang\no: hagiang\n\n")
+        out.write(f"dn: ou=others,{BASE}\nobjectClass: organizationalUnit\nou: others\n\n")
+        for i in range(count):
+            out.write(
+                f"dn: uid=other{i:05d},ou=others,{BASE}\nobjectClass: inetOrgPerson\n"
+                f"uid: other{i:05d}\ncn: Người dùng khác {i}\nsn: Khác\n"
+                f"mail: other{i:05d}@hagiang.gov.vn\n\n"
+            )
+    return path
+
+
+@pytest.mark.slow
+def test_connection_cut_mid_search(slapd: Slapd, tmp_path: Path) -> None:
+    slapd.reset(bulk_ldif(tmp_path / "bulk.ldif", 2000))
+    run = Run(slapd, tmp_path, 5)
+    with Proxy(("127.0.0.1", slapd.port)) as proxy:
+        proxy.cut_after(to_client=60_000)  # the whole read is about 400 kB
+        planned = cli("plan", str(run.folder), env=env_for(slapd, proxy.url))
+        failed_clearly(planned, "lost the connection", "while reading")
+        assert proxy.cuts == 1
+        assert run.plan().returncode == 0
+        proxy.cut_after(to_client=60_000)
+        result = run.apply(url=proxy.url)
+    failed_clearly(result, "lost the connection", "while reading")
+    assert "while reading" in run.last_failure()["message"]
+    assert run.apply("--break-lock").returncode == 0  # the lock could not be dropped either
+    run.converges()
+
+
+@pytest.mark.slow
+def test_connection_cut_mid_write(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 200)
+    assert run.plan().returncode == 0
+    with Proxy(("127.0.0.1", slapd.port)) as proxy:
+        proc = run.spawn(url=proxy.url)
+        run.wait_records(30, proc)
+        proxy.cut()
+        _, err = proc.communicate(timeout=40)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "lost the connection" in err and "while adding" in err, err
+    assert "while adding" in run.last_failure()["message"]
+    assert run.apply("--break-lock").returncode == 0
+    run.converges()
+
+
+def set_read_only(server: Slapd, on: bool) -> None:
+    """Stop slapd, flip olcReadOnly on the database in cn=config, start it again."""
+    server.stop()
+    ldif = server.conf_dir / "cn=config" / "olcDatabase={1}mdb.ldif"
+    lines = [x for x in ldif.read_text().splitlines() if not x.startswith("olcReadOnly:")]
+    if on:
+        lines.append("olcReadOnly: TRUE")
+    ldif.write_text("\n".join(lines) + "\n")
+    server.restart()
+
+
+def test_server_unwilling_to_write(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 5)
+    assert run.plan().returncode == 0
+    set_read_only(slapd, True)
+    try:
+        result = run.apply()
+        failed_clearly(result, "refused to add", "nwilling")
+        assert "nwilling" in run.last_failure()["message"]
+    finally:
+        set_read_only(slapd, False)
+    assert run.apply().returncode == 0
+    run.converges()
+
+
+@contextlib.contextmanager
+def frozen(server: Slapd) -> Iterator[None]:
+    """slapd stopped with SIGSTOP: connections are accepted by the kernel, nothing answers."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def library_apply(server: Slapd, run: Run, directory: Directory) -> apply_module.Recap:
+    from reconciler import planfile
+
+    saved = planfile.load(run.plan_file)
+    d = digest(saved)
+    audit = AuditLog(run.audit, run=d, actor="t", plan_digest=d, commit="", directory=server.url)
+    try:
+        with CredentialsFile(run.creds()) as creds:
+            return apply_module.execute(saved, d, directory, audit, creds, actor="t")
+    finally:
+        audit.close()
+
+
+@pytest.mark.slow
+def test_timeouts_frozen_server_and_silent_network(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 5)
+    assert run.plan().returncode == 0
+    kw = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "timeout": 1.0}
+    # a server that stops answering in the middle of an apply
+    directory = open_directory(slapd.url, **kw)  # type: ignore[arg-type]
+    start = time.monotonic()
+    with frozen(slapd), pytest.raises(DirectoryError) as error:
+        library_apply(slapd, run, directory)
+    assert time.monotonic() - start < 10
+    assert "lost the connection" in str(error.value) and slapd.url in str(error.value)
+    directory.close()
+    # a network that swallows everything: the bind times out
+    with Proxy(("127.0.0.1", slapd.port)) as proxy:
+        proxy.mode = "drop"
+        start = time.monotonic()
+        with pytest.raises(DirectoryError, match=r"binding|no answer"):
+            open_directory(proxy.url, **kw)  # type: ignore[arg-type]
+        assert time.monotonic() - start < 10
+        # a slow network is no error
+        proxy.mode, proxy.delay = "forward", 0.002
+        assert run.apply("--break-lock", url=proxy.url).returncode == 0
+    run.converges()
+
+
+def test_full_disk_for_the_audit_log(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 120)
+    assert run.plan().returncode == 0
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    try:
+        if mounted:  # fills up part way through: about 60 records fit
+            run.audit = disk / "audit.jsonl"
+            full = run.apply()
+            failed_clearly(full, "cannot write the audit log", "No space left on device")
+            assert 10 < len(run.records()) < 120
+        # full from the first byte: nothing at all may be changed
+        run.audit = Path("/dev/full")
+        before = count_entries(slapd)
+        full = run.apply("--break-lock")
+        failed_clearly(full, "cannot write the audit log /dev/full", "No space left on device")
+        assert count_entries(slapd) == before
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+    run.audit = tmp_path / "log" / "audit.jsonl"
+    assert run.apply("--break-lock").returncode == 0
+    run.converges()
+
+
+def count_entries(server: Slapd) -> int:
+    with scenario.connect(server) as d:
+        return sum(1 for _ in d.read(server.suffix, ["1.1"]))
+
+
+# concurrency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_applies_at_once(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 200)
+    assert run.plan().returncode == 0
+    first = run.spawn()
+    run.wait_records(10, first)  # it holds the lock and is creating
+    start = time.monotonic()
+    second = run.apply()
+    assert time.monotonic() - start < 10  # refused at once, not queued
+    failed_clearly(second, "another apply holds the lock", "fault-test on ")
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "failed=0" in out
+    run.converges()
+
+
+class RacingDirectory(Directory):
+    """Passes every call through; right after the apply's stale-check read, an admin changes an
+    entry by hand on another connection."""
+
+    def __init__(self, inner: Directory, race: Any) -> None:
+        self.inner, self.race, self.url = inner, race, inner.url
+
+    def read(
+        self, base_dn: str, attributes: Any, progress: Progress | None = None
+    ) -> Iterator[Entry]:
+        yield from self.inner.read(base_dn, attributes, progress)
+        self.race()
+
+    def get(self, dn: str, attributes: Any) -> Entry | None:
+        return self.inner.get(dn, attributes)
+
+    def add(self, dn: str, attrs: Any) -> None:
+        self.inner.add(dn, attrs)
+
+    def modify(self, dn: str, changes: Any) -> None:
+        self.inner.modify(dn, changes)
+
+    def rename(self, dn: str, new_rdn: str) -> str:
+        return self.inner.rename(dn, new_rdn)
+
+    def delete(self, dn: str) -> None:
+        self.inner.delete(dn)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_admin_change_racing_an_apply_is_never_overwritten(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 0)
+    spec = big_spec(0)
+    scenario.write(spec, run.folder)
+    run.converges()
+    for agency in spec["agencies"].values():
+        agency["staff"][0]["title"] = "Phó Giám đốc"
+    scenario.write(spec, run.folder)
+    assert run.plan().returncode == 0
+    with scenario.connect(slapd) as admin:
+        lan = next(e for e in admin.read(BASE, READ) if e.key == "HG-0101")
+
+        def race() -> None:
+            admin.modify(lan.dn, {"title": ["Trưởng phòng (sửa tay)"]})
+
+        with RacingDirectory(scenario.connect(slapd), race) as racing:
+            recap = library_apply(slapd, run, racing)
+        assert recap.failed == 1 and "changed in the directory while" in recap.messages[0]
+        after = admin.get(lan.dn, ["title"])
+        assert after is not None and after.get("title") == "Trưởng phòng (sửa tay)"
+    assert "HG-0101" in run.last_failure()["id"]
+    run.converges()  # a fresh, reviewed plan puts the inventory's title back
