@@ -47,6 +47,10 @@ class NoSuchEntry(DirectoryError):
     """The entry is not there."""
 
 
+class StaleEntry(DirectoryError):
+    """A compare-and-swap modify found other values than the ones it expected: nothing changed."""
+
+
 class UnsafePlan(ReconcilerError):
     """The plan goes past a safety limit (deletes, suspensions)."""
 

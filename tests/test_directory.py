@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.directory import Directory, open_directory
+from reconciler.directory import FIND_CHUNK, Directory, open_directory
 from reconciler.directory.ldif import LdifDirectory
 from reconciler.dn import child_dn, normalize_dn
-from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry
+from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
 from reconciler.throwaway import Slapd
 from tests.helpers import write_people_ldif
 
@@ -135,6 +135,60 @@ def test_add_get_read_modify_rename_delete(backend: Backend) -> None:
     d.delete(new_dn)
     assert d.get(new_dn, ["uid"]) is None
     assert _dns(d) == {normalize_dn(PEOPLE)}
+
+
+def test_find_by_attribute_in_chunks_with_specials(backend: Backend) -> None:
+    d = backend.directory
+    numbers = [f"HG-{i:04d}" for i in range(FIND_CHUNK + 30)]  # more than one search
+    for i, number in enumerate(numbers):
+        d.add(child_dn("uid", f"u{i}", PEOPLE), _person(f"u{i}", number))
+    tricky = "x*)(uid=u1"  # a filter injection attempt is only a value
+    d.add(child_dn("uid", "odd", PEOPLE), _person("odd", tricky))
+    wanted = [*numbers[::2], "hg-0001", "HG-9999", tricky]  # employeeNumber ignores case
+    found = {
+        e.key: e for e in d.find(backend.base, "employeeNumber", wanted, ["uid", "employeeNumber"])
+    }
+    assert set(found) == {*numbers[::2], "HG-0001", tricky}
+    assert found[tricky].get("uid") == "odd"
+    assert set(found["HG-0002"].attrs) == {"uid", "employeenumber"}  # only what was asked for
+    assert list(d.find(backend.base, "employeeNumber", [], ["uid"])) == []
+    assert [e.get("uid") for e in d.find(backend.base, "uid", ["U3"], ["uid"])] == ["u3"]
+
+
+def test_modify_with_expect_is_a_compare_and_swap(backend: Backend) -> None:
+    d = backend.directory
+    dn = child_dn("uid", "nvson", PEOPLE)
+    d.add(dn, _person("nvson", "HG-0001", title=["Chuyên viên"], govMailAlias=["a@x.vn"]))
+    # as expected: swapped in one step
+    d.modify(
+        dn,
+        {"title": ["Phó Giám đốc"], "govMailAlias": ["a@x.vn", "b@x.vn"], "description": ["d"]},
+        {"title": ["Chuyên viên"], "govMailAlias": ["a@x.vn"], "description": []},
+    )
+    entry = d.get(dn, ["title", "govMailAlias", "description"])
+    assert entry is not None and entry.get("title") == "Phó Giám đốc"
+    assert sorted(entry.all("govMailAlias")) == ["a@x.vn", "b@x.vn"]
+    # an expected value is gone (changed by hand meanwhile): refused, nothing changed
+    with pytest.raises(StaleEntry, match="nothing was changed"):
+        d.modify(
+            dn,
+            {"title": ["Giám đốc"], "description": ["e"]},
+            {"title": ["Chuyên viên"], "description": ["d"]},
+        )
+    # a value to add is already there (it was expected absent)
+    with pytest.raises(StaleEntry):
+        d.modify(dn, {"description": ["d"], "title": ["Giám đốc"]}, {"description": []})
+    entry = d.get(dn, ["title", "description"])
+    assert entry is not None and entry.get("title") == "Phó Giám đốc"
+    assert entry.get("description") == "d"
+    # a value someone else added to a multi-valued attribute is kept, never overwritten
+    d.modify(dn, {"govMailAlias": ["a@x.vn", "c@x.vn", "hand@x.vn"]})
+    d.modify(dn, {"govMailAlias": ["a@x.vn", "d@x.vn"]}, {"govMailAlias": ["a@x.vn", "c@x.vn"]})
+    entry = d.get(dn, ["govMailAlias"])
+    assert entry is not None
+    assert sorted(entry.all("govMailAlias")) == ["a@x.vn", "d@x.vn", "hand@x.vn"]
+    with pytest.raises(NoSuchEntry):
+        d.modify(child_dn("uid", "nobody", PEOPLE), {"title": ["x"]}, {"title": []})
 
 
 def test_vietnamese_names_written_nfd_read_back_nfc(backend: Backend) -> None:

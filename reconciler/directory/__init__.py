@@ -15,7 +15,15 @@ Both backends share these semantics:
 - `add` raises EntryExists when the DN exists and NoSuchEntry when its parent does not;
   userPassword is given in clear and stored hashed (by slapd's ppolicy_hash_cleartext, or as
   {SSHA} in the LDIF file).
+- `find` yields the entries under the base whose attribute equals one of the values given (by the
+  attribute's matching rule: employeeNumber, uid and mail ignore case), in a few searches however
+  many values there are: the directory should index that attribute for equality.
 - `modify` replaces each attribute given; an empty sequence deletes it (no error when absent).
+  With `expect` (the values the caller read), it is a compare-and-swap done in one round trip:
+  each attribute named there swaps the expected values it drops for the values it adds, and the
+  whole modify is refused with StaleEntry, nothing changed, when an expected value is gone or a
+  value to add is already there (someone changed the entry meanwhile). Values someone else added
+  to a multi-valued attribute are kept, never overwritten.
 - `rename` changes the RDN of an entry (the old RDN value is removed) and returns the new DN.
 - Every failure is a DirectoryError (or its subclasses EntryExists, NoSuchEntry) with a
   message saying which directory, what failed and what to check. Passwords never appear in
@@ -26,7 +34,7 @@ Both backends share these semantics:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -45,6 +53,8 @@ OPERATIONAL = (
 )
 
 PAGE_SIZE = 1000
+#: Values per search of `find`: an OR filter of this many terms is some 10 KB on the wire.
+FIND_CHUNK = 250
 
 Progress = Callable[[int], None]
 
@@ -69,12 +79,24 @@ class Directory(abc.ABC):
         """The entry at `dn`, or None when there is none."""
 
     @abc.abstractmethod
+    def find(
+        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
+    ) -> Iterator[Entry]:
+        """The entries under `base_dn` whose `attribute` equals one of `values`, streaming."""
+
+    @abc.abstractmethod
     def add(self, dn: str, attrs: Mapping[str, Sequence[str]]) -> None:
         """Create an entry. EntryExists if the DN is taken, NoSuchEntry if the parent is missing."""
 
     @abc.abstractmethod
-    def modify(self, dn: str, changes: Mapping[str, Sequence[str]]) -> None:
-        """Replace each attribute given (empty = delete it). NoSuchEntry if there is no entry."""
+    def modify(
+        self,
+        dn: str,
+        changes: Mapping[str, Sequence[str]],
+        expect: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Replace each attribute given (empty = delete it). NoSuchEntry if there is no entry;
+        with `expect`, a compare-and-swap that raises StaleEntry (see the module docstring)."""
 
     @abc.abstractmethod
     def rename(self, dn: str, new_rdn: str) -> str:
@@ -143,4 +165,4 @@ def open_directory(
     )
 
 
-__all__ = ["OPERATIONAL", "PAGE_SIZE", "Directory", "Progress", "open_directory"]
+__all__ = ["FIND_CHUNK", "OPERATIONAL", "PAGE_SIZE", "Directory", "Progress", "open_directory"]

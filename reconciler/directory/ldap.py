@@ -18,13 +18,13 @@ import sys
 import unicodedata
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..dn import parent_dn
-from ..errors import DirectoryError, EntryExists, NoSuchEntry
+from ..dn import escape_filter_value, parent_dn
+from ..errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
 from ..model import Entry
-from . import PAGE_SIZE, Directory, Progress
+from . import FIND_CHUNK, PAGE_SIZE, Directory, Progress
 
 with warnings.catch_warnings():
     # ldap3 2.9.1 uses pyasn1 names deprecated in pyasn1 0.6 while importing (harmless).
@@ -35,6 +35,9 @@ with warnings.catch_warnings():
 T = TypeVar("T")
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
+NO_SUCH_ATTRIBUTE = 16
+CONSTRAINT_VIOLATION = 19  # e.g. a second value for a single-valued attribute
+ATTRIBUTE_OR_VALUE_EXISTS = 20
 NO_SUCH_OBJECT = 32
 ENTRY_ALREADY_EXISTS = 68
 INVALID_CREDENTIALS = 49
@@ -382,7 +385,13 @@ class LdapDirectory(Directory):
         strategy.decode_response_fast = decode
 
     def _search_page(
-        self, base_dn: str, scope: str, wanted: list[str], cookie: bytes | None, paged: bool
+        self,
+        base_dn: str,
+        scope: str,
+        wanted: list[str],
+        cookie: bytes | None,
+        paged: bool,
+        search_filter: str = "(objectClass=*)",
     ) -> tuple[list[Entry], bytes | None, int]:
         conn = self._conn
         gc_was_enabled = gc.isenabled()
@@ -395,7 +404,7 @@ class LdapDirectory(Directory):
                 f"reading {base_dn}",
                 lambda: conn.search(
                     base_dn,
-                    "(objectClass=*)",
+                    search_filter,
                     search_scope=scope,
                     attributes=wanted,
                     **kwargs,
@@ -420,11 +429,29 @@ class LdapDirectory(Directory):
         attributes: Sequence[str],
         progress: Progress | None = None,
     ) -> Iterator[Entry]:
+        return self._subtree(base_dn, self._wanted(attributes), "(objectClass=*)", progress)
+
+    def find(
+        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
+    ) -> Iterator[Entry]:
         wanted = self._wanted(attributes)
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), FIND_CHUNK):
+            terms = "".join(
+                f"({attribute}={escape_filter_value(v)})"
+                for v in unique[start : start + FIND_CHUNK]
+            )
+            yield from self._subtree(base_dn, wanted, f"(|{terms})", None)
+
+    def _subtree(
+        self, base_dn: str, wanted: list[str], search_filter: str, progress: Progress | None
+    ) -> Iterator[Entry]:
         cookie: bytes | None = None
         count = 0
         while True:
-            entries, cookie, code = self._search_page(base_dn, ldap3.SUBTREE, wanted, cookie, True)
+            entries, cookie, code = self._search_page(
+                base_dn, ldap3.SUBTREE, wanted, cookie, True, search_filter
+            )
             if code == NO_SUCH_OBJECT:
                 raise NoSuchEntry(
                     f"base DN {base_dn} does not exist on {self.url} — check base_dn in "
@@ -473,16 +500,40 @@ class LdapDirectory(Directory):
         if not self._call(f"adding {dn}", lambda: conn.add(dn, attributes=attributes)):
             raise self._refused("add", dn)
 
-    def modify(self, dn: str, changes: Mapping[str, Sequence[str]]) -> None:
-        if not changes:
-            return
+    def modify(
+        self,
+        dn: str,
+        changes: Mapping[str, Sequence[str]],
+        expect: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         dn = _nfc(dn)
-        mods = {
-            name: [(ldap3.MODIFY_REPLACE, self._values(name, vals))]
-            for name, vals in changes.items()
-        }
+        mods: dict[str, list[tuple[str, list[str]]]] = {}
+        for name, vals in changes.items():
+            new = self._values(name, vals)
+            if expect is None or name not in expect:
+                mods[name] = [(ldap3.MODIFY_REPLACE, new)]
+                continue
+            # compare-and-swap: deleting a value that is gone, or adding one that is there (a
+            # second value of a single-valued attribute), fails the whole modify atomically
+            old = self._values(name, expect[name])
+            swap = [(ldap3.MODIFY_DELETE, [v for v in old if v not in new])]
+            swap.append((ldap3.MODIFY_ADD, [v for v in new if v not in old]))
+            if any(values for _, values in swap):
+                mods[name] = [(kind, values) for kind, values in swap if values]
+        if not mods:
+            return
         conn = self._conn
         if not self._call(f"modifying {dn}", lambda: conn.modify(dn, mods)):
+            code = (self._conn.result or {}).get("result")
+            if expect is not None and code in (
+                NO_SUCH_ATTRIBUTE,
+                CONSTRAINT_VIOLATION,
+                ATTRIBUTE_OR_VALUE_EXISTS,
+            ):
+                raise StaleEntry(
+                    f"{dn} in {self.url} no longer has the values this change was made from "
+                    f"({self._server_says()}): nothing was changed"
+                )
             raise self._refused("modify", dn)
 
     def rename(self, dn: str, new_rdn: str) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dn import normalized_rdns, parse_rdns, split_dn
-from ..errors import DirectoryError, EntryExists, NoSuchEntry
+from ..errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
 from ..model import Entry
 from . import OPERATIONAL, PAGE_SIZE, Directory, Progress
 
@@ -312,6 +312,19 @@ class LdifDirectory(Directory):
             return None
         return self._entry(record, {a.lower() for a in attributes})
 
+    def find(
+        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
+    ) -> Iterator[Entry]:
+        self._check_open()
+        wanted_values = {_fold_value(v) for v in values}
+        if not wanted_values:
+            return
+        key = attribute.lower()
+        wanted = {a.lower() for a in attributes}
+        for entry in self.read(base_dn, [*attributes, attribute]):
+            if any(_fold_value(v) in wanted_values for v in entry.all(key)):
+                yield self._entry(self._entries[self._key(entry.dn)], wanted)
+
     # writes -----------------------------------------------------------------------------------
 
     def _prepare(self, dn: str, name: str, values: Sequence[str] | str) -> list[str]:
@@ -378,11 +391,18 @@ class LdifDirectory(Directory):
     def _has_ancestor(self, key: tuple[str, ...]) -> bool:
         return any(key[i:] in self._entries for i in range(len(key)))
 
-    def modify(self, dn: str, changes: Mapping[str, Sequence[str]]) -> None:
+    def modify(
+        self,
+        dn: str,
+        changes: Mapping[str, Sequence[str]],
+        expect: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._check_open()
         record = self._find(dn)
         if not changes:
             return
+        if expect:
+            changes = self._swap(record, changes, expect)
         prepared = {
             name: self._prepare(record.dn, name, values) for name, values in changes.items()
         }
@@ -413,6 +433,32 @@ class LdifDirectory(Directory):
                 record.put("pwdReset", ["TRUE"])  # ppolicy: an administrator's reset
         record.put("modifyTimestamp", [now])
         self._dirty = True
+
+    def _swap(
+        self,
+        record: _Record,
+        changes: Mapping[str, Sequence[str]],
+        expect: Mapping[str, Sequence[str]],
+    ) -> dict[str, Sequence[str]]:
+        """The compare-and-swap of `modify`, as the LDAP backend does it with delete and add of
+        values: each expected value dropped must be there, each value added must not."""
+        out: dict[str, Sequence[str]] = dict(changes)
+        for name, values in changes.items():
+            if name not in expect:
+                continue
+            new = [values] if isinstance(values, str) else list(values)
+            old = {_fold_value(v) for v in expect[name]}
+            gone = old - {_fold_value(v) for v in new}
+            current = record.values(name)
+            present = {_fold_value(v) for v in current}
+            added = [v for v in new if _fold_value(v) not in old]
+            if not gone <= present or any(_fold_value(v) in present for v in added):
+                raise StaleEntry(
+                    f"{record.dn} in {self.url} no longer has the values this change was made "
+                    f"from ({name}): nothing was changed"
+                )
+            out[name] = [v for v in current if _fold_value(v) not in gone] + added
+        return out
 
     def rename(self, dn: str, new_rdn: str) -> str:
         self._check_open()
