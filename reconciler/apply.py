@@ -1,8 +1,11 @@
 """Apply a saved plan: lock, check freshness, run the operations in order, audit each one.
 
-Every operation checks its precondition against the directory as it is now: an operation whose
-result is already there is skipped ("ok"), one whose entry changed since the plan is refused as
-stale before anything is written. So an apply cut off half way can be run again and converges.
+Before writing, the entries the plan depends on are read (a few searches by stable id and DN, not
+the whole directory): an operation whose result is already there is skipped ("ok"), one whose
+entry changed since the plan is refused as stale before anything is written. So an apply cut off
+half way can be run again and converges. Each write is then one round trip: a modify is a
+compare-and-swap against what was read, so a hand change made while the apply runs is refused,
+never overwritten.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .credentials import CredentialsFile, generate
 from .desired import CASELESS_ATTRS, LOCKED, READ, fingerprint
 from .directory import Directory
 from .dn import parse_dn, split_dn
-from .errors import EntryExists, LockHeld, NoSuchEntry, ReconcilerError, StalePlan
+from .errors import EntryExists, LockHeld, NoSuchEntry, ReconcilerError, StaleEntry, StalePlan
 from .lifecycle import format_time
 from .model import Action, Entry, Operation, Plan
 from .naming import fold
@@ -209,12 +212,7 @@ def execute(
     with lock(directory, plan, actor, digest, break_lock, recap):
         if recap.replaced_lock:
             audit.record("break-lock", replaced=recap.replaced_lock, outcome="changed")
-        live: dict[str, Entry] = {}
-        by_dn: dict[str, Entry] = {}
-        for entry in directory.read(plan.base_dn, READ):
-            by_dn[entry.dn.lower()] = entry
-            if entry.key:
-                live[entry.key] = entry
+        live, by_dn = read_dependencies(directory, plan)
         todo, done, stale = check(plan, live, by_dn)
         if stale:
             audit.record("stale", entries=stale, outcome="refused")
@@ -235,16 +233,24 @@ def execute(
                 message="already done",
             )
         current_dn = {key: e.dn for key, e in live.items()}
-        written: set[str] = set()  # keys this run has changed: their state is our own result
+        # each entry as this run knows it: as read by the stale check, then as this run wrote it;
+        # every modify is a compare-and-swap against it, so a hand change made while the apply
+        # runs is never overwritten (no second read per operation)
+        known: dict[str, dict[str, tuple[str, ...]]] = {}
+        written: set[str] = set()  # keys this run has changed
         total = len(todo)
         for index, op in enumerate(todo):
             dn = current_dn.get(op.id, op.dn)
+            entry = live.get(op.id) or by_dn.get(op.dn.lower())
+            state = known.setdefault(op.id, dict(entry.attrs) if entry else {})
             try:
-                if op.id in live and op.id not in written:
-                    _unchanged(directory, dn, live[op.id])
                 if op.action is Action.DELETE:
                     # irreversible (HG-2024 Đ7.2): the record of what goes is written first
-                    whole = directory.get(dn, ["*", "pwdAccountLockedTime", "pwdChangedTime"])
+                    whole = directory.get(dn, ["*", *READ])
+                    if whole is not None and op.id not in written:
+                        read_then = fingerprint(Entry(dn=whole.dn, attrs=state))
+                        if fingerprint(_project(whole)) != read_then:
+                            raise StalePlan(_CHANGED_WHILE.format(dn=dn))
                     audit.record(
                         "delete",
                         id=op.id,
@@ -255,8 +261,13 @@ def execute(
                         before=_attrs(whole),
                         outcome="started",
                     )
-                new_dn, before, after = _run(op, dn, live.get(op.id), directory, credentials)
-            except ReconcilerError as error:
+                new_dn, before, after = _run(op, dn, state, directory, credentials)
+            except ReconcilerError as caught:
+                error = (
+                    StalePlan(_CHANGED_WHILE.format(dn=dn))
+                    if isinstance(caught, StaleEntry)
+                    else caught
+                )
                 recap.failed = 1
                 recap.skipped = total - index - 1
                 audit.record(op.action.value, id=op.id, dn=dn, outcome="failed", message=str(error))
@@ -264,6 +275,8 @@ def execute(
                 break
             current_dn[op.id] = new_dn
             written.add(op.id)
+            for attr, values in after.items():
+                state[attr.lower()] = tuple(values)
             recap.changed += 1
             audit.record(
                 op.action.value,
@@ -281,15 +294,44 @@ def execute(
     return recap
 
 
-def _unchanged(directory: Directory, dn: str, seen: Entry) -> None:
-    """Refuse to write an entry changed since the stale check read it (an admin's hand change
-    made while this apply ran): the check happens once, and writes replace whole attributes."""
-    now = directory.get(dn, READ)
-    if now is None or fingerprint(now) != fingerprint(seen):
-        raise StalePlan(
-            f"{dn} changed in the directory while the plan was being applied (by hand?); it was "
-            "not written. Run `reconciler plan` again and review the new plan."
-        )
+_CHANGED_WHILE = (
+    "{dn} changed in the directory while the plan was being applied (by hand?); it was not "
+    "written. Run `reconciler plan` again and review the new plan."
+)
+_READ_LOWER = frozenset(a.lower() for a in READ)
+
+
+def _project(entry: Entry) -> Entry:
+    """`entry` with only the attributes a plan reads (what its fingerprint covers)."""
+    return Entry(entry.dn, {k: v for k, v in entry.attrs.items() if k in _READ_LOWER})
+
+
+def read_dependencies(
+    directory: Directory, plan: Plan
+) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """The entries the plan depends on, by stable id and by lower-case DN: the entries holding
+    its ids, and those at the DNs it reads or writes. A few searches (employeeNumber and the
+    naming attribute are indexed), not a read of the whole directory: the apply's cost follows
+    the plan's size, not the directory's."""
+    live: dict[str, Entry] = {}
+    by_dn: dict[str, Entry] = {}
+    if not plan.operations:
+        return live, by_dn
+    ids = sorted({op.id for op in plan.operations})
+    for entry in directory.find(plan.base_dn, "employeeNumber", ids, READ):
+        by_dn[entry.dn.lower()] = entry
+        if entry.key:
+            live[entry.key] = entry
+    wanted = {dn.lower() for op in plan.operations for dn in (op.dn, op.new_dn) if dn}
+    by_rdn: dict[str, set[str]] = {}
+    for dn in wanted - by_dn.keys():
+        attr, value = parse_dn(dn)[0]
+        by_rdn.setdefault(attr, set()).add(value)
+    for attr, values in sorted(by_rdn.items()):
+        for entry in directory.find(plan.base_dn, attr, sorted(values), READ):
+            if entry.dn.lower() in wanted:
+                by_dn[entry.dn.lower()] = entry
+    return live, by_dn
 
 
 def _attrs(entry: Entry | None) -> dict[str, list[str]]:
@@ -299,11 +341,12 @@ def _attrs(entry: Entry | None) -> dict[str, list[str]]:
 def _run(
     op: Operation,
     dn: str,
-    entry: Entry | None,
+    state: dict[str, tuple[str, ...]],
     directory: Directory,
     credentials: CredentialsFile | None,
 ) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
-    """Carry out one operation; returns (DN after, attributes before, attributes set)."""
+    """Carry out one operation on the entry whose attributes this run knows as `state`;
+    returns (DN after, attributes before, attributes set)."""
     now = format_time(dt.datetime.now(dt.UTC))
     if op.action is Action.CREATE:
         attrs = {c.attr: list(c.after) for c in op.attributes}
@@ -320,15 +363,19 @@ def _run(
             directory.add(op.new_dn, full)
         except EntryExists:
             raise ReconcilerError(f"{op.new_dn} appeared while applying") from None
+        state.update({k.lower(): tuple(v) for k, v in full.items() if k != "userPassword"})
         return op.new_dn, {}, attrs
     if op.action is Action.DELETE:
         directory.delete(dn)
-        return dn, _attrs(entry), {}
+        return dn, {k: list(v) for k, v in state.items()}, {}
     before = {c.attr: list(c.before) for c in op.changes}
     changes: dict[str, list[str]] = {c.attr: list(c.after) for c in op.changes}
     if op.action is Action.RENAME:
         if dn.lower() != op.new_dn.lower():
+            (attr, old_value), (_, new_value) = parse_dn(dn)[0], parse_dn(op.new_dn)[0]
             dn = directory.rename(dn, split_dn(op.new_dn)[0])
+            kept = tuple(v for v in state.get(attr.lower(), ()) if v.lower() != old_value.lower())
+            state[attr.lower()] = (*kept, new_value)
         changes.pop("uid", None)  # the RDN carries it
     elif op.action is Action.SUSPEND:
         changes["govMailSuspendedAt"] = [now]
@@ -343,11 +390,12 @@ def _run(
             }
         )
     if changes:
+        expect = {attr: state.get(attr.lower(), ()) for attr in changes}
         try:
-            directory.modify(dn, changes)
+            directory.modify(dn, changes, expect)
         except NoSuchEntry:
             raise ReconcilerError(f"{dn} disappeared while applying") from None
     return dn, before, changes
 
 
-__all__ = ["LOCKED", "Recap", "check", "execute"]
+__all__ = ["LOCKED", "Recap", "check", "execute", "read_dependencies"]

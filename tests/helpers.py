@@ -6,10 +6,49 @@ import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ldap3
 
+from reconciler.directory import Directory, Progress
+from reconciler.model import Entry
 from reconciler.throwaway import Slapd
+
+
+class PassThrough(Directory):
+    """A directory that passes every call to `inner`: subclass it to watch or disturb calls."""
+
+    def __init__(self, inner: Directory) -> None:
+        self.inner, self.url = inner, inner.url
+
+    def read(
+        self, base_dn: str, attributes: Any, progress: Progress | None = None
+    ) -> Iterator[Entry]:
+        return self.inner.read(base_dn, attributes, progress)
+
+    def find(self, base_dn: str, attribute: str, values: Any, attributes: Any) -> Iterator[Entry]:
+        return self.inner.find(base_dn, attribute, values, attributes)
+
+    def get(self, dn: str, attributes: Any) -> Entry | None:
+        return self.inner.get(dn, attributes)
+
+    def add(self, dn: str, attrs: Any) -> None:
+        self.inner.add(dn, attrs)
+
+    def modify(self, dn: str, changes: Any, expect: Any = None) -> None:
+        self.inner.modify(dn, changes, expect)
+
+    def rename(self, dn: str, new_rdn: str) -> str:
+        return self.inner.rename(dn, new_rdn)
+
+    def delete(self, dn: str) -> None:
+        self.inner.delete(dn)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @contextlib.contextmanager

@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.directory import Directory, open_directory
 from reconciler.errors import DirectoryError, StalePlan
-from reconciler.model import Action, Plan
+from reconciler.model import Action, Entry, Plan
 from reconciler.throwaway import Slapd
 
 from . import scenario
-from .helpers import ldapwhoami
+from .helpers import PassThrough, ldapwhoami
 
 BASE_HG = "dc=hagiang,dc=example,dc=gov,dc=vn"
 BASE_QN = "dc=quangnam,dc=example,dc=gov,dc=vn"
@@ -170,16 +171,21 @@ def test_same_plan_twice_changes_nothing_the_second_time(
     assert scenario.passwords(tmp_path / "b") == {}
 
 
-def test_stale_plan_is_refused_before_anything_is_written(
-    directory: Directory, tmp_path: Path
-) -> None:
+def plan_two_new_titles(directory: Directory, tmp_path: Path) -> Plan:
+    """A converged directory, and the plan of two new titles (HG-0001 and HG-0101)."""
     spec = scenario.hg()
     folder = scenario.write(spec, tmp_path / "inv")
     converge(folder, directory, tmp_path / "out")
     spec["agencies"]["soyte"]["staff"][0]["title"] = "Phó Giám đốc"
     spec["agencies"]["sotttt"]["staff"][0]["title"] = "Giám đốc Sở"
     scenario.write(spec, folder)
-    planned = scenario.plan(folder, directory)
+    return scenario.plan(folder, directory)
+
+
+def test_stale_plan_is_refused_before_anything_is_written(
+    directory: Directory, tmp_path: Path
+) -> None:
+    planned = plan_two_new_titles(directory, tmp_path)
     # an admin changes one of the entries by hand after the plan was made
     entry = next(e for e in directory.read(BASE_HG, ["employeeNumber"]) if e.key == "HG-0101")
     directory.modify(entry.dn, {"title": ["Trưởng phòng"]})
@@ -189,6 +195,30 @@ def test_stale_plan_is_refused_before_anything_is_written(
     other = next(e for e in directory.read(BASE_HG, ["employeeNumber", "title"])
                  if e.key == "HG-0001")
     assert other.get("title") == "Giám đốc"  # the fresh operation was not applied either
+
+
+class NoWholeRead(PassThrough):
+    """Fails the test if anyone reads the whole directory."""
+
+    def read(self, base_dn: str, attributes: Any, progress: Any = None) -> Iterator[Entry]:
+        raise AssertionError("apply read the whole directory")
+
+
+def test_apply_reads_only_what_its_plan_depends_on(directory: Directory, tmp_path: Path) -> None:
+    planned = plan_two_new_titles(directory, tmp_path)
+    # by hand, after the plan: one entry of the plan is renamed, another deleted
+    entries = {e.key: e for e in directory.read(BASE_HG, ["employeeNumber"]) if e.key}
+    changed = [op.id for op in planned.operations]
+    assert len(changed) == 2
+    directory.rename(entries[changed[0]].dn, "uid=doitay")
+    directory.delete(entries[changed[1]].dn)
+    directory.flush()
+    with pytest.raises(StalePlan) as refused:
+        scenario.apply(planned, NoWholeRead(directory), tmp_path / "stale")
+    assert f"{changed[0]} (uid=doitay," in str(refused.value)
+    assert f"{changed[1]} (" in str(refused.value) and "no longer in the directory" in str(
+        refused.value
+    )
 
 
 def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) -> None:
