@@ -19,6 +19,7 @@ Decisions where the regulations are silent (each is also documented at the funct
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,8 +64,12 @@ _NOT_ALNUM = re.compile("[^a-z0-9]+")
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff]")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """The ASCII form of `text` used in addresses: only ``[a-z0-9]``, possibly empty.
+
+    Cached: a province's names are some thousands of distinct words, folded a few hundred
+    thousand times (validate of 100,000 staff spent a fifth of its time here).
 
     NFC first (TCVN 6909:2001; NFD input is common), then Đ/đ and the look-alikes Ð, Ɖ, ɖ become
     ``d``, zero-width characters, soft hyphens and BOMs are dropped, unidecode removes every
