@@ -8,7 +8,7 @@ the tool manages on its entry.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from .errors import NamingError, Problem
 from .model import (
     Action,
     Address,
+    Agency,
     Entry,
     Inventory,
     Kind,
@@ -26,6 +27,7 @@ from .model import (
     Person,
     State,
     Suspension,
+    Unit,
     agency_key,
     unit_key,
 )
@@ -281,96 +283,119 @@ def taken_addresses(
     return taken, holders
 
 
-def mailboxes(
-    inventory: Inventory,
-    regulation: Regulation,
-    live: Mapping[str, Entry],
-    taken: Mapping[str, str],
-    holders: Mapping[str, str],
-) -> tuple[dict[str, Mailbox], list[Problem]]:
-    """The desired mailboxes keyed by stable id, and the names the regulation cannot turn into an
-    address (as problems with file and line)."""
-    settings = inventory.settings
-    wanted, addresses, problems = _allocated(inventory, regulation, live, taken, holders)
-    parts_of = {w.key: w.parts for w in wanted if w.parts is not None}
-    default_quota = settings.quota if settings.quota is not None else regulation.default_quota
-    result: dict[str, Mailbox] = {}
-    agencies = {a.id: a for a in inventory.agencies}
+class Mailboxes(Mapping[str, "Mailbox"]):
+    """The desired mailboxes by stable id, each built when it is asked for and not kept.
 
-    def kept_aliases(key: str, declared: Iterable[str]) -> tuple[str, ...]:
+    Every address is allocated up front (collisions need them all); the entries themselves are
+    built one at a time, as `plan` compares them: holding a province's 100,000 desired entries at
+    once was more than a third of plan's peak memory. Building is pure, so asking twice gives
+    equal mailboxes.
+    """
+
+    def __init__(self, build: _Builder, sources: dict[str, Any]) -> None:
+        self._build = build
+        self._sources = sources  # key -> the agency, (agency, unit) or person it is built from
+
+    def __getitem__(self, key: str) -> Mailbox:
+        return self._build(key, self._sources[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._sources
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+
+@dataclass(frozen=True, slots=True)
+class _Builder:
+    """What building a mailbox needs besides its own record."""
+
+    live: Mapping[str, Entry]
+    addresses: Mapping[str, Address]
+    parts_of: Mapping[str, naming.NameParts]
+    agencies: Mapping[str, Agency]
+    regulation: Regulation
+    default_quota: int
+
+    def __call__(self, key: str, source: Any) -> Mailbox:
+        if isinstance(source, Person):
+            return self.person(source)
+        if isinstance(source, tuple):
+            return self.unit(key, *source)
+        return self.agency(key, source)
+
+    def kept_aliases(self, key: str, declared: Iterable[str]) -> tuple[str, ...]:
         # Aliases are never dropped: every former address keeps receiving mail.
         aliases = set(declared)
-        if key in live:
-            aliases.update(a.lower() for a in live[key].all("govMailAlias"))
-            old = live[key].mail
-            if old and old != str(addresses.get(key, "")):
+        if key in self.live:
+            aliases.update(a.lower() for a in self.live[key].all("govMailAlias"))
+            old = self.live[key].mail
+            if old and old != str(self.addresses.get(key, "")):
                 aliases.add(old)
-        if key in addresses:
-            aliases.discard(str(addresses[key]))
+        if key in self.addresses:
+            aliases.discard(str(self.addresses[key]))
         return tuple(sorted(aliases))
 
-    for agency in inventory.agencies:
-        key = agency_key(agency.id)
-        if key in addresses:
-            address = addresses[key]
-            attrs = _attrs(
-                address,
-                cn=agency.name,
-                sn=agency.name,
-                given=None,
-                title=None,
-                o=agency.name,
-                ou=None,
-                kind=Kind.AGENCY,
-                agency=agency.id,
-                unit=None,
-                manager=agency.manager,
-                quota=default_quota,
-                decision=None,
-                aliases=kept_aliases(key, agency.aliases),
-            )
-            result[key] = Mailbox(
-                key,
-                Kind.AGENCY,
-                agency.id,
-                agency.name,
-                address,
-                attrs,
-                State.ACTIVE,
-                None,
-                None,
-                agency.loc,
-            )
-        for unit in agency.units:
-            key = unit_key(agency.id, unit.id)
-            if key not in addresses:
-                continue
-            address = addresses[key]
-            name = f"{unit.name} – {agency.name}"
-            attrs = _attrs(
-                address,
-                cn=name,
-                sn=unit.name,
-                given=None,
-                title=None,
-                o=agency.name,
-                ou=unit.name,
-                kind=Kind.UNIT,
-                agency=agency.id,
-                unit=unit.id,
-                manager=None,
-                quota=default_quota,
-                decision=None,
-                aliases=kept_aliases(key, ()),
-            )
-            result[key] = Mailbox(
-                key, Kind.UNIT, agency.id, name, address, attrs, State.ACTIVE, None, None, unit.loc
-            )
-    for person in inventory.people:
-        if person.state is State.ABSENT or person.id not in addresses:
-            continue
-        address = addresses[person.id]
-        agency = agencies[person.agency]
+    def agency(self, key: str, agency: Agency) -> Mailbox:
+        address = self.addresses[key]
+        attrs = _attrs(
+            address,
+            cn=agency.name,
+            sn=agency.name,
+            given=None,
+            title=None,
+            o=agency.name,
+            ou=None,
+            kind=Kind.AGENCY,
+            agency=agency.id,
+            unit=None,
+            manager=agency.manager,
+            quota=self.default_quota,
+            decision=None,
+            aliases=self.kept_aliases(key, agency.aliases),
+        )
+        return Mailbox(
+            key,
+            Kind.AGENCY,
+            agency.id,
+            agency.name,
+            address,
+            attrs,
+            State.ACTIVE,
+            None,
+            None,
+            agency.loc,
+        )
+
+    def unit(self, key: str, agency: Agency, unit: Unit) -> Mailbox:
+        address = self.addresses[key]
+        name = f"{unit.name} – {agency.name}"
+        attrs = _attrs(
+            address,
+            cn=name,
+            sn=unit.name,
+            given=None,
+            title=None,
+            o=agency.name,
+            ou=unit.name,
+            kind=Kind.UNIT,
+            agency=agency.id,
+            unit=unit.id,
+            manager=None,
+            quota=self.default_quota,
+            decision=None,
+            aliases=self.kept_aliases(key, ()),
+        )
+        return Mailbox(
+            key, Kind.UNIT, agency.id, name, address, attrs, State.ACTIVE, None, None, unit.loc
+        )
+
+    def person(self, person: Person) -> Mailbox:
+        address = self.addresses[person.id]
+        agency = self.agencies[person.agency]
         home = agency.unit(person.unit) if person.unit else None
         family, given = _display_split(person)
         attrs = _attrs(
@@ -385,15 +410,15 @@ def mailboxes(
             agency=agency.id,
             unit=home.id if home else None,
             manager=None,
-            quota=person.quota if person.quota is not None else default_quota,
+            quota=person.quota if person.quota is not None else self.default_quota,
             decision=person.quota_decision,
-            aliases=kept_aliases(person.id, person.aliases),
+            aliases=self.kept_aliases(person.id, person.aliases),
         )
         plain = ""
-        if person.address is None and person.id in parts_of:
-            plain = regulation.plain(parts_of[person.id], agency.abbreviation)
+        if person.address is None and person.id in self.parts_of:
+            plain = self.regulation.plain(self.parts_of[person.id], agency.abbreviation)
             plain = "" if plain == address.local else f"{plain}@{address.domain}"
-        result[person.id] = Mailbox(
+        return Mailbox(
             person.id,
             Kind.PERSON,
             agency.id,
@@ -406,7 +431,41 @@ def mailboxes(
             person.loc,
             plain,
         )
-    return result, problems
+
+
+def mailboxes(
+    inventory: Inventory,
+    regulation: Regulation,
+    live: Mapping[str, Entry],
+    taken: Mapping[str, str],
+    holders: Mapping[str, str],
+) -> tuple[Mailboxes, list[Problem]]:
+    """The desired mailboxes keyed by stable id (agencies with their units, then people, in
+    inventory order), and the names the regulation cannot turn into an address (as problems with
+    file and line)."""
+    settings = inventory.settings
+    wanted, addresses, problems = _allocated(inventory, regulation, live, taken, holders)
+    build = _Builder(
+        live=live,
+        addresses=addresses,
+        parts_of={w.key: w.parts for w in wanted if w.parts is not None},
+        agencies={a.id: a for a in inventory.agencies},
+        regulation=regulation,
+        default_quota=settings.quota if settings.quota is not None else regulation.default_quota,
+    )
+    sources: dict[str, Any] = {}
+    for agency in inventory.agencies:
+        key = agency_key(agency.id)
+        if key in addresses:
+            sources[key] = agency
+        for unit in agency.units:
+            key = unit_key(agency.id, unit.id)
+            if key in addresses:
+                sources[key] = (agency, unit)
+    for person in inventory.people:
+        if person.state is not State.ABSENT and person.id in addresses:
+            sources[person.id] = person
+    return Mailboxes(build, sources), problems
 
 
 def _attrs(
