@@ -325,7 +325,7 @@ def test_paged_read_of_2500_entries(backend: Backend, tmp_path: Path) -> None:
     assert seen[-1] == 2501 and len(seen) >= 3  # pages of 1000
     assert all(e.get("govMailQuota") == "5368709120" for e in entries if e.key)
     print(f"{backend.kind}: read 2,501 entries in {elapsed:.3f} s")
-    assert elapsed < 5
+    assert elapsed < 30  # bounded, not a benchmark
 
 
 def test_progress_optional_and_streaming(backend: Backend) -> None:

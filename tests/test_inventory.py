@@ -48,7 +48,7 @@ def test_broken_inventory_is_refused_with_file_line_messages(case: str) -> None:
         result.stderr.splitlines()[-1]
         == f".: {len(expected)} problem{'s' * (len(expected) > 1)} found"
     )
-    assert elapsed < 1.0
+    assert elapsed < 10  # bounded (a subprocess on a busy CI machine), not a benchmark
 
 
 def test_corpus_covers_every_refusal() -> None:
@@ -252,7 +252,7 @@ def test_scale_smoke(tmp_path: Path) -> None:
     start = time.perf_counter()
     inv = inventory.load(tmp_path)
     assert len(inv.people) == 5000
-    assert time.perf_counter() - start < 1.0  # 100,000 staff: about 2.5 s (see the report)
+    assert time.perf_counter() - start < 10  # bounded, not timed: scripts/bench measures speed
 
 
 @pytest.mark.slow
@@ -260,7 +260,7 @@ def test_scale_100k(tmp_path: Path) -> None:
     generate(tmp_path, 100_000, 20)
     start = time.perf_counter()
     assert len(inventory.load(tmp_path).people) == 100_000
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 60  # catches a blow-up; about 3 s here
 
 
 def test_a_hidden_agency_file_is_refused_not_ignored(tmp_path: Path) -> None:
