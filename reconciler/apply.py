@@ -306,13 +306,18 @@ def _project(entry: Entry) -> Entry:
     return Entry(entry.dn, {k: v for k, v in entry.attrs.items() if k in _READ_LOWER})
 
 
+#: Naming attributes the directory indexes for equality (README: the directory server): DNs named
+#: by another attribute (legacy `cn=` entries being adopted) are read one by one instead.
+_INDEXED_RDN = frozenset({"uid", "mail", "employeenumber"})
+
+
 def read_dependencies(
     directory: Directory, plan: Plan
 ) -> tuple[dict[str, Entry], dict[str, Entry]]:
     """The entries the plan depends on, by stable id and by lower-case DN: the entries holding
-    its ids, and those at the DNs it reads or writes. A few searches (employeeNumber and the
-    naming attribute are indexed), not a read of the whole directory: the apply's cost follows
-    the plan's size, not the directory's."""
+    its ids, and those at the DNs it reads or writes. A few searches on indexed attributes, not
+    a read of the whole directory: the apply's cost follows the plan's size, not the
+    directory's."""
     live: dict[str, Entry] = {}
     by_dn: dict[str, Entry] = {}
     if not plan.operations:
@@ -322,11 +327,18 @@ def read_dependencies(
         by_dn[entry.dn.lower()] = entry
         if entry.key:
             live[entry.key] = entry
-    wanted = {dn.lower() for op in plan.operations for dn in (op.dn, op.new_dn) if dn}
+    wanted = {dn.lower(): dn for op in plan.operations for dn in (op.dn, op.new_dn) if dn}
     by_rdn: dict[str, set[str]] = {}
-    for dn in wanted - by_dn.keys():
+    for low, dn in sorted(wanted.items()):
+        if low in by_dn:
+            continue
         attr, value = parse_dn(dn)[0]
-        by_rdn.setdefault(attr, set()).add(value)
+        if attr.lower() in _INDEXED_RDN:
+            by_rdn.setdefault(attr.lower(), set()).add(value)
+        else:
+            found = directory.get(dn, READ)
+            if found is not None:
+                by_dn[low] = found
     for attr, values in sorted(by_rdn.items()):
         for entry in directory.find(plan.base_dn, attr, sorted(values), READ):
             if entry.dn.lower() in wanted:
