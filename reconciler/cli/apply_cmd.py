@@ -44,7 +44,8 @@ def apply(
     """Apply a plan saved by `reconciler plan --out`.
 
     Refuses a stale plan (an entry changed since it was made) before writing anything; skips what
-    is already done, so an interrupted apply can simply be run again.
+    is already done, so an interrupted apply can simply be run again. An entry changed by hand
+    while the apply runs stops it: the change is never overwritten.
     """
     from .. import apply as apply_module
     from .. import planfile
