@@ -4,12 +4,14 @@
 and a failure to install or start it is an error, never a skip.
 `slapd` (function): the same server, reset first to the three base entries (the suffix,
 `ou=policies`, `cn=default,ou=policies`): a kill, a fresh database and a start, about 30 ms.
+`directory` (function, twice): the same tests on that slapd and on an `ldif:` file directory.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import ldap3  # noqa: F401
 
+from reconciler.directory import Directory, open_directory
 from reconciler.throwaway import Slapd, ensure_installed
+
+from . import scenario
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +42,16 @@ def slapd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 def slapd(slapd_server: Slapd) -> Slapd:
     slapd_server.reset()
     return slapd_server
+
+
+@pytest.fixture(params=["slapd", "ldif"])
+def directory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Directory]:
+    if request.param == "slapd":
+        server: Slapd = request.getfixturevalue("slapd")
+        d = scenario.connect(server)
+    else:
+        d = open_directory(f"ldif:{tmp_path / 'directory.ldif'}")
+    try:
+        yield d
+    finally:
+        d.close()

@@ -29,7 +29,11 @@ NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def hg(base_dn: str = "dc=hagiang,dc=example,dc=gov,dc=vn") -> dict[str, Any]:
+BASE_HG = "dc=hagiang,dc=example,dc=gov,dc=vn"
+BASE_QN = "dc=quangnam,dc=example,dc=gov,dc=vn"
+
+
+def hg(base_dn: str = BASE_HG) -> dict[str, Any]:
     return {
         "regulation": "hagiang-2024",
         "domain": "hagiang.gov.vn",
@@ -52,7 +56,7 @@ def hg(base_dn: str = "dc=hagiang,dc=example,dc=gov,dc=vn") -> dict[str, Any]:
     }
 
 
-def qn(base_dn: str = "dc=quangnam,dc=example,dc=gov,dc=vn") -> dict[str, Any]:
+def qn(base_dn: str = BASE_QN) -> dict[str, Any]:
     return {
         "regulation": "quangnam-2020",
         "domain": "quangnam.gov.vn",

@@ -20,22 +20,7 @@ from reconciler.throwaway import Slapd
 
 from . import scenario
 from .helpers import PassThrough, ldapwhoami
-
-BASE_HG = "dc=hagiang,dc=example,dc=gov,dc=vn"
-BASE_QN = "dc=quangnam,dc=example,dc=gov,dc=vn"
-
-
-@pytest.fixture(params=["slapd", "ldif"])
-def directory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Directory]:
-    if request.param == "slapd":
-        server: Slapd = request.getfixturevalue("slapd")
-        d = scenario.connect(server)
-    else:
-        d = open_directory(f"ldif:{tmp_path / 'directory.ldif'}")
-    try:
-        yield d
-    finally:
-        d.close()
+from .scenario import BASE_HG, BASE_QN
 
 
 def ops(plan: Plan) -> list[tuple[str, str, str]]:

@@ -14,7 +14,6 @@ import datetime as dt
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 
 from reconciler import activity as activity_module
 from reconciler import desired
-from reconciler.directory import Directory, open_directory
+from reconciler.directory import Directory
 from reconciler.errors import InventoryError, UnsafePlan
 from reconciler.lifecycle import ZONE, add_months, format_time, local_day, parse_time
 from reconciler.model import Action, Entry, Operation, Plan
@@ -31,24 +30,10 @@ from reconciler.throwaway import Slapd
 
 from . import scenario
 from .helpers import ldapwhoami
+from .scenario import BASE_HG, BASE_QN
 
-BASE_HG = "dc=hagiang,dc=example,dc=gov,dc=vn"
-BASE_QN = "dc=quangnam,dc=example,dc=gov,dc=vn"
 SECOND = dt.timedelta(seconds=1)
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(params=["slapd", "ldif"])
-def directory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Directory]:
-    if request.param == "slapd":
-        server: Slapd = request.getfixturevalue("slapd")
-        d = scenario.connect(server)
-    else:
-        d = open_directory(f"ldif:{tmp_path / 'directory.ldif'}")
-    try:
-        yield d
-    finally:
-        d.close()
 
 
 def real_now() -> dt.datetime:
