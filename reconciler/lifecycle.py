@@ -127,14 +127,16 @@ def suspend_text(clause: str, reason: str, *, time_rule: bool = False) -> str:
     return f"{clause}{mark}: {reason}" if reason else f"{clause}{mark}"
 
 
-def suspend_changes(
-    entry: Entry, clause: str, reason: str, *, time_rule: bool = False
-) -> tuple[Change, ...]:
-    text = suspend_text(clause, reason, time_rule=time_rule)
-    return (
+def _suspend(
+    box: Mailbox, entry: Entry, clause: str, reason: str, *, note: str, time_rule: bool
+) -> Operation:
+    """The suspension of `entry`: locked, with the clause and `note` as its recorded reason."""
+    text = suspend_text(clause, note, time_rule=time_rule)
+    changes = (
         Change("pwdAccountLockedTime", entry.all("pwdAccountLockedTime"), (LOCKED,)),
         Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (text,)),
     )
+    return operation(box, Action.SUSPEND, clause, reason, entry, changes=changes)
 
 
 def restore_changes(entry: Entry) -> tuple[Change, ...]:
@@ -165,16 +167,7 @@ def state_operations(
         assert box.suspension is not None
         clause, note = box.suspension.clause, box.suspension.note
         reason = f"declared suspended in {box.loc.file}" + (f": {note}" if note else "")
-        return [
-            operation(
-                box,
-                Action.SUSPEND,
-                clause,
-                reason,
-                entry,
-                changes=suspend_changes(entry, clause, note),
-            )
-        ]
+        return [_suspend(box, entry, clause, reason, note=note, time_rule=False)]
     if locked:
         if ours is None:
             return []  # locked by someone else (ppolicy lockout, an admin): not ours to lift
@@ -227,16 +220,7 @@ def _time_rules(
             else:
                 reason = f"no activity since {_when(last)} ({what}, {months} months)"
             clause = regulation.inactivity_clause
-            return [
-                operation(
-                    box,
-                    Action.SUSPEND,
-                    clause,
-                    reason,
-                    entry,
-                    changes=suspend_changes(entry, clause, reason, time_rule=True),
-                )
-            ]
+            return [_suspend(box, entry, clause, reason, note=reason, time_rule=True)]
     limit = regulation.password_change_months
     rule = regulation.password_clause
     must_change = (entry.get("pwdReset") or "").upper() == "TRUE"
@@ -249,16 +233,7 @@ def _time_rules(
         if known and elapsed(max(known), now, limit):
             issued = max(known)
             reason = f"password issued {_when(issued)} never changed"
-            return [
-                operation(
-                    box,
-                    Action.SUSPEND,
-                    rule,
-                    reason,
-                    entry,
-                    changes=suspend_changes(entry, rule, reason, time_rule=True),
-                )
-            ]
+            return [_suspend(box, entry, rule, reason, note=reason, time_rule=True)]
     return []
 
 
