@@ -280,30 +280,35 @@ class LdifDirectory(Directory):
                 attrs[key] = tuple(values)
         return Entry(dn=record.dn, attrs=attrs)
 
-    def read(
-        self,
-        base_dn: str,
-        attributes: Sequence[str],
-        progress: Progress | None = None,
-    ) -> Iterator[Entry]:
+    def _subtree(self, base_dn: str) -> list[_Record]:
+        """The records under `base_dn` (the base included), parents first."""
         self._check_open()
         base = self._key(base_dn)
         if base not in self._entries:
             raise NoSuchEntry(
                 f"base DN {base_dn} does not exist in {self.url} — check base_dn in directory.yaml"
             )
-        wanted = {a.lower() for a in attributes}
         depth = len(base)
         keys = sorted(
             (k for k in self._entries if len(k) >= depth and k[len(k) - depth :] == base),
             key=lambda k: k[::-1],
         )
-        for count, key in enumerate(keys, start=1):
-            yield self._entry(self._entries[key], wanted)
+        return [self._entries[key] for key in keys]
+
+    def read(
+        self,
+        base_dn: str,
+        attributes: Sequence[str],
+        progress: Progress | None = None,
+    ) -> Iterator[Entry]:
+        records = self._subtree(base_dn)
+        wanted = {a.lower() for a in attributes}
+        for count, record in enumerate(records, start=1):
+            yield self._entry(record, wanted)
             if progress is not None and count % PAGE_SIZE == 0:
                 progress(count)
         if progress is not None:
-            progress(len(keys))
+            progress(len(records))
 
     def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:
         self._check_open()
@@ -319,11 +324,10 @@ class LdifDirectory(Directory):
         wanted_values = {_fold_value(v) for v in values}
         if not wanted_values:
             return
-        key = attribute.lower()
         wanted = {a.lower() for a in attributes}
-        for entry in self.read(base_dn, [*attributes, attribute]):
-            if any(_fold_value(v) in wanted_values for v in entry.all(key)):
-                yield self._entry(self._entries[self._key(entry.dn)], wanted)
+        for record in self._subtree(base_dn):
+            if any(_fold_value(v) in wanted_values for v in record.values(attribute)):
+                yield self._entry(record, wanted)
 
     # writes -----------------------------------------------------------------------------------
 
