@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -258,7 +258,7 @@ def execute(
                         address=op.address,
                         clause=op.clause,
                         reason=op.reason,
-                        before=_attrs(whole),
+                        before=_attrs(whole.attrs if whole else {}),
                         outcome="started",
                     )
                 new_dn, before, after = _run(op, dn, state, directory, credentials)
@@ -275,8 +275,6 @@ def execute(
                 break
             current_dn[op.id] = new_dn
             written.add(op.id)
-            for attr, values in after.items():
-                state[attr.lower()] = tuple(values)
             recap.changed += 1
             audit.record(
                 op.action.value,
@@ -346,8 +344,8 @@ def read_dependencies(
     return live, by_dn
 
 
-def _attrs(entry: Entry | None) -> dict[str, list[str]]:
-    return {k: list(v) for k, v in entry.attrs.items()} if entry else {}
+def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    return {k: list(v) for k, v in attrs.items()}
 
 
 def _run(
@@ -357,8 +355,8 @@ def _run(
     directory: Directory,
     credentials: CredentialsFile | None,
 ) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
-    """Carry out one operation on the entry whose attributes this run knows as `state`;
-    returns (DN after, attributes before, attributes set)."""
+    """Carry out one operation on the entry whose attributes this run knows as `state`, and
+    update `state` to what it wrote; returns (DN after, attributes before, attributes set)."""
     now = format_time(dt.datetime.now(dt.UTC))
     if op.action is Action.CREATE:
         attrs = {c.attr: list(c.after) for c in op.attributes}
@@ -379,7 +377,7 @@ def _run(
         return op.new_dn, {}, attrs
     if op.action is Action.DELETE:
         directory.delete(dn)
-        return dn, {k: list(v) for k, v in state.items()}, {}
+        return dn, _attrs(state), {}
     before = {c.attr: list(c.before) for c in op.changes}
     changes: dict[str, list[str]] = {c.attr: list(c.after) for c in op.changes}
     if op.action is Action.RENAME:
@@ -407,6 +405,7 @@ def _run(
             directory.modify(dn, changes, expect)
         except NoSuchEntry:
             raise ReconcilerError(f"{dn} disappeared while applying") from None
+        state.update({attr.lower(): tuple(values) for attr, values in changes.items()})
     return dn, before, changes
 
 

@@ -516,10 +516,12 @@ class LdapDirectory(Directory):
             # compare-and-swap: deleting a value that is gone, or adding one that is there (a
             # second value of a single-valued attribute), fails the whole modify atomically
             old = self._values(name, expect[name])
-            swap = [(ldap3.MODIFY_DELETE, [v for v in old if v not in new])]
-            swap.append((ldap3.MODIFY_ADD, [v for v in new if v not in old]))
-            if any(values for _, values in swap):
-                mods[name] = [(kind, values) for kind, values in swap if values]
+            swap = (
+                (ldap3.MODIFY_DELETE, [v for v in old if v not in new]),
+                (ldap3.MODIFY_ADD, [v for v in new if v not in old]),
+            )
+            if kept := [(kind, values) for kind, values in swap if values]:
+                mods[name] = kept
         if not mods:
             return
         conn = self._conn
