@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,23 @@ import ldap3
 from reconciler.directory import Directory, Progress
 from reconciler.model import Entry
 from reconciler.throwaway import Slapd
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`reconciler ARGS` in a subprocess, with no RECONCILER_* variable but those in `env`."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class PassThrough(Directory):

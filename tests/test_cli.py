@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +12,14 @@ import pytest
 from reconciler.throwaway import Slapd
 
 from . import scenario
-from .helpers import ldapwhoami
+from .helpers import ldapwhoami, run_cli
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
         ) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True,
-                          text=True, env=full, cwd=cwd, timeout=120, check=False)
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 def server_env(server: Slapd) -> dict[str, str]:

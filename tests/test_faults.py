@@ -35,7 +35,7 @@ from reconciler.planfile import digest
 from reconciler.throwaway import Slapd
 
 from . import scenario
-from .helpers import PassThrough, ldapwhoami
+from .helpers import PassThrough, ldapwhoami, run_cli
 from .proxy import Proxy
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
@@ -68,14 +68,7 @@ def env_for(server: Slapd, url: str | None = None) -> dict[str, str]:
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    result = run_cli(*args, env=env, timeout=timeout)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     return result
 

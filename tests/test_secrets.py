@@ -5,10 +5,8 @@ line; credentials files are 0600, new, and outside any git work tree."""
 from __future__ import annotations
 
 import csv
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from reconciler.throwaway import Slapd
 
 from . import scenario
+from .helpers import run_cli
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
@@ -23,17 +22,7 @@ BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 def cli(
     *args: str, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    full.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(*args, env=env, cwd=cwd)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

@@ -4,9 +4,7 @@ simple bind to a non-loopback host refused unless --starttls or --insecure."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from reconciler.throwaway import Slapd
 
 from . import scenario
+from .helpers import run_cli
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
@@ -26,16 +25,8 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 def cli(*args: str, server: Slapd) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(RECONCILER_BIND_DN=server.root_dn, RECONCILER_BIND_PASSWORD=server.root_pw)
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    env = {"RECONCILER_BIND_DN": server.root_dn, "RECONCILER_BIND_PASSWORD": server.root_pw}
+    result = run_cli(*args, env=env, timeout=60)
     assert "Traceback" not in result.stderr and server.root_pw not in result.stderr
     return result
 
