@@ -145,7 +145,13 @@ class _Builder:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark is not None else 1
             what = error.problem or error.context or "invalid YAML"
-            self.problem(line, f"YAML syntax error: {what}")
+            if "nest" in what:
+                # libyaml's own bound (PyYAML 6.0.4 and later) can fire before the events reach
+                # ours, e.g. when its scanner reads 100,000 `[` ahead: the same refusal, in our
+                # words, whichever library version is installed
+                self.problem(line, f"nesting deeper than {MAX_DEPTH} levels")
+            else:
+                self.problem(line, f"YAML syntax error: {what}")
         except yaml.YAMLError as error:
             self.problem(1, f"YAML error: {error}")
         except _Fatal:

@@ -116,7 +116,9 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str]]] = {
     ),
     "nesting 100,000 deep": (
         {"agencies/sotttt.yaml": "staff: " + "[" * 100_000 + "]" * 100_000 + "\n"},
-        [r"agencies/sotttt.yaml:1: nesting deeper than 16 levels"],
+        # the loader's bound or libyaml's own (PyYAML >= 6.0.4) may refuse it first: the test
+        # holds the refusal, the file and the line, not one library's wording
+        [r"agencies/sotttt.yaml:1: .*nest"],
     ),
     "NUL bytes in directory.yaml": (
         {"directory.yaml": DIRECTORY.encode() + b"reserved: [a\0b]\n"},
