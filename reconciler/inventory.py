@@ -22,12 +22,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from . import text, yamlload
+from . import schemas_folder, text, yamlload
 from .errors import InventoryError, Problem
 from .model import Agency, Exemption, Inventory, Loc, Person, Settings, State, Suspension, Unit
 from .yamlload import Lines, describe
 
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
 AGENCIES = "agencies"
 ALWAYS_RESERVED = frozenset({"postmaster", "abuse"})

@@ -29,12 +29,14 @@ import urllib.parse
 from pathlib import Path
 from types import TracebackType
 
+from . import schemas_folder
+
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
 SLAPTEST = Path("/usr/sbin/slaptest")
 SYSTEM_SCHEMAS = Path("/etc/ldap/schema")
 MODULE_PATH = Path("/usr/lib/ldap")
-PROJECT_SCHEMA = Path(__file__).resolve().parent / "schemas" / "ldap" / "govmail.schema"
+PROJECT_SCHEMA = schemas_folder() / "ldap" / "govmail.schema"
 
 DEFAULT_SUFFIX = "dc=example,dc=gov,dc=vn"
 GiB = 1024**3

@@ -22,6 +22,17 @@ CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expected.txt").exists()
 MINIMAL_HG = HERE / "fixtures" / "minimal-hg"
 MINIMAL_QN = HERE / "fixtures" / "minimal-qn"
 CLI = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+#: The symlink-outside case's link is made here, not tracked: a copy or an archive of the
+#: repository loses links (and git on some systems checks them out as plain files).
+LINK = BROKEN / "symlink-outside" / "agencies" / "soyte.yaml"
+LINK_TARGET = "../../../fixtures/minimal-qn/agencies/soyte.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _corpus_links() -> None:
+    if not LINK.is_symlink():
+        LINK.unlink(missing_ok=True)
+        LINK.symlink_to(LINK_TARGET)
 
 
 def validate(folder: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
