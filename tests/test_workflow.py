@@ -651,3 +651,105 @@ def test_pre_commit_hook_runs_in_a_test_repository(tmp_path: Path) -> None:
         timeout=600,
     )
     assert out.returncode == 1 and "agencies/soyte.yaml:" in out.stdout
+
+
+# --- the pinned release ----------------------------------------------------------------------
+
+BRANCH_REFS = re.compile(r"ref: *['\"]?main\b|@main\b|\|\| *'main'|VERSION: *['\"]?main\b")
+
+
+def _install_scripts() -> dict[str, str]:
+    """The shell that installs the reconciler, from each CI file."""
+    gh = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    scripts = {
+        f"github {name}": step["run"]
+        for name, job in gh["jobs"].items()
+        for step in job["steps"]
+        if step.get("name", "").startswith("Install")
+    }
+    gitlab = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
+    scripts["gitlab"] = gitlab[".reconciler"]["before_script"][-1]
+    return scripts
+
+
+def test_ci_files_pin_a_release_never_a_branch() -> None:
+    for path in (WORKFLOW, GITLAB):
+        text = path.read_text(encoding="utf-8")
+        assert not BRANCH_REFS.search(text), (path, BRANCH_REFS.search(text))
+    gh = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    gitlab = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
+    for version in (gh["env"]["RECONCILER_VERSION"], gitlab["variables"]["RECONCILER_VERSION"]):
+        assert re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+|[0-9a-f]{40}", version), version
+    scripts = _install_scripts()
+    assert len(scripts) == 4  # validate, plan, apply on GitHub; the shared before_script on GitLab
+    for script in scripts.values():
+        assert "--require-hashes" in script and "requirements/runtime.lock" in script
+        assert "--editable" not in script
+
+
+@pytest.mark.parametrize("version", ["main", "release/2026", "v1", "abc123", "", "v1.2.3;id"])
+def test_ci_install_refuses_a_moving_or_malformed_version(tmp_path: Path, version: str) -> None:
+    for where, script in _install_scripts().items():
+        env = {
+            **base_env(tmp_path),
+            "RECONCILER_VERSION": version,
+            "RECONCILER_SRC": str(tmp_path / "src"),
+            "RECONCILER_GIT": "file:///nonexistent",
+            "RECONCILER_REPOSITORY": "x/y",
+        }
+        result = run_script(script, env, tmp_path)
+        assert result.status == 1, (where, result.output)
+        assert "must be a release tag (vX.Y.Z) or a full commit SHA" in result.output, where
+        assert not (tmp_path / "src").exists(), where  # refused before fetching anything
+
+
+@pytest.mark.slow
+def test_ci_install_of_a_pinned_commit_from_its_lock(tmp_path: Path) -> None:
+    """GitLab's install step, as CI runs it: a commit of this tree fetched by its SHA into an
+    empty folder, its runtime lock installed with hashes into a new virtual environment, then the
+    package without a link or an editable install: the schemas ship inside it."""
+    src = tmp_path / "published"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache", "tests"
+        ),
+    )
+    git = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run(["git", "init", "-q"], cwd=src, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=src, check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], cwd=src, check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=src, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(["git", "config", "uploadpack.allowAnySHA1InWant", "true"], cwd=src, check=True)
+    venv = tmp_path / "venv"
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    env = {
+        **base_env(tmp_path),
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "RECONCILER_VERSION": sha,
+        "RECONCILER_SRC": str(tmp_path / "src"),
+        "RECONCILER_GIT": f"file://{src}",
+    }
+    result = run_script(_install_scripts()["gitlab"], env, tmp_path)
+    assert result.status == 0, result.output
+    out = subprocess.run(
+        [str(venv / "bin" / "reconciler"), "validate", str(ROOT / "inventory" / "hagiang")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lock = (ROOT / "requirements" / "runtime.lock").read_text(encoding="utf-8")
+    for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.M):
+        if name not in ("setuptools", "pip", "wheel"):
+            spelled = re.sub(r"[-_.]", "[-_.]", name)  # pip freeze keeps the project's spelling
+            assert re.search(rf"^{spelled}=={re.escape(version)}$", frozen, re.M | re.I), name
