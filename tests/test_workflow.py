@@ -260,6 +260,7 @@ class GitHubCI:
         ctx = {
             "INVENTORY": self.repo.inventory,
             "RECONCILER_SRC": str(ROOT),
+            "RECONCILER_REPOSITORY": "province-it/reconciler",
             "RECONCILER_DIRECTORY": self.slapd.url,
             "RECONCILER_BIND_DN": self.slapd.root_dn,
             "RECONCILER_BIND_PASSWORD": self.slapd.root_pw,
