@@ -1,4 +1,5 @@
-"""Baseline: ldap3's bare paged read of the attributes a plan reads (`reconciler.desired.READ`).
+"""Baseline: ldap3's bare paged read of the attributes a plan reads
+(`reconciler.planning.attributes.READ`).
 
     python -m benchmarks.ldap3_read URL BIND_DN PASSWORD_FILE BASE_DN
 
@@ -15,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import ldap3
 
-from reconciler.desired import READ
+from reconciler.attributes import READ
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 

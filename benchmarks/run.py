@@ -3,9 +3,9 @@
     scripts/bench [--sizes 10000,100000] [--repeat 3] [--work /tmp/reconciler-bench]
     .venv/bin/python -m benchmarks.run ...           (the same, without scripts/setup first)
 
-For each size N it generates a synthetic province (`reconciler.synth`), loads the directory that
-province converges to into a throwaway slapd with `slapadd -q`, and measures, each command in its
-own process, `--repeat` times (the median is shown):
+For each size N it generates a synthetic province (`reconciler.devtools.synth`), loads the directory
+that province converges to into a throwaway slapd with `slapadd -q`, and measures, each command in
+its own process, `--repeat` times (the median is shown):
 
 - `reconciler validate` of the inventory;
 - `reconciler plan` with no changes, with 1 % and with 10 % of the people changed (transfers,
@@ -43,10 +43,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler import inventory, planfile, synth
-from reconciler.desired import READ
+from reconciler.attributes import READ
+from reconciler.devtools import synth
+from reconciler.devtools.throwaway import Slapd
+from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Operation
-from reconciler.throwaway import Slapd
+from reconciler.planning import planfile
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -216,7 +218,7 @@ class Bench:
         self.prepare()
         try:
             self.interpreter_mb = statistics.median(
-                measure([PY, "-c", "import reconciler.cli, reconciler.plan"]).peak_mb
+                measure([PY, "-c", "import reconciler.cli, reconciler.planning.plan"]).peak_mb
                 for _ in range(3)
             )
             for i in range(self.repeat):

@@ -9,6 +9,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # ---------------------------------------------------------------------------------------------
 # Where a value came from: every problem is reported as FILE:LINE.
@@ -274,3 +275,43 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.operations and not self.containers
+
+
+# ---------------------------------------------------------------------------------------------
+# A desired mailbox (the inventory after the address rules)
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """One desired mailbox."""
+
+    key: str
+    kind: Kind
+    agency: str
+    name: str
+    address: Address
+    attrs: Mapping[str, tuple[str, ...]]  # the managed attributes, sorted values, absent = ()
+    state: State
+    suspension: Suspension | None
+    person: Person | None
+    loc: Loc
+    plain: str = ""  # the plain form of a person's address, when the regulation gave another
+
+    @property
+    def mail(self) -> str:
+        return str(self.address)
+
+    def operation(self, action: Action, clause: str, reason: str, **fields: Any) -> Operation:
+        """An operation on this mailbox; on an existing one, give the `dn` and `fingerprint` of
+        the entry it was computed from (`attributes.seen(entry)`)."""
+        return Operation(
+            action=action,
+            id=self.key,
+            address=self.mail,
+            clause=clause,
+            reason=reason,
+            kind=self.kind,
+            agency=self.agency,
+            name=self.name,
+            **fields,
+        )

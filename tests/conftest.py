@@ -1,7 +1,7 @@
 """Shared fixtures: one throwaway slapd per test session, reset to its base entries per test.
 
-`slapd_server` (session): the running `reconciler.throwaway.Slapd`; slapd is installed when missing
-and a failure to install or start it is an error, never a skip.
+`slapd_server` (session): the running `reconciler.devtools.throwaway.Slapd`; slapd is installed when
+missing and a failure to install or start it is an error, never a skip.
 `slapd` (function): the same server, reset first to the three base entries (the suffix,
 `ou=policies`, `cn=default,ou=policies`): a kill, a fresh database and a start, about 30 ms.
 `directory` (function, twice): the same tests on that slapd and on an `ldif:` file directory.
@@ -21,8 +21,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import ldap3  # noqa: F401
 
+from reconciler.devtools.throwaway import Slapd, ensure_installed
 from reconciler.directory import Directory, open_directory
-from reconciler.throwaway import Slapd, ensure_installed
 
 from . import scenario
 

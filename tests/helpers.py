@@ -12,9 +12,9 @@ from typing import Any
 
 import ldap3
 
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, Progress
 from reconciler.model import Entry
-from reconciler.throwaway import Slapd
 
 
 def run_cli(

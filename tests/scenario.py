@@ -14,16 +14,19 @@ from typing import Any
 
 import yaml
 
-from reconciler import desired, inventory, regulations
-from reconciler.apply import Recap, execute
-from reconciler.audit import AuditLog
-from reconciler.credentials import CredentialsFile
+from reconciler import attributes
+from reconciler.applying.apply import Recap, execute
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
+from reconciler.directory.snapshot import read_tree
+from reconciler.inventory import loader as inventory
 from reconciler.model import Plan
-from reconciler.plan import Context, compute
-from reconciler.planfile import digest
-from reconciler.snapshot import read_tree
-from reconciler.throwaway import Slapd
+from reconciler.planning import desired
+from reconciler.planning.plan import Context, compute
+from reconciler.planning.planfile import digest
+from reconciler.rules import regulations
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +122,7 @@ def plan(folder: Path, directory: Directory, now: dt.datetime = NOW, **kw: Any) 
     reg = regulations.get(inv.settings.regulation)
     problems = desired.check(inv, reg)
     assert not problems, problems
-    entries = read_tree(directory, inv.settings.base_dn, desired.READ)
+    entries = read_tree(directory, inv.settings.base_dn, attributes.READ)
     return compute(inv, entries, reg, Context(now=now, directory_url=directory.url, **kw))
 
 

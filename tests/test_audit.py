@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import audit as audit_module
-from reconciler.audit import AuditLog
+from reconciler.applying import audit as audit_module
+from reconciler.applying.audit import AuditLog
 
 
 def test_records_reach_the_file_at_once_and_bulk_changes_are_synced_together(

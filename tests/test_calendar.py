@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from reconciler.lifecycle import add_months, elapsed, months_between, parse_time
+from reconciler.attributes import parse_time
+from reconciler.rules.lifecycle import add_months, elapsed, months_between
 
 UTC = dt.UTC
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.throwaway import Slapd
+from reconciler.devtools.throwaway import Slapd
 
 from . import scenario
 from .helpers import ldapwhoami, run_cli
@@ -134,7 +134,7 @@ def test_directory_errors_are_one_readable_line(slapd: Slapd, tmp_path: Path) ->
 
 
 def test_credentials_file_inside_a_git_tree_is_refused(tmp_path: Path) -> None:
-    from reconciler.credentials import CredentialsFile
+    from reconciler.applying.credentials import CredentialsFile
     from reconciler.errors import ReconcilerError
 
     (tmp_path / ".git").mkdir()

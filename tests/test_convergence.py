@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
 from reconciler.errors import DirectoryError, StalePlan
 from reconciler.model import Action, Entry, Plan
-from reconciler.throwaway import Slapd
 
 from . import scenario
 from .helpers import PassThrough, ldapwhoami
@@ -208,7 +208,7 @@ def test_apply_reads_only_what_its_plan_depends_on(directory: Directory, tmp_pat
 
 def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) -> None:
     from reconciler.errors import UnsafePlan
-    from reconciler.plan import Limits, check_limits
+    from reconciler.planning.plan import Limits, check_limits
 
     spec = scenario.hg()
     spec["agencies"]["soyte"]["staff"] = [

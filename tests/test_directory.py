@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import FIND_CHUNK, Directory, open_directory
 from reconciler.directory.ldif import LdifDirectory
 from reconciler.dn import child_dn, normalize_dn
 from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
-from reconciler.throwaway import Slapd
 from tests.helpers import write_people_ldif
 
 SUFFIX = "dc=example,dc=gov,dc=vn"

@@ -24,15 +24,15 @@ from typing import Any
 
 import pytest
 
-from reconciler import apply as apply_module
-from reconciler.audit import AuditLog
-from reconciler.credentials import CredentialsFile
-from reconciler.desired import READ
+from reconciler.applying import apply as apply_module
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile
+from reconciler.attributes import READ
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
-from reconciler.planfile import digest
-from reconciler.throwaway import Slapd
+from reconciler.planning.planfile import digest
 
 from . import scenario
 from .helpers import PassThrough, ldapwhoami, run_cli
@@ -339,7 +339,7 @@ def frozen(server: Slapd) -> Iterator[None]:
 
 
 def library_apply(server: Slapd, run: Run, directory: Directory) -> apply_module.Recap:
-    from reconciler import planfile
+    from reconciler.planning import planfile
 
     saved = planfile.load(run.plan_file)
     d = digest(saved)

@@ -15,8 +15,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import desired, inventory, regulations, yamlload
 from reconciler.errors import InventoryError
+from reconciler.inventory import loader as inventory
+from reconciler.inventory import yamlload
+from reconciler.planning import desired
+from reconciler.rules import regulations
 
 DIRECTORY = {
     "hagiang-2024": b"regulation: hagiang-2024\ndomain: hagiang.gov.vn\nbase_dn: dc=hg,dc=vn\n",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler import render
 from reconciler.cli import main
 from reconciler.errors import ReconcilerError
-from reconciler.gitdiff import Kind, changes_since, compare
+from reconciler.inventory.gitdiff import Kind, changes_since, compare
+from reconciler.planning import render
 
 from .scenario import NOW, ROOT
 

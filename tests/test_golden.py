@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired, inventory, planfile, regulations, render
+from reconciler import attributes
 from reconciler.directory import open_directory
+from reconciler.directory.snapshot import read_tree
+from reconciler.inventory import loader as inventory
 from reconciler.model import Plan
-from reconciler.plan import Context, compute
-from reconciler.snapshot import read_tree
+from reconciler.planning import planfile, render
+from reconciler.planning.plan import Context, compute
+from reconciler.rules import regulations
 
 CASES = Path(__file__).resolve().parent / "cases"
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
@@ -28,7 +31,7 @@ def make_plan(case: Path, tmp: Path) -> Plan:
     inv = inventory.load(case / "inventory")
     reg = regulations.get(inv.settings.regulation)
     with open_directory(f"ldif:{tmp / 'directory.ldif'}") as directory:
-        entries = read_tree(directory, inv.settings.base_dn, desired.READ)
+        entries = read_tree(directory, inv.settings.base_dn, attributes.READ)
     return compute(inv, entries, reg, Context(now=NOW, directory_url="ldif:directory.ldif"))
 
 

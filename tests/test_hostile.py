@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired, inventory, regulations
-from reconciler.throwaway import Slapd
+from reconciler import attributes
+from reconciler.devtools.throwaway import Slapd
+from reconciler.inventory import loader as inventory
+from reconciler.planning import desired
+from reconciler.rules import regulations
 
 from . import scenario
 
@@ -363,7 +366,7 @@ VOLATILE = {"modifytimestamp", "entrycsn", "pwdlastsuccess"}
 
 
 def _snapshot(directory: scenario.Directory, base: str) -> dict[str, dict[str, tuple[str, ...]]]:
-    attrs = [*desired.READ, "userPassword", "modifiersName"]
+    attrs = [*attributes.READ, "userPassword", "modifiersName"]
     return {
         e.dn.lower(): {k: v for k, v in e.attrs.items() if k not in VOLATILE}
         for e in directory.read(base, attrs)

@@ -1,7 +1,8 @@
 """`reconciler import` and adoption: a legacy directory becomes an inventory without changing an
 address, a login, a DN or a password; the first plan adopts, the next is empty.
 
-Pure tests of `reconciler.importer` first (no server), then the whole story on the throwaway slapd.
+Pure tests of `reconciler.outputs.importer` first (no server), then the whole story on the
+throwaway slapd.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from reconciler import importer, inventory
 from reconciler.cli import main
+from reconciler.devtools.throwaway import Slapd, ssha
+from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Entry
-from reconciler.throwaway import Slapd, ssha
+from reconciler.outputs import importer
 
 from . import scenario
 from .helpers import admin_connection
@@ -326,7 +328,7 @@ def legacy_directory(suffix: str) -> tuple[str, dict[str, str]]:
             for g in GIVEN[: 6 if m != "Văn" else 8]:
                 n += 1
                 name = f"{f} {m} {g}"
-                folded = [importer.naming.fold(w) for w in name.split()]
+                folded = [importer.names.fold(w) for w in name.split()]
                 style = n % 4
                 if style == 0:
                     local = "".join(folded) + str(n)  # nguyenvannam12@

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired, inventory, regulations, yamlload
 from reconciler.errors import InventoryError
+from reconciler.inventory import loader as inventory
+from reconciler.inventory import yamlload
 from reconciler.model import State
+from reconciler.planning import desired
+from reconciler.rules import regulations
 
 HERE = Path(__file__).parent
 BROKEN = HERE / "broken"

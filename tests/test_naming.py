@@ -1,4 +1,5 @@
-"""Folding, splitting and allocation of addresses (reconciler.naming) under both regulations."""
+"""Folding, splitting (reconciler.names) and allocation of addresses (reconciler.rules.naming)
+under both regulations."""
 
 from __future__ import annotations
 
@@ -13,18 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import regulations
 from reconciler.errors import NamingError
 from reconciler.model import Address, Kind
-from reconciler.naming import (
-    ALWAYS_RESERVED,
-    NameParts,
-    Wanted,
-    address_for,
-    allocate,
-    fold,
-    split,
-)
+from reconciler.names import RESERVED, NameParts, fold, split
+from reconciler.rules import regulations
+from reconciler.rules.naming import Wanted, address_for, allocate
 
 QN = regulations.get("quangnam-2020")
 HG = regulations.get("hagiang-2024")
@@ -450,7 +444,7 @@ def test_taken_by_unmanaged_entry_and_reserved_are_skipped(reg: regulations.Regu
 def test_built_in_reserved_names_are_never_issued() -> None:
     # "Admin" as a given name with no family: quangnam-2020 would give "admin"
     box = person("P", "Admin", family="", given="Admin")
-    assert "admin" in ALWAYS_RESERVED
+    assert "admin" in RESERVED
     assert allocate([box], {}, (), QN_DOMAIN, QN)["P"].local == "admin1"
 
 
@@ -736,7 +730,7 @@ def test_allocation_properties(
     assert len({str(a) for a in result.values()}) == len(result)
     for address in result.values():
         assert str(address) not in taken
-        assert address.local not in set(reserved) | ALWAYS_RESERVED
+        assert address.local not in set(reserved) | RESERVED
     # every person got one, and one the regulation accepts for them
     for box in boxes:
         if box.kind is Kind.PERSON:

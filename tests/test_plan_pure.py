@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from reconciler import inventory, regulations
+from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Entry
-from reconciler.plan import Context, compute
+from reconciler.planning.plan import Context, compute
+from reconciler.rules import regulations
 
 from . import scenario
 

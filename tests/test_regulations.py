@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import regulations
 from reconciler.errors import NamingError, ReconcilerError
-from reconciler.naming import split
-from reconciler.regulations import Regulation
+from reconciler.names import split
+from reconciler.rules import regulations
+from reconciler.rules.regulations import Regulation
 
 QN = regulations.get("quangnam-2020")
 HG = regulations.get("hagiang-2024")
@@ -231,8 +231,8 @@ def test_password_hagiang(password: str, ok: bool) -> None:
 
 def test_core_imports_neither_ldap3_nor_click() -> None:
     code = (
-        "import sys, reconciler.naming, reconciler.regulations;"
-        "reconciler.regulations.get('hagiang-2024');"
+        "import sys, reconciler.rules.naming, reconciler.rules.regulations;"
+        "reconciler.rules.regulations.get('hagiang-2024');"
         "bad = {'ldap3', 'click'} & set(sys.modules);"
         "print(*sorted(bad)); sys.exit(1 if bad else 0)"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from reconciler import render
 from reconciler.model import Action, Change, Kind, Operation, Plan
+from reconciler.planning import render
 
 
 def plan_of(n: int) -> Plan:

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler import publish, regulations, report, report_render
 from reconciler.cli import main
 from reconciler.model import (
     Agency,
@@ -38,6 +37,8 @@ from reconciler.model import (
     agency_key,
     unit_key,
 )
+from reconciler.outputs import publish, report, report_render
+from reconciler.rules import regulations
 
 from . import scenario
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.throwaway import Slapd
+from reconciler.devtools.throwaway import Slapd
 
 from . import scenario
 from .helpers import run_cli

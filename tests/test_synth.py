@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired, inventory, regulations, synth
+from reconciler.devtools import synth
+from reconciler.devtools.throwaway import Slapd
+from reconciler.inventory import loader as inventory
 from reconciler.model import Action
-from reconciler.throwaway import Slapd
+from reconciler.planning import desired
+from reconciler.rules import regulations
 from tests import scenario
 
 N = 300

@@ -13,7 +13,7 @@ import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPInvalidCredentialsResult
 
-from reconciler.throwaway import Slapd
+from reconciler.devtools.throwaway import Slapd
 from tests.helpers import admin_connection, ldapwhoami, person_attrs, write_people_ldif
 
 pytestmark = pytest.mark.slapd
@@ -119,7 +119,7 @@ def test_reset_restart_and_kill(slapd: Slapd, tmp_path: Path) -> None:
 def test_extra_ldif_and_cli(tmp_path: Path) -> None:
     workdir = tmp_path / "cli"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    run = [sys.executable, "-m", "reconciler.throwaway"]
+    run = [sys.executable, "-m", "reconciler.devtools.throwaway"]
     started = subprocess.run(
         [*run, "start", str(workdir)],
         capture_output=True,
@@ -153,7 +153,7 @@ def test_extra_ldif_and_cli(tmp_path: Path) -> None:
 
 
 def test_ensure_installed_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import reconciler.throwaway as throwaway
+    import reconciler.devtools.throwaway as throwaway
 
     monkeypatch.setattr(throwaway, "SLAPD", tmp_path / "no-slapd")
     monkeypatch.setattr(throwaway.shutil, "which", lambda name: None)

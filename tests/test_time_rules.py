@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 
-from reconciler import activity as activity_module
-from reconciler import desired
+from reconciler import attributes
+from reconciler.attributes import format_time, parse_time
+from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory
 from reconciler.errors import InventoryError, UnsafePlan
-from reconciler.lifecycle import ZONE, add_months, format_time, local_day, parse_time
+from reconciler.inventory import activity as activity_module
 from reconciler.model import Action, Entry, Operation, Plan
-from reconciler.plan import Limits, check_limits
-from reconciler.throwaway import Slapd
+from reconciler.planning.plan import Limits, check_limits
+from reconciler.rules.lifecycle import ZONE, add_months, local_day
 
 from . import scenario
 from .helpers import ldapwhoami
@@ -70,7 +71,7 @@ def restore_and_converge(
 
 
 def entry(directory: Directory, base: str, key: str) -> Entry:
-    found = [e for e in directory.read(base, desired.READ) if e.key == key]
+    found = [e for e in directory.read(base, attributes.READ) if e.key == key]
     assert found, key
     return found[0]
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from reconciler.throwaway import Slapd
+from reconciler.devtools.throwaway import Slapd
 
 from . import scenario
 from .helpers import admin_connection

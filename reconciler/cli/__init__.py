@@ -6,10 +6,10 @@ registers itself on the `main` group when imported here.
 
 from __future__ import annotations
 
-from . import apply_cmd, inventory_cmds, plan_cmd, reset_cmd  # noqa: F401  (register the commands)
-from .app import main
-from .import_cmd import import_  # noqa: F401  (registers `reconciler import`)
-from .publish_cmd import publish  # noqa: F401  (registers `reconciler publish`)
-from .report_cmd import report  # noqa: F401  (registers `reconciler report`)
+from reconciler.cli import apply_cmd, inventory_cmds, plan_cmd, reset_cmd  # noqa: F401  (register the commands)
+from reconciler.cli.app import main
+from reconciler.cli.import_cmd import import_  # noqa: F401  (registers `reconciler import`)
+from reconciler.cli.publish_cmd import publish  # noqa: F401  (registers `reconciler publish`)
+from reconciler.cli.report_cmd import report  # noqa: F401  (registers `reconciler report`)
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ import gc
 
 import click
 
-from .. import __version__
+from reconciler import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..errors import ReconcilerError
-from .app import main
-from .common import actor_name, connection_options, fail, open_from
+from reconciler.cli.app import main
+from reconciler.cli.common import actor_name, connection_options, fail, open_from
+from reconciler.errors import ReconcilerError
 
 
 @main.command()
@@ -47,11 +47,11 @@ def apply(
     is already done, so an interrupted apply can simply be run again. An entry changed by hand
     while the apply runs stops it: the change is never overwritten.
     """
-    from .. import apply as apply_module
-    from .. import planfile
-    from ..audit import AuditLog
-    from ..credentials import CredentialsFile
-    from ..progress import Progress
+    from reconciler.applying import apply as apply_module
+    from reconciler.applying.audit import AuditLog
+    from reconciler.applying.credentials import CredentialsFile
+    from reconciler.cli.progress import Progress
+    from reconciler.planning import planfile
 
     try:
         saved = planfile.load(plan_file)

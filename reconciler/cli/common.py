@@ -12,9 +12,9 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ..directory import Directory
-from ..errors import InventoryError, ReconcilerError
-from ..model import Inventory
+from reconciler.directory import Directory
+from reconciler.errors import InventoryError, ReconcilerError
+from reconciler.model import Inventory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +35,7 @@ def problems(error: InventoryError, label: str) -> NoReturn:
 def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.datetime:
     if value is None:
         return dt.datetime.now(dt.UTC).replace(microsecond=0)
-    from ..activity import parse_moment
+    from reconciler.inventory.activity import parse_moment
 
     try:
         return parse_moment(value)
@@ -86,7 +86,7 @@ def connection_options(command: F) -> F:
 
 
 def open_from(kw: dict[str, Any]) -> Directory:
-    from ..directory import open_directory
+    from reconciler.directory import open_directory
 
     password = os.environ.get("RECONCILER_BIND_PASSWORD")
     password_file: Path | None = kw.pop("bind_password_file")
@@ -122,8 +122,9 @@ def git_commit(folder: Path) -> str:
 
 
 def load_inventory(inventory: Path) -> Inventory:
-    from .. import desired, regulations
-    from .. import inventory as inventory_module
+    from reconciler.inventory import loader as inventory_module
+    from reconciler.planning import desired
+    from reconciler.rules import regulations
 
     try:
         loaded = inventory_module.load(inventory)

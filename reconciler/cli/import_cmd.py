@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from ..directory import Directory
-from ..errors import ReconcilerError
-from .app import main
-from .common import connection_options, fail, open_from, parse_now
+from reconciler.cli.app import main
+from reconciler.cli.common import connection_options, fail, open_from, parse_now
+from reconciler.directory import Directory
+from reconciler.errors import ReconcilerError
 
 
 @main.command("import")
@@ -75,9 +75,10 @@ def import_(
     are listed in the report beside the inventory. The first plan then adopts the entries (one
     update each, no rename, no password change), and the plan after it is empty.
     """
-    from .. import importer, regulations
-    from ..progress import Progress
-    from ..snapshot import read_tree
+    from reconciler.cli.progress import Progress
+    from reconciler.directory.snapshot import read_tree
+    from reconciler.outputs import importer
+    from reconciler.rules import regulations
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(ReconcilerError(f"{out} exists and is not empty: import writes a new inventory"))
@@ -138,7 +139,7 @@ def import_(
 
 
 def _read_map(path: Path) -> Any:
-    from .. import yamlload
+    from reconciler.inventory import yamlload
 
     parsed = yamlload.parse(path.read_bytes())
     if parsed.problems:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ReconcilerError
-from .app import main
-from .common import fail, load_inventory
+from reconciler.cli.app import main
+from reconciler.cli.common import fail, load_inventory
+from reconciler.errors import ReconcilerError
 
 
 @main.command()
@@ -40,7 +40,7 @@ def address(name: str, regulation: str, agency_abbr: str | None, domain: str | N
 
     Example: reconciler address "Nguyễn Văn Sơn" --regulation hagiang-2024 --agency sotttt
     """
-    from .. import naming, regulations
+    from reconciler.rules import naming, regulations
 
     try:
         reg = regulations.get(regulation)

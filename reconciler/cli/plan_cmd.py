@@ -11,11 +11,8 @@ from typing import Any
 
 import click
 
-from ..errors import InventoryError, ReconcilerError, UnsafePlan
-from ..gitdiff import InventoryChanges
-from ..model import Plan
-from .app import main
-from .common import (
+from reconciler.cli.app import main
+from reconciler.cli.common import (
     connection_options,
     fail,
     git_commit,
@@ -24,6 +21,9 @@ from .common import (
     parse_now,
     problems,
 )
+from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
+from reconciler.inventory.gitdiff import InventoryChanges
+from reconciler.model import Plan
 
 
 @main.command()
@@ -95,13 +95,14 @@ def plan(
     Reads the live directory, gives every mailbox its address by the regulation, and lists the
     create / rename / update / suspend / restore / delete operations, each with its clause.
     """
-    from .. import activity as activity_module
-    from .. import planfile, regulations
-    from ..desired import READ
-    from ..gitdiff import changes_since
-    from ..plan import Context, Limits, check_limits, compute
-    from ..progress import Progress
-    from ..snapshot import read_tree
+    from reconciler.attributes import READ
+    from reconciler.cli.progress import Progress
+    from reconciler.directory.snapshot import read_tree
+    from reconciler.inventory import activity as activity_module
+    from reconciler.inventory.gitdiff import changes_since
+    from reconciler.planning import planfile
+    from reconciler.planning.plan import Context, Limits, check_limits, compute
+    from reconciler.rules import regulations
 
     loaded = load_inventory(inventory)
     changes: InventoryChanges | None = None
@@ -161,7 +162,7 @@ def plan(
 def _print_plan(
     result: Plan, fmt: str, show_unmanaged: bool, changes: InventoryChanges | None = None
 ) -> None:
-    from .. import planfile, render
+    from reconciler.planning import planfile, render
 
     if fmt == "json":
         click.echo(planfile.to_json(result), nl=False)

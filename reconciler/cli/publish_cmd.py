@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..errors import ReconcilerError
-from .app import main
-from .common import connection_options, fail, load_inventory, open_from
+from reconciler.cli.app import main
+from reconciler.cli.common import connection_options, fail, load_inventory, open_from
+from reconciler.errors import ReconcilerError
 
 
 def _write(path: Path, text: str) -> None:
@@ -33,9 +33,9 @@ def publish(inventory: Path, out: Path, **connection: Any) -> None:
     """Write the public e-mail directory of each agency of INVENTORY: name, title, unit and
     address of its active mailboxes, as a static HTML page and a CSV (UTF-8 with a BOM, for
     Excel), plus index.html. Suspended mailboxes and internal data are left out."""
-    from .. import publish as publish_module
-    from ..desired import READ
-    from ..snapshot import read_tree
+    from reconciler.attributes import READ
+    from reconciler.directory.snapshot import read_tree
+    from reconciler.outputs import publish as publish_module
 
     loaded = load_inventory(inventory)
     try:

@@ -9,9 +9,16 @@ from typing import Any
 
 import click
 
-from ..errors import InventoryError, Problem, ReconcilerError
-from .app import main
-from .common import connection_options, fail, load_inventory, open_from, parse_now, problems
+from reconciler.cli.app import main
+from reconciler.cli.common import (
+    connection_options,
+    fail,
+    load_inventory,
+    open_from,
+    parse_now,
+    problems,
+)
+from reconciler.errors import InventoryError, Problem, ReconcilerError
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -96,12 +103,12 @@ def report(
     """The periodic report of INVENTORY's directory: accounts per agency (active, suspended by
     clause), created / renamed / deleted in the period, and the mailboxes a time rule will catch
     within 30 days."""
-    from .. import activity as activity_module
-    from .. import regulations
-    from .. import report as report_module
-    from ..desired import READ
-    from ..report_render import RENDERERS
-    from ..snapshot import read_tree
+    from reconciler.attributes import READ
+    from reconciler.directory.snapshot import read_tree
+    from reconciler.inventory import activity as activity_module
+    from reconciler.outputs import report as report_module
+    from reconciler.outputs.report_render import RENDERERS
+    from reconciler.rules import regulations
 
     loaded = load_inventory(inventory)
     try:

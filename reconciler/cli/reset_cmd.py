@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from ..errors import ReconcilerError
-from .app import main
-from .common import actor_name, connection_options, fail, load_inventory, open_from
+from reconciler.cli.app import main
+from reconciler.cli.common import actor_name, connection_options, fail, load_inventory, open_from
+from reconciler.errors import ReconcilerError
 
 
 @main.command("reset-password")
@@ -48,10 +48,10 @@ def reset_password(
 
     The password is written only to --credentials-out (QN-2020 Đ6, HG-2024 Đ6.1).
     """
-    from .. import regulations
-    from ..audit import AuditLog
-    from ..credentials import CredentialsFile
-    from ..reset import reset_password as reset
+    from reconciler.applying.audit import AuditLog
+    from reconciler.applying.credentials import CredentialsFile
+    from reconciler.applying.reset import reset_password as reset
+    from reconciler.rules import regulations
 
     if inventory_path is None:
         fail(

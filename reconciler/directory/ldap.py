@@ -21,10 +21,10 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..dn import escape_filter_value, parent_dn
-from ..errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
-from ..model import Entry
-from . import FIND_CHUNK, PAGE_SIZE, Directory, Progress
+from reconciler.directory.base import FIND_CHUNK, PAGE_SIZE, Directory, Progress
+from reconciler.dn import escape_filter_value, parent_dn
+from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
+from reconciler.model import Entry
 
 with warnings.catch_warnings():
     # ldap3 2.9.1 uses pyasn1 names deprecated in pyasn1 0.6 while importing (harmless).

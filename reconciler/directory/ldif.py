@@ -28,10 +28,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dn import normalized_rdns, parse_rdns, split_dn
-from ..errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
-from ..model import Entry
-from . import OPERATIONAL, PAGE_SIZE, Directory, Progress
+from reconciler.directory.base import OPERATIONAL, PAGE_SIZE, Directory, Progress
+from reconciler.dn import normalized_rdns, parse_rdns, split_dn
+from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
+from reconciler.model import Entry
 
 FOLD = 76
 

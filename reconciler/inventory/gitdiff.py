@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import yamlload
-from .errors import ReconcilerError
+from reconciler.errors import ReconcilerError
+from reconciler.inventory import yamlload
 
 AGENCIES = "agencies"
 DIRECTORY = "directory.yaml"

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import desired, lifecycle
-from .model import Action, Entry, Inventory, Operation
-from .regulations import Regulation
+from reconciler.model import Action, Entry, Inventory, Mailbox, Operation
+from reconciler.planning import desired
+from reconciler.rules import lifecycle
+from reconciler.rules.regulations import Regulation
 
 HORIZON_DAYS = 30
 #: Audit events counted in the period, in the order they are shown.
@@ -159,7 +160,7 @@ def _period(
 
 
 def _due(
-    box: desired.Mailbox,
+    box: Mailbox,
     entry: Entry,
     regulation: Regulation,
     now: dt.datetime,

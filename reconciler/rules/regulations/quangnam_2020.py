@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..naming import MAX_LOCAL, NameParts
-from . import Regulation, _initials, _name_like, _password_classes
+from reconciler.names import MAX_LOCAL, NameParts
+from reconciler.rules.regulations.base import Regulation, _initials, _name_like, _password_classes
 
 GIB = 1024**3
 MIB = 1024**2

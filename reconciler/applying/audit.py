@@ -22,7 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from .errors import ReconcilerError
+from reconciler.errors import ReconcilerError
 
 SECRET_ATTRIBUTES = frozenset({"userpassword", "pwdhistory", "authpassword"})
 #: Seconds between disk syncs of the records of a run of changes.

@@ -1,11 +1,6 @@
-"""The provinces' regulations: address format, collision rule, password rule, time rules, clauses.
+"""What a regulation decides (`Regulation`), and the address forms both regulations share.
 
-One module per regulation; each holds one frozen `Regulation` instance. Pure: no I/O.
-
-    >>> from reconciler import regulations
-    >>> regulations.get("hagiang-2024").code
-    'HG-2024'
-"""
+Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -14,11 +9,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import NamingError, ReconcilerError
-from ..naming import MAX_LOCAL, NameParts, fold
-
-#: The regulation ids an inventory's `directory.yaml` may name.
-KNOWN: tuple[str, ...] = ("quangnam-2020", "hagiang-2024")
+from reconciler.errors import NamingError
+from reconciler.names import MAX_LOCAL, NameParts, fold
 
 _ABBR = re.compile(r"[a-z0-9]+\Z")
 _SPECIAL = re.compile(r"[^\w\s]|_")
@@ -211,22 +203,3 @@ def _name_like(password: str, parts: NameParts) -> bool:
     names = {*parts.family, *parts.middle, parts.given}
     names |= {"".join(parts.family), "".join(parts.middle), parts.full.replace(" ", "")}
     return letters in names - {""}
-
-
-def get(regulation_id: str) -> Regulation:
-    """The regulation called `regulation_id` (one of `KNOWN`)."""
-    from . import hagiang_2024, quangnam_2020
-
-    table = {
-        quangnam_2020.REGULATION.id: quangnam_2020.REGULATION,
-        hagiang_2024.REGULATION.id: hagiang_2024.REGULATION,
-    }
-    try:
-        return table[regulation_id]
-    except KeyError:
-        raise ReconcilerError(
-            f"unknown regulation {regulation_id!r}: known are {', '.join(KNOWN)}"
-        ) from None
-
-
-__all__ = ["KNOWN", "Regulation", "check_abbr", "get"]

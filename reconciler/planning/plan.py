@@ -13,31 +13,33 @@ from dataclasses import dataclass, field, replace
 
 from deepdiff import DeepDiff
 
-from . import desired, lifecycle
-from .desired import (
+from reconciler.attributes import (
     CASELESS_ATTRS,
     LOCKED,
     MANAGED,
-    Mailbox,
+    PERSON_CLASSES,
     fingerprint,
     mailbox_dn,
-    operation,
     people_dn,
+    seen,
 )
-from .dn import child_dn, parent_dn
-from .errors import InventoryError, UnsafePlan
-from .lifecycle import suspend_text
-from .model import (
+from reconciler.dn import child_dn, parent_dn
+from reconciler.errors import InventoryError, UnsafePlan
+from reconciler.model import (
     Action,
     Change,
     Entry,
     Inventory,
     Kind,
+    Mailbox,
     Operation,
     Plan,
     State,
 )
-from .regulations import Regulation
+from reconciler.planning import desired
+from reconciler.rules import lifecycle
+from reconciler.rules.lifecycle import suspend_text
+from reconciler.rules.regulations import Regulation
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +235,7 @@ def _is_person(entry: Entry) -> bool:
 
 def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime) -> Operation:
     attrs: dict[str, tuple[str, ...]] = {
-        "objectClass": desired.PERSON_CLASSES,
+        "objectClass": PERSON_CLASSES,
         "employeeNumber": (box.key,),
     }
     attrs.update({a: v for a, v in box.attrs.items() if v})
@@ -251,8 +253,7 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
         attrs["pwdAccountLockedTime"] = (LOCKED,)
         attrs["govMailSuspendReason"] = (suspend_text(box.suspension.clause, box.suspension.note),)
         reason += f"; created suspended ({box.suspension.clause})"
-    return operation(
-        box,
+    return box.operation(
         Action.CREATE,
         clause,
         reason,
@@ -269,12 +270,11 @@ def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> l
         return [_adopt(box, entry, changes, regulation)]
     if not changes:
         return []
-    update = operation(
-        box,
+    update = box.operation(
         Action.UPDATE,
         _update_clause(regulation, changes),
         _describe(entry, box, changes),
-        entry,
+        **seen(entry),
         changes=changes,
     )
     old = entry.mail or ""
@@ -313,7 +313,9 @@ def _adopt(
         "address and password are kept"
     )
     changes = (*extra, *(c for c in changes if c.attr != "employeeNumber"))
-    return operation(box, Action.UPDATE, regulation.update_clause, reason, entry, changes=changes)
+    return box.operation(
+        Action.UPDATE, regulation.update_clause, reason, **seen(entry), changes=changes
+    )
 
 
 def _delete(entry: Entry, clause: str, reason: str) -> Operation:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
-from .model import Entry, Inventory, State, agency_key, unit_key
+from reconciler.model import Entry, Inventory, State, agency_key, unit_key
 
 BOM = "\ufeff"
 CSV_HEADER = ("Họ và tên", "Chức vụ", "Đơn vị", "Địa chỉ thư điện tử")

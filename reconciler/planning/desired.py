@@ -7,140 +7,27 @@ the tool manages on its entry.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import naming
-from .dn import child_dn, escape_rdn_value
-from .errors import NamingError, Problem
-from .model import (
-    Action,
+from reconciler import names
+from reconciler.errors import NamingError, Problem
+from reconciler.model import (
     Address,
     Agency,
     Entry,
     Inventory,
     Kind,
-    Loc,
-    Operation,
+    Mailbox,
     Person,
     State,
-    Suspension,
     Unit,
     agency_key,
     unit_key,
 )
-from .regulations import Regulation
-
-PEOPLE_OU = "people"
-PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
-
-#: Attributes the tool sets from the inventory and compares on every plan.
-MANAGED = (
-    "uid",
-    "mail",
-    "cn",
-    "displayName",
-    "sn",
-    "givenName",
-    "title",
-    "o",
-    "ou",
-    "govMailKind",
-    "govMailAgency",
-    "govMailUnit",
-    "govMailManager",
-    "govMailQuota",
-    "govMailQuotaDecision",
-    "govMailAlias",
-)
-#: Attributes compared without regard to case (addresses and logins).
-CASELESS_ATTRS = frozenset({"uid", "mail", "govMailAlias"})
-#: Attributes that hold the suspension state.
-SUSPENSION = ("pwdAccountLockedTime", "govMailSuspendedAt", "govMailSuspendReason")
-#: What a plan reads of every entry (operational attributes asked for by name).
-READ = (
-    "objectClass",
-    "employeeNumber",
-    *MANAGED,
-    *SUSPENSION,
-    "govMailRestoredAt",
-    "pwdLastSuccess",
-    "pwdReset",
-    "pwdChangedTime",
-    "createTimestamp",
-)
-LOCKED = "000001010000Z"
-#: Attributes that change on every login or write, left out of an entry's fingerprint so that a
-#: user logging in between plan and apply does not make the plan stale.
-VOLATILE = frozenset({"pwdlastsuccess", "modifytimestamp", "entrycsn", "createtimestamp"})
-
-
-def fingerprint(entry: Entry) -> str:
-    """A digest of what the tool read of an entry (DN and attributes), for the stale-plan check."""
-    h = hashlib.sha256(entry.dn.lower().encode())
-    for name in sorted(entry.attrs):
-        if name in VOLATILE:
-            continue
-        h.update(b"\0" + name.encode())
-        for value in sorted(entry.attrs[name]):
-            h.update(b"\1" + value.encode())
-    return "sha256:" + h.hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class Mailbox:
-    """One desired mailbox."""
-
-    key: str
-    kind: Kind
-    agency: str
-    name: str
-    address: Address
-    attrs: Mapping[str, tuple[str, ...]]  # the MANAGED attributes, sorted values, absent = ()
-    state: State
-    suspension: Suspension | None
-    person: Person | None
-    loc: Loc
-    plain: str = ""  # the plain form of a person's address, when the regulation gave another
-
-    @property
-    def mail(self) -> str:
-        return str(self.address)
-
-
-def operation(
-    box: Mailbox,
-    action: Action,
-    clause: str,
-    reason: str,
-    entry: Entry | None = None,
-    **fields: Any,
-) -> Operation:
-    """An operation on `box`; on an existing mailbox, `entry` gives its DN and fingerprint."""
-    if entry is not None:
-        fields.setdefault("dn", entry.dn)
-        fields.setdefault("fingerprint", fingerprint(entry))
-    return Operation(
-        action=action,
-        id=box.key,
-        address=box.mail,
-        clause=clause,
-        reason=reason,
-        kind=box.kind,
-        agency=box.agency,
-        name=box.name,
-        **fields,
-    )
-
-
-def people_dn(base_dn: str) -> str:
-    return child_dn("ou", PEOPLE_OU, base_dn)
-
-
-def mailbox_dn(local: str, base_dn: str) -> str:
-    return f"uid={escape_rdn_value(local)},{people_dn(base_dn)}"
+from reconciler.rules import naming
+from reconciler.rules.regulations import Regulation
 
 
 def _display_split(person: Person) -> tuple[str, str]:
@@ -193,7 +80,7 @@ def _wanted(
         if person.state is State.ABSENT:
             continue
         try:
-            parts = naming.split(person.name, person.family, person.middle, person.given)
+            parts = names.split(person.name, person.family, person.middle, person.given)
         except NamingError as error:
             problems.append(
                 Problem(person.loc.file, person.loc.line, f"staff {person.id}: {error}")
@@ -268,7 +155,7 @@ def taken_addresses(
     for entry in entries:
         key = entry.key if entry.managed else owner.get(id(entry))
         name = entry.get("cn") or ""
-        folded = " ".join(f for f in (naming.fold(w) for w in name.split()) if f)
+        folded = " ".join(f for f in (names.fold(w) for w in name.split()) if f)
         for address in entry.all("mail") + entry.all("govMailAlias"):
             address = address.lower()
             taken.setdefault(address, key or "")
@@ -315,7 +202,7 @@ class _Builder:
 
     live: Mapping[str, Entry]
     addresses: Mapping[str, Address]
-    parts_of: Mapping[str, naming.NameParts]
+    parts_of: Mapping[str, names.NameParts]
     agencies: Mapping[str, Agency]
     regulation: Regulation
     default_quota: int

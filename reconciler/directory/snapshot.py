@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .directory import Directory
-from .dn import parent_dn
-from .errors import DirectoryError, NoSuchEntry
-from .model import Entry
+from reconciler.directory.base import Directory
+from reconciler.dn import parent_dn
+from reconciler.errors import DirectoryError, NoSuchEntry
+from reconciler.model import Entry
 
 
 def read_tree(

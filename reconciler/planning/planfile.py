@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import ReconcilerError
-from .model import Action, Change, Kind, Operation, Plan
+from reconciler.errors import ReconcilerError
+from reconciler.model import Action, Change, Kind, Operation, Plan
 
 FORMAT = 1
 

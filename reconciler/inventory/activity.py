@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
-from .errors import InventoryError, Problem, ReconcilerError
+from reconciler.errors import InventoryError, Problem, ReconcilerError
 
 
 def parse_moment(text: str) -> dt.datetime:

@@ -22,15 +22,26 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from . import schemas_folder, text, yamlload
-from .errors import InventoryError, Problem
-from .model import Agency, Exemption, Inventory, Loc, Person, Settings, State, Suspension, Unit
-from .yamlload import Lines, describe
+from reconciler import schemas_folder, text
+from reconciler.errors import InventoryError, Problem
+from reconciler.inventory import yamlload
+from reconciler.inventory.yamlload import Lines, describe
+from reconciler.model import (
+    Agency,
+    Exemption,
+    Inventory,
+    Loc,
+    Person,
+    Settings,
+    State,
+    Suspension,
+    Unit,
+)
+from reconciler.names import RESERVED
 
 SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
 AGENCIES = "agencies"
-ALWAYS_RESERVED = frozenset({"postmaster", "abuse"})
 MAX_PROBLEMS = 100  #: most problems reported per file; the rest are counted in one line
 
 _LOCAL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\Z")
@@ -460,7 +471,7 @@ class _Checks:
         self.run = run
         self.settings = settings
         self.domain = settings.domain if settings else None
-        self.reserved = ALWAYS_RESERVED | set(settings.reserved if settings else ())
+        self.reserved = RESERVED | set(settings.reserved if settings else ())
         self.ids: dict[str, tuple[str, int, State]] = {}  # staff id → (file shown, line, state)
         self.addresses: dict[str, str] = {}  # address → where first declared
         self.abbreviations: dict[str, str] = {}

@@ -19,15 +19,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
-from .audit import AuditLog
-from .credentials import CredentialsFile, generate
-from .desired import CASELESS_ATTRS, LOCKED, READ, fingerprint
-from .directory import Directory
-from .dn import parse_dn, split_dn
-from .errors import EntryExists, LockHeld, NoSuchEntry, ReconcilerError, StaleEntry, StalePlan
-from .lifecycle import format_time
-from .model import Action, Entry, Operation, Plan
-from .naming import fold
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.attributes import CASELESS_ATTRS, LOCKED, READ, fingerprint, format_time
+from reconciler.directory import Directory
+from reconciler.dn import parse_dn, split_dn
+from reconciler.errors import (
+    EntryExists,
+    LockHeld,
+    NoSuchEntry,
+    ReconcilerError,
+    StaleEntry,
+    StalePlan,
+)
+from reconciler.model import Action, Entry, Operation, Plan
+from reconciler.names import fold
 
 LOCK_RDN = "cn=reconciler-lock"
 LOCK_HOURS = 2

@@ -13,8 +13,8 @@ import datetime as dt
 import io
 from html import escape
 
-from .lifecycle import local_day
-from .report import AgencyReport, Report
+from reconciler.outputs.report import AgencyReport, Report
+from reconciler.rules.lifecycle import local_day
 
 TITLE = "Báo cáo tình hình sử dụng hộp thư điện tử công vụ"
 _EVENTS = {

@@ -21,15 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..naming import NameParts
-from . import (
+from reconciler.names import NameParts
+from reconciler.rules.regulations.base import (
     Regulation,
     _lengthening_of_size,
     _lengthenings,
     _password_classes,
     check_abbr,
 )
-from .quangnam_2020 import GIB
+from reconciler.rules.regulations.quangnam_2020 import GIB
 
 _LABELS = {"upper": "an upper-case letter", "digit": "a digit", "special": "a special character"}
 

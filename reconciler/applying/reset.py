@@ -3,13 +3,13 @@ changed at the next login (ppolicy `pwdReset`), handed over only through the cre
 
 from __future__ import annotations
 
-from .audit import AuditLog
-from .credentials import CredentialsFile, generate
-from .directory import Directory
-from .errors import ReconcilerError
-from .model import Entry
-from .naming import fold
-from .snapshot import read_tree
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.directory import Directory
+from reconciler.directory.snapshot import read_tree
+from reconciler.errors import ReconcilerError
+from reconciler.model import Entry
+from reconciler.names import fold
 
 ATTRIBUTES = ("objectClass", "mail", "govMailAlias", "employeeNumber", "cn", "pwdAccountLockedTime")
 

@@ -30,11 +30,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .desired import people_dn
-from .dn import parse_dn
-from .model import Action, Inventory
-from .plan import Context, compute
-from .regulations import get as get_regulation
+from reconciler.attributes import people_dn
+from reconciler.dn import parse_dn
+from reconciler.model import Action, Inventory
+from reconciler.planning.plan import Context, compute
+from reconciler.rules.regulations import get as get_regulation
 
 Spec = dict[str, Any]
 
@@ -188,7 +188,7 @@ DOMAIN = {"hagiang-2024": "hagiang.gov.vn", "quangnam-2020": "quangnam.gov.vn"}
 
 
 def _fold_place(place: str) -> str:
-    from .naming import fold
+    from reconciler.names import fold
 
     return fold(place).replace(" ", "")
 
@@ -405,7 +405,7 @@ def _q(value: object) -> str:
 
 def directory_yaml(spec: Spec) -> str:
     lines = [
-        "# Synthetic province made by reconciler.synth: every person here is invented.",
+        "# Synthetic province made by reconciler.devtools.synth: every person here is invented.",
         f"regulation: {spec['regulation']}",
         f"domain: {spec['domain']}",
         f"base_dn: {_q(spec['base_dn'])}",

@@ -8,8 +8,9 @@ for the facts this relies on (Debian bookworm, slapd 2.5).
         server.ldapi_url    # ldapi://%2Ftmp%2F...%2Fldapi
         server.root_dn, server.root_pw, server.suffix
 
-CLI (for scripts): `python -m reconciler.throwaway start DIR` prints the URL and the admin DN and
-writes the admin password to DIR/admin.pw (mode 0600); `python -m reconciler.throwaway stop DIR`.
+CLI (for scripts): `python -m reconciler.devtools.throwaway start DIR` prints the URL and the admin
+DN and writes the admin password to DIR/admin.pw (mode 0600);
+`python -m reconciler.devtools.throwaway stop DIR` stops it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import urllib.parse
 from pathlib import Path
 from types import TracebackType
 
-from . import schemas_folder
+from reconciler import schemas_folder
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -525,7 +526,7 @@ class Slapd:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    usage = "usage: python -m reconciler.throwaway start|stop DIR [--suffix DN] [--port N]"
+    usage = "usage: python -m reconciler.devtools.throwaway start|stop DIR [--suffix DN] [--port N]"
     if len(args) < 2 or args[0] not in ("start", "stop"):
         print(usage, file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from .errors import ReconcilerError
+from reconciler.errors import ReconcilerError
 
 SPECIALS = "!#$%&*+-=?@^_"
 ALPHABET = string.ascii_letters + string.digits + SPECIALS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from .gitdiff import InventoryChanges, Kind, StaffChange
-from .model import Action, Change, Operation, Plan
+from reconciler.inventory.gitdiff import InventoryChanges, Kind, StaffChange
+from reconciler.model import Action, Change, Operation, Plan
 
 #: The text shown in a pull-request comment stays under GitHub's 65,536-character limit.
 MARKDOWN_BUDGET = 60_000

@@ -13,9 +13,9 @@ import datetime as dt
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from .desired import LOCKED, Mailbox, operation
-from .model import Action, Change, Entry, Operation, State
-from .regulations import Regulation
+from reconciler.attributes import LOCKED, parse_time, seen
+from reconciler.model import Action, Change, Entry, Mailbox, Operation, State
+from reconciler.rules.regulations import Regulation
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -40,42 +40,6 @@ def months_between(since: dt.datetime, now: dt.datetime) -> int:
     a, b = local_day(since), local_day(now)
     n = (b.year - a.year) * 12 + b.month - a.month
     return n - 1 if add_months(a, n) > b else n
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """An LDAP GeneralizedTime (`20261123090000Z`, fractions allowed) as an aware datetime."""
-    if not value:
-        return None
-    text = value.strip()
-    if text == LOCKED:
-        return None
-    if text.endswith("Z"):
-        text = text[:-1]
-    main, _, _fraction = text.partition(".")
-    digits = main[:14]
-    if len(digits) == 14 and digits.isascii() and digits.isdigit():
-        # the usual form, read by slicing: strptime took 2.5 s of a 100,000-mailbox plan
-        # (cProfile; three timestamps per entry); anything it cannot build goes to strptime
-        try:
-            return dt.datetime(
-                int(digits[:4]),
-                int(digits[4:6]),
-                int(digits[6:8]),
-                int(digits[8:10]),
-                int(digits[10:12]),
-                int(digits[12:14]),
-                tzinfo=dt.UTC,
-            )
-        except ValueError:
-            pass
-    try:
-        return dt.datetime.strptime(digits, "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-
-
-def format_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ")
 
 
 #: Marks a suspension made by a time rule in govMailSuspendReason: it persists until a restore
@@ -136,7 +100,7 @@ def _suspend(
         Change("pwdAccountLockedTime", entry.all("pwdAccountLockedTime"), (LOCKED,)),
         Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (text,)),
     )
-    return operation(box, Action.SUSPEND, clause, reason, entry, changes=changes)
+    return box.operation(Action.SUSPEND, clause, reason, **seen(entry), changes=changes)
 
 
 def restore_changes(entry: Entry) -> tuple[Change, ...]:
@@ -182,12 +146,11 @@ def state_operations(
         else:
             reason = f"state: active in {box.loc.file} (was suspended under {ours})"
         return [
-            operation(
-                box,
+            box.operation(
                 Action.RESTORE,
                 regulation.restore_clause,
                 reason,
-                entry,
+                **seen(entry),
                 changes=restore_changes(entry),
             )
         ]
@@ -251,4 +214,4 @@ def expiry(
         f"suspended since {_when(since)}, {years} years or more; mark the record "
         "`state: absent`, or the next plan will issue a new mailbox"
     )
-    return operation(box, Action.DELETE, regulation.expiry_clause, reason, entry)
+    return box.operation(Action.DELETE, regulation.expiry_clause, reason, **seen(entry))

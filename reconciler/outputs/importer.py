@@ -40,11 +40,12 @@ from typing import Any
 
 import yaml
 
-from . import naming, regulations, text
-from .dn import is_descendant, normalize_dn, parent_dn, parse_dn
-from .errors import NamingError, ReconcilerError
-from .inventory import address_problem
-from .model import Entry
+from reconciler import names, text
+from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
+from reconciler.errors import NamingError, ReconcilerError
+from reconciler.inventory.loader import address_problem
+from reconciler.model import Entry
+from reconciler.rules import regulations
 
 #: What `import` reads of every entry (besides the agency attribute).
 READ = (
@@ -64,7 +65,7 @@ READ = (
     "pwdAccountLockedTime",
 )
 #: Local parts of role and system mailboxes: their entries are service accounts.
-SERVICE = naming.ALWAYS_RESERVED | {"mailer-daemon", "no-reply", "nobody", "daemon", "info"}
+SERVICE = names.RESERVED | {"mailer-daemon", "no-reply", "nobody", "daemon", "info"}
 PARENT = "parent"
 LEFT_OUT = "left out"
 UNMANAGED = "unmanaged"
@@ -156,7 +157,7 @@ class Result:
 
 
 def _folded_words(value: str) -> list[str]:
-    return [f for f in (naming.fold(w) for w in value.split()) if f]
+    return [f for f in (names.fold(w) for w in value.split()) if f]
 
 
 def _fold_words(value: str) -> str:
@@ -629,7 +630,7 @@ class _Importer:
         if p.title:
             r["title"] = p.title
         try:
-            naming.split(p.name)
+            names.split(p.name)
         except NamingError:
             r["given"] = p.name  # one word: the regulation's rules need to be told
         if p.locked:

@@ -1,0 +1,123 @@
+"""What every directory backend is: the `Directory` interface and its shared semantics.
+
+    directory = open_directory("ldap://127.0.0.1:3389", bind_dn="cn=admin,dc=…", password=pw)
+    for entry in directory.read("dc=example,dc=gov,dc=vn", ["uid", "mail", "pwdLastSuccess"]):
+        ...
+    directory.close()
+
+Both backends share these semantics:
+
+- `read` yields every entry under the base (the base included), with only the attributes asked
+  for; operational attributes (pwdLastSuccess, pwdReset, pwdAccountLockedTime, pwdChangedTime,
+  createTimestamp, modifyTimestamp, entryCSN) only when asked for by name. Attribute names are
+  lower-case in `Entry.attrs`, values are NFC strings, userPassword is never returned.
+  A missing base raises NoSuchEntry.
+- `add` raises EntryExists when the DN exists and NoSuchEntry when its parent does not;
+  userPassword is given in clear and stored hashed (by slapd's ppolicy_hash_cleartext, or as
+  {SSHA} in the LDIF file).
+- `find` yields the entries under the base whose attribute equals one of the values given (by the
+  attribute's matching rule: employeeNumber, uid and mail ignore case), in a few searches however
+  many values there are: the directory should index that attribute for equality.
+- `modify` replaces each attribute given; an empty sequence deletes it (no error when absent).
+  With `expect` (the values the caller read), it is a compare-and-swap done in one round trip:
+  each attribute named there swaps the expected values it drops for the values it adds, and the
+  whole modify is refused with StaleEntry, nothing changed, when an expected value is gone or a
+  value to add is already there (someone changed the entry meanwhile). Values someone else added
+  to a multi-valued attribute are kept, never overwritten.
+- `rename` changes the RDN of an entry (the old RDN value is removed) and returns the new DN.
+- Every failure is a DirectoryError (or its subclasses EntryExists, NoSuchEntry) with a
+  message saying which directory, what failed and what to check. Passwords never appear in
+  messages or reprs.
+- Values and DNs written are normalized to NFC (userPassword excepted).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+
+from reconciler.model import Entry
+
+#: Operational attributes returned only when asked for by name.
+OPERATIONAL = (
+    "pwdLastSuccess",
+    "pwdReset",
+    "pwdAccountLockedTime",
+    "pwdChangedTime",
+    "createTimestamp",
+    "modifyTimestamp",
+    "entryCSN",
+)
+
+PAGE_SIZE = 1000
+#: Values per search of `find`: an OR filter of this many terms is some 10 KB on the wire.
+FIND_CHUNK = 250
+
+Progress = Callable[[int], None]
+
+
+class Directory(abc.ABC):
+    """A directory of entries addressed by DN (see the module docstring for the semantics)."""
+
+    url: str
+
+    @abc.abstractmethod
+    def read(
+        self,
+        base_dn: str,
+        attributes: Sequence[str],
+        progress: Progress | None = None,
+    ) -> Iterator[Entry]:
+        """Every entry under `base_dn` (subtree, base included), streaming; `progress` gets the
+        number of entries read so far, now and then."""
+
+    @abc.abstractmethod
+    def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:
+        """The entry at `dn`, or None when there is none."""
+
+    @abc.abstractmethod
+    def find(
+        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
+    ) -> Iterator[Entry]:
+        """The entries under `base_dn` whose `attribute` equals one of `values`, streaming."""
+
+    @abc.abstractmethod
+    def add(self, dn: str, attrs: Mapping[str, Sequence[str]]) -> None:
+        """Create an entry. EntryExists if the DN is taken, NoSuchEntry if the parent is missing."""
+
+    @abc.abstractmethod
+    def modify(
+        self,
+        dn: str,
+        changes: Mapping[str, Sequence[str]],
+        expect: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Replace each attribute given (empty = delete it). NoSuchEntry if there is no entry;
+        with `expect`, a compare-and-swap that raises StaleEntry (see the module docstring)."""
+
+    @abc.abstractmethod
+    def rename(self, dn: str, new_rdn: str) -> str:
+        """Give the entry the RDN `new_rdn` under the same parent; returns the new DN."""
+
+    @abc.abstractmethod
+    def delete(self, dn: str) -> None:
+        """Delete a leaf entry. NoSuchEntry if there is none."""
+
+    def flush(self) -> None:  # noqa: B027 - a no-op unless the backend buffers writes
+        """Make every write so far durable (the LDIF backend rewrites its file)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and release the connection or file."""
+
+    def __enter__(self) -> Directory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,34 @@
+"""The provinces' regulations: address format, collision rule, password rule, time rules, clauses.
+
+One module per regulation; each holds one frozen `Regulation` instance (`base`). Pure: no I/O.
+
+    >>> from reconciler.rules import regulations
+    >>> regulations.get("hagiang-2024").code
+    'HG-2024'
+"""
+
+from __future__ import annotations
+
+from reconciler.errors import ReconcilerError
+from reconciler.rules.regulations import hagiang_2024, quangnam_2020
+from reconciler.rules.regulations.base import Regulation, check_abbr
+
+_TABLE: dict[str, Regulation] = {
+    quangnam_2020.REGULATION.id: quangnam_2020.REGULATION,
+    hagiang_2024.REGULATION.id: hagiang_2024.REGULATION,
+}
+#: The regulation ids an inventory's `directory.yaml` may name.
+KNOWN: tuple[str, ...] = tuple(_TABLE)
+
+
+def get(regulation_id: str) -> Regulation:
+    """The regulation called `regulation_id` (one of `KNOWN`)."""
+    try:
+        return _TABLE[regulation_id]
+    except KeyError:
+        raise ReconcilerError(
+            f"unknown regulation {regulation_id!r}: known are {', '.join(KNOWN)}"
+        ) from None
+
+
+__all__ = ["KNOWN", "Regulation", "check_abbr", "get"]
