@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
+from reconciler.errors import UnsafePlan
 from reconciler.inventory import loader as inventory
-from reconciler.model import Action, Entry
-from reconciler.planning.plan import Context, compute
+from reconciler.model import Action, Entry, Operation, Plan
+from reconciler.planning.plan import Context, Limits, check_limits, compute
 from reconciler.rules import regulations
 
 from . import scenario
@@ -79,3 +82,47 @@ def test_a_restore_request_counts_as_activity(tmp_path: Path) -> None:
     suspended = [op for op in later.operations if op.action is Action.SUSPEND]
     assert [op.id for op in suspended] == ["QN-0101"]
     assert "2026-11-20" in suspended[0].reason
+
+
+def _deleting(regulation_id: str, clauses: list[str]) -> Plan:
+    return Plan(
+        regulation=regulation_id,
+        domain=regulations.get(regulation_id).domain,
+        base_dn="dc=x",
+        now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        inventory_digest="",
+        inventory_commit="",
+        directory_url="",
+        directory_fingerprint="",
+        operations=tuple(
+            Operation(Action.DELETE, f"P{i}", f"p{i}@x", clause, "removed")
+            for i, clause in enumerate(clauses)
+        ),
+        accounts=100,
+    )
+
+
+@pytest.mark.parametrize("regulation_id", regulations.KNOWN)
+def test_too_many_deletes_cite_what_the_plans_regulation_says_of_a_delete(
+    regulation_id: str,
+) -> None:
+    regulation = regulations.get(regulation_id)
+    due = [regulation.expiry.clause] if regulation.expiry else []
+    plan = _deleting(regulation_id, [regulation.delete_clause] * 2 + due)
+    with pytest.raises(UnsafePlan) as refused:
+        check_limits(plan, 1, Limits())
+    message = str(refused.value)
+    assert f"this plan deletes {2 + len(due)} mailboxes" in message
+    assert "Deleted mailboxes cannot be restored" in message
+    # only the plan's own regulation is cited: a Quảng Nam plan never cites Hà Giang
+    others = {r for r in regulations.KNOWN if r != regulation_id}
+    assert not any(regulations.get(r).code in message for r in others)
+    irreversible = regulation.irreversible_delete_clause
+    if irreversible is None:
+        assert "cannot be restored. If every deletion" in message
+    else:
+        assert f"cannot be restored ({irreversible}). If every deletion" in message
+    if due:
+        assert f"(1 of them due under {due[0]})" in message
+    else:
+        assert "due under" not in message

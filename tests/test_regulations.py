@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reconciler.errors import NamingError, ReconcilerError
 from reconciler.names import split
 from reconciler.rules import regulations
-from reconciler.rules.regulations import Regulation
+from reconciler.rules.regulations import Regulation, TimeRule
 
 QN = regulations.get("quangnam-2020")
 HG = regulations.get("hagiang-2024")
@@ -40,15 +40,14 @@ def test_regulations_are_frozen() -> None:
 
 def test_quangnam_fields() -> None:
     assert (QN.id, QN.code, QN.domain) == ("quangnam-2020", "QN-2020", "quangnam.gov.vn")
-    assert "1217/QĐ-UBND" in QN.title
     assert QN.default_quota == 5 * 1024**3
-    assert QN.attachment_limit == 20 * 1024**2
     assert (QN.person_clause, QN.collision_clause) == ("QN-2020 Đ4.1", "QN-2020 Đ4.2")
     assert not QN.transfer_renames
-    assert (QN.inactivity_months, QN.inactivity_clause) == (3, "QN-2020 Đ7.2")
-    assert QN.password_change_months is None and QN.password_clause is None
-    assert QN.delete_after_suspended_years is None and QN.expiry_clause is None
-    assert (QN.create_clause, QN.delete_clause) == ("QN-2020 Đ5.1", "QN-2020 Đ7.1")
+    assert not QN.agency_mailboxes  # only when the inventory declares its `mailbox`
+    assert QN.inactivity == TimeRule(3, "QN-2020 Đ7.2")
+    assert QN.password_change is None and QN.expiry is None
+    assert QN.delete_clause == "QN-2020 Đ7.1"
+    assert QN.irreversible_delete_clause is None  # the decision does not say so
     assert QN.transfer_clause == "QN-2020 Đ10.3"
     assert QN.manager_clause is None
     assert QN.time_clauses == {"QN-2020 Đ7.2"}
@@ -56,31 +55,80 @@ def test_quangnam_fields() -> None:
 
 def test_hagiang_fields() -> None:
     assert (HG.id, HG.code, HG.domain) == ("hagiang-2024", "HG-2024", "hagiang.gov.vn")
-    assert "23/2024/QĐ-UBND" in HG.title
     assert HG.default_quota == 5 * 1024**3  # Đ9.2.b sets no figure
     assert HG.quota_clause == "HG-2024 Đ9.2.b"
     assert (HG.agency_clause, HG.person_clause) == ("HG-2024 Đ5.1", "HG-2024 Đ5.2")
     assert HG.transfer_renames
-    assert (HG.inactivity_months, HG.inactivity_clause) == (6, "HG-2024 Đ8.2.a")
-    assert (HG.password_change_months, HG.password_clause) == (1, "HG-2024 Đ8.2.d")
-    assert (HG.delete_after_suspended_years, HG.expiry_clause) == (3, "HG-2024 Đ8.4")
-    assert (HG.create_clause, HG.delete_clause, HG.restore_clause) == (
-        "HG-2024 Đ7.1",
-        "HG-2024 Đ7.1",
-        "HG-2024 Đ8.3",
-    )
+    assert HG.agency_mailboxes
+    assert HG.inactivity == TimeRule(6, "HG-2024 Đ8.2.a")
+    assert HG.password_change == TimeRule(1, "HG-2024 Đ8.2.d")
+    assert HG.expiry == TimeRule(36, "HG-2024 Đ8.4")
+    assert HG.expiry.span == "3 years"
+    assert (HG.delete_clause, HG.restore_clause) == ("HG-2024 Đ7.1", "HG-2024 Đ8.3")
+    assert HG.irreversible_delete_clause == "HG-2024 Đ7.2"
     assert HG.declared_suspend_clause == "HG-2024 Đ8.2.b"
     assert HG.manager_clause == "HG-2024 Đ11.2"
     assert HG.time_clauses == {"HG-2024 Đ8.2.a", "HG-2024 Đ8.2.d", "HG-2024 Đ8.4"}
 
 
-@pytest.mark.parametrize("reg", [QN, HG], ids=lambda r: r.id)
-def test_every_clause_is_well_formed_and_of_its_regulation(reg: Regulation) -> None:
+def test_time_rule_spans() -> None:
+    assert [TimeRule(m, "").span for m in (1, 3, 12, 36, 18)] == [
+        "1 month",
+        "3 months",
+        "1 year",
+        "3 years",
+        "18 months",
+    ]
+
+
+def _clauses(reg: Regulation) -> list[tuple[str, str]]:
+    """Every clause the regulation cites, with the field it is in."""
+    found = []
     for field in dataclasses.fields(reg):
         value = getattr(reg, field.name)
-        if field.name.endswith("_clause") and value is not None:
-            assert CLAUSE.fullmatch(value), (field.name, value)
-            assert value.startswith(reg.code + " "), field.name
+        if isinstance(value, TimeRule):
+            found.append((field.name, value.clause))
+        elif field.name.endswith("_clause") and value is not None:
+            found.append((field.name, value))
+    return found
+
+
+@pytest.mark.parametrize("reg", [QN, HG], ids=lambda r: r.id)
+def test_every_clause_is_well_formed_and_of_its_regulation(reg: Regulation) -> None:
+    clauses = _clauses(reg)
+    assert len(clauses) >= 12
+    for name, value in clauses:
+        assert CLAUSE.fullmatch(value), (name, value)
+        assert value.startswith(reg.code + " "), name
+        assert reg.clause_problem(value) is None, name
+
+
+@pytest.mark.parametrize(
+    ("clause", "problem"),
+    [
+        ("HG-2024 Đ8.2.b", None),
+        ("HG-2024 Đ8", None),
+        ("HG-2024 Đ8.2.b.c", "is not a clause"),
+        ("HG-2024 D8.2", "is not a clause"),
+        ("HG-2024", "is not a clause"),
+        ("Điều 8", "is not a clause"),
+        ("QN-2020 Đ7.2", "another regulation than hagiang-2024"),
+        ("DN-2025 Đ1", "another regulation than hagiang-2024"),
+    ],
+)
+def test_a_clause_is_recognised_by_its_regulation(clause: str, problem: str | None) -> None:
+    found = HG.clause_problem(clause)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+    assert QN.clause_problem("QN-2020 Đ7.2") is None
+    assert "another regulation than quangnam-2020" in (QN.clause_problem("HG-2024 Đ8.4") or "")
+
+
+def test_a_clause_that_is_not_one_is_shown_an_example_of_its_regulation() -> None:
+    assert HG.declared_suspend_clause in (HG.clause_problem("lộ mật khẩu") or "")
+    assert QN.declared_suspend_clause in (QN.clause_problem("lộ mật khẩu") or "")
 
 
 # ---------------------------------------------------------------------------------------------

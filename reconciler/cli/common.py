@@ -127,7 +127,7 @@ def load_inventory(inventory: Path) -> Inventory:
     from reconciler.rules import regulations
 
     try:
-        loaded = inventory_module.load(inventory)
+        loaded = inventory_module.load(inventory, regulations.get)
         found = desired.check(loaded, regulations.get(loaded.settings.regulation))
         if found:
             raise InventoryError(found)

@@ -46,7 +46,8 @@ def reset_password(
 ) -> None:
     """Issue a temporary password for ADDRESS that must be changed at the next login.
 
-    The password is written only to --credentials-out (QN-2020 Đ6, HG-2024 Đ6.1).
+    The password is written only to --credentials-out; the message cites the clause of the
+    inventory's regulation that asks for the change.
     """
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile

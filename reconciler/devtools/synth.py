@@ -182,9 +182,7 @@ UNITS = (
 )
 TITLES = ("Chuyên viên", "Chuyên viên chính", "Cán sự", "Kế toán", "Văn thư", "Kỹ sư",
           "Thanh tra viên", "Nhân viên", "Trưởng phòng", "Phó Trưởng phòng")  # fmt: skip
-SUSPEND_CLAUSE = {"hagiang-2024": "HG-2024 Đ8.2.b", "quangnam-2020": "QN-2020 Đ7.2"}
-PREFIX = {"hagiang-2024": "HG", "quangnam-2020": "QN"}
-DOMAIN = {"hagiang-2024": "hagiang.gov.vn", "quangnam-2020": "quangnam.gov.vn"}
+PREFIX = {"hagiang-2024": "HG", "quangnam-2020": "QN"}  # of the staff ids
 
 
 def _fold_place(place: str) -> str:
@@ -247,7 +245,7 @@ def generate(
     least 3), each with 3–8 units; deterministic for a given seed. Pure."""
     rng = random.Random(seed)
     count = agencies if agencies is not None else max(3, min(n // 2000, 200))
-    domain = DOMAIN[regulation]
+    domain = get_regulation(regulation).domain
     prefix = PREFIX[regulation]
     spec: Spec = {
         "regulation": regulation,
@@ -363,7 +361,7 @@ def mutate(
         _, record = chosen[at]
         at += 1
         gone.add(id(record))
-    clause = SUSPEND_CLAUSE[out["regulation"]]
+    clause = get_regulation(out["regulation"]).declared_suspend_clause
     for _ in range(suspends):
         _, record = chosen[at]
         at += 1

@@ -3,6 +3,10 @@
 `load(path)` is the only function here that touches the disk. It reads `directory.yaml` and every
 `agencies/*.yaml`, and either returns the frozen `Inventory` or raises `InventoryError` with every
 problem found, each as `FILE:LINE: message` where FILE is the user's path joined with the file.
+
+The inventory is read before the rules and does not import them: what the loader asks of the
+inventory's regulation (is this one of its clauses?) it asks of the `Regulation` its caller hands
+in (`load(path, regulations.get)`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
@@ -45,8 +49,6 @@ AGENCIES = "agencies"
 MAX_PROBLEMS = 100  #: most problems reported per file; the rest are counted in one line
 
 _LOCAL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\Z")
-_CLAUSE = re.compile(r"(QN-2020|HG-2024) Đ[0-9]+(?:\.[0-9]+)*(?:\.[a-z])?\Z")
-_CLAUSE_PREFIX = {"quangnam-2020": "QN-2020", "hagiang-2024": "HG-2024"}
 _QUOTA = re.compile(r"([0-9]+) ?([KMGT]I?)?B\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _PATTERN_WORDS = {
@@ -67,12 +69,24 @@ _TYPE_WORDS = {
 }
 
 
-def load(path: Path) -> Inventory:
-    """Read and check the inventory in folder `path`; raise InventoryError listing every problem."""
+class Clauses(Protocol):
+    """What the loader asks of a regulation (`reconciler.rules.regulations.Regulation`)."""
+
+    @property
+    def declared_suspend_clause(self) -> str: ...
+
+    def clause_problem(self, clause: str) -> str | None: ...
+
+
+def load(path: Path, regulation: Callable[[str], Clauses] | None = None) -> Inventory:
+    """Read and check the inventory in folder `path`; raise InventoryError listing every problem.
+
+    `regulation` gives the regulation of an id (`regulations.get`): with it, every suspension's
+    clause must be one of the inventory's regulation; without it, clauses are not checked."""
     enabled = gc.isenabled()
     gc.disable()  # millions of small objects: the cyclic collector would triple the time
     try:
-        return _Run(Path(path)).load()
+        return _Run(Path(path), regulation).load()
     finally:
         if enabled:
             gc.enable()
@@ -252,8 +266,9 @@ class _File:
 
 
 class _Run:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, regulation: Callable[[str], Clauses] | None) -> None:
         self.path = path
+        self.regulation = regulation
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}  # problems found per file
         self.blobs: list[tuple[str, bytes]] = []
@@ -471,6 +486,8 @@ class _Checks:
         self.run = run
         self.settings = settings
         self.domain = settings.domain if settings else None
+        lookup = run.regulation
+        self.regulation = lookup(settings.regulation) if lookup and settings else None
         self.reserved = RESERVED | set(settings.reserved if settings else ())
         self.ids: dict[str, tuple[str, int, State]] = {}  # staff id → (file shown, line, state)
         self.addresses: dict[str, str] = {}  # address → where first declared
@@ -613,11 +630,13 @@ class _Checks:
             suspension = Suspension(s["clause"], s.get("note", ""))
             self.clause(f, (*p, "suspension", "clause"), s["clause"])
         if state is State.SUSPENDED and suspension is None:
+            example = (
+                f', e.g. "{self.regulation.declared_suspend_clause}"' if self.regulation else ""
+            )
             self.at(
                 f,
                 (*p, "state"),
-                "`state: suspended` needs `suspension.clause` (the "
-                'regulation\'s clause, e.g. "HG-2024 Đ8.2.b")',
+                f"`state: suspended` needs `suspension.clause` (the regulation's clause{example})",
             )
         quota = self.run.quota(f, (*p, "quota"), r.get("quota"))
         if "quota" in r and "quota_decision" not in r:
@@ -683,21 +702,9 @@ class _Checks:
             )
 
     def clause(self, f: _File, path: tuple[str | int, ...], clause: str) -> None:
-        m = _CLAUSE.match(text.nfc(clause))
-        if not m:
-            self.at(
-                f,
-                path,
-                f'{quote(clause)} is not a clause: write it like "HG-2024 Đ8.2.b" '
-                'or "QN-2020 Đ7.2"',
-            )
-        elif self.settings and _CLAUSE_PREFIX[self.settings.regulation] != m.group(1):
-            self.at(
-                f,
-                path,
-                f"{quote(clause)} is a clause of another regulation than "
-                f"{self.settings.regulation}",
-            )
+        reason = self.regulation.clause_problem(text.nfc(clause)) if self.regulation else None
+        if reason:
+            self.at(f, path, f"{quote(clause)} {reason}")
 
     def managers(self, agencies: list[Agency], files: list[_File]) -> None:
         by_rel = {f.rel: f for f in files}

@@ -548,7 +548,6 @@ class _Importer:
         used_ids: set[str] = set()
         used_abbr: set[str] = set()
         taken_locals = {a.rpartition("@")[0] for a in holders}
-        hagiang = self.regulation.agency_local("x", None) is not None  # agencies get mailboxes
         chosen: dict[str, tuple[str, str, str]] = {}
         # mapped agencies first: their ids and abbreviations are the user's
         for key in sorted(groups, key=lambda k: (not k.startswith("map:"), k)):
@@ -558,9 +557,7 @@ class _Importer:
                 used_ids.add(aid)
                 abbr = t.abbreviation or abbreviation(t.name)
                 abbr = (
-                    abbr
-                    if t.abbreviation
-                    else _unique(abbr, used_abbr | self.busy(hagiang, taken_locals))
+                    abbr if t.abbreviation else _unique(abbr, used_abbr | self.busy(taken_locals))
                 )
                 used_abbr.add(abbr)
                 chosen[key] = (aid, t.name, abbr)
@@ -570,20 +567,19 @@ class _Importer:
             counts = spellings[key]
             name = min(counts, key=lambda s: (-counts[s], s.isascii(), s))
             aid = _unique(agency_id(name), used_ids, sep="-")
-            busy = used_abbr | self.busy(hagiang, taken_locals)
+            busy = used_abbr | self.busy(taken_locals)
             abbr = _unique(abbreviation(name), busy)
             used_abbr.add(abbr)
             chosen[key] = (aid, name, abbr)
         docs: dict[str, dict[str, Any]] = {}
         for key, (aid, name, abbr) in sorted(chosen.items(), key=lambda kv: kv[1][0]):
-            docs[aid] = self.document(aid, name, abbr, groups[key], taken_locals, hagiang)
+            docs[aid] = self.document(aid, name, abbr, groups[key], taken_locals)
         return dict(sorted(docs.items()))
 
-    @staticmethod
-    def busy(hagiang: bool, taken_locals: set[str]) -> set[str]:
-        # under hagiang-2024 the abbreviation is the organisation mailbox: avoid every local part
-        # already in use, so the organisation mailbox never takes an address someone holds
-        return taken_locals if hagiang else set()
+    def busy(self, taken_locals: set[str]) -> set[str]:
+        # when every agency has an organisation mailbox named by its abbreviation (hagiang-2024),
+        # avoid every local part already in use: it never takes an address someone holds
+        return taken_locals if self.regulation.agency_mailboxes else set()
 
     def document(
         self,
@@ -592,7 +588,6 @@ class _Importer:
         abbr: str,
         people: list[_Person],
         taken_locals: set[str],
-        hagiang: bool,
     ) -> dict[str, Any]:
         units: dict[str, dict[str, str]] = {}
         unit_spellings: dict[str, Counter[str]] = defaultdict(Counter)
@@ -612,7 +607,7 @@ class _Importer:
             ubase = abbreviation(uname)
             uabbr = ubase
             n = 2
-            while uabbr in used_abbr or (hagiang and f"{uabbr}.{abbr}" in taken_locals):
+            while uabbr in used_abbr or self.regulation.unit_local(uabbr, abbr) in taken_locals:
                 uabbr, n = f"{ubase}{n}", n + 1
             used_abbr.add(uabbr)
             units[uid] = {"id": uid, "name": uname, "abbreviation": uabbr}

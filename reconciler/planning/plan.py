@@ -37,7 +37,7 @@ from reconciler.model import (
     State,
 )
 from reconciler.planning import desired
-from reconciler.rules import lifecycle
+from reconciler.rules import lifecycle, regulations
 from reconciler.rules.lifecycle import suspend_text
 from reconciler.rules.regulations import Regulation
 
@@ -337,20 +337,24 @@ def _delete(entry: Entry, clause: str, reason: str) -> Operation:
 
 def check_limits(plan: Plan, max_deletes: int, limits: Limits) -> None:
     """Refuse a plan with more destructive change than the inventory and the flags allow."""
+    regulation = regulations.get(plan.regulation)
     deletes = plan.count(Action.DELETE)
     allowed = max(max_deletes, limits.allow_deletes or 0)
     problems = []
     if deletes > allowed:
+        rule = regulation.expiry
         expired = [
             op
             for op in plan.operations
-            if op.action is Action.DELETE and op.clause in {"HG-2024 Đ8.4"}
+            if op.action is Action.DELETE and rule is not None and op.clause == rule.clause
         ]
         due = f" ({len(expired)} of them due under {expired[0].clause})" if expired else ""
+        cited = regulation.irreversible_delete_clause
         problems.append(
             f"this plan deletes {deletes} mailboxes{due}, more than max_deletes ({max_deletes}) in "
-            f"directory.yaml. Deleted mailboxes cannot be restored (HG-2024 Đ7.2). If every "
-            f"deletion is intended, run the plan again with --allow-deletes {deletes}."
+            "directory.yaml. Deleted mailboxes cannot be restored"
+            + (f" ({cited})" if cited else "")
+            + f". If every deletion is intended, run the plan again with --allow-deletes {deletes}."
         )
     suspends = plan.count(Action.SUSPEND)
     accounts = plan.accounts

@@ -176,42 +176,42 @@ def _time_rules(
             asked = dt.datetime.combine(requested, dt.time(), ZONE)
             if last is None or asked > last:
                 last, what = asked, "restore requested"
-        if last is not None and elapsed(last, now, regulation.inactivity_months):
+        rule = regulation.inactivity
+        if last is not None and elapsed(last, now, rule.months):
             months = months_between(last, now)
             if what == "created":
                 reason = f"never used since it was created on {_when(last)} ({months} months)"
             else:
                 reason = f"no activity since {_when(last)} ({what}, {months} months)"
-            clause = regulation.inactivity_clause
-            return [_suspend(box, entry, clause, reason, note=reason, time_rule=True)]
-    limit = regulation.password_change_months
-    rule = regulation.password_clause
+            return [_suspend(box, entry, rule.clause, reason, note=reason, time_rule=True)]
+    change = regulation.password_change
     must_change = (entry.get("pwdReset") or "").upper() == "TRUE"
-    if limit and rule and must_change and not _exempt(box, "password-change"):
+    if change is not None and must_change and not _exempt(box, "password-change"):
         moments = [
             parse_time(entry.get(attr))
             for attr in ("pwdChangedTime", "createTimestamp", "govMailRestoredAt")
         ]
         known = [t for t in moments if t is not None]
-        if known and elapsed(max(known), now, limit):
+        if known and elapsed(max(known), now, change.months):
             issued = max(known)
             reason = f"password issued {_when(issued)} never changed"
-            return [_suspend(box, entry, rule, reason, note=reason, time_rule=True)]
+            return [_suspend(box, entry, change.clause, reason, note=reason, time_rule=True)]
     return []
 
 
 def expiry(
     box: Mailbox, entry: Entry, regulation: Regulation, now: dt.datetime
 ) -> Operation | None:
-    """HG-2024 Đ8.4: a mailbox suspended continuously for N years is deleted."""
-    years = regulation.delete_after_suspended_years
-    if not years or not regulation.expiry_clause or not entry.all("pwdAccountLockedTime"):
+    """The regulation's expiry rule (HG-2024 Đ8.4): a mailbox suspended continuously for N years
+    is deleted."""
+    rule = regulation.expiry
+    if rule is None or not entry.all("pwdAccountLockedTime"):
         return None
     since = parse_time(entry.get("govMailSuspendedAt"))
-    if since is None or not elapsed(since, now, 12 * years):
+    if since is None or not elapsed(since, now, rule.months):
         return None
     reason = (
-        f"suspended since {_when(since)}, {years} years or more; mark the record "
+        f"suspended since {_when(since)}, {rule.span} or more; mark the record "
         "`state: absent`, or the next plan will issue a new mailbox"
     )
-    return box.operation(Action.DELETE, regulation.expiry_clause, reason, **seen(entry))
+    return box.operation(Action.DELETE, rule.clause, reason, **seen(entry))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from reconciler.errors import ReconcilerError
 from reconciler.rules.regulations import hagiang_2024, quangnam_2020
-from reconciler.rules.regulations.base import Regulation, check_abbr
+from reconciler.rules.regulations.base import Regulation, TimeRule, check_abbr
 
 _TABLE: dict[str, Regulation] = {
     quangnam_2020.REGULATION.id: quangnam_2020.REGULATION,
@@ -31,4 +31,4 @@ def get(regulation_id: str) -> Regulation:
         ) from None
 
 
-__all__ = ["KNOWN", "Regulation", "check_abbr", "get"]
+__all__ = ["KNOWN", "Regulation", "TimeRule", "check_abbr", "get"]

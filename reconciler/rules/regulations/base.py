@@ -16,54 +16,80 @@ _ABBR = re.compile(r"[a-z0-9]+\Z")
 _SPECIAL = re.compile(r"[^\w\s]|_")
 
 
+#: The form of a clause of any regulation: its code, then the article and its points.
+_CLAUSE = re.compile(r"([A-Z]+-[0-9]{4}) Đ[0-9]+(?:\.[0-9]+)*(?:\.[a-z])?\Z")
+
+
+@dataclass(frozen=True)
+class TimeRule:
+    """A rule that acts once `months` calendar months have passed, and the clause it cites."""
+
+    months: int
+    clause: str
+
+    @property
+    def span(self) -> str:
+        """The time in words: "3 years", "6 months", "1 month"."""
+        if self.months % 12 == 0:
+            n, unit = self.months // 12, "year"
+        else:
+            n, unit = self.months, "month"
+        return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Regulation(ABC):
     """What a province's regulation decides, and the clause each decision is cited by.
 
-    Clause strings have the form "QN-2020 Đ4.1". Fields that a regulation does not set are None.
+    Clause strings have the form "<code> Đ<article>[.<point>…]". Fields that a regulation does not
+    set are None. Callers ask these fields and methods; no clause is written outside this package.
     """
 
     id: str  # "quangnam-2020"
-    code: str  # "QN-2020", the prefix of every clause
-    title: str  # the decision's name
+    code: str  # the prefix of every clause
     domain: str  # the province's domain when the decision was made
+    # --- addresses
     person_clause: str  # the plain personal address
     collision_clause: str  # any other personal address form
     agency_clause: str  # organisation mailbox
     unit_clause: str  # unit mailbox
+    agency_mailboxes: bool  # every agency has an organisation mailbox (`agency_local` of its abbr)
     transfer_renames: bool  # the agency is part of a personal address: a transfer is a rename
     lengthens_initials: bool  # collision: lengthen the initials before numbering (HG Đ5.2 a)
+    # --- changes (a create or rename cites the clause that gave the address)
     default_quota: int  # bytes
     quota_clause: str
-    attachment_limit: int | None  # bytes
-    create_clause: str
     update_clause: str  # any other change of a mailbox's attributes
     transfer_clause: str  # a person moved to another agency (the agency attributes change)
     manager_clause: str | None  # the organisation mailbox's managing person changed
-    rename_clause: str
     delete_clause: str
+    irreversible_delete_clause: str | None  # says a deleted mailbox cannot be restored
+    # --- suspension and the time rules
     restore_clause: str
     declared_suspend_clause: str  # a suspension declared in the inventory without its own clause
-    inactivity_months: int
-    inactivity_clause: str
-    password_change_months: int | None  # default password not changed that long → suspend
-    password_change_clause: str | None
-    delete_after_suspended_years: int | None  # suspended that long → delete
-    expiry_clause: str | None  # the clause of that delete
-    password_policy_clause: str  # what a password must look like (`password_ok`)
-    must_change_clause: str  # issued password must be changed at first login
+    inactivity: TimeRule  # no activity that long → suspend
+    password_change: TimeRule | None  # the issued password not changed that long → suspend
+    expiry: TimeRule | None  # suspended that long → delete
+    # --- passwords
     reset_clause: str  # password reset on request
-
-    @property
-    def password_clause(self) -> str | None:
-        """The clause of the password-change time rule (`password_change_clause`)."""
-        return self.password_change_clause
 
     @property
     def time_clauses(self) -> frozenset[str]:
         """The clauses of the time rules (inactivity, password change, expiry)."""
-        clauses = (self.inactivity_clause, self.password_change_clause, self.expiry_clause)
-        return frozenset(c for c in clauses if c)
+        rules = (self.inactivity, self.password_change, self.expiry)
+        return frozenset(r.clause for r in rules if r is not None)
+
+    # --- clauses --------------------------------------------------------------------------------
+
+    def clause_problem(self, clause: str) -> str | None:
+        """None when `clause` is written as one of this regulation's clauses (the code, then
+        "Đ" and the article, with points: "Đ8.2.b"); else why not, in plain words."""
+        m = _CLAUSE.match(clause)
+        if m is None:
+            return f'is not a clause: write it like "{self.declared_suspend_clause}"'
+        if m.group(1) != self.code:
+            return f"is a clause of another regulation than {self.id}"
+        return None
 
     # --- address forms -----------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ hành và sử dụng hệ thống thư điện tử công vụ trên địa bà
   Đ8.4 suspended 3 years → deleted.
 - Đ9.2.b leaves the quota to the Department of Information and Communications and sets no figure:
   the default is the same 5 GiB as quangnam-2020, cited as Đ9.2.b; no attachment limit is set.
-- Đ7.1 covers creation, change (transfer included: "luân chuyển") and deletion on request; Đ11.2
-  the head (or a delegate) managing the organisation mailbox.
+- Đ7.1 covers creation, change (transfer included: "luân chuyển") and deletion on request; Đ7.2 a
+  deleted account cannot be restored (cited by the guard on a plan's deletions); Đ11.2 the head
+  (or a delegate) managing the organisation mailbox.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from reconciler.names import NameParts
 from reconciler.rules.regulations.base import (
     Regulation,
+    TimeRule,
     _lengthening_of_size,
     _lengthenings,
     _password_classes,
@@ -76,35 +78,25 @@ class HaGiang2024(Regulation):
 REGULATION = HaGiang2024(
     id="hagiang-2024",
     code="HG-2024",
-    title=(
-        "Quyết định 23/2024/QĐ-UBND ngày 03/06/2024 của UBND tỉnh Hà Giang ban hành Quy chế quản "
-        "lý, vận hành và sử dụng hệ thống thư điện tử công vụ trên địa bàn tỉnh Hà Giang"
-    ),
     domain="hagiang.gov.vn",
     person_clause="HG-2024 Đ5.2",
     collision_clause="HG-2024 Đ5.2",
     agency_clause="HG-2024 Đ5.1",
     unit_clause="HG-2024 Đ5.1",
+    agency_mailboxes=True,
     transfer_renames=True,
     lengthens_initials=True,
     default_quota=5 * GIB,
     quota_clause="HG-2024 Đ9.2.b",
-    attachment_limit=None,
-    create_clause="HG-2024 Đ7.1",
     update_clause="HG-2024 Đ7.1",
     transfer_clause="HG-2024 Đ7.1",
     manager_clause="HG-2024 Đ11.2",
-    rename_clause="HG-2024 Đ5.2",
     delete_clause="HG-2024 Đ7.1",
+    irreversible_delete_clause="HG-2024 Đ7.2",
     restore_clause="HG-2024 Đ8.3",
     declared_suspend_clause="HG-2024 Đ8.2.b",
-    inactivity_months=6,
-    inactivity_clause="HG-2024 Đ8.2.a",
-    password_change_months=1,
-    password_change_clause="HG-2024 Đ8.2.d",
-    delete_after_suspended_years=3,
-    expiry_clause="HG-2024 Đ8.4",
-    password_policy_clause="HG-2024 Đ6.2",
-    must_change_clause="HG-2024 Đ6.1",
+    inactivity=TimeRule(6, "HG-2024 Đ8.2.a"),
+    password_change=TimeRule(1, "HG-2024 Đ8.2.d"),
+    expiry=TimeRule(3 * 12, "HG-2024 Đ8.4"),
     reset_clause="HG-2024 Đ6.1",
 )

@@ -10,10 +10,12 @@ thư điện tử công vụ tỉnh Quảng Nam.
   its ``mailbox`` local part (created on request, Đ5.1); units get none. The address has no agency
   part, so a transfer (Đ10.3) is an update, not a rename.
 - Đ7.2 no login for 3 months → suspended; Đ8 password rules; Đ9 quota 5 GB (taken as 5 GiB), 20 MB
-  attachments. The decision sets no restore procedure: a restore cites Đ7.2, the suspension it
-  lifts. A transfer cites Đ10.3 (rights change); any other update Đ13.5 (agencies report staff
-  changes). Đ7.2 covers both misuse and inactivity, so a declared suspension and an inactivity
-  suspension cite the same clause.
+  attachments (the mail server's setting, not the directory's). The decision sets no restore
+  procedure: a restore cites Đ7.2, the suspension it lifts. A transfer cites Đ10.3 (rights
+  change); any other update Đ13.5 (agencies report staff changes). Đ7.2 covers both misuse and
+  inactivity, so a declared suspension and an inactivity suspension cite the same clause. The
+  decision does not say that a deleted mailbox cannot be restored: the guard on a plan's
+  deletions cites no clause for it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.names import MAX_LOCAL, NameParts
-from reconciler.rules.regulations.base import Regulation, _initials, _name_like, _password_classes
+from reconciler.rules.regulations.base import (
+    Regulation,
+    TimeRule,
+    _initials,
+    _name_like,
+    _password_classes,
+)
 
 GIB = 1024**3
-MIB = 1024**2
 
 _LABELS = {
     "upper": "an upper-case letter",
@@ -71,35 +78,25 @@ class QuangNam2020(Regulation):
 REGULATION = QuangNam2020(
     id="quangnam-2020",
     code="QN-2020",
-    title=(
-        "Quyết định 1217/QĐ-UBND ngày 04/05/2020 của UBND tỉnh Quảng Nam ban hành Quy chế quản lý, "
-        "vận hành và sử dụng hệ thống thư điện tử công vụ tỉnh Quảng Nam"
-    ),
     domain="quangnam.gov.vn",
     person_clause="QN-2020 Đ4.1",
     collision_clause="QN-2020 Đ4.2",
     agency_clause="QN-2020 Đ5.1",
     unit_clause="QN-2020 Đ5.1",
+    agency_mailboxes=False,
     transfer_renames=False,
     lengthens_initials=False,
     default_quota=5 * GIB,
     quota_clause="QN-2020 Đ9",
-    attachment_limit=20 * MIB,
-    create_clause="QN-2020 Đ5.1",
     update_clause="QN-2020 Đ13.5",
     transfer_clause="QN-2020 Đ10.3",
     manager_clause=None,
-    rename_clause="QN-2020 Đ4.1",
     delete_clause="QN-2020 Đ7.1",
+    irreversible_delete_clause=None,
     restore_clause="QN-2020 Đ7.2",
     declared_suspend_clause="QN-2020 Đ7.2",
-    inactivity_months=3,
-    inactivity_clause="QN-2020 Đ7.2",
-    password_change_months=None,
-    password_change_clause=None,
-    delete_after_suspended_years=None,
-    expiry_clause=None,
-    password_policy_clause="QN-2020 Đ8",
-    must_change_clause="QN-2020 Đ5.3",
+    inactivity=TimeRule(3, "QN-2020 Đ7.2"),
+    password_change=None,
+    expiry=None,
     reset_clause="QN-2020 Đ6.3",
 )
