@@ -9,7 +9,10 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
+
+from reconciler.errors import Problem
 
 # ---------------------------------------------------------------------------------------------
 # Where a value came from: every problem is reported as FILE:LINE.
@@ -118,6 +121,11 @@ class Inventory:
     agencies: tuple[Agency, ...]
     people: tuple[Person, ...]
     digest: str = ""  # sha256 of the files' bytes, "sha256:<hex>"
+    folder: str = field(default="", compare=False)  # as the user named it; `Loc.file` is below it
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        """`message` at `loc`, its file named as the loader names it (the folder joined)."""
+        return Problem(str(PurePath(self.folder, loc.file)), loc.line, message)
 
     def agency(self, agency_id: str) -> Agency | None:
         for agency in self.agencies:

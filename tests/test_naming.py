@@ -7,6 +7,7 @@ import csv
 import random
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def unit(agency_id: str, abbr: str, unit_id: str, unit_abbr: str) -> Wanted:
     )
 
 
-def addresses(result: dict[str, Address]) -> dict[str, str]:
+def addresses(result: Mapping[str, Address]) -> dict[str, str]:
     return {key: str(address) for key, address in result.items()}
 
 
@@ -561,22 +562,46 @@ def test_pin_wins_over_a_regulation_form() -> None:
 @pytest.mark.parametrize(
     ("boxes", "taken", "message"),
     [
-        ([person("A", "Lê Na", pinned="x@hagiang.gov.vn")], {"x@hagiang.gov.vn": "B"}, "mailbox B"),
-        ([person("A", "Lê Na", pinned="x@hagiang.gov.vn")], {"x@hagiang.gov.vn": ""}, "not manage"),
+        (
+            [person("B", "Lê Na", pinned="x@hagiang.gov.vn")],
+            {"x@hagiang.gov.vn": "A"},
+            "x@hagiang.gov.vn is already held by the mailbox of staff A",
+        ),
+        (
+            [person("B", "Lê Na", pinned="x@hagiang.gov.vn")],
+            {"x@hagiang.gov.vn": "agency:soyte"},
+            "already held by the organisation mailbox of agency soyte",
+        ),
+        (
+            [person("B", "Lê Na", pinned="x@hagiang.gov.vn")],
+            {"x@hagiang.gov.vn": ""},
+            "already held by an entry the tool does not manage",
+        ),
         (
             [person("A", "Lê Na", pinned="x@h.vn"), person("B", "Lê Na", pinned="X@h.vn")],
             {},
-            "pinned for another",
+            "x@h.vn is pinned on the mailbox of staff A too",
         ),
-        ([person("A", "Lê Na", pinned="postmaster@h.vn")], {}, "reserved"),
-        ([person("A", "Lê Na", pinned="no-at-sign")], {}, "not a valid address"),
+        (
+            [person("B", "Lê Na", pinned="postmaster@h.vn")],
+            {},
+            'cannot be issued: "postmaster" is always reserved',
+        ),
+        (
+            [person("B", "Lê Na", pinned="hotro@h.vn")],
+            {},
+            'cannot be issued: "hotro" is reserved in directory.yaml',
+        ),
+        ([person("B", "Lê Na", pinned="no-at-sign")], {}, '"no-at-sign" is not a valid address'),
     ],
 )
-def test_pin_conflicts_are_refused(
+def test_pin_conflicts_are_problems_of_the_record(
     boxes: list[Wanted], taken: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(NamingError, match=message):
-        allocate(boxes, taken, (), HG_DOMAIN, HG)
+    result = allocate(boxes, taken, ["hotro"], HG_DOMAIN, HG)
+    assert "B" not in result  # no address is made up for it
+    assert list(result.problems) == ["B"]
+    assert message in result.problems["B"]
 
 
 def test_quangnam_agencies_and_units() -> None:
@@ -603,27 +628,67 @@ def test_organisation_mailboxes_come_before_people() -> None:
     assert result["A"] == "voanphong.sotttt@hagiang.gov.vn"
 
 
-def test_organisation_address_held_by_someone_else_is_an_error() -> None:
-    boxes = [agency("sotttt", "sotttt"), unit("sotttt", "sotttt", "vp", "vanphong")]
+def test_organisation_address_held_by_someone_else_is_a_problem() -> None:
+    boxes = [
+        agency("sotttt", "sotttt"),
+        unit("sotttt", "sotttt", "vp", "vanphong"),
+        person("A", "Lê Na"),
+    ]
     taken = {"sotttt@hagiang.gov.vn": "", "vanphong.sotttt@hagiang.gov.vn": "HG-7"}
-    with pytest.raises(NamingError) as error:
-        allocate(boxes, taken, (), HG_DOMAIN, HG)
-    assert "agency:sotttt" in str(error.value)
-    assert "unit:sotttt/vp" in str(error.value)
-    assert "never taken back" in str(error.value)
+    result = allocate(boxes, taken, (), HG_DOMAIN, HG)
+    assert addresses(result) == {"A": "lna.sotttt@hagiang.gov.vn"}  # the others still get theirs
+    assert result.problems == {
+        "agency:sotttt": "its organisation mailbox would be sotttt@hagiang.gov.vn, already held "
+        "by an entry the tool does not manage: choose another agency abbreviation (an address is "
+        "never taken back)",
+        "unit:sotttt/vp": "its unit mailbox would be vanphong.sotttt@hagiang.gov.vn, already "
+        "held by the mailbox of staff HG-7: choose another unit abbreviation (an address is "
+        "never taken back)",
+    }
 
 
-def test_bad_abbreviations_and_keys_are_refused() -> None:
-    with pytest.raises(NamingError, match="a-z and 0-9"):
-        allocate([agency("x", "Sở TT")], {}, (), HG_DOMAIN, HG)
-    with pytest.raises(NamingError, match="a-z and 0-9"):
-        allocate([person("A", "Lê Na", "so-yte")], {}, (), HG_DOMAIN, HG)
-    with pytest.raises(NamingError, match="cannot be the local part"):
-        allocate([agency("x", "x", "a..b")], {}, (), QN_DOMAIN, QN)
+def test_organisation_address_on_a_reserved_local_part_is_a_problem() -> None:
+    boxes = [
+        agency("admin", "admin"),
+        agency("hotro", "hotro"),
+        unit("sotttt", "sotttt", "vp", "vanphong"),
+    ]
+    result = allocate(boxes, {}, ["hotro", "vanphong.sotttt"], HG_DOMAIN, HG)
+    assert dict(result) == {}
+    admin = result.problems["agency:admin"]
+    assert '"admin" is always reserved: choose another agency abbreviation' in admin
+    assert '"hotro" is reserved in directory.yaml' in result.problems["agency:hotro"]
+    assert "choose another unit abbreviation" in result.problems["unit:sotttt/vp"]
+    qn = allocate([agency("sotttt", "sotttt", "postmaster")], {}, (), QN_DOMAIN, QN)
+    assert "choose another `mailbox`" in qn.problems["agency:sotttt"]
+
+
+def test_organisation_address_held_by_a_pin_names_the_pinned_record() -> None:
+    boxes = [agency("sotttt", "sotttt", "namnv"), person("P", "Lê Na", pinned="namnv@" + QN_DOMAIN)]
+    result = allocate(boxes, {}, (), QN_DOMAIN, QN)
+    assert str(result["P"]) == "namnv@quangnam.gov.vn"
+    assert "already held by the mailbox of staff P" in result.problems["agency:sotttt"]
+
+
+def test_bad_abbreviations_are_problems_and_bad_calls_errors() -> None:
+    bad = allocate([agency("x", "Sở TT")], {}, (), HG_DOMAIN, HG)
+    assert "a-z and 0-9" in bad.problems["agency:x"]
+    hg = allocate([person("A", "Lê Na", "so-yte")], {}, (), HG_DOMAIN, HG)
+    assert "a-z and 0-9" in hg.problems["A"]
+    qn = allocate([agency("x", "x", "a..b")], {}, (), QN_DOMAIN, QN)
+    assert "cannot be the local part" in qn.problems["agency:x"]
+    # the caller's mistakes, not the inventory's
     with pytest.raises(NamingError, match="twice"):
         allocate([person("A", "Lê Na"), person("A", "Lê Nam")], {}, (), QN_DOMAIN, QN)
     with pytest.raises(NamingError, match="not a mail domain"):
         allocate([], {}, (), "not a domain", QN)
+    with pytest.raises(NamingError, match="no split name"):
+        allocate([Wanted("A", Kind.PERSON)], {}, (), QN_DOMAIN, QN)
+
+
+@pytest.mark.parametrize("domain", ["xn--qung-nam-9za.gov.vn", "a-b.vn", "quangnam.gov.vn"])
+def test_every_domain_the_schema_accepts_is_a_mail_domain(domain: str) -> None:
+    assert str(allocate([person("A", "Lê Na")], {}, (), domain, QN)["A"]) == f"nal@{domain}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,8 +713,24 @@ def test_long_names_are_cut_at_64_characters_given_name_first() -> None:
 
 
 def test_abbreviation_too_long_for_a_local_part() -> None:
-    with pytest.raises(NamingError, match="too long"):
-        allocate([person("A", "Lê Na", "a" * 70)], {}, (), HG_DOMAIN, HG)
+    long = "a" * 70
+    boxes = [agency("x", long), unit("x", long, "vp", "vp"), person("A", "Lê Na", long)]
+    result = allocate(boxes, {}, (), HG_DOMAIN, HG)
+    assert dict(result) == {}
+    assert "leaves no room for the name" in result.problems["A"]
+    assert "70 characters before the @, more than 64" in result.problems["agency:x"]
+    assert "73 characters before the @" in result.problems["unit:x/vp"]
+    # 62 letters: the organisation mailbox fits, a unit's does not, a person's name is cut
+    b62 = "b" * 62
+    fits = allocate(
+        [agency("x", b62), unit("x", b62, "vp", "vp"), person("A", "Lê Na", b62)],
+        {},
+        (),
+        HG_DOMAIN,
+        HG,
+    )
+    assert addresses(fits) == {"agency:x": f"{b62}@{HG_DOMAIN}", "A": f"l.{b62}@{HG_DOMAIN}"}
+    assert "choose another unit abbreviation" in fits.problems["unit:x/vp"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,10 +797,11 @@ def test_allocation_properties(
     rnd: random.Random,
 ) -> None:
     boxes, taken, reserved = scenario
-    try:
-        result = allocate(boxes, taken, reserved, "x.gov.vn", reg)
-    except NamingError as error:  # only an organisation address already held may refuse
-        assert "never taken back" in str(error)
+    result = allocate(boxes, taken, reserved, "x.gov.vn", reg)
+    if result.problems:  # only an organisation address reserved or already held may refuse
+        kinds = {box.key: box.kind for box in boxes}
+        for key, problem in result.problems.items():
+            assert kinds[key] is not Kind.PERSON and "choose another" in problem
         return
     # well-formed addresses
     for address in result.values():

@@ -304,7 +304,13 @@ class _Run:
         digest = hashlib.sha256()
         for rel, blob in sorted(self.blobs):
             digest.update(rel.encode() + b"\0" + len(blob).to_bytes(8, "big") + blob)
-        return Inventory(settings, tuple(agencies), tuple(people), f"sha256:{digest.hexdigest()}")
+        return Inventory(
+            settings,
+            tuple(agencies),
+            tuple(people),
+            f"sha256:{digest.hexdigest()}",
+            folder=str(self.path),
+        )
 
     def agency_names(self, root: Path) -> Iterator[str]:
         folder = self.path / AGENCIES

@@ -19,6 +19,7 @@ from reconciler.model import (
     Entry,
     Inventory,
     Kind,
+    Loc,
     Mailbox,
     Person,
     State,
@@ -82,9 +83,7 @@ def _wanted(
         try:
             parts = names.split(person.name, person.family, person.middle, person.given)
         except NamingError as error:
-            problems.append(
-                Problem(person.loc.file, person.loc.line, f"staff {person.id}: {error}")
-            )
+            problems.append(inventory.problem(person.loc, f"staff {person.id}: {error}"))
             continue
         current = live[person.id].mail if person.id in live else None
         wanted.append(
@@ -402,13 +401,31 @@ def _allocated(
     taken: Mapping[str, str],
     holders: Mapping[str, str],
 ) -> tuple[list[naming.Wanted], dict[str, Address], list[Problem]]:
-    """Every wanted mailbox with its allocated address, and the names that give none."""
+    """Every wanted mailbox with its allocated address, and the records that get none (as
+    problems at the record's file and line)."""
     settings = inventory.settings
     wanted, problems = _wanted(inventory, live)
-    addresses = naming.allocate(
+    allocation = naming.allocate(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
-    return wanted, addresses, problems
+    if allocation.problems:
+        records = _records(inventory)
+        for key, reason in allocation.problems.items():
+            loc, who = records[key]
+            problems.append(inventory.problem(loc, f"{who}: {reason}"))
+    return wanted, allocation.addresses, problems
+
+
+def _records(inventory: Inventory) -> dict[str, tuple[Loc, str]]:
+    """Where each mailbox's record is, and how a message names it, by stable id."""
+    found: dict[str, tuple[Loc, str]] = {}
+    for agency in inventory.agencies:
+        found[agency_key(agency.id)] = (agency.loc, f"agency {agency.id}")
+        for unit in agency.units:
+            found[unit_key(agency.id, unit.id)] = (unit.loc, f"unit {unit.id}")
+    for person in inventory.people:
+        found[person.id] = (person.loc, f"staff {person.id}")
+    return found
 
 
 def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:

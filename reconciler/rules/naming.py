@@ -8,7 +8,7 @@ addresses already taken (`allocate`), and the plain address of a name (`address_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import NamingError
@@ -59,7 +59,38 @@ class Wanted:
 
 
 _MAILBOX = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
-_DOMAIN = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*\Z")
+# the labels of directory.schema.json's domain: hyphens inside a label, even two (xn--)
+_DOMAIN = re.compile(r"[a-z0-9]+(?:(?:\.|-+)[a-z0-9]+)*\Z")
+
+
+class Allocation(Mapping[str, Address]):
+    """What `allocate` gave: the address of every mailbox that got one, by key, and in `problems`
+    why each of the others got none (key → a sentence in plain words, without the key)."""
+
+    def __init__(self, addresses: dict[str, Address], problems: dict[str, str]) -> None:
+        self.addresses = addresses
+        self.problems = problems
+
+    def __getitem__(self, key: str) -> Address:
+        return self.addresses[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.addresses)
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+
+def describe_holder(key: str) -> str:
+    """Who holds an address, in words, from its holder's key ("" = not the tool's)."""
+    if not key:
+        return "an entry the tool does not manage"
+    if key.startswith("agency:"):
+        return f"the organisation mailbox of agency {key.removeprefix('agency:')}"
+    if key.startswith("unit:"):
+        agency, _, unit = key.removeprefix("unit:").partition("/")
+        return f"the mailbox of unit {unit} of agency {agency}"
+    return f"the mailbox of staff {key}"
 
 
 def _order(w: Wanted) -> tuple[int, int, int, str]:
@@ -86,7 +117,7 @@ class _Allocator:
         self.regulation = regulation
         self.holders = holders  # address → folded full name of its holder (directory)
         self.names: dict[str, str] = {}  # address → folded full name (this run)
-        self.allocated: set[str] = set()
+        self.allocated: dict[str, str] = {}  # address → key given it in this run
         self.pending = pending  # keys not yet given an address in this run
         self.hint: dict[tuple[str, str], int] = {}  # numbering: first number maybe free
 
@@ -110,7 +141,7 @@ class _Allocator:
         return self.names.get(address) or self.holders.get(address)
 
     def take(self, key: str, address: str, name: str | None) -> None:
-        self.allocated.add(address)
+        self.allocated[address] = key
         self.pending.discard(key)
         if name is not None:
             self.names[address] = name
@@ -162,20 +193,22 @@ def allocate(
     regulation: Regulation,
     *,
     holders: Mapping[str, str] | None = None,
-) -> dict[str, Address]:
-    """Give every mailbox its address under `regulation`; key → `Address(local, domain, clause)`.
+) -> Allocation:
+    """Give every mailbox its address under `regulation`: key → `Address(local, domain, clause)`,
+    and for a mailbox that cannot have the address it asks for, the reason (`Allocation.problems`).
 
     `taken` maps every address already in use (mail and aliases of every entry, managed or not, and
     the inventory's aliases; lower case) to the key holding it ("" when unmanaged or unknown).
     `holders` maps such addresses to their holder's folded full name (`NameParts.full`), for the
     hagiang-2024 Đ5.2 test "identical diacritic-free names"; a holder not in it counts as a
-    different name. quangnam-2020 agencies without `mailbox` and quangnam-2020 units get no entry.
+    different name. `reserved` are the inventory's reserved local parts, besides `RESERVED`.
+    quangnam-2020 agencies without `mailbox` and quangnam-2020 units get no entry.
 
     Order, deterministic and independent of the order of `mailboxes`:
 
     1. Pinned addresses, kept exactly (their own domain), with the person clause (the plan knows
        it is pinned from the inventory). A pin held in `taken` by another key, pinned twice, or on a
-       reserved local part that is not already the mailbox's own → `NamingError`.
+       reserved local part that is not already the mailbox's own → a problem.
     2. Sticky: a person keeps `current` when the regulation `accepts` its local part for the
        person's present name and agency (so a diacritic or case fix changes nothing);
        organisation and unit mailboxes whose `current` is their address keep it. If `domain`
@@ -183,15 +216,20 @@ def allocate(
        reserved: an issued address is never revoked.
     3. The rest, in this order: organisation mailboxes, unit mailboxes (both by key), then people
        by (rank, no rank last, then key). Organisation and unit addresses are fixed by the
-       regulation; one already held by another key → `NamingError` (never taken back).
-       People get their first free candidate: the plain form (person clause), else the collision
-       forms (collision clause). An address is free when it is not reserved, not allocated in this
-       run, and not in `taken` under another key (a person's own former addresses are free to them).
+       regulation; one that is reserved, too long, or already held by another key is a problem
+       (an address is never taken back). People get their first free candidate: the plain form
+       (person clause), else the collision forms (collision clause). An address is free when it
+       is not reserved, not allocated in this run, and not in `taken` under another key (a
+       person's own former addresses are free to them). A name whose every form is too long for
+       a local part (the agency part leaves no room) is a problem.
 
     Collision forms: quangnam-2020 Đ4.2 appends the smallest free number (vanntt1). hagiang-2024
     Đ5.2: when the holder's name differs, lengthen the initials letter by letter (family names,
     then middle names); when it is identical, number the form that met it (nvson1.sotttt,
     ngvson1.sotttt); when lengthening is exhausted, number the plain form.
+
+    A domain that is no mail domain, a key asked for twice, or a person without `parts` is a
+    mistake of the caller, not of the inventory: `NamingError`.
     """
     holders = holders or {}
     domain = domain.strip().lower()
@@ -201,14 +239,16 @@ def allocate(
     for w in mailboxes:
         if w.key in seen:
             raise NamingError(f"the key {w.key!r} is asked for twice")
+        if w.kind is Kind.PERSON and w.parts is None:
+            raise NamingError(f"the person {w.key!r} has no split name")
         seen.add(w.key)
+    own_reserved = {r.strip().lower() for r in reserved}
     taken_l = {a.lower(): k for a, k in taken.items()}
     holders_l = {a.lower(): n for a, n in holders.items()}
     ordered = sorted(mailboxes, key=_order)
-    state = _Allocator(taken_l, reserved, domain, regulation, holders_l, set(seen))
+    state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l, set(seen))
     result: dict[str, Address] = {}
-    problems: list[str] = []
-    failed: set[str] = set()  # keys with a problem: no address is made up for them
+    problems: dict[str, str] = {}  # keys with a problem: no address is made up for them
     reg = regulation
 
     def give(w: Wanted, local: str, dom: str, clause: str) -> None:
@@ -216,43 +256,72 @@ def allocate(
         state.take(w.key, address, w.parts.full if w.parts else None)
         result[w.key] = Address(local, dom, clause)
 
+    def refuse(w: Wanted, reason: str) -> None:
+        state.pending.discard(w.key)
+        problems[w.key] = reason
+
+    def why_reserved(local: str) -> str:
+        where = "always reserved" if local in RESERVED else "reserved in directory.yaml"
+        return f'"{local}" is {where}'
+
+    def who_holds(address: str) -> str:
+        if address in state.allocated:
+            return describe_holder(state.allocated[address])
+        return describe_holder(taken_l.get(address) or "")
+
     def fixed_local(w: Wanted) -> str | None:
         if w.kind is Kind.AGENCY:
-            local = reg.agency_local(w.agency_abbr, w.mailbox)
-        elif w.kind is Kind.UNIT:
-            local = reg.unit_local(w.unit_abbr or "", w.agency_abbr)
+            return reg.agency_local(w.agency_abbr, w.mailbox)
+        return reg.unit_local(w.unit_abbr or "", w.agency_abbr)
+
+    def fixed(w: Wanted) -> None:
+        """An organisation or unit mailbox: its address is the regulation's, or a problem."""
+        what = "unit mailbox" if w.kind is Kind.UNIT else "organisation mailbox"
+        if w.kind is Kind.UNIT:
+            change = "another unit abbreviation"
+        elif reg.agency_mailboxes:
+            change = "another agency abbreviation"
         else:
-            return None
-        if local is not None and (len(local) > MAX_LOCAL or not _MAILBOX.match(local)):
-            raise NamingError(f"{local!r} cannot be the local part of an address")
-        return local
+            change = "another `mailbox`"
+        try:
+            local = fixed_local(w)
+        except NamingError as error:
+            refuse(w, str(error))
+            return
+        if local is None:
+            state.pending.discard(w.key)  # the regulation gives it no mailbox
+            return
+        address = state.full(local)
+        if len(local) > MAX_LOCAL:
+            refuse(
+                w,
+                f"its {what} {address} would have {len(local)} characters before the @, more "
+                f"than {MAX_LOCAL}: choose {change}",
+            )
+        elif not _MAILBOX.match(local):
+            refuse(w, f'"{local}" cannot be the local part of an address: choose {change}')
+        elif local in state.reserved:
+            refuse(w, f"its {what} would be {address}, but {why_reserved(local)}: choose {change}")
+        elif not state.free_for(address, local, w.key):
+            refuse(
+                w,
+                f"its {what} would be {address}, already held by {who_holds(address)}: choose "
+                f"{change} (an address is never taken back)",
+            )
+        else:
+            give(w, local, domain, reg.unit_clause if w.kind is Kind.UNIT else reg.agency_clause)
 
     def newcomer(w: Wanted) -> None:
-        if w.kind is Kind.PERSON:
-            if w.parts is None:
-                raise NamingError("a person without a split name")
+        if w.kind is not Kind.PERSON:
+            fixed(w)
+            return
+        assert w.parts is not None
+        try:
             local, plain_form = state.person(w, w.parts)
-            give(w, local, domain, reg.person_clause if plain_form else reg.collision_clause)
+        except NamingError as error:
+            refuse(w, f"no address fits: {error}")
             return
-        fixed = fixed_local(w)
-        if fixed is None:
-            state.pending.discard(w.key)
-            return
-        local = fixed
-        address = state.full(local)
-        if not state.free_for(address, local, w.key):
-            holder = taken_l.get(address)
-            if address in state.allocated:
-                who = "another mailbox of this inventory"
-            elif local in state.reserved:
-                who = "the reserved local parts"
-            else:
-                who = f"mailbox {holder}" if holder else "an entry the tool does not manage"
-            raise NamingError(
-                f"its address {address} is fixed by {reg.code} but already held by {who}; "
-                "addresses are never taken back"
-            )
-        give(w, local, domain, reg.unit_clause if w.kind is Kind.UNIT else reg.agency_clause)
+        give(w, local, domain, reg.person_clause if plain_form else reg.collision_clause)
 
     # 1. pins
     for w in ordered:
@@ -260,34 +329,31 @@ def allocate(
             continue
         pinned = w.pinned.strip().lower()
         local, at, dom = pinned.rpartition("@")
-        failed.add(w.key)
         if not at or not local or not dom or len(local) > MAX_LOCAL:
-            problems.append(f"{w.key}: the pinned address {w.pinned!r} is not a valid address")
+            refuse(w, f'the pinned address "{w.pinned}" is not a valid address')
             continue
-        holder = taken_l.get(pinned)
-        own = holder == w.key or (w.current or "").lower() == pinned
+        held_by = taken_l.get(pinned)
+        own = held_by == w.key or (w.current or "").lower() == pinned
         if pinned in state.allocated:
-            problems.append(f"{w.key}: the pinned address {pinned} is pinned for another mailbox")
-        elif holder is not None and holder != w.key:
-            who = f"mailbox {holder}" if holder else "an entry the tool does not manage"
-            problems.append(f"{w.key}: the pinned address {pinned} is already held by {who}")
+            refuse(w, f"the pinned address {pinned} is pinned on {who_holds(pinned)} too")
+        elif held_by is not None and held_by != w.key:
+            refuse(w, f"the pinned address {pinned} is already held by {describe_holder(held_by)}")
         elif local in state.reserved and not own:
-            problems.append(f"{w.key}: the pinned address {pinned} uses a reserved local part")
+            refuse(w, f"the pinned address {pinned} cannot be issued: {why_reserved(local)}")
         else:
             clause = reg.agency_clause if w.kind is not Kind.PERSON else reg.person_clause
             give(w, local, dom, clause)
-            failed.discard(w.key)
 
     # 2. sticky
     for w in ordered:
-        if w.key in result or w.key in failed or w.current is None:
+        if w.key in result or w.key in problems or w.current is None:
             continue
         local = w.current.strip().lower().rpartition("@")[0]
         address = state.full(local)
         if not local or address in state.allocated:
             continue
-        holder = taken_l.get(address)
-        if holder is not None and holder != w.key:
+        held_by = taken_l.get(address)
+        if held_by is not None and held_by != w.key:
             continue
         try:
             if w.kind is Kind.PERSON:
@@ -305,14 +371,7 @@ def allocate(
 
     # 3. newcomers and changed ones
     for w in ordered:
-        if w.key in result or w.key in failed:
-            continue
-        try:
+        if w.key not in result and w.key not in problems:
             newcomer(w)
-        except NamingError as error:
-            state.pending.discard(w.key)
-            problems.append(f"{w.key}: {error}")
 
-    if problems:
-        raise NamingError("\n".join(sorted(problems)))
-    return result
+    return Allocation(result, problems)

@@ -175,7 +175,10 @@ class Regulation(ABC):
     def _fit(self, head: str, tail: str) -> str:
         room = MAX_LOCAL - len(tail)
         if room < 1:
-            raise NamingError(f"the address part {tail!r} is too long for a local part")
+            raise NamingError(
+                f"{tail!r} leaves no room for the name in a local part of at most {MAX_LOCAL} "
+                "characters"
+            )
         return head[:room] + tail
 
 
