@@ -47,7 +47,7 @@ from reconciler.attributes import READ
 from reconciler.devtools import synth
 from reconciler.devtools.throwaway import Slapd
 from reconciler.inventory import loader as inventory
-from reconciler.model import Action, Operation
+from reconciler.model import Action, Operation, resolve
 from reconciler.planning import planfile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,11 +326,12 @@ class Bench:
 def equivalent_ldif(op: Operation) -> str:
     """The LDIF `ldapadd`/`ldapmodify` runs to make the same change as `op`."""
     line = synth._ldif_line
+    password, stamp = "Bench-Temp-Password-1", "20260101000000Z"
     if op.action is Action.CREATE:
         text = line("dn", op.new_dn) + "changetype: add\n"
         for change in op.attributes:
-            text += "".join(line(change.attr, v) for v in change.after)
-        return text + "userPassword: Bench-Temp-Password-1\npwdReset: TRUE\n\n"
+            text += "".join(line(change.attr, v) for v in resolve(change.after, password, stamp))
+        return text + "\n"
     text = ""
     dn = op.dn
     changes = list(op.changes)
@@ -344,12 +345,11 @@ def equivalent_ldif(op: Operation) -> str:
     parts = []
     for change in changes:
         if change.after:
-            body = "".join(line(change.attr, v) for v in change.after)
+            values = resolve(change.after, password, stamp)
+            body = "".join(line(change.attr, v) for v in values)
             parts.append(f"replace: {change.attr}\n{body}-\n")
         else:
             parts.append(f"delete: {change.attr}\n-\n")
-    if op.action is Action.SUSPEND:
-        parts.append("replace: govMailSuspendedAt\ngovMailSuspendedAt: 20260101000000Z\n-\n")
     return text + "".join(parts) + "\n"
 
 

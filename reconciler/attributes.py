@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 
 from reconciler.dn import child_dn, escape_rdn_value
-from reconciler.model import Entry
+from reconciler.model import Action, Change, Deferred, Entry, Value
 
 PEOPLE_OU = "people"
 PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
@@ -34,17 +34,29 @@ MANAGED = (
 )
 #: Attributes compared without regard to case (addresses and logins).
 CASELESS_ATTRS = frozenset({"uid", "mail", "govMailAlias"})
-#: Attributes that hold the suspension state.
-SUSPENSION = ("pwdAccountLockedTime", "govMailSuspendedAt", "govMailSuspendReason")
+#: ppolicy: a suspended mailbox's lock (LOCKED), so that every bind fails.
+LOCK = "pwdAccountLockedTime"
+SUSPEND_REASON = "govMailSuspendReason"
+#: Stamped with the time of apply by a suspension and a restore.
+SUSPENDED_AT = "govMailSuspendedAt"
+RESTORED_AT = "govMailRestoredAt"
+PASSWORD = "userPassword"
+#: ppolicy: TRUE makes the first bind change the password.
+MUST_CHANGE = "pwdReset"
+#: Attributes that hold the suspension state: a suspension writes them, a restore removes them.
+SUSPENSION = (LOCK, SUSPEND_REASON, SUSPENDED_AT)
+#: Attributes whose value a plan can only give as `Deferred.APPLY_TIME`.
+STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT})
+_STAMPED_LOWER = frozenset(a.lower() for a in STAMPED)
 #: What a plan reads of every entry (operational attributes asked for by name).
 READ = (
     "objectClass",
     "employeeNumber",
     *MANAGED,
     *SUSPENSION,
-    "govMailRestoredAt",
+    RESTORED_AT,
     "pwdLastSuccess",
-    "pwdReset",
+    MUST_CHANGE,
     "pwdChangedTime",
     "createTimestamp",
 )
@@ -113,3 +125,72 @@ def format_time(moment: dt.datetime) -> str:
 def seen(entry: Entry) -> dict[str, str]:
     """The DN and fingerprint an operation records of the entry it was computed from."""
     return {"dn": entry.dn, "fingerprint": fingerprint(entry)}
+
+
+# ---------------------------------------------------------------------------------------------
+# What a password issue, a suspension and a restore write: the one definition that plan, the
+# lifecycle rules and apply share (apply writes exactly these changes, resolving the deferred
+# values).
+
+
+def _before(entry: Entry | None, attr: str) -> tuple[str, ...]:
+    return entry.all(attr) if entry is not None else ()
+
+
+def issue_password(entry: Entry | None = None) -> tuple[Change, ...]:
+    """A new password, handed over in the credentials file, to be changed at the first bind."""
+    return (
+        Change(PASSWORD, (), (Deferred.PASSWORD,)),  # never read: its "before" is unknown
+        Change(MUST_CHANGE, _before(entry, MUST_CHANGE), ("TRUE",)),
+    )
+
+
+def suspend(entry: Entry | None, reason: str) -> tuple[Change, ...]:
+    """Locks the mailbox, with the clause and reason (`lifecycle.suspend_text`) and the time."""
+    after: dict[str, tuple[Value, ...]] = {
+        LOCK: (LOCKED,),
+        SUSPEND_REASON: (reason,),
+        SUSPENDED_AT: (Deferred.APPLY_TIME,),
+    }
+    return tuple(Change(a, _before(entry, a), after[a]) for a in SUSPENSION)
+
+
+def restore(entry: Entry) -> tuple[Change, ...]:
+    """Lifts a suspension: removes the suspension attributes it has, the password must be
+    changed at the next bind, and the time of the restore is kept (a sign of life)."""
+    return (
+        *(Change(a, entry.all(a), ()) for a in SUSPENSION if entry.all(a)),
+        Change(MUST_CHANGE, entry.all(MUST_CHANGE), ("TRUE",)),
+        Change(RESTORED_AT, entry.all(RESTORED_AT), (Deferred.APPLY_TIME,)),
+    )
+
+
+#: What every operation of an action writes besides its own changes (a plan that leaves one out
+#: was made by a reconciler from before plans listed every write, and is refused).
+ALWAYS_WRITTEN = {
+    Action.CREATE: (PASSWORD, MUST_CHANGE),
+    Action.SUSPEND: SUSPENSION,
+    Action.RESTORE: (MUST_CHANGE, RESTORED_AT),
+}
+
+
+def misplaced(attr: str, after: tuple[Value, ...]) -> str | None:
+    """Why `after` cannot be what an operation writes to `attr`, or None: a password is only
+    ever issued (never a value in a plan), and only the stamped attributes take the time of
+    apply."""
+    if attr.lower() == PASSWORD.lower():
+        if attr != PASSWORD or after != (Deferred.PASSWORD,):
+            return (
+                f"{PASSWORD} can only be issued by apply (spelled {PASSWORD}, its one value the "
+                "issued marker)"
+            )
+        return None
+    for value in after:
+        if value is Deferred.PASSWORD:
+            return f"an issued password can only go to {PASSWORD}, not to {attr}"
+        if value is Deferred.APPLY_TIME and attr.lower() not in _STAMPED_LOWER:
+            stamped = " and ".join(sorted(STAMPED))
+            return f"the time of apply can only be stamped on {stamped}, not on {attr}"
+        if isinstance(value, Deferred) and len(after) != 1:
+            return f"{attr}: a value filled in by apply must be the attribute's only value"
+    return None

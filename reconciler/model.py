@@ -230,13 +230,40 @@ _SYMBOLS = {
 }
 
 
+class Deferred(enum.Enum):
+    """A value a plan cannot hold, which apply fills in as it writes the entry: the plan says
+    that the attribute is written and what with, apply resolves it (`resolve`)."""
+
+    #: a new random password, handed over in the credentials file (never in the plan)
+    PASSWORD = "issued password"
+    #: the moment apply writes the entry, as GeneralizedTime
+    APPLY_TIME = "time of apply"
+
+
+#: A value an operation writes: the value itself, or one that apply fills in.
+Value = str | Deferred
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One attribute's values before and after (empty tuple = absent)."""
+    """One attribute's values before and after (empty tuple = absent). `after` may hold a
+    `Deferred` value; `before` is always what was read."""
 
     attr: str
     before: tuple[str, ...]
-    after: tuple[str, ...]
+    after: tuple[Value, ...]
+
+    @property
+    def deferred(self) -> bool:
+        return any(isinstance(v, Deferred) for v in self.after)
+
+
+def resolve(values: tuple[Value, ...], password: str, moment: str) -> list[str]:
+    """`values` as written: each `Deferred` value replaced by the `password` issued or the
+    GeneralizedTime `moment` of the write."""
+    return [
+        v if isinstance(v, str) else password if v is Deferred.PASSWORD else moment for v in values
+    ]
 
 
 @dataclass(frozen=True, slots=True)

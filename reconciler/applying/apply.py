@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
-from reconciler.attributes import CASELESS_ATTRS, LOCKED, READ, fingerprint, format_time
+from reconciler.attributes import (
+    CASELESS_ATTRS,
+    LOCK,
+    LOCKED,
+    PASSWORD,
+    READ,
+    SUSPEND_REASON,
+    fingerprint,
+    format_time,
+)
 from reconciler.directory import Directory
 from reconciler.dn import parse_dn, split_dn
 from reconciler.errors import (
@@ -32,7 +41,7 @@ from reconciler.errors import (
     StaleEntry,
     StalePlan,
 )
-from reconciler.model import Action, Entry, Operation, Plan
+from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, resolve
 from reconciler.names import fold
 
 LOCK_RDN = "cn=reconciler-lock"
@@ -55,28 +64,34 @@ class Recap:
 Progress = Callable[[int, int], None]
 
 
-def _same(entry: Entry, attr: str, values: tuple[str, ...]) -> bool:
-    have = entry.all(attr)
+def _same(entry: Entry, change: Change) -> bool:
+    """Does the entry hold what `change` writes? A value apply fills in matches any one value
+    (a time stamped by an earlier run); an issued password is never read, so it cannot tell."""
+    attr, have = change.attr, entry.all(change.attr)
+    if change.deferred:
+        return change.after == (Deferred.PASSWORD,) or len(have) == len(change.after)
+    values = [v for v in change.after if isinstance(v, str)]
     if attr in CASELESS_ATTRS or attr.lower() == "objectclass":
         return sorted(v.lower() for v in have) == sorted(v.lower() for v in values)
     return sorted(have) == sorted(values)
 
 
 def _done(op: Operation, entry: Entry | None) -> bool:
-    """Is the operation's result already in the directory?"""
+    """Is the operation's result already in the directory? Each of its writes is one LDAP
+    request, done whole or not at all, so one sign of it is enough."""
     if op.action is Action.DELETE:
         return entry is None
     if entry is None:
         return False
     if op.action is Action.CREATE:
-        return _same(entry, "mail", next(c.after for c in op.attributes if c.attr == "mail"))
+        return _same(entry, next(c for c in op.attributes if c.attr == "mail"))
     if op.action is Action.SUSPEND:
-        return bool(entry.all("pwdAccountLockedTime"))
+        return bool(entry.all(LOCK))
     if op.action is Action.RESTORE:
-        return not entry.all("pwdAccountLockedTime") and not entry.all("govMailSuspendReason")
+        return not entry.all(LOCK) and not entry.all(SUSPEND_REASON)
     if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
         return False
-    return all(_same(entry, c.attr, c.after) for c in op.changes)
+    return all(_same(entry, c) for c in op.changes)
 
 
 def check(
@@ -203,10 +218,11 @@ def execute(
     """Apply the plan. Raises StalePlan before writing anything if an entry changed; stops at the
     first failing operation (recorded in the recap and the audit log)."""
     recap = Recap()
-    if credentials is None and plan.count(Action.CREATE):
+    issued = sum(1 for op in plan.operations if _issues_password(op))
+    if credentials is None and issued:
         raise ReconcilerError(
-            f"this plan creates {plan.count(Action.CREATE)} mailboxes, and their first passwords "
-            "must go somewhere safe: give --credentials-out FILE (outside the repository). "
+            f"this plan issues {issued} password{'s' if issued != 1 else ''}, which must go "
+            "somewhere safe: give --credentials-out FILE (outside the repository). "
             "Nothing was applied."
         )
     for dn in plan.containers:
@@ -298,6 +314,14 @@ def execute(
     return recap
 
 
+#: An issued password, as the audit log records it.
+ISSUED = f"({Deferred.PASSWORD.value})"
+
+
+def _issues_password(op: Operation) -> bool:
+    return any(Deferred.PASSWORD in c.after for c in (*op.attributes, *op.changes))
+
+
 _CHANGED_WHILE = (
     "{dn} changed in the directory while the plan was being applied (by hand?); it was not "
     "written. Run `reconciler plan` again and review the new plan."
@@ -363,56 +387,51 @@ def _run(
 ) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
     """Carry out one operation on the entry whose attributes this run knows as `state`, and
     update `state` to what it wrote; returns (DN after, attributes before, attributes set)."""
-    now = format_time(dt.datetime.now(dt.UTC))
-    if op.action is Action.CREATE:
-        attrs = {c.attr: list(c.after) for c in op.attributes}
-        assert credentials is not None
-        avoid = [fold(w) for w in op.name.split()]
-        password = generate(avoid)
-        credentials.add(op.address, password)  # synced before the entry exists
-        full = dict(attrs)
-        full["userPassword"] = [password]
-        full["pwdReset"] = ["TRUE"]
-        if "pwdAccountLockedTime" in attrs:
-            full["govMailSuspendedAt"] = [now]
-        try:
-            directory.add(op.new_dn, full)
-        except EntryExists:
-            raise ReconcilerError(f"{op.new_dn} appeared while applying") from None
-        state.update({k.lower(): tuple(v) for k, v in full.items() if k != "userPassword"})
-        return op.new_dn, {}, attrs
     if op.action is Action.DELETE:
         directory.delete(dn)
         return dn, _attrs(state), {}
+    listed = op.attributes if op.action is Action.CREATE else op.changes
+    writes = _resolve(op, listed, credentials)
+    # what the audit log keeps: the values written, an issued password only as issued
+    shown = {**writes, PASSWORD: [ISSUED]} if PASSWORD in writes else dict(writes)
+    if op.action is Action.CREATE:
+        try:
+            directory.add(op.new_dn, writes)
+        except EntryExists:
+            raise ReconcilerError(f"{op.new_dn} appeared while applying") from None
+        state.update({k.lower(): tuple(v) for k, v in writes.items() if k != PASSWORD})
+        return op.new_dn, {}, shown
     before = {c.attr: list(c.before) for c in op.changes}
-    changes: dict[str, list[str]] = {c.attr: list(c.after) for c in op.changes}
     if op.action is Action.RENAME:
         if dn.lower() != op.new_dn.lower():
             (attr, old_value), (_, new_value) = parse_dn(dn)[0], parse_dn(op.new_dn)[0]
             dn = directory.rename(dn, split_dn(op.new_dn)[0])
             kept = tuple(v for v in state.get(attr.lower(), ()) if v.lower() != old_value.lower())
             state[attr.lower()] = (*kept, new_value)
-        changes.pop("uid", None)  # the RDN carries it
-    elif op.action is Action.SUSPEND:
-        changes["govMailSuspendedAt"] = [now]
-    elif op.action is Action.RESTORE:
-        changes.update(
-            {
-                "pwdAccountLockedTime": [],
-                "govMailSuspendedAt": [],
-                "govMailSuspendReason": [],
-                "pwdReset": ["TRUE"],
-                "govMailRestoredAt": [now],
-            }
-        )
-    if changes:
-        expect = {attr: state.get(attr.lower(), ()) for attr in changes}
+        writes.pop("uid", None)  # the RDN carries it
+    if writes:
+        expect = {attr: state.get(attr.lower(), ()) for attr in writes if attr != PASSWORD}
         try:
-            directory.modify(dn, changes, expect)
+            directory.modify(dn, writes, expect)
         except NoSuchEntry:
             raise ReconcilerError(f"{dn} disappeared while applying") from None
-        state.update({attr.lower(): tuple(values) for attr, values in changes.items()})
-    return dn, before, changes
+        state.update({a.lower(): tuple(v) for a, v in writes.items() if a != PASSWORD})
+    return dn, before, shown
+
+
+def _resolve(
+    op: Operation, listed: tuple[Change, ...], credentials: CredentialsFile | None
+) -> dict[str, list[str]]:
+    """The attributes the operation lists, as they are written now: an issued password is
+    generated and put on file (synced) before the entry has it, a time of apply is now."""
+    after = {c.attr: c.after for c in listed}
+    password = ""
+    if PASSWORD in after:  # the one attribute a plan file may issue a password to
+        assert credentials is not None  # execute refuses a plan that issues passwords without
+        password = generate([fold(w) for w in op.name.split()])
+        credentials.add(op.address, password)
+    moment = format_time(dt.datetime.now(dt.UTC))
+    return {attr: resolve(values, password, moment) for attr, values in after.items()}
 
 
 __all__ = ["LOCKED", "Recap", "check", "execute", "read_dependencies"]

@@ -30,9 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.attributes import people_dn
+from reconciler.attributes import format_time, people_dn
 from reconciler.dn import parse_dn
-from reconciler.model import Action, Inventory
+from reconciler.model import Action, Inventory, resolve
 from reconciler.planning.plan import Context, compute
 from reconciler.rules.regulations import get as get_regulation
 
@@ -485,9 +485,9 @@ def converged_ldif(
     seed: int = 1,
 ) -> Iterator[str]:
     """LDIF records (for slapadd) of the directory `inventory` converges to after `apply`: the
-    plan against an empty directory, each create's attributes, the password as a fixed {SSHA}
-    hash, `pwdReset: TRUE` as apply sets it. Containers whose DN is in `skip` (the server's
-    suffix, already loaded) are left out. Pure."""
+    plan against an empty directory, each create's attributes as apply writes them, the issued
+    password as a fixed {SSHA} hash, the time of apply as `now`. Containers whose DN is in
+    `skip` (the server's suffix, already loaded) are left out. Pure."""
     regulation = get_regulation(inventory.settings.regulation)
     moment = now or dt.datetime.now(dt.UTC)
     result = compute(inventory, [], regulation, Context(now=moment))
@@ -496,14 +496,14 @@ def converged_ldif(
     for dn in (base, people_dn(base)):
         if dn.lower() not in skipped:
             yield _container(dn)
-    password = password_hash(seed)
+    password, stamp = password_hash(seed), format_time(moment)
     for op in result.operations:
         if op.action is not Action.CREATE:
             continue
         lines = [_ldif_line("dn", op.new_dn)]
         for change in op.attributes:
-            lines.extend(_ldif_line(change.attr, v) for v in change.after)
-        lines.append(f"userPassword: {password}\npwdReset: TRUE\n\n")
+            lines.extend(_ldif_line(change.attr, v) for v in resolve(change.after, password, stamp))
+        lines.append("\n")
         yield "".join(lines)
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field, replace
 
 from deepdiff import DeepDiff
 
+from reconciler import attributes
 from reconciler.attributes import (
     CASELESS_ATTRS,
-    LOCKED,
+    LOCK,
     MANAGED,
     PERSON_CLASSES,
+    SUSPEND_REASON,
     fingerprint,
     mailbox_dn,
     people_dn,
@@ -249,16 +251,18 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
         reason += "; keeps the address pinned in the inventory"
     elif box.plain:
         reason += f"; {box.plain} is taken, so the collision rule gives {box.mail}"
+    written = list(attributes.issue_password())
     if box.state is State.SUSPENDED and box.suspension:
-        attrs["pwdAccountLockedTime"] = (LOCKED,)
-        attrs["govMailSuspendReason"] = (suspend_text(box.suspension.clause, box.suspension.note),)
+        text = suspend_text(box.suspension.clause, box.suspension.note)
+        written += attributes.suspend(None, text)
         reason += f"; created suspended ({box.suspension.clause})"
+    written += (Change(a, (), tuple(v)) for a, v in attrs.items())
     return box.operation(
         Action.CREATE,
         clause,
         reason,
         new_dn=mailbox_dn(box.address.local, base_dn),
-        attributes=tuple(Change(a, (), tuple(v)) for a, v in sorted(attrs.items())),
+        attributes=tuple(sorted(written, key=lambda c: c.attr)),
     )
 
 
@@ -304,10 +308,10 @@ def _adopt(
         Change("objectClass", classes, (*classes, "govMailAccount")),
         Change("employeeNumber", entry.all("employeeNumber"), (box.key,)),
     ]
-    if box.state is State.SUSPENDED and box.suspension and entry.all("pwdAccountLockedTime"):
+    if box.state is State.SUSPENDED and box.suspension and entry.all(LOCK):
         # the lock found becomes the declared suspension, so `state: active` lifts it
         reason = suspend_text(box.suspension.clause, box.suspension.note)
-        extra.append(Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (reason,)))
+        extra.append(Change(SUSPEND_REASON, entry.all(SUSPEND_REASON), (reason,)))
     reason = (
         "adopts the existing entry in place (adds govMailAccount and employeeNumber); its DN, "
         "address and password are kept"

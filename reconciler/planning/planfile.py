@@ -13,14 +13,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from reconciler.attributes import ALWAYS_WRITTEN, misplaced
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, Change, Kind, Operation, Plan
+from reconciler.model import Action, Change, Deferred, Kind, Operation, Plan, Value
 
 FORMAT = 1
 
 
-def _changes(changes: tuple[Change, ...]) -> dict[str, dict[str, list[str]]]:
-    return {c.attr: {"before": list(c.before), "after": list(c.after)} for c in changes}
+#: How a value that apply fills in is written in the plan file: {"deferred": "<what>"}, an
+#: object, so that no string value (a title, a reason) can ever be taken for one.
+DEFERRED = "deferred"
+
+
+def _value(value: Value) -> str | dict[str, str]:
+    return {DEFERRED: value.value} if isinstance(value, Deferred) else value
+
+
+def _values(values: tuple[Value, ...]) -> list[str | dict[str, str]]:
+    return [_value(v) for v in values]
+
+
+def _changes(changes: tuple[Change, ...]) -> dict[str, dict[str, Any]]:
+    return {c.attr: {"before": list(c.before), "after": _values(c.after)} for c in changes}
 
 
 def operation_dict(op: Operation) -> dict[str, Any]:
@@ -42,7 +56,7 @@ def operation_dict(op: Operation) -> dict[str, Any]:
     if op.changes:
         d["changes"] = _changes(op.changes)
     if op.attributes:
-        d["attributes"] = {c.attr: list(c.after) for c in op.attributes}
+        d["attributes"] = {c.attr: _values(c.after) for c in op.attributes}
     if op.fingerprint:
         d["fingerprint"] = op.fingerprint
     return d
@@ -93,13 +107,49 @@ def to_json(plan: Plan) -> str:
     return text.replace('"\\u0000"', f"[\n  {lines}\n ]" if operations else "[]") + "\n"
 
 
+def _read_value(value: Any) -> Value:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {DEFERRED}:
+        try:
+            return Deferred(value[DEFERRED])
+        except ValueError:
+            known = ", ".join(f'"{d.value}"' for d in Deferred)
+            raise ValueError(
+                f"unknown deferred value {value[DEFERRED]!r} (known: {known})"
+            ) from None
+    raise ValueError(f"an attribute value must be a string or {{{DEFERRED!r}: …}}, not {value!r}")
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"the values before a change must be a list of strings, not {values!r}")
+    return tuple(values)
+
+
+def _change(attr: str, before: Any, after: Any) -> Change:
+    if not isinstance(after, list):
+        raise ValueError(f"the values of {attr} must be a list, not {after!r}")
+    change = Change(attr, _strings(before), tuple(_read_value(v) for v in after))
+    problem = misplaced(change.attr, change.after)
+    if problem:
+        raise ValueError(problem)
+    return change
+
+
 def _op(d: dict[str, Any]) -> Operation:
     action = Action(d["action"])
     changes = tuple(
-        Change(attr, tuple(v["before"]), tuple(v["after"]))
-        for attr, v in d.get("changes", {}).items()
+        _change(attr, v["before"], v["after"]) for attr, v in d.get("changes", {}).items()
     )
-    attributes = tuple(Change(attr, (), tuple(v)) for attr, v in d.get("attributes", {}).items())
+    attributes = tuple(_change(attr, [], v) for attr, v in d.get("attributes", {}).items())
+    listed = {c.attr for c in (*changes, *attributes)}
+    left_out = [a for a in ALWAYS_WRITTEN.get(action, ()) if a not in listed]
+    if left_out:
+        raise ValueError(
+            f"it does not list {', '.join(left_out)}, which every {action.value} writes (a plan "
+            "made by a reconciler from before plans listed every attribute apply writes)"
+        )
     return Operation(
         action=action,
         id=d["id"],
@@ -116,6 +166,19 @@ def _op(d: dict[str, Any]) -> Operation:
         attributes=attributes,
         fingerprint=d.get("fingerprint", ""),
     )
+
+
+def _operations(ops: list[dict[str, Any]], source: str) -> tuple[Operation, ...]:
+    out = []
+    for number, op in enumerate(ops, 1):
+        try:
+            out.append(_op(op))
+        except ValueError as error:
+            raise ReconcilerError(
+                f"{source}: operation {number} ({op.get('action')} {op.get('id')}): {error}. "
+                "Only `reconciler plan` writes plan files; make a new plan."
+            ) from None
+    return tuple(out)
 
 
 def from_json(text: str, source: str = "plan") -> Plan:
@@ -138,7 +201,7 @@ def from_json(text: str, source: str = "plan") -> Plan:
             directory_fingerprint=data["directory"]["fingerprint"],
             accounts=int(data["directory"].get("accounts", 0)),
             containers=tuple(data.get("containers", ())),
-            operations=tuple(_op(op) for op in data["operations"]),
+            operations=_operations(data["operations"], source),
             unmanaged=tuple(data.get("unmanaged", ())),
             notes=tuple(data.get("notes", ())),
         )

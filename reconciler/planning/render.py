@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from reconciler.attributes import MUST_CHANGE, PASSWORD, RESTORED_AT, SUSPENDED_AT
 from reconciler.inventory.gitdiff import InventoryChanges, Kind, StaffChange
-from reconciler.model import Action, Change, Operation, Plan
+from reconciler.model import Action, Change, Deferred, Operation, Plan, Value
 
 #: The text shown in a pull-request comment stays under GitHub's 65,536-character limit.
 MARKDOWN_BUDGET = 60_000
@@ -46,17 +47,36 @@ def summary(plan: Plan) -> str:
     return f"Plan: {counts}."
 
 
-def _values(values: Sequence[str]) -> str:
-    return ", ".join(values) if values else "(none)"
+#: How a value apply fills in reads in a plan.
+DEFERRED_TEXT = {
+    Deferred.PASSWORD: "issued (credentials file)",
+    Deferred.APPLY_TIME: "time of apply",
+}
 
 
-def _shown(changes: Iterable[Change]) -> list[Change]:
-    return [c for c in changes if c.attr not in _HIDDEN]
+def _values(values: Sequence[Value]) -> str:
+    shown = [DEFERRED_TEXT[v] if isinstance(v, Deferred) else v for v in values]
+    return ", ".join(shown) if shown else "(none)"
 
 
-def _alias_change(change: Change) -> str:
-    added = sorted(set(change.after) - set(change.before))
-    removed = sorted(set(change.before) - set(change.after))
+def _shown(op: Operation) -> list[Change]:
+    """The changes a reviewer reads below an operation: all but the internal ones for an update
+    or a rename; for the other actions (whose reason says the rest), what apply decides as it
+    writes (an issued password, a time) and whether the password must be changed."""
+    if op.action in (Action.UPDATE, Action.RENAME):
+        return [c for c in op.changes if c.attr not in _HIDDEN]
+    shown = [c for c in (*op.attributes, *op.changes) if c.deferred or c.attr == MUST_CHANGE]
+    return sorted(shown, key=lambda c: _APPLY_ORDER.get(c.attr, len(_APPLY_ORDER)))
+
+
+_APPLY_ORDER = {
+    attr: i for i, attr in enumerate((PASSWORD, MUST_CHANGE, SUSPENDED_AT, RESTORED_AT))
+}
+
+
+def _alias_change(before: Sequence[str], after: Sequence[str]) -> str:
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
     parts = [f"+{a}" for a in added] + [f"-{r}" for r in removed]
     return " ".join(parts)
 
@@ -75,6 +95,9 @@ LABELS = {
     "govMailAlias": "aliases",
     "objectClass": "object classes",
     "employeeNumber": "id",
+    PASSWORD: "password",
+    SUSPENDED_AT: "suspended at",
+    RESTORED_AT: "restored at",
 }
 
 
@@ -92,9 +115,13 @@ def quota(value: str) -> str:
 
 def _change_text(change: Change) -> str:
     label = LABELS.get(change.attr, change.attr)
+    if change.deferred:
+        return f"{label}: {_values(change.after)}"
+    before, after = change.before, tuple(v for v in change.after if isinstance(v, str))
     if change.attr == "govMailAlias":
-        return f"{label}: {_alias_change(change)}"
-    before, after = change.before, change.after
+        return f"{label}: {_alias_change(before, after)}"
+    if change.attr == MUST_CHANGE and after == ("TRUE",):
+        return f"{label}: TRUE (must change at first login)"
     if change.attr == "govMailQuota":
         before, after = tuple(map(quota, before)), tuple(map(quota, after))
     return f"{label}: {_values(before)} → {_values(after)}"
@@ -126,9 +153,8 @@ def text(
         head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
         lines.append(f"  {head} {_headline(op)}")
         lines.append(f"      {op.clause}: {op.reason}")
-        if op.action in (Action.UPDATE, Action.RENAME):
-            for change in _shown(op.changes):
-                lines.append(f"      {_change_text(change)}")
+        for change in _shown(op):
+            lines.append(f"      {_change_text(change)}")
     for note in plan.notes:
         lines.append(f"  note: {note}")
     if plan.unmanaged:
@@ -166,10 +192,9 @@ def _md_line(op: Operation) -> str:
     line = (
         f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {op.clause}: {_md(op.reason)}"
     )
-    if op.action in (Action.UPDATE, Action.RENAME):
-        shown = _shown(op.changes)
-        if shown:
-            line += "<br>" + "; ".join(_md(_change_text(c)) for c in shown)
+    shown = _shown(op)
+    if shown:
+        line += "<br>" + "; ".join(_md(_change_text(c)) for c in shown)
     return line
 
 

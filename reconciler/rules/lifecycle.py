@@ -13,8 +13,17 @@ import datetime as dt
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from reconciler.attributes import LOCKED, parse_time, seen
-from reconciler.model import Action, Change, Entry, Mailbox, Operation, State
+from reconciler import attributes
+from reconciler.attributes import (
+    LOCK,
+    MUST_CHANGE,
+    RESTORED_AT,
+    SUSPEND_REASON,
+    SUSPENDED_AT,
+    parse_time,
+    seen,
+)
+from reconciler.model import Action, Entry, Mailbox, Operation, State
 from reconciler.rules.regulations import Regulation
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -48,14 +57,14 @@ TIME_RULE = " (time rule)"
 
 
 def suspension_clause(entry: Entry) -> str | None:
-    reason = entry.get("govMailSuspendReason")
+    reason = entry.get(SUSPEND_REASON)
     if not reason:
         return None
     return reason.split(":", 1)[0].replace(TIME_RULE, "").strip()
 
 
 def by_time_rule(entry: Entry) -> bool:
-    return TIME_RULE in (entry.get("govMailSuspendReason") or "").split(":", 1)[0]
+    return TIME_RULE in (entry.get(SUSPEND_REASON) or "").split(":", 1)[0]
 
 
 def last_activity(
@@ -73,7 +82,7 @@ def last_activity(
     created = parse_time(entry.get("createTimestamp"))
     if created:
         candidates.append((created, "created"))
-    restored = parse_time(entry.get("govMailRestoredAt"))
+    restored = parse_time(entry.get(RESTORED_AT))
     if restored:
         candidates.append((restored, "restored"))
     if not candidates:
@@ -96,19 +105,8 @@ def _suspend(
 ) -> Operation:
     """The suspension of `entry`: locked, with the clause and `note` as its recorded reason."""
     text = suspend_text(clause, note, time_rule=time_rule)
-    changes = (
-        Change("pwdAccountLockedTime", entry.all("pwdAccountLockedTime"), (LOCKED,)),
-        Change("govMailSuspendReason", entry.all("govMailSuspendReason"), (text,)),
-    )
+    changes = attributes.suspend(entry, text)
     return box.operation(Action.SUSPEND, clause, reason, **seen(entry), changes=changes)
-
-
-def restore_changes(entry: Entry) -> tuple[Change, ...]:
-    return tuple(
-        Change(attr, entry.all(attr), ())
-        for attr in ("pwdAccountLockedTime", "govMailSuspendedAt", "govMailSuspendReason")
-        if entry.all(attr)
-    )
 
 
 def _when(moment: dt.datetime) -> str:
@@ -123,7 +121,7 @@ def state_operations(
     activity: Mapping[str, dt.datetime],
 ) -> list[Operation]:
     """Suspend or restore a mailbox that exists, by its declared state and the time rules."""
-    locked = bool(entry.all("pwdAccountLockedTime"))
+    locked = bool(entry.all(LOCK))
     ours = suspension_clause(entry)
     if box.state is State.SUSPENDED:
         if locked:
@@ -135,7 +133,7 @@ def state_operations(
     if locked:
         if ours is None:
             return []  # locked by someone else (ppolicy lockout, an admin): not ours to lift
-        suspended_at = parse_time(entry.get("govMailSuspendedAt"))
+        suspended_at = parse_time(entry.get(SUSPENDED_AT))
         if by_time_rule(entry):
             restored = box.person.restored if box.person else None
             if restored is None or (suspended_at and local_day(suspended_at) > restored):
@@ -151,7 +149,7 @@ def state_operations(
                 regulation.restore_clause,
                 reason,
                 **seen(entry),
-                changes=restore_changes(entry),
+                changes=attributes.restore(entry),
             )
         ]
     if not entry.managed:
@@ -185,11 +183,11 @@ def _time_rules(
                 reason = f"no activity since {_when(last)} ({what}, {months} months)"
             return [_suspend(box, entry, rule.clause, reason, note=reason, time_rule=True)]
     change = regulation.password_change
-    must_change = (entry.get("pwdReset") or "").upper() == "TRUE"
+    must_change = (entry.get(MUST_CHANGE) or "").upper() == "TRUE"
     if change is not None and must_change and not _exempt(box, "password-change"):
         moments = [
             parse_time(entry.get(attr))
-            for attr in ("pwdChangedTime", "createTimestamp", "govMailRestoredAt")
+            for attr in ("pwdChangedTime", "createTimestamp", RESTORED_AT)
         ]
         known = [t for t in moments if t is not None]
         if known and elapsed(max(known), now, change.months):
@@ -205,9 +203,9 @@ def expiry(
     """The regulation's expiry rule (HG-2024 Đ8.4): a mailbox suspended continuously for N years
     is deleted."""
     rule = regulation.expiry
-    if rule is None or not entry.all("pwdAccountLockedTime"):
+    if rule is None or not entry.all(LOCK):
         return None
-    since = parse_time(entry.get("govMailSuspendedAt"))
+    since = parse_time(entry.get(SUSPENDED_AT))
     if since is None or not elapsed(since, now, rule.months):
         return None
     reason = (
