@@ -19,6 +19,7 @@ import datetime as dt
 import os
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -233,6 +234,26 @@ def test_report_counts() -> None:
     ]
     assert soyte.due[1].reason == "password issued 2026-11-10 never changed"
     assert not sotttt.due
+
+
+def test_report_counts_the_entries_the_next_plan_adopts() -> None:
+    """An entry issued before the tool and pinned on a record (as `reconciler import` writes it)
+    is that record's mailbox for the report as for the plan: counted in the record's agency."""
+    pinned = Person("HG-0104", "Vàng Seo Dình", "soyte", address=f"dinhvs@{DOMAIN}")
+    inventory = replace(INVENTORY, people=(*INVENTORY.people, pinned))
+    legacy = Entry(
+        f"uid=dinhvs,ou=people,{BASE}",
+        {
+            "objectclass": ("top", "inetOrgPerson"),
+            "uid": ("dinhvs",),
+            "mail": (f"dinhvs@{DOMAIN}",),
+            "cn": ("Vàng Seo Dình",),
+        },
+    )
+    reg = regulations.get("hagiang-2024")
+    before = {a.id: a.active for a in report.build(INVENTORY, ENTRIES, reg, None, NOW).agencies}
+    after = report.build(inventory, (*ENTRIES, legacy), reg, None, NOW)
+    assert {a.id: a.active for a in after.agencies} == {**before, "soyte": before["soyte"] + 1}
 
 
 def test_report_without_audit_log_shows_unknown_period_counts() -> None:

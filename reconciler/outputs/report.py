@@ -3,7 +3,8 @@
 Pure: `build()` takes the inventory, the entries read from the directory, the audit log's records
 (already parsed from its JSON lines) and the clock, and returns a frozen `Report`. No I/O.
 
-- active / suspended: the managed entries as they are now, per agency (`govMailAgency`);
+- active / suspended: the entries as they are now, per agency (`govMailAgency`): the managed ones
+  and those the next plan adopts (`desired.resolve`; counted in their record's agency);
   suspended ones are counted by the clause in `govMailSuspendReason` ("locked outside the tool"
   for a lock without one, e.g. a ppolicy lockout).
 - created / renamed / deleted / suspended / restored in the period: the audit records with
@@ -211,20 +212,18 @@ def build(
 ) -> Report:
     """The report at `now` over the period [since, now] (default: the last 6 months)."""
     since = since if since is not None else default_since(now)
-    all_entries = list(entries)
-    live = {e.key: e for e in all_entries if e.managed and e.key}
-    taken, holders = desired.taken_addresses(all_entries, inventory)
-    boxes, _problems = desired.mailboxes(inventory, regulation, live, taken, holders)
+    wanted = desired.resolve(inventory, entries, regulation)  # as the plan sees it
+    live, boxes = wanted.live, wanted.boxes
 
     known = {p.id: p.agency for p in inventory.people}
-    known.update({k: e.get("govMailAgency") or "" for k, e in live.items()})
+    known.update({k: e.get("govMailAgency") or "" for k, e in live.items() if e.managed})
     period = _period(records or (), since, now, known)
 
     active: Counter[str] = Counter()
     suspended: dict[str, Counter[str]] = {}
     due: dict[str, list[Due]] = {}
     for key, entry in live.items():
-        agency = entry.get("govMailAgency") or ""
+        agency = entry.get("govMailAgency") or known.get(key, "")
         if entry.all("pwdAccountLockedTime"):
             clause = lifecycle.suspension_clause(entry) or OUTSIDE
             suspended.setdefault(agency, Counter())[clause] += 1

@@ -2,7 +2,8 @@
 
 Pure: no I/O. `mailboxes()` gives every mailbox the inventory asks for, with its address allocated
 by the regulation against the addresses the directory already holds, and the exact LDAP attributes
-the tool manages on its entry.
+the tool manages on its entry. `resolve()` puts the steps together against the entries read from
+the directory, the one way `plan` and `report` both see what the inventory wants.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import names
+from reconciler.attributes import people_dn
 from reconciler.errors import NamingError, Problem
 from reconciler.model import (
     Address,
@@ -426,6 +428,47 @@ def _records(inventory: Inventory) -> dict[str, tuple[Loc, str]]:
     for person in inventory.people:
         found[person.id] = (person.loc, f"staff {person.id}")
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """The inventory's mailboxes against the entries read from the directory."""
+
+    entries: list[Entry]  # every entry read, in the directory's order
+    live: dict[str, Entry]  # by stable id: the managed entries, then the adopted ones
+    unmanaged: list[str]  # DNs of the person entries the tool neither manages nor adopts
+    taken: dict[str, str]  # every address in use → the stable id holding it ("" when none)
+    boxes: Mailboxes
+    problems: list[Problem]  # names the regulation cannot turn into an address
+
+
+def resolve(inventory: Inventory, entries: Iterable[Entry], regulation: Regulation) -> Desired:
+    """Match the entries by stable id, adopt what the inventory pins (`adoptions`), and allocate
+    every address against the addresses in use."""
+    settings = inventory.settings
+    all_entries = list(entries)
+    live: dict[str, Entry] = {}
+    unmanaged: list[str] = []
+    base = settings.base_dn.lower()
+    container = people_dn(settings.base_dn).lower()
+    for entry in all_entries:
+        if entry.managed and entry.key:
+            live[entry.key] = entry
+        elif entry.dn.lower() not in (base, container) and _is_person(entry):
+            unmanaged.append(entry.dn)
+    adopted = adoptions(all_entries, inventory, live)
+    if adopted:
+        live.update(adopted)
+        adopted_dns = {e.dn for e in adopted.values()}
+        unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
+    taken, holders = taken_addresses(all_entries, inventory, adopted)
+    boxes, problems = mailboxes(inventory, regulation, live, taken, holders)
+    return Desired(all_entries, live, unmanaged, taken, boxes, problems)
+
+
+def _is_person(entry: Entry) -> bool:
+    classes = {c.lower() for c in entry.all("objectClass")}
+    return bool(classes & {"inetorgperson", "person", "account", "posixaccount"})
 
 
 def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:

@@ -139,28 +139,15 @@ def compute(
 ) -> Plan:
     """The operations that make the directory match the inventory and the regulation."""
     settings = inventory.settings
-    all_entries = list(entries)
-    live: dict[str, Entry] = {}
-    unmanaged: list[str] = []
-    base = settings.base_dn.lower()
-    container = people_dn(settings.base_dn).lower()
-    known = {e.dn.lower() for e in all_entries}
+    wanted = desired.resolve(inventory, entries, regulation)
+    if wanted.problems:
+        raise InventoryError(wanted.problems)
+    live, boxes = wanted.live, wanted.boxes
     dir_hash = hashlib.sha256()
-    for entry in all_entries:
+    known: set[str] = set()
+    for entry in wanted.entries:
         dir_hash.update(fingerprint(entry).encode())
-        if entry.managed and entry.key:
-            live[entry.key] = entry
-        elif entry.dn.lower() not in (base, container) and _is_person(entry):
-            unmanaged.append(entry.dn)
-    adopted = desired.adoptions(all_entries, inventory, live)
-    if adopted:
-        live.update(adopted)
-        adopted_dns = {e.dn for e in adopted.values()}
-        unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
-    taken, holders = desired.taken_addresses(all_entries, inventory, adopted)
-    boxes, problems = desired.mailboxes(inventory, regulation, live, taken, holders)
-    if problems:
-        raise InventoryError(problems)
+        known.add(entry.dn.lower())
 
     ops: list[Operation] = []
     for key, box in boxes.items():
@@ -190,7 +177,7 @@ def compute(
         ops.append(_delete(entry, regulation.delete_clause, reason))
 
     ops.sort(key=lambda op: op.sort_key)
-    notes = _unknown_activity(ctx.activity, taken)
+    notes = _unknown_activity(ctx.activity, wanted.taken)
     containers = tuple(
         dn for dn in (settings.base_dn, people_dn(settings.base_dn)) if dn.lower() not in known
     )
@@ -204,7 +191,7 @@ def compute(
         directory_url=ctx.directory_url,
         directory_fingerprint="sha256:" + dir_hash.hexdigest(),
         operations=tuple(ops),
-        unmanaged=tuple(sorted(unmanaged)),
+        unmanaged=tuple(sorted(wanted.unmanaged)),
         # only a new entry needs them: adopting and updating change entries where they are
         containers=containers if any(op.action is Action.CREATE for op in ops) else (),
         accounts=len(live),
@@ -228,11 +215,6 @@ def _unknown_activity(
         f"the activity file has {n} row{'s' if n != 1 else ''} for addresses that are not in "
         f"the directory (ignored): {shown}",
     )
-
-
-def _is_person(entry: Entry) -> bool:
-    classes = {c.lower() for c in entry.all("objectClass")}
-    return bool(classes & {"inetorgperson", "person", "account", "posixaccount"})
 
 
 def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime) -> Operation:
