@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 class ReconcilerError(Exception):
@@ -52,7 +53,13 @@ class StaleEntry(DirectoryError):
 
 
 class UnsafePlan(ReconcilerError):
-    """The plan goes past a safety limit (deletes, suspensions)."""
+    """The plan goes past a safety limit (deletes, suspensions). `plan` is the refused
+    `model.Plan`, so that it can be shown before the refusal (typed loosely: `model` imports this
+    module, and this one imports nothing of ours)."""
+
+    def __init__(self, message: str, plan: Any) -> None:
+        self.plan = plan
+        super().__init__(message)
 
 
 class StalePlan(ReconcilerError):

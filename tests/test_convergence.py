@@ -221,8 +221,8 @@ def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) 
     planned = scenario.plan(folder, directory)
     assert planned.count(Action.DELETE) == 11
     with pytest.raises(UnsafePlan, match="--allow-deletes 11"):
-        check_limits(planned, 10, Limits())
-    check_limits(planned, 10, Limits(allow_deletes=11))
+        check_limits(planned, Limits(max_deletes=10))
+    check_limits(planned, Limits(max_deletes=10, allow_deletes=11))
 
 
 @pytest.mark.slapd

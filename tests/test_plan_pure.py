@@ -110,7 +110,7 @@ def test_too_many_deletes_cite_what_the_plans_regulation_says_of_a_delete(
     due = [regulation.expiry.clause] if regulation.expiry else []
     plan = _deleting(regulation_id, [regulation.delete_clause] * 2 + due)
     with pytest.raises(UnsafePlan) as refused:
-        check_limits(plan, 1, Limits())
+        check_limits(plan, Limits(max_deletes=1))
     message = str(refused.value)
     assert f"this plan deletes {2 + len(due)} mailboxes" in message
     assert "Deleted mailboxes cannot be restored" in message

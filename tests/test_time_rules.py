@@ -413,10 +413,10 @@ def test_hg_suspended_three_years_is_deleted_under_the_delete_limit(
     )
     # counted against max_deletes like any other delete, and the refusal says how many are due
     with pytest.raises(UnsafePlan, match=re.escape("2 of them due under HG-2024 Đ8.4")):
-        check_limits(planned, 1, Limits(max_deletes=1, allow_suspends=10))
+        check_limits(planned, Limits(max_deletes=1, allow_suspends=10))
     with pytest.raises(UnsafePlan, match="--allow-deletes 2"):
-        check_limits(planned, 1, Limits(max_deletes=1, allow_suspends=10))
-    check_limits(planned, 1, Limits(max_deletes=1, allow_deletes=2, allow_suspends=10))
+        check_limits(planned, Limits(max_deletes=1, allow_suspends=10))
+    check_limits(planned, Limits(max_deletes=1, allow_deletes=2, allow_suspends=10))
 
     recap = scenario.apply(planned, directory, tmp_path / "out")
     assert recap.failed == 0, recap.messages

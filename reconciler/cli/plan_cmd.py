@@ -137,7 +137,6 @@ def plan(
                 directory_url=directory.url,
                 inventory_commit=git_commit(inventory),
                 activity=seen,
-                limits=limits,
             ),
         )
     except InventoryError as error:
@@ -149,7 +148,7 @@ def plan(
             gc.enable()
     _print_plan(result, fmt, show_unmanaged, changes)
     try:
-        check_limits(result, loaded.settings.max_deletes, limits)
+        check_limits(result, limits)
     except UnsafePlan as error:
         fail(error)
     if out is not None:

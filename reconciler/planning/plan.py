@@ -46,7 +46,11 @@ from reconciler.rules.regulations import Regulation
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_deletes: int = 10
+    """How much destruction a plan may carry (`check_limits`): deletions up to `max_deletes` of
+    directory.yaml, suspensions up to `suspend_share` of the mailboxes, unless the person
+    planning allows more (--allow-deletes, --allow-suspends)."""
+
+    max_deletes: int
     allow_deletes: int | None = None
     suspend_share: float = 0.10
     allow_suspends: int | None = None
@@ -60,7 +64,6 @@ class Context:
     directory_url: str = ""
     inventory_commit: str = ""
     activity: Mapping[str, dt.datetime] = field(default_factory=dict)
-    limits: Limits = Limits()
 
 
 def _values(entry: Entry, attr: str) -> tuple[str, ...]:
@@ -321,9 +324,10 @@ def _delete(entry: Entry, clause: str, reason: str) -> Operation:
     )
 
 
-def check_limits(plan: Plan, max_deletes: int, limits: Limits) -> None:
+def check_limits(plan: Plan, limits: Limits) -> None:
     """Refuse a plan with more destructive change than the inventory and the flags allow."""
     regulation = regulations.get(plan.regulation)
+    max_deletes = limits.max_deletes
     deletes = plan.count(Action.DELETE)
     allowed = max(max_deletes, limits.allow_deletes or 0)
     problems = []
@@ -352,4 +356,4 @@ def check_limits(plan: Plan, max_deletes: int, limits: Limits) -> None:
             f"with --allow-suspends {suspends}."
         )
     if problems:
-        raise UnsafePlan("\n".join(problems))
+        raise UnsafePlan("\n".join(problems), plan)
