@@ -14,19 +14,15 @@ from typing import Any
 
 import yaml
 
-from reconciler import attributes
 from reconciler.applying.apply import Recap, execute
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
-from reconciler.directory.snapshot import read_tree
-from reconciler.inventory import loader as inventory
 from reconciler.model import Plan
-from reconciler.planning import desired
-from reconciler.planning.plan import Context, compute
+from reconciler.planning import pipeline
+from reconciler.planning.plan import Context
 from reconciler.planning.planfile import digest
-from reconciler.rules import regulations
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,12 +114,12 @@ def connect(server: Slapd) -> Directory:
 
 
 def plan(folder: Path, directory: Directory, now: dt.datetime = NOW, **kw: Any) -> Plan:
-    inv = inventory.load(folder)
-    reg = regulations.get(inv.settings.regulation)
-    problems = desired.check(inv, reg)
-    assert not problems, problems
-    entries = read_tree(directory, inv.settings.base_dn, attributes.READ)
-    return compute(inv, entries, reg, Context(now=now, directory_url=directory.url, **kw))
+    """The plan through the pipeline, without the guard on deletions and suspensions (the tests
+    that want it call `check_limits`)."""
+    loaded = pipeline.load(folder)
+    entries = pipeline.read(directory, loaded)
+    context = Context(now=now, directory_url=directory.url, **kw)
+    return pipeline.make_plan(loaded, entries, context, limits=None)
 
 
 def apply(result: Plan, directory: Directory, tmp: Path, **kw: Any) -> Recap:

@@ -130,6 +130,31 @@ def test_the_core_is_pure(prefix: str) -> None:
             assert not bad, (name, bad)
 
 
+def called(path: Path) -> set[str]:
+    """The names of the functions `path` calls (`f(…)` or `x.f(…)`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                found.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                found.add(func.attr)
+    return found
+
+
+def test_one_module_wires_the_pipeline() -> None:
+    """Reading the directory and computing the plan meet in `planning.pipeline` alone: the
+    commands, the report, publish and the tests call its steps instead of wiring them again."""
+    sources = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "tests").rglob("*.py")]
+    wiring = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in sources
+        if {"read_tree", "compute"} <= called(path)
+    )
+    assert wiring == ["reconciler/planning/pipeline.py"]
+
+
 def test_devtools_are_imported_by_no_core_module() -> None:
     users = [
         name

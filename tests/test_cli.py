@@ -8,8 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from reconciler.cli import main
 from reconciler.devtools.throwaway import Slapd
+from reconciler.directory import open_directory
 
 from . import scenario
 from .helpers import ldapwhoami, run_cli
@@ -151,6 +154,31 @@ def test_invalid_inventory_exits_1_with_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "agencies/sotttt.yaml:" in result.stderr and "khongco" in result.stderr
     no_traceback(result)
+
+
+def test_a_plan_past_the_limits_is_shown_then_refused(tmp_path: Path) -> None:
+    """The reviewer sees the plan the guard refuses, then why and how to allow it; exit 1, and
+    no plan file to apply."""
+    spec = scenario.hg(BASE)
+    spec["agencies"]["soyte"]["staff"] = [
+        {"id": f"HG-{200 + i}", "name": f"Lê Văn {chr(65 + i)}"} for i in range(11)
+    ]
+    folder = scenario.write(spec, tmp_path / "inv")
+    url = f"ldif:{tmp_path / 'd.ldif'}"
+    with open_directory(url) as directory:
+        scenario.apply(scenario.plan(folder, directory), directory, tmp_path / "out")
+    spec["agencies"]["soyte"]["staff"] = []
+    scenario.write(spec, folder)
+    plan_file = tmp_path / "plan.json"
+    result = CliRunner().invoke(
+        main, ["plan", str(folder), "--directory", url, "--out", str(plan_file)]
+    )
+    assert result.exit_code == 1
+    assert "0 to restore, 11 to delete." in result.stdout
+    assert "Error: this plan deletes 11 mailboxes" in result.stderr
+    assert "--allow-deletes 11" in result.stderr
+    assert result.output.index("Plan: ") < result.output.index("Error: ")
+    assert not plan_file.exists()
 
 
 @pytest.mark.parametrize("example", ["quangnam", "hagiang"])

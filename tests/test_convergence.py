@@ -208,7 +208,8 @@ def test_apply_reads_only_what_its_plan_depends_on(directory: Directory, tmp_pat
 
 def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) -> None:
     from reconciler.errors import UnsafePlan
-    from reconciler.planning.plan import Limits, check_limits
+    from reconciler.planning import pipeline
+    from reconciler.planning.plan import Context
 
     spec = scenario.hg()
     spec["agencies"]["soyte"]["staff"] = [
@@ -218,11 +219,14 @@ def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) 
     converge(folder, directory, tmp_path / "out")
     spec["agencies"]["soyte"]["staff"] = []
     scenario.write(spec, folder)
-    planned = scenario.plan(folder, directory)
-    assert planned.count(Action.DELETE) == 11
-    with pytest.raises(UnsafePlan, match="--allow-deletes 11"):
-        check_limits(planned, Limits(max_deletes=10))
-    check_limits(planned, Limits(max_deletes=10, allow_deletes=11))
+    loaded = pipeline.load(folder)  # max_deletes: 10, the default of directory.yaml
+    entries = pipeline.read(directory, loaded)
+    context = Context(now=scenario.NOW)
+    with pytest.raises(UnsafePlan, match="--allow-deletes 11") as refused:
+        pipeline.make_plan(loaded, entries, context, limits=loaded.limits())
+    assert refused.value.plan.count(Action.DELETE) == 11  # kept, to be shown before the refusal
+    allowed = pipeline.make_plan(loaded, entries, context, limits=loaded.limits(allow_deletes=11))
+    assert allowed == refused.value.plan
 
 
 @pytest.mark.slapd

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import attributes
 from reconciler.directory import open_directory
-from reconciler.directory.snapshot import read_tree
-from reconciler.inventory import loader as inventory
 from reconciler.model import Plan
-from reconciler.planning import planfile, render
-from reconciler.planning.plan import Context, compute
-from reconciler.rules import regulations
+from reconciler.planning import pipeline, planfile, render
+from reconciler.planning.plan import Context
 
 CASES = Path(__file__).resolve().parent / "cases"
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
@@ -28,11 +24,11 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 def make_plan(case: Path, tmp: Path) -> Plan:
     shutil.copy(case / "directory.ldif", tmp / "directory.ldif")
-    inv = inventory.load(case / "inventory")
-    reg = regulations.get(inv.settings.regulation)
+    loaded = pipeline.load(case / "inventory")
     with open_directory(f"ldif:{tmp / 'directory.ldif'}") as directory:
-        entries = read_tree(directory, inv.settings.base_dn, attributes.READ)
-    return compute(inv, entries, reg, Context(now=NOW, directory_url="ldif:directory.ldif"))
+        entries = pipeline.read(directory, loaded)
+    context = Context(now=NOW, directory_url="ldif:directory.ldif")
+    return pipeline.make_plan(loaded, entries, context, limits=None)
 
 
 def check(path: Path, actual: str) -> None:

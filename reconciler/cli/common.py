@@ -8,13 +8,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from reconciler.directory import Directory
 from reconciler.errors import InventoryError, ReconcilerError
-from reconciler.model import Inventory
+from reconciler.model import Entry
+
+if TYPE_CHECKING:
+    from reconciler.planning.pipeline import Loaded
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,19 +124,32 @@ def git_commit(folder: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def load_inventory(inventory: Path) -> Inventory:
-    from reconciler.inventory import loader as inventory_module
-    from reconciler.planning import desired
-    from reconciler.rules import regulations
+def load_inventory(inventory: Path) -> Loaded:
+    """The checked inventory (`pipeline.load`); its problems are printed, and the command ends."""
+    from reconciler.planning import pipeline
 
     try:
-        loaded = inventory_module.load(inventory, regulations.get)
-        found = desired.check(loaded, regulations.get(loaded.settings.regulation))
-        if found:
-            raise InventoryError(found)
+        return pipeline.load(inventory)
     except InventoryError as error:
         problems(error, str(inventory))
-    return loaded
+
+
+def read_directory(
+    connection: dict[str, Any], loaded: Loaded, *, progress: bool = False
+) -> tuple[list[Entry], str]:
+    """Open the directory the connection options name, read the inventory's part of it
+    (`pipeline.read`) and close it: the entries, and the directory's URL."""
+    from reconciler.cli.progress import Progress
+    from reconciler.planning import pipeline
+
+    directory = open_from(connection)
+    shown = Progress("reading the directory") if progress else None
+    try:
+        return pipeline.read(directory, loaded, shown), directory.url
+    finally:
+        if shown is not None:
+            shown.close()
+        directory.close()
 
 
 def actor_name(actor: str | None) -> str:

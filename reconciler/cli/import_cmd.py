@@ -78,6 +78,7 @@ def import_(
     from reconciler.cli.progress import Progress
     from reconciler.directory.snapshot import read_tree
     from reconciler.outputs import importer
+    from reconciler.planning import collector
     from reconciler.rules import regulations
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -92,7 +93,8 @@ def import_(
             attributes = (*importer.READ, agency_attribute)
             progress = Progress("reading the directory")
             try:
-                entries = read_tree(directory, base, attributes, progress)
+                with collector.paused():
+                    entries = read_tree(directory, base, attributes, progress)
             finally:
                 progress.close()
         finally:

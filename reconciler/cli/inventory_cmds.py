@@ -18,10 +18,10 @@ def validate(inventory: Path) -> None:
 
     Every problem is printed as FILE:LINE: message; the exit status is 1 when there is any.
     """
-    loaded = load_inventory(inventory)
+    checked = load_inventory(inventory).inventory
     click.echo(
-        f"{inventory}: valid — {loaded.settings.regulation}, {len(loaded.agencies)} agencies, "
-        f"{len(loaded.people)} staff"
+        f"{inventory}: valid — {checked.settings.regulation}, {len(checked.agencies)} agencies, "
+        f"{len(checked.people)} staff"
     )
 
 

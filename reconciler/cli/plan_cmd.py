@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import os
 import sys
 from pathlib import Path
@@ -17,9 +16,9 @@ from reconciler.cli.common import (
     fail,
     git_commit,
     load_inventory,
-    open_from,
     parse_now,
     problems,
+    read_directory,
 )
 from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
 from reconciler.inventory.gitdiff import InventoryChanges
@@ -95,62 +94,33 @@ def plan(
     Reads the live directory, gives every mailbox its address by the regulation, and lists the
     create / rename / update / suspend / restore / delete operations, each with its clause.
     """
-    from reconciler.attributes import READ
-    from reconciler.cli.progress import Progress
-    from reconciler.directory.snapshot import read_tree
     from reconciler.inventory import activity as activity_module
     from reconciler.inventory.gitdiff import changes_since
-    from reconciler.planning import planfile
-    from reconciler.planning.plan import Context, Limits, check_limits, compute
-    from reconciler.rules import regulations
+    from reconciler.planning import collector, pipeline, planfile
+    from reconciler.planning.plan import Context
 
     loaded = load_inventory(inventory)
     changes: InventoryChanges | None = None
-    # Reading and planning keep every entry and mailbox alive until the end: the cyclic garbage
-    # collector would walk them all again and again and find nothing (at 100,000 mailboxes it
-    # took a quarter of the plan). Nothing here makes reference cycles worth collecting.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         if base_ref is not None:
-            changes = changes_since(inventory, base_ref)
-        regulation = regulations.get(loaded.settings.regulation)
+            with collector.paused():  # both sides of the inventory, parsed
+                changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity) if activity else {}
-        directory = open_from(connection)
-        progress = Progress("reading the directory")
-        try:
-            entries = read_tree(directory, loaded.settings.base_dn, READ, progress)
-        finally:
-            progress.close()
-            directory.close()
-        limits = Limits(
-            max_deletes=loaded.settings.max_deletes,
-            allow_deletes=allow_deletes,
-            allow_suspends=allow_suspends,
+        entries, url = read_directory(connection, loaded, progress=True)
+        context = Context(
+            now=now, directory_url=url, inventory_commit=git_commit(inventory), activity=seen
         )
-        result = compute(
-            loaded,
-            entries,
-            regulation,
-            Context(
-                now=now,
-                directory_url=directory.url,
-                inventory_commit=git_commit(inventory),
-                activity=seen,
-            ),
+        result = pipeline.make_plan(
+            loaded, entries, context, limits=loaded.limits(allow_deletes, allow_suspends)
         )
+    except UnsafePlan as error:
+        _print_plan(error.plan, fmt, show_unmanaged, changes)  # the refused plan, then why
+        fail(error)
     except InventoryError as error:
         problems(error, str(inventory))
     except ReconcilerError as error:
         fail(error)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     _print_plan(result, fmt, show_unmanaged, changes)
-    try:
-        check_limits(result, limits)
-    except UnsafePlan as error:
-        fail(error)
     if out is not None:
         planfile.save(result, out)
         click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)

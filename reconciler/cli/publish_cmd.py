@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from reconciler.cli.app import main
-from reconciler.cli.common import connection_options, fail, load_inventory, open_from
+from reconciler.cli.common import connection_options, fail, load_inventory, read_directory
 from reconciler.errors import ReconcilerError
 
 
@@ -33,18 +33,12 @@ def publish(inventory: Path, out: Path, **connection: Any) -> None:
     """Write the public e-mail directory of each agency of INVENTORY: name, title, unit and
     address of its active mailboxes, as a static HTML page and a CSV (UTF-8 with a BOM, for
     Excel), plus index.html. Suspended mailboxes and internal data are left out."""
-    from reconciler.attributes import READ
-    from reconciler.directory.snapshot import read_tree
     from reconciler.outputs import publish as publish_module
 
     loaded = load_inventory(inventory)
     try:
-        directory = open_from(connection)
-        try:
-            entries = read_tree(directory, loaded.settings.base_dn, READ)
-        finally:
-            directory.close()
-        public = publish_module.build(loaded, entries)
+        entries, _url = read_directory(connection, loaded)
+        public = publish_module.build(loaded.inventory, entries)
         files = publish_module.files(public)
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():

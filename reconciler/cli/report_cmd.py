@@ -14,9 +14,9 @@ from reconciler.cli.common import (
     connection_options,
     fail,
     load_inventory,
-    open_from,
     parse_now,
     problems,
+    read_directory,
 )
 from reconciler.errors import InventoryError, Problem, ReconcilerError
 
@@ -103,24 +103,18 @@ def report(
     """The periodic report of INVENTORY's directory: accounts per agency (active, suspended by
     clause), created / renamed / deleted in the period, and the mailboxes a time rule will catch
     within 30 days."""
-    from reconciler.attributes import READ
-    from reconciler.directory.snapshot import read_tree
     from reconciler.inventory import activity as activity_module
     from reconciler.outputs import report as report_module
     from reconciler.outputs.report_render import RENDERERS
-    from reconciler.rules import regulations
 
     loaded = load_inventory(inventory)
     try:
-        regulation = regulations.get(loaded.settings.regulation)
         records = read_audit(audit_log) if audit_log else None
         seen = activity_module.load(activity) if activity else {}
-        directory = open_from(connection)
-        try:
-            entries = read_tree(directory, loaded.settings.base_dn, READ)
-        finally:
-            directory.close()
-        result = report_module.build(loaded, entries, regulation, records, now, since, seen)
+        entries, _url = read_directory(connection, loaded)
+        result = report_module.build(
+            loaded.inventory, entries, loaded.regulation, records, now, since, seen
+        )
     except InventoryError as error:
         problems(error, str(audit_log or activity or inventory))
     except ReconcilerError as error:

@@ -52,7 +52,7 @@ def reset_password(
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile
     from reconciler.applying.reset import reset_password as reset
-    from reconciler.rules import regulations
+    from reconciler.planning import collector
 
     if inventory_path is None:
         fail(
@@ -62,7 +62,7 @@ def reset_password(
             )
         )
     loaded = load_inventory(inventory_path)
-    regulation = regulations.get(loaded.settings.regulation)
+    regulation = loaded.regulation
     try:
         credentials = CredentialsFile(credentials_out)
         try:
@@ -76,14 +76,15 @@ def reset_password(
                 directory=directory.url,
             )
             try:
-                entry = reset(
-                    directory,
-                    loaded.settings.base_dn,
-                    address,
-                    credentials,
-                    audit,
-                    regulation.reset_clause,
-                )
+                with collector.paused():  # it reads the whole directory to find the address
+                    entry = reset(
+                        directory,
+                        loaded.inventory.settings.base_dn,
+                        address,
+                        credentials,
+                        audit,
+                        regulation.reset_clause,
+                    )
             finally:
                 audit.close()
                 directory.close()

@@ -9,7 +9,6 @@ becomes one DirectoryError that names the server, what failed and what to check.
 from __future__ import annotations
 
 import contextlib
-import gc
 import ipaddress
 import math
 import socket
@@ -394,33 +393,25 @@ class LdapDirectory(Directory):
         search_filter: str = "(objectClass=*)",
     ) -> tuple[list[Entry], bytes | None, int]:
         conn = self._conn
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # decoding a page makes many small objects: the collector would dominate
-        try:
-            kwargs: dict[str, Any] = {}
-            if paged:
-                kwargs = {"paged_size": PAGE_SIZE, "paged_cookie": cookie}
-            self._call(
-                f"reading {base_dn}",
-                lambda: conn.search(
-                    base_dn,
-                    search_filter,
-                    search_scope=scope,
-                    attributes=wanted,
-                    **kwargs,
-                ),
-            )
-            result: dict[str, Any] = conn.result or {}
-            code = result.get("result", 0)
-            entries = [
-                self._entry(r) for r in conn.response or () if r.get("type") == "searchResEntry"
-            ]
-            controls = result.get("controls") or {}
-            paging = controls.get(PAGED_RESULTS, {}).get("value") or {}
-            next_cookie = paging.get("cookie") or None
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        kwargs: dict[str, Any] = {}
+        if paged:
+            kwargs = {"paged_size": PAGE_SIZE, "paged_cookie": cookie}
+        self._call(
+            f"reading {base_dn}",
+            lambda: conn.search(
+                base_dn,
+                search_filter,
+                search_scope=scope,
+                attributes=wanted,
+                **kwargs,
+            ),
+        )
+        result: dict[str, Any] = conn.result or {}
+        code = result.get("result", 0)
+        entries = [self._entry(r) for r in conn.response or () if r.get("type") == "searchResEntry"]
+        controls = result.get("controls") or {}
+        paging = controls.get(PAGED_RESULTS, {}).get("value") or {}
+        next_cookie = paging.get("cookie") or None
         return entries, next_cookie, code
 
     def read(

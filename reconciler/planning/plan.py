@@ -11,8 +11,6 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from deepdiff import DeepDiff
-
 from reconciler import attributes
 from reconciler.attributes import (
     CASELESS_ATTRS,
@@ -83,6 +81,10 @@ def attribute_changes(
     """The attributes whose values differ, before and after (deepdiff finds them)."""
     if before == after:
         return ()
+    # imported at the first difference: deepdiff brings asyncio, ssl and pickle along (40 ms),
+    # which the commands that load the pipeline without planning (validate, report) do not need
+    from deepdiff import DeepDiff
+
     diff = DeepDiff(dict(before), dict(after), ignore_order=True, view="tree")
     changed: set[str] = set()
     for level in diff.values():

@@ -1,0 +1,75 @@
+"""The pipeline, wired in one place: load the inventory and check it against its regulation
+(`load`), read the directory (`read`), compute the plan and guard it (`make_plan`).
+
+The command line (plan, validate, report, publish, reset-password) and the tests call these steps
+instead of wiring the stages themselves, as octoDNS's `Manager.sync` does. I/O goes only through
+the inventory loader and the `Directory` given; no click here: the caller parses and renders.
+Each step runs with the cyclic garbage collector paused (`collector.paused`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.attributes import READ
+from reconciler.directory.base import Directory
+from reconciler.directory.snapshot import read_tree
+from reconciler.errors import InventoryError
+from reconciler.inventory import loader
+from reconciler.model import Entry, Inventory, Plan
+from reconciler.planning import desired
+from reconciler.planning.collector import paused
+from reconciler.planning.plan import Context, Limits, check_limits, compute
+from reconciler.rules import regulations
+from reconciler.rules.regulations import Regulation
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """An inventory that passed every check, with the regulation it names."""
+
+    inventory: Inventory
+    regulation: Regulation
+
+    def limits(self, allow_deletes: int | None = None, allow_suspends: int | None = None) -> Limits:
+        """The guard: `max_deletes` of directory.yaml, and what the person planning allows."""
+        return Limits(
+            max_deletes=self.inventory.settings.max_deletes,
+            allow_deletes=allow_deletes,
+            allow_suspends=allow_suspends,
+        )
+
+
+def load(folder: Path) -> Loaded:
+    """Read the inventory in `folder` and check it against the schemas and its regulation; raise
+    InventoryError with every problem as FILE:LINE: message."""
+    with paused():
+        inventory = loader.load(folder, regulations.get)
+        regulation = regulations.get(inventory.settings.regulation)
+        found = desired.check(inventory, regulation)
+    if found:
+        raise InventoryError(found)
+    return Loaded(inventory, regulation)
+
+
+def read(
+    directory: Directory, loaded: Loaded, progress: Callable[[int], None] | None = None
+) -> list[Entry]:
+    """Every entry under the inventory's base DN, with the attributes a plan reads."""
+    with paused():
+        return read_tree(directory, loaded.inventory.settings.base_dn, READ, progress)
+
+
+def make_plan(
+    loaded: Loaded, entries: Iterable[Entry], context: Context, *, limits: Limits | None
+) -> Plan:
+    """The plan that makes the directory match the inventory, guarded by `limits`: past them it
+    raises UnsafePlan, which carries the plan so that it can be shown before it is refused.
+    `limits=None` computes without the guard (the tests' scenarios, which check it on their own)."""
+    with paused():
+        result = compute(loaded.inventory, entries, loaded.regulation, context)
+    if limits is not None:
+        check_limits(result, limits)
+    return result
