@@ -508,6 +508,16 @@ def test_ldapi_and_anonymous(slapd: Slapd) -> None:
         list(anonymous.read(slapd.suffix, ["uid"]))
 
 
+def test_ldapi_without_a_bind_dn_binds_with_sasl_external(slapd: Slapd) -> None:
+    # the throwaway slapd gives the local user over ldapi what Debian gives root: manage rights
+    with open_directory(slapd.ldapi_url) as d:
+        d.add(f"ou=viaexternal,{slapd.suffix}", {"objectClass": ["organizationalUnit"]})
+        assert d.get(f"ou=viaexternal,{slapd.suffix}", ["ou"]) is not None
+    plain = open_directory(slapd.url)  # no bind DN over TCP: still anonymous
+    with plain, pytest.raises(DirectoryError, match="an anonymous bind may not read"):
+        list(plain.read(slapd.suffix, ["uid"]))
+
+
 def test_no_socket_and_dead_server(slapd: Slapd, tmp_path: Path) -> None:
     error = _refused("ldapi://" + str(tmp_path / "none").replace("/", "%2F"))
     assert "no socket at that path" in str(error)

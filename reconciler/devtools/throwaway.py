@@ -154,7 +154,7 @@ def _wait_pid_gone(pid: int, timeout: float) -> bool:
     return not _pid_alive(pid)
 
 
-def _base_ldif(suffix: str) -> str:
+def _base_ldif(suffix: str, lockout: bool = True) -> str:
     attr, _, value = suffix.split(",", 1)[0].partition("=")
     attr = attr.strip().lower()
     value = value.strip()
@@ -172,9 +172,12 @@ def _base_ldif(suffix: str) -> str:
         f"dn: cn=default,ou=policies,{suffix}\nobjectClass: person\nobjectClass: pwdPolicy\n"
         "cn: default\nsn: default\npwdAttribute: userPassword\npwdMustChange: TRUE\n"
         "pwdAllowUserChange: TRUE\n"
+        # QN-2020 Đ8.1, HG-2024 Đ6.2: at least 8 characters; quality 2 refuses a password
+        # slapd cannot check (one sent already hashed)
+        "pwdMinLength: 8\npwdCheckQuality: 2\n"
         # slapd 2.5 ignores pwdAccountLockedTime (the suspension lock) unless pwdLockout is on;
         # pwdMaxFailure stays 0, so failed binds alone never lock anyone out.
-        "pwdLockout: TRUE\n"
+        + ("pwdLockout: TRUE\n" if lockout else "pwdLockout: FALSE\n")
     )
 
 
@@ -188,7 +191,12 @@ class Slapd:
     Base entries: the suffix, `ou=policies` and the default password policy
     `cn=default,ou=policies,<suffix>` (pwdMustChange, pwdAllowUserChange and pwdLockout TRUE:
     `pwdReset: TRUE` forces a change at the next bind, `pwdAccountLockedTime: 000001010000Z`
-    makes every bind fail).
+    makes every bind fail; pwdMinLength 8).
+
+    The local user running it may do anything over ldapi (SASL EXTERNAL), in the database and
+    in `cn=config`, as root may on a Debian server. Variants, for `reconciler doctor`'s tests:
+    `lockout=False` (a policy under which slapd ignores the suspension lock), `lastbind=False`
+    (no pwdLastSuccess), `schema=None` (without the project's schema).
     """
 
     BASE_ENTRIES = 3
@@ -202,8 +210,10 @@ class Slapd:
         port: int | None = None,
         dbnosync: bool = True,
         maxsize: int = 2 * GiB,
-        schema: Path = PROJECT_SCHEMA,
+        schema: Path | None = PROJECT_SCHEMA,
         tls: bool = False,
+        lockout: bool = True,
+        lastbind: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.suffix = suffix
@@ -215,6 +225,8 @@ class Slapd:
         self.maxsize = maxsize
         self.schema = schema
         self.tls = tls
+        self.lockout = lockout
+        self.lastbind = lastbind
         self.tls_port = free_port() if tls else 0
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -295,9 +307,15 @@ class Slapd:
         schemas = [
             SYSTEM_SCHEMAS / f"{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")
         ]
-        schemas.append(self.schema)
+        if self.schema is not None:
+            schemas.append(self.schema)
         includes = "".join(f"include {path}\n" for path in schemas)
         root = f'dn.exact="{self.root_dn}"'
+        # the local user over ldapi (SASL EXTERNAL), as root is on a Debian server
+        local = (
+            f'dn.exact="gidNumber={os.getegid()}+uidNumber={os.geteuid()},'
+            'cn=peercred,cn=external,cn=auth"'
+        )
         tls = ""
         if self.tls:
             folder = self.workdir / "tls"
@@ -316,24 +334,33 @@ class Slapd:
             "sizelimit unlimited\n"
             "timelimit unlimited\n"
             "\n"
+            "database config\n"
+            f"access to * by {local} manage by * none\n"
+            "\n"
             "database mdb\n"
             f'suffix "{self.suffix}"\n'
             f'rootdn "{self.root_dn}"\n'
             f"rootpw {ssha(self.root_pw)}\n"
             f"directory {self.db_dir}\n"
-            f"maxsize {self.maxsize}\n" + ("dbnosync\n" if self.dbnosync else "") + "lastbind on\n"
-            "index objectClass,uid,mail,employeeNumber,govMailAlias eq\n"
+            f"maxsize {self.maxsize}\n"
+            + ("dbnosync\n" if self.dbnosync else "")
+            + ("lastbind on\n" if self.lastbind else "")
+            + "index objectClass,uid,mail,employeeNumber"
+            + (",govMailAlias" if self.schema is not None else "")
+            + " eq\n"
             "overlay ppolicy\n"
             f'ppolicy_default "cn=default,ou=policies,{self.suffix}"\n'
             "ppolicy_hash_cleartext\n"
             "\n"
             "access to attrs=userPassword\n"
             f"  by {root} manage\n"
+            f"  by {local} manage\n"
             "  by self write\n"
             "  by anonymous auth\n"
             "  by * none\n"
             "access to *\n"
             f"  by {root} manage\n"
+            f"  by {local} manage\n"
             "  by self read\n"
             "  by users read\n"
             "  by anonymous auth\n"
@@ -353,7 +380,7 @@ class Slapd:
     def initialize(self, extra_ldif: Path | None = None) -> None:
         """Write the configuration and a fresh database (base entries plus `extra_ldif`)."""
         ensure_installed()
-        if not self.schema.exists():
+        if self.schema is not None and not self.schema.exists():
             raise SlapdError(f"the project's LDAP schema {self.schema} is missing")
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
@@ -367,7 +394,7 @@ class Slapd:
         with os.fdopen(fd, "w") as conf:
             conf.write(self._slapd_conf())
         base = self.workdir / "base.ldif"
-        base.write_text(_base_ldif(self.suffix))
+        base.write_text(_base_ldif(self.suffix, self.lockout))
         self._load(base)
         if extra_ldif is not None:
             self._load(extra_ldif)

@@ -157,6 +157,19 @@ class LdapDirectory(Directory):
                     f"cannot use the CA file {ca_file} for {self.url}: {exc} — check the path "
                     "and that it holds PEM certificates"
                 ) from None
+        # over a local socket with no bind DN: SASL EXTERNAL, the identity of the local user
+        # (`ldapadd -Y EXTERNAL -H ldapi:///`), e.g. root with the rights Debian gives it
+        self.external = scheme == "ldapi" and not self.bind_dn
+        if self.external:
+            authentication: dict[str, Any] = {
+                "authentication": ldap3.SASL,
+                "sasl_mechanism": ldap3.EXTERNAL,
+                "sasl_credentials": "",  # None would leave the bind "in progress"
+            }
+        elif self.bind_dn:
+            authentication = {"authentication": ldap3.SIMPLE, "user": self.bind_dn}
+        else:
+            authentication = {"authentication": ldap3.ANONYMOUS}
         try:
             if scheme == "ldapi":
                 server = ldap3.Server(self.url, get_info=ldap3.NONE, connect_timeout=timeout)
@@ -171,9 +184,8 @@ class LdapDirectory(Directory):
                 )
             self._conn = ldap3.Connection(
                 server,
-                user=self.bind_dn,
                 password=password if self.bind_dn else None,
-                authentication=ldap3.SIMPLE if self.bind_dn else ldap3.ANONYMOUS,
+                **authentication,
                 client_strategy=ldap3.SYNC,
                 auto_bind=ldap3.AUTO_BIND_NONE,
                 auto_referrals=False,
@@ -219,7 +231,7 @@ class LdapDirectory(Directory):
             )
         if not self._call("binding", lambda: conn.bind()):
             code = conn.result.get("result") if conn.result else None
-            who = f"the bind DN {self.bind_dn}" if self.bind_dn else "an anonymous bind"
+            who = self._who()
             self._abort()
             if code == INVALID_CREDENTIALS:
                 raise DirectoryError(
@@ -230,6 +242,13 @@ class LdapDirectory(Directory):
                 f"the directory at {self._where} refused {who}: {self._server_says()}"
             )
         conn.password = None  # ldap3 would show it in its repr; no rebinds are done
+
+    def _who(self) -> str:
+        if self.bind_dn:
+            return f"the bind DN {self.bind_dn}"
+        if self.external:
+            return "SASL EXTERNAL (the local user over ldapi)"
+        return "an anonymous bind"
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -449,7 +468,7 @@ class LdapDirectory(Directory):
                     "directory.yaml (and that the bind DN may see it)"
                 )
             if code == INSUFFICIENT_ACCESS:
-                who = f"the bind DN {self.bind_dn}" if self.bind_dn else "an anonymous bind"
+                who = self._who()
                 raise DirectoryError(
                     f"{who} may not read {base_dn} on {self.url} — check the bind DN and the "
                     "server's ACLs"
