@@ -113,6 +113,8 @@ class Settings:
     max_deletes: int = 10
     reserved: tuple[str, ...] = ()
     loc: Loc = field(default=Loc(""), compare=False)
+    #: mail_store.erase: the command apply runs after a delete ({id}, {address} filled in)
+    erase: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -442,8 +442,31 @@ class _Run:
         reserved = () if f.broken(("reserved",)) else tuple(d.get("reserved", ()))
         loc = Loc(f.rel, 1)
         return Settings(
-            d["regulation"], d["domain"], d["base_dn"], quota, max_deletes, reserved, loc
+            d["regulation"],
+            d["domain"],
+            d["base_dn"],
+            quota,
+            max_deletes,
+            reserved,
+            loc,
+            erase=self.erase(f),
         )
+
+    def erase(self, f: _File) -> tuple[str, ...]:
+        path: tuple[str | int, ...] = ("mail_store", "erase")
+        if f.broken(path):
+            return ()
+        command = tuple((f.data.get("mail_store") or {}).get("erase") or ())
+        if "mail_store" in f.data and not command:
+            self.at(f, path, "give the command that erases a deleted mailbox's mail, as a list")
+        elif command and not command[0].startswith("/"):
+            self.at(
+                f,
+                (*path, 0),
+                f"{quote(command[0])} must be an absolute path: apply runs it without a shell "
+                "or a search of PATH",
+            )
+        return command
 
     def quota(self, f: _File, path: tuple[str | int, ...], value: int | str | None) -> int | None:
         if value is None:
