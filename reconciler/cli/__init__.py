@@ -6,7 +6,13 @@ registers itself on the `main` group when imported here.
 
 from __future__ import annotations
 
-from reconciler.cli import apply_cmd, inventory_cmds, plan_cmd, reset_cmd  # noqa: F401  (register the commands)
+from reconciler.cli import (  # noqa: F401  (register the commands)
+    apply_cmd,
+    doctor_cmd,
+    inventory_cmds,
+    plan_cmd,
+    reset_cmd,
+)
 from reconciler.cli.app import main
 from reconciler.cli.import_cmd import import_  # noqa: F401  (registers `reconciler import`)
 from reconciler.cli.publish_cmd import publish  # noqa: F401  (registers `reconciler publish`)

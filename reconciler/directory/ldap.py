@@ -106,6 +106,8 @@ class LdapDirectory(Directory):
     ) -> None:
         self.url = url.rstrip("/")
         self.bind_dn = bind_dn or None
+        self.starttls = starttls
+        self.loopback = False
         self.timeout = timeout
         scheme, _, rest = self.url.partition("://")
         scheme = scheme.lower()
@@ -130,6 +132,7 @@ class LdapDirectory(Directory):
                     f"directory URL {self.url!r} has a path or query: give only "
                     f"{scheme}://HOST:PORT (the base DN comes from directory.yaml)"
                 )
+        self.loopback = scheme == "ldapi" or _is_loopback(host)
         if scheme == "ldapi" and starttls:
             raise DirectoryError(f"--starttls makes no sense over a local socket ({self.url})")
         if (
@@ -202,6 +205,17 @@ class LdapDirectory(Directory):
 
     def __repr__(self) -> str:  # never the password
         return f"LdapDirectory(url={self.url!r}, bind_dn={self.bind_dn!r})"
+
+    @property
+    def connection(self) -> Any:
+        """The bound ldap3 connection, for `directory.policy` and `directory.doctor` (reads
+        that the Directory interface has no words for). Search entries carry raw values only."""
+        return self._conn
+
+    def lock_policy(self, base_dn: str) -> bool | None:
+        from reconciler.directory.policy import lock_policy
+
+        return lock_policy(self._conn, base_dn).locks
 
     # connection ------------------------------------------------------------------------------
 

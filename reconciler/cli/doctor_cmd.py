@@ -1,0 +1,68 @@
+"""`reconciler doctor`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from reconciler.cli.app import main
+from reconciler.cli.common import connection_options, fail, open_from
+from reconciler.errors import DirectoryError, ReconcilerError
+
+
+@main.command()
+@connection_options
+@click.option(
+    "--base-dn",
+    metavar="DN",
+    help="the base_dn of directory.yaml (default: the server's only naming context)",
+)
+@click.option(
+    "--canary/--no-canary",
+    default=None,
+    help="prove the settings with a temporary entry (default: only where cn=config cannot be "
+    "read); --no-canary writes nothing at all",
+)
+def doctor(base_dn: str | None, canary: bool | None, **connection: Any) -> None:
+    """Check that the LDAP server gives what the tool relies on.
+
+    The project's schema; the ppolicy overlay, with a default policy that locks suspended
+    accounts (pwdLockout), forces a change of an issued password (pwdMustChange) and asks for 8
+    characters; lastbind; the equality indexes apply searches by; the bind DN's rights (read the
+    base, write the people container and the lock entry); TLS. Settings are read from cn=config
+    where the bind may (ldapi:// as root); elsewhere a temporary canary entry, always deleted,
+    proves how the server behaves. Each problem is named with its remedy. Exit status 0 when
+    nothing is missing, 1 otherwise. A comma-separated list of URLs checks each server.
+    """
+    from reconciler.directory.doctor import diagnose, healthy, report
+    from reconciler.directory.ldap import LdapDirectory
+
+    urls = [u.strip() for u in str(connection.pop("directory_url")).split(",") if u.strip()]
+    all_good = True
+    for url in urls:
+        if not url.lower().startswith(("ldap://", "ldaps://", "ldapi://")):
+            fail(
+                ReconcilerError(
+                    f"doctor checks LDAP servers: {url} is not an ldap://, ldaps:// or ldapi:// URL"
+                )
+            )
+        try:
+            directory = open_from({**connection, "directory_url": url})
+        except DirectoryError as error:
+            click.echo(f"{url}\n  MISSING connection: {error}")
+            all_good = False
+            continue
+        try:
+            assert isinstance(directory, LdapDirectory)
+            findings = diagnose(directory, base_dn, canary)
+        except ReconcilerError as error:
+            fail(error)
+        finally:
+            directory.close()
+        for line in report(findings, url):
+            click.echo(line)
+        all_good = all_good and healthy(findings)
+    click.echo("All good." if all_good else "Something the reconciler relies on is missing.")
+    sys.exit(0 if all_good else 1)
