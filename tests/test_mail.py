@@ -9,6 +9,7 @@ home Dovecot keys by employeeNumber.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import email
 import email.header
@@ -31,7 +32,7 @@ from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory
 
 from . import scenario
-from .helpers import admin_connection
+from .helpers import admin_connection, run_cli
 from .scenario import BASE_HG
 
 pytestmark = [pytest.mark.slow, pytest.mark.mail]
@@ -354,3 +355,39 @@ def test_message_size_limit_lets_a_20_mb_attachment_through_and_stops_21(world: 
         smtp.rset()
         code, text = smtp.mail(OUTSIDE, [f"SIZE={attachment_21}"])
         assert code == 552 and b"5.3.4" in text
+
+
+def test_activity_from_the_live_mail_logs(world: World, tmp_path: Path) -> None:
+    address = world.address["HG-0007"]
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ok, says, _ = imap_login(world, address, world.password["HG-0007"])
+    assert ok, says
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", world.mail.submission_port, timeout=30) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(address, world.password["HG-0007"])
+        smtp.sendmail(address, [world.address["HG-0001"]], b"Subject: gui di\r\n\r\nx\r\n")
+    send(world, [address])
+    wait_for(world, lambda: len(messages(world, "HG-0007")) == 1, "delivery to HG-0007")
+    out = tmp_path / "activity.csv"
+    result = run_cli(
+        "activity", str(world.mail.postfix_log), str(world.mail.dovecot_log), "--out", str(out),
+        "--timezone", _local_zone(),  # the throwaway servers log the machine's local time
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with out.open(encoding="utf-8") as handle:
+        rows = {row["address"]: row for row in csv.DictReader(handle)}
+    row = rows[address]
+    for column in ("last_activity", "last_login", "last_sent", "last_received"):
+        moment = dt.datetime.fromisoformat(row[column])
+        assert started - dt.timedelta(seconds=2) <= moment <= dt.datetime.now(dt.UTC), column
+
+
+def _local_zone() -> str:
+    if os.environ.get("TZ"):
+        return os.environ["TZ"].lstrip(":")
+    with contextlib.suppress(OSError):
+        return Path("/etc/timezone").read_text(encoding="utf-8").strip() or "UTC"
+    return "UTC"

@@ -213,7 +213,8 @@ def test_activity_file_errors_name_the_line(tmp_path: Path) -> None:
         "b@quangnam.gov.vn,yesterday\n"
         "\n"
         "not-an-address,2026-01-01\n"
-        "c@quangnam.gov.vn,2026-01-01,extra\n",
+        "c@quangnam.gov.vn\n"
+        "d@quangnam.gov.vn,2026-01-01,more columns are allowed\n",
         encoding="utf-8",
     )
     with pytest.raises(InventoryError) as error:

@@ -7,6 +7,7 @@ registers itself on the `main` group when imported here.
 from __future__ import annotations
 
 from reconciler.cli import (  # noqa: F401  (register the commands)
+    activity_cmd,
     apply_cmd,
     doctor_cmd,
     inventory_cmds,

@@ -1,4 +1,5 @@
-"""The `--activity FILE` CSV (`address,last_activity`) exported from the mail server's logs."""
+"""The `--activity FILE` CSV (`address,last_activity`, more columns allowed) exported from the mail
+server's logs (`reconciler activity`, inventory/maillog.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def load(path: Path) -> dict[str, dt.datetime]:
                 line = reader.line_num
                 if not row or not "".join(row).strip():
                     continue
-                if len(row) != 2 or "@" not in row[0]:
+                # more columns are allowed (`reconciler activity` adds the last login, sent
+                # and received): the first two are what counts here
+                if len(row) < 2 or "@" not in row[0]:
                     problems.append(
                         Problem(
                             str(path),
