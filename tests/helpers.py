@@ -13,7 +13,7 @@ from typing import Any
 import ldap3
 
 from reconciler.devtools.throwaway import Slapd
-from reconciler.directory import Directory, Progress
+from reconciler.directory import Directory, LockPolicy, Progress
 from reconciler.model import Entry
 
 
@@ -62,6 +62,9 @@ class PassThrough(Directory):
 
     def delete(self, dn: str) -> None:
         self.inner.delete(dn)
+
+    def lock_policy(self, base_dn: str) -> LockPolicy:
+        return self.inner.lock_policy(base_dn)
 
     def flush(self) -> None:
         self.inner.flush()

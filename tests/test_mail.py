@@ -299,7 +299,6 @@ def test_suspended_mailbox_rejects_mail_at_rcpt_and_cannot_log_in(world: World) 
     assert submission_login(world, address, world.password["HG-0003"]) == 535
 
 
-@pytest.mark.xfail(reason="apply runs mail_store.erase in the next commit", strict=True)
 def test_deleted_mailbox_rejects_mail_and_its_maildir_is_erased(world: World) -> None:
     address = world.address["HG-0004"]
     send(world, [address])

@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+from reconciler.applying import mailstore
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
     CASELESS_ATTRS,
     LOCK,
@@ -214,10 +216,15 @@ def execute(
     actor: str,
     break_lock: bool = False,
     progress: Progress | None = None,
+    accept_unverified_lock: bool = False,
 ) -> Recap:
-    """Apply the plan. Raises StalePlan before writing anything if an entry changed; stops at the
-    first failing operation (recorded in the recap and the audit log)."""
+    """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
+    ReconcilerError if the plan suspends on a server that would not lock the accounts
+    (`accept_unverified_lock`: where that cannot be read, go on); stops at the first failing
+    operation (recorded in the recap and the audit log). After each delete the plan's mail-store
+    erase runs (again too for a delete already done, so that a failed erase is retried)."""
     recap = Recap()
+    ensure_locking(plan, directory, accept_unverified_lock)
     issued = sum(1 for op in plan.operations if _issues_password(op))
     if credentials is None and issued:
         raise ReconcilerError(
@@ -254,6 +261,8 @@ def execute(
                 outcome="ok",
                 message="already done",
             )
+            if op.action is Action.DELETE and plan.erase:
+                mailstore.erase(plan.erase, op, audit)
         current_dn = {key: e.dn for key, e in live.items()}
         # each entry as this run knows it: as read by the stale check, then as this run wrote it;
         # every modify is a compare-and-swap against it, so a hand change made while the apply
@@ -309,6 +318,13 @@ def execute(
                 after=after,
                 outcome="changed",
             )
+            if op.action is Action.DELETE and plan.erase:
+                try:
+                    mailstore.erase(plan.erase, op, audit)
+                except ReconcilerError as error:
+                    recap.failed, recap.skipped = 1, total - index - 1
+                    recap.messages.append(f"delete {op.address} ({op.id}): {error}")
+                    break
             if progress:
                 progress(index + 1, total)
     return recap

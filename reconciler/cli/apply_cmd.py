@@ -32,6 +32,13 @@ from reconciler.errors import ReconcilerError
 )
 @click.option("--actor", help="who applies (default: the CI user or $USER)")
 @click.option("--break-lock", is_flag=True, help="take over a lock left by a dead apply")
+@click.option(
+    "--suspend-without-lock-check",
+    "accept_unverified_lock",
+    is_flag=True,
+    help="suspend even though the server's password policy could not be read: if it lacks "
+    "pwdLockout: TRUE, suspended mailboxes still log in (check first with `reconciler doctor`)",
+)
 def apply(
     plan_file: Path,
     credentials_out: Path | None,
@@ -39,13 +46,16 @@ def apply(
     audit_log: Path,
     actor: str | None,
     break_lock: bool,
+    accept_unverified_lock: bool,
     **connection: Any,
 ) -> None:
     """Apply a plan saved by `reconciler plan --out`.
 
     Refuses a stale plan (an entry changed since it was made) before writing anything; skips what
     is already done, so an interrupted apply can simply be run again. An entry changed by hand
-    while the apply runs stops it: the change is never overwritten.
+    while the apply runs stops it: the change is never overwritten. A plan that suspends is
+    refused, before anything is written, on a server whose password policy would not lock the
+    accounts (pwdLockout). After each delete, the plan's mail-store erase command runs.
     """
     from reconciler.applying import apply as apply_module
     from reconciler.applying.audit import AuditLog
@@ -91,6 +101,7 @@ def apply(
                         actor=actor_name(actor),
                         break_lock=break_lock,
                         progress=progress,
+                        accept_unverified_lock=accept_unverified_lock,
                     )
                 finally:
                     progress.close()

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.directory.base import FIND_CHUNK, OPERATIONAL, PAGE_SIZE, Directory, Progress
+from reconciler.directory.base import (
+    FIND_CHUNK,
+    OPERATIONAL,
+    PAGE_SIZE,
+    Directory,
+    LockPolicy,
+    Progress,
+)
 from reconciler.errors import DirectoryError
 
 
@@ -57,4 +64,12 @@ def open_directory(
     )
 
 
-__all__ = ["FIND_CHUNK", "OPERATIONAL", "PAGE_SIZE", "Directory", "Progress", "open_directory"]
+__all__ = [
+    "FIND_CHUNK",
+    "OPERATIONAL",
+    "PAGE_SIZE",
+    "Directory",
+    "LockPolicy",
+    "Progress",
+    "open_directory",
+]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 
 from reconciler.model import Entry
@@ -55,6 +56,15 @@ PAGE_SIZE = 1000
 FIND_CHUNK = 250
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LockPolicy:
+    """Whether the server locks a suspended account: True, False, or None when it cannot be
+    read; `detail` says where that was read, or why it could not be."""
+
+    locks: bool | None
+    detail: str
 
 
 class Directory(abc.ABC):
@@ -103,6 +113,11 @@ class Directory(abc.ABC):
     @abc.abstractmethod
     def delete(self, dn: str) -> None:
         """Delete a leaf entry. NoSuchEntry if there is none."""
+
+    def lock_policy(self, base_dn: str) -> LockPolicy:
+        """Does a bind to an entry with pwdAccountLockedTime fail (a suspension takes effect)?
+        Read only. A file directory has no binds: there is nothing a suspension could miss."""
+        return LockPolicy(True, f"{self.url} is a file: nobody binds to it")
 
     def flush(self) -> None:  # noqa: B027 - a no-op unless the backend buffers writes
         """Make every write so far durable (the LDIF backend rewrites its file)."""

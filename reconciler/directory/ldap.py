@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from reconciler.directory.base import FIND_CHUNK, PAGE_SIZE, Directory, Progress
+from reconciler.directory.base import FIND_CHUNK, PAGE_SIZE, Directory, LockPolicy, Progress
 from reconciler.dn import escape_filter_value, parent_dn
 from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
 from reconciler.model import Entry
@@ -212,10 +212,11 @@ class LdapDirectory(Directory):
         that the Directory interface has no words for). Search entries carry raw values only."""
         return self._conn
 
-    def lock_policy(self, base_dn: str) -> bool | None:
+    def lock_policy(self, base_dn: str) -> LockPolicy:
         from reconciler.directory.policy import lock_policy
 
-        return lock_policy(self._conn, base_dn).locks
+        policy = lock_policy(self._conn, base_dn)
+        return LockPolicy(policy.locks, f"{policy.dn}, {policy.how}" if policy.dn else policy.how)
 
     # connection ------------------------------------------------------------------------------
 

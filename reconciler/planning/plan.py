@@ -183,6 +183,14 @@ def compute(
 
     ops.sort(key=lambda op: op.sort_key)
     notes = _unknown_activity(ctx.activity, wanted.taken)
+    deletes = any(op.action is Action.DELETE for op in ops)
+    erase = settings.erase if deletes else ()
+    if erase:
+        notes = (
+            *notes,
+            "after each delete, apply erases the mailbox's mail with "
+            f"`{' '.join(erase)}` (mail_store.erase in directory.yaml)",
+        )
     containers = tuple(
         dn for dn in (settings.base_dn, people_dn(settings.base_dn)) if dn.lower() not in known
     )
@@ -201,6 +209,7 @@ def compute(
         containers=containers if any(op.action is Action.CREATE for op in ops) else (),
         accounts=len(live),
         notes=notes,
+        erase=erase,
     )
     return plan
 

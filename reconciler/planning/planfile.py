@@ -80,6 +80,8 @@ def body(plan: Plan) -> dict[str, Any]:
         "operations": [operation_dict(op) for op in plan.operations],
         "unmanaged": list(plan.unmanaged),
         "notes": list(plan.notes),
+        # only when it runs: plans without one keep the digest they always had
+        **({"mail_store": {"erase": list(plan.erase)}} if plan.erase else {}),
     }
 
 
@@ -204,6 +206,7 @@ def from_json(text: str, source: str = "plan") -> Plan:
             operations=_operations(data["operations"], source),
             unmanaged=tuple(data.get("unmanaged", ())),
             notes=tuple(data.get("notes", ())),
+            erase=tuple(str(part) for part in data.get("mail_store", {}).get("erase", ())),
         )
     except ReconcilerError:
         raise
