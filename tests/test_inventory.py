@@ -124,6 +124,17 @@ def test_nfd_names_load_as_nfc(tmp_path: Path) -> None:
     assert inv.digest != inventory.load(MINIMAL_HG).digest  # the bytes differ
 
 
+@pytest.mark.parametrize("bad", [".", "..", ".hidden", "-x", "_x"])
+def test_a_staff_id_starts_with_a_letter_or_digit(tmp_path: Path, bad: str) -> None:
+    """The id becomes the mail server's folder of the mailbox (examples/mail): never `..`."""
+    inv_dir = copy(MINIMAL_HG, tmp_path)
+    agency = inv_dir / "agencies" / "sotttt.yaml"
+    agency.write_text(agency.read_text(encoding="utf-8").replace("HG-0002", bad), "utf-8")
+    with pytest.raises(InventoryError) as caught:
+        inventory.load(inv_dir)
+    assert any("id" in p.message for p in caught.value.problems), caught.value.problems
+
+
 def test_bom_is_accepted(tmp_path: Path) -> None:
     inv_dir = copy(MINIMAL_HG, tmp_path)
     directory = inv_dir / "directory.yaml"
