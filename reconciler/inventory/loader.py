@@ -53,7 +53,9 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _PATTERN_WORDS = {
     "^[a-z0-9-]+$": "only lower-case letters a-z, digits and hyphens",
     "^[a-z0-9]+$": "only lower-case letters a-z and digits",
-    "^[A-Za-z0-9._-]+$": "only letters A-Z a-z, digits, dot, underscore and hyphen",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": (
+        "only letters A-Z a-z, digits, dot, underscore and hyphen, starting with a letter or digit"
+    ),
     "^[a-z0-9]+(\\.[a-z0-9]+)*$": "lower-case letters, digits and single dots",
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "a date written YYYY-MM-DD",
     "^[0-9]+ ?([KMGTkmgt][Ii]?)?[Bb]$": "a size like 5GB, 500 MB or 10 GiB, or a number of bytes",

@@ -72,7 +72,7 @@ UNMANAGED = "unmanaged"
 NOTE = "note"
 LEGACY_COMMENT = "legacy address kept as issued"
 
-_ID = re.compile(r"[A-Za-z0-9._-]+\Z")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _AGENCY_ID = re.compile(r"[a-z0-9-]+\Z")
 _ABBR = re.compile(r"[a-z0-9]+\Z")
 _PERSON = frozenset({"person", "organizationalperson", "inetorgperson"})
