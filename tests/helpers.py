@@ -38,7 +38,7 @@ class PassThrough(Directory):
     """A directory that passes every call to `inner`: subclass it to watch or disturb calls."""
 
     def __init__(self, inner: Directory) -> None:
-        self.inner, self.url = inner, inner.url
+        self.inner, self.url, self.backend = inner, inner.url, inner.backend
 
     def read(
         self, base_dn: str, attributes: Any, progress: Progress | None = None

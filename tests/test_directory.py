@@ -1,12 +1,18 @@
-"""The directory adapters: one suite run against slapd (ldap) and the LDIF file backend."""
+"""The directory adapters: one suite run against slapd through each LDAP backend (python-ldap and
+ldap3) and against the LDIF file backend; the connection tests run with both LDAP backends."""
 
 from __future__ import annotations
 
 import base64
+import gc
+import importlib.util
 import os
+import socket
 import stat
+import sys
 import time
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.devtools.throwaway import Slapd
-from reconciler.directory import FIND_CHUNK, Directory, open_directory
+from reconciler.directory import BACKENDS, FIND_CHUNK, Directory, open_directory
 from reconciler.directory.ldif import LdifDirectory
 from reconciler.dn import child_dn, normalize_dn
 from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
@@ -56,17 +62,20 @@ def _ou(name: str) -> dict[str, list[str]]:
     return {"objectClass": ["organizationalUnit"], "ou": [name]}
 
 
-@pytest.fixture(params=["ldap", "ldif"])
+@pytest.fixture(params=[*BACKENDS, "ldif"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "ldap":
+    if request.param in BACKENDS:
         server: Slapd = request.getfixturevalue("slapd")
 
         def reopen_ldap(preload: Path | None) -> Directory:
             if preload is not None:
                 server.reset(preload)
-            return open_directory(server.url, bind_dn=server.root_dn, password=server.root_pw)
+            return open_directory(
+                server.url, bind_dn=server.root_dn, password=server.root_pw, backend=request.param
+            )
 
-        backend = Backend("ldap", reopen_ldap(None), server.suffix, reopen_ldap)
+        backend = Backend(request.param, reopen_ldap(None), server.suffix, reopen_ldap)
+        assert backend.directory.backend == request.param
     else:
         path = tmp_path / "directory.ldif"
         first = LdifDirectory(f"ldif:{path}")
@@ -448,33 +457,64 @@ def test_ldif_missing_file_is_empty_and_created_on_close(tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------------------------------------
-# LDAP connections
+# LDAP connections, through each LDAP backend
 
 
-def _refused(url: str, **kw: object) -> DirectoryError:
+@pytest.fixture(params=BACKENDS)
+def library(request: pytest.FixtureRequest) -> str:
+    """The LDAP backend the connection tests open."""
+    return str(request.param)
+
+
+def _refused(url: str, library: str, **kw: object) -> DirectoryError:
     with pytest.raises(DirectoryError) as error:
-        open_directory(url, **kw)  # type: ignore[arg-type]
+        open_directory(url, backend=library, **kw)  # type: ignore[arg-type]
     message = str(error.value)
     assert PASSWORD_CANARY not in message and PASSWORD_CANARY not in repr(error.value)
     return error.value
 
 
-def test_closed_port_is_one_readable_error() -> None:
-    error = _refused("ldap://127.0.0.1:1", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY)
+def test_the_backend_is_chosen(slapd: Slapd, monkeypatch: pytest.MonkeyPatch) -> None:
+    kw = {"bind_dn": slapd.root_dn, "password": slapd.root_pw}
+    with open_directory(slapd.url, **kw) as d:  # python-ldap is in the development lock
+        assert d.backend == "python-ldap"
+        assert slapd.root_pw not in repr(d) and "bind_dn" in repr(d)
+    with open_directory(slapd.url, backend="ldap3", **kw) as d:
+        assert d.backend == "ldap3" and slapd.root_pw not in repr(d)
+    assert open_directory("ldif:" + str(slapd.workdir / "x.ldif"), backend="ldap3").backend == (
+        "ldif"
+    )
+    with pytest.raises(DirectoryError, match="unknown directory backend 'ldap4'"):
+        open_directory(slapd.url, backend="ldap4", **kw)
+    # an install without a compiler: no python-ldap, ldap3 by default, a clear error when forced
+    monkeypatch.setitem(sys.modules, "ldap", None)  # type: ignore[arg-type]
+    monkeypatch.delitem(sys.modules, "reconciler.directory.python_ldap", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with open_directory(slapd.url, **kw) as d:
+        assert d.backend == "ldap3"
+    with pytest.raises(DirectoryError, match=r"python-ldap backend is not available.*ldap3"):
+        open_directory(slapd.url, backend="python-ldap", **kw)
+
+
+def test_closed_port_is_one_readable_error(library: str) -> None:
+    error = _refused(
+        "ldap://127.0.0.1:1", library, bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY
+    )
     assert str(error) == (
         "cannot reach ldap://127.0.0.1:1: connection refused — is slapd running and is the port "
         "right?"
     )
 
 
-def test_wrong_password_is_one_readable_error(slapd: Slapd) -> None:
-    error = _refused(slapd.url, bind_dn=slapd.root_dn, password=PASSWORD_CANARY)
+def test_wrong_password_is_one_readable_error(slapd: Slapd, library: str) -> None:
+    error = _refused(slapd.url, library, bind_dn=slapd.root_dn, password=PASSWORD_CANARY)
     assert f"refused the bind DN {slapd.root_dn}: invalid credentials" in str(error)
     assert "RECONCILER_BIND_PASSWORD" in str(error) and slapd.url in str(error)
 
 
-def test_wrong_base_dn_is_one_readable_error(slapd: Slapd) -> None:
-    with open_directory(slapd.url, bind_dn=slapd.root_dn, password=slapd.root_pw) as d:
+def test_wrong_base_dn_is_one_readable_error(slapd: Slapd, library: str) -> None:
+    kw = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "backend": library}
+    with open_directory(slapd.url, **kw) as d:
         with pytest.raises(DirectoryError) as error:
             list(d.read("dc=nowhere,dc=vn", ["uid"]))
         assert str(error.value).startswith(
@@ -483,45 +523,48 @@ def test_wrong_base_dn_is_one_readable_error(slapd: Slapd) -> None:
         assert slapd.root_pw not in repr(d) and slapd.root_pw not in str(error.value)
 
 
-def test_plain_bind_to_remote_host_refused() -> None:
-    error = _refused(
-        "ldap://192.0.2.10:389", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY
-    )
+def test_plain_bind_to_remote_host_refused(library: str) -> None:
+    admin = {"bind_dn": "cn=admin," + SUFFIX, "password": PASSWORD_CANARY}
+    error = _refused("ldap://192.0.2.10:389", library, **admin)
     assert "--starttls" in str(error) and "192.0.2.10" in str(error)
-    error = _refused("ldap://[::1]:1", bind_dn="cn=admin," + SUFFIX, password=PASSWORD_CANARY)
+    error = _refused("ldap://[::1]:1", library, **admin)
     assert "connection refused" in str(error)  # loopback: allowed, then refused by the port
 
 
-def test_bad_urls_and_missing_password() -> None:
-    assert "unsupported directory URL" in str(_refused("http://example.org"))
-    assert "RECONCILER_BIND_PASSWORD" in str(_refused("ldap://127.0.0.1:1", bind_dn="cn=x"))
-    assert "has a path" in str(_refused("ldap://127.0.0.1:1/dc=x"))
+def test_bad_urls_and_missing_password(library: str) -> None:
+    assert "unsupported directory URL" in str(_refused("http://example.org", library))
+    missing = _refused("ldap://127.0.0.1:1", library, bind_dn="cn=x")
+    assert "RECONCILER_BIND_PASSWORD" in str(missing)
+    assert "has a path" in str(_refused("ldap://127.0.0.1:1/dc=x", library))
+    assert "over a local socket" in str(_refused("ldapi://%2Ftmp%2Fx", library, starttls=True))
 
 
-def test_ldapi_and_anonymous(slapd: Slapd) -> None:
-    with open_directory(slapd.ldapi_url, bind_dn=slapd.root_dn, password=slapd.root_pw) as d:
+def test_ldapi_and_anonymous(slapd: Slapd, library: str) -> None:
+    root = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "backend": library}
+    with open_directory(slapd.ldapi_url, **root) as d:  # type: ignore[arg-type]
         assert {normalize_dn(e.dn) for e in d.read(slapd.suffix, ["1.1"])} >= {
             normalize_dn(slapd.suffix)
         }
-    anonymous = open_directory(slapd.url)  # ACLs: anonymous may only authenticate
+    anonymous = open_directory(slapd.url, backend=library)  # ACLs: anonymous may only bind
     with anonymous, pytest.raises(DirectoryError, match="an anonymous bind may not read"):
         list(anonymous.read(slapd.suffix, ["uid"]))
 
 
-def test_ldapi_without_a_bind_dn_binds_with_sasl_external(slapd: Slapd) -> None:
+def test_ldapi_without_a_bind_dn_binds_with_sasl_external(slapd: Slapd, library: str) -> None:
     # the throwaway slapd gives the local user over ldapi what Debian gives root: manage rights
-    with open_directory(slapd.ldapi_url) as d:
+    with open_directory(slapd.ldapi_url, backend=library) as d:
         d.add(f"ou=viaexternal,{slapd.suffix}", {"objectClass": ["organizationalUnit"]})
         assert d.get(f"ou=viaexternal,{slapd.suffix}", ["ou"]) is not None
-    plain = open_directory(slapd.url)  # no bind DN over TCP: still anonymous
+    plain = open_directory(slapd.url, backend=library)  # no bind DN over TCP: still anonymous
     with plain, pytest.raises(DirectoryError, match="an anonymous bind may not read"):
         list(plain.read(slapd.suffix, ["uid"]))
 
 
-def test_no_socket_and_dead_server(slapd: Slapd, tmp_path: Path) -> None:
-    error = _refused("ldapi://" + str(tmp_path / "none").replace("/", "%2F"))
+def test_no_socket_and_dead_server(slapd: Slapd, tmp_path: Path, library: str) -> None:
+    error = _refused("ldapi://" + str(tmp_path / "none").replace("/", "%2F"), library)
     assert "no socket at that path" in str(error)
-    d = open_directory(slapd.url, bind_dn=slapd.root_dn, password=slapd.root_pw)
+    root = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "backend": library}
+    d = open_directory(slapd.url, **root)  # type: ignore[arg-type]
     slapd.kill()
     with pytest.raises(DirectoryError) as lost:
         list(d.read(slapd.suffix, ["uid"]))
@@ -535,14 +578,45 @@ def tls_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         yield server
 
 
-def test_starttls_and_ldaps_verify_with_ca_file(tls_slapd: Slapd) -> None:
+def test_starttls_and_ldaps_verify_with_ca_file(tls_slapd: Slapd, library: str) -> None:
     s = tls_slapd
+    root = {"bind_dn": s.root_dn, "password": s.root_pw}
     for url, starttls in ((s.url, True), (s.ldaps_url, False)):
         with open_directory(
-            url, bind_dn=s.root_dn, password=s.root_pw, starttls=starttls, ca_file=s.ca_file
+            url, starttls=starttls, ca_file=s.ca_file, backend=library, **root
         ) as d:
             assert d.get(s.suffix, ["dc"]) is not None
-    untrusted = _refused(s.ldaps_url, bind_dn=s.root_dn, password=s.root_pw)
+    untrusted = _refused(s.ldaps_url, library, **root)
     assert "could not be verified" in str(untrusted) and "--ca-file" in str(untrusted)
-    untrusted = _refused(s.url, bind_dn=s.root_dn, password=s.root_pw, starttls=True)
+    untrusted = _refused(s.url, library, starttls=True, **root)
     assert "could not be verified" in str(untrusted)
+    # the certificate names 127.0.0.1 and localhost, not this machine: the name is checked too
+    name = socket.gethostname()
+    assert socket.gethostbyname(name).startswith("127."), "this machine's name is not loopback"
+    with warnings.catch_warnings():
+        # ldap3 checks the name after the handshake and drops that TLS socket without closing it
+        warnings.simplefilter("ignore", ResourceWarning)
+        wrong_name = _refused(
+            s.ldaps_url.replace("127.0.0.1", name), library, ca_file=s.ca_file, **root
+        )
+        gc.collect()
+    assert "could not be verified" in str(wrong_name) or "match" in str(wrong_name)
+
+
+def test_starttls_refused_by_a_server_without_tls(slapd: Slapd, library: str) -> None:
+    error = _refused(slapd.url, library, starttls=True)
+    assert "refused StartTLS" in str(error) and "ldaps://" in str(error)
+
+
+def test_the_lock_policy_is_read_alike_through_each_backend(slapd: Slapd, library: str) -> None:
+    # what apply reads before it suspends: the default policy locks (pwdLockout: TRUE)
+    root = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "backend": library}
+    with open_directory(slapd.url, **root) as d:  # type: ignore[arg-type]
+        over_tcp = d.lock_policy(slapd.suffix)
+    with open_directory(slapd.ldapi_url, backend=library) as d:  # cn=config readable there
+        over_ldapi = d.lock_policy(slapd.suffix)
+    for policy in (over_tcp, over_ldapi):
+        assert policy.locks is True, policy
+        assert f"cn=default,ou=policies,{slapd.suffix}" in policy.detail, policy
+    assert "the only password policy" in over_tcp.detail  # the rootdn may not read cn=config
+    assert "named by cn=config" in over_ldapi.detail

@@ -49,7 +49,9 @@ def doctor(base_dn: str | None, canary: bool | None, **connection: Any) -> None:
                 )
             )
         try:
-            directory = open_from({**connection, "directory_url": url})
+            # doctor's canary and No-Op checks are written with ldap3: it uses it whatever
+            # --backend says (the read-only policy checks work through either library)
+            directory = open_from({**connection, "directory_url": url, "backend": "ldap3"})
         except DirectoryError as error:
             click.echo(f"{url}\n  MISSING connection: {error}")
             all_good = False

@@ -1,7 +1,9 @@
 """The directory the reconciler reads and writes: an LDAP server or an LDIF file.
 
 The only package that speaks LDAP. `base` holds the interface every backend implements and its
-semantics; `ldap` (ldap3) and `ldif` (an LDIF file) implement it; `snapshot` reads a whole tree.
+semantics; `python_ldap` (python-ldap, on OpenLDAP's libldap: the fast one) and `ldap` (ldap3,
+pure Python: the fallback where python-ldap could not be built) speak to a server, sharing
+`ldapcommon`; `ldif` is an LDIF file; `snapshot` reads a whole tree.
 
     directory = open_directory("ldap://127.0.0.1:3389", bind_dn="cn=admin,dc=…", password=pw)
     for entry in directory.read("dc=example,dc=gov,dc=vn", ["uid", "mail", "pwdLastSuccess"]):
@@ -11,6 +13,8 @@ semantics; `ldap` (ldap3) and `ldif` (an LDIF file) implement it; `snapshot` rea
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.directory.base import (
@@ -23,6 +27,14 @@ from reconciler.directory.base import (
 )
 from reconciler.errors import DirectoryError
 
+#: The LDAP backends, the preferred first.
+BACKENDS = ("python-ldap", "ldap3")
+
+
+def default_backend() -> str:
+    """python-ldap when it is installed, else ldap3."""
+    return "python-ldap" if importlib.util.find_spec("ldap") is not None else "ldap3"
+
 
 def open_directory(
     url: str,
@@ -33,13 +45,15 @@ def open_directory(
     insecure: bool = False,
     ca_file: str | Path | None = None,
     timeout: float = 30.0,
+    backend: str | None = None,
 ) -> Directory:
     """Open `ldap://`, `ldaps://`, `ldapi://` (socket path URL-encoded) or `ldif:PATH`.
 
-    LDAP: simple bind with `bind_dn` and `password` (anonymous without a bind DN), StartTLS
-    with `starttls`, certificates verified against `ca_file` (or the system CAs). A simple bind
-    over plain ldap:// to a host other than loopback is refused unless `starttls` or `insecure`.
-    Raises DirectoryError.
+    LDAP: through `backend` ("python-ldap" or "ldap3"; by default python-ldap when installed),
+    simple bind with `bind_dn` and `password`, SASL EXTERNAL over ldapi:// without a bind DN
+    (anonymous elsewhere), StartTLS with `starttls`, certificates verified against `ca_file` (or
+    the system CAs). A simple bind over plain ldap:// to a host other than loopback is refused
+    unless `starttls` or `insecure`. Raises DirectoryError.
     """
     scheme = url.partition(":")[0].lower()
     if scheme == "ldif":
@@ -47,9 +61,24 @@ def open_directory(
 
         return LdifDirectory(url)
     if scheme in ("ldap", "ldaps", "ldapi") and url[len(scheme) :].startswith("://"):
-        from reconciler.directory.ldap import LdapDirectory
-
-        return LdapDirectory(
+        chosen = backend or default_backend()
+        kind: Callable[..., Directory]
+        if chosen == "python-ldap":
+            try:
+                from reconciler.directory.python_ldap import PythonLdapDirectory as kind
+            except ImportError as error:
+                raise DirectoryError(
+                    f"the python-ldap backend is not available ({error}): install "
+                    "python-ldap (`pip install 'reconciler[fast]'`, which builds it against "
+                    "Debian's libldap2-dev and libsasl2-dev) or use --backend ldap3"
+                ) from None
+        elif chosen == "ldap3":
+            from reconciler.directory.ldap import LdapDirectory as kind
+        else:
+            raise DirectoryError(
+                f"unknown directory backend {chosen!r}: use {' or '.join(BACKENDS)}"
+            )
+        return kind(
             url,
             bind_dn=bind_dn,
             password=password,
@@ -65,11 +94,13 @@ def open_directory(
 
 
 __all__ = [
+    "BACKENDS",
     "FIND_CHUNK",
     "OPERATIONAL",
     "PAGE_SIZE",
     "Directory",
     "LockPolicy",
     "Progress",
+    "default_backend",
     "open_directory",
 ]

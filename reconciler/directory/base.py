@@ -71,6 +71,8 @@ class Directory(abc.ABC):
     """A directory of entries addressed by DN (see the module docstring for the semantics)."""
 
     url: str
+    #: The library that speaks to it: "python-ldap", "ldap3", or "ldif" for the file.
+    backend: str
 
     @abc.abstractmethod
     def read(

@@ -57,9 +57,8 @@ class Finding:
 
 def diagnose(directory: LdapDirectory, base_dn: str | None, canary: bool | None) -> list[Finding]:
     """Every check against one server. `canary`: None = only where cn=config cannot be read."""
-    conn = directory.connection
     findings = [_transport(directory)]
-    base = base_dn or _only_context(conn)
+    base = base_dn or _only_context(directory)
     if base is None:
         findings.append(
             Finding(
@@ -86,9 +85,9 @@ def diagnose(directory: LdapDirectory, base_dn: str | None, canary: bool | None)
             "check base_dn in directory.yaml and that the bind DN may read it (ACLs)",
         )
     )
-    findings.append(_schema(conn))
-    config = server_config(conn, base)
-    policy = default_policy(conn, base, config)
+    findings.append(_schema(directory))
+    config = server_config(directory, base)
+    policy = default_policy(directory, base, config)
     findings += _settings(config, policy)
     findings.append(_lock_entry_rights(directory, base))
     if canary or (canary is None and config is None):
@@ -115,13 +114,13 @@ def _transport(directory: LdapDirectory) -> Finding:
     )
 
 
-def _only_context(conn: Any) -> str | None:
-    contexts = root_dse(conn).get("namingcontexts", ())
+def _only_context(directory: LdapDirectory) -> str | None:
+    contexts = root_dse(directory).get("namingcontexts", ())
     return contexts[0] if len(contexts) == 1 else None
 
 
-def _schema(conn: Any) -> Finding:
-    classes, attributes = schema_names(conn)
+def _schema(directory: LdapDirectory) -> Finding:
+    classes, attributes = schema_names(directory)
     if not classes:
         return Finding(
             "schema",

@@ -1,28 +1,25 @@
-"""The LDAP backend: the only module of the reconciler that imports ldap3.
+"""The LDAP backend on ldap3 (pure Python, for installs without a compiler): the only module of
+the reconciler that imports ldap3. `python_ldap` is the faster one on OpenLDAP's libldap; what
+both share is in `ldapcommon`.
 
 One synchronous connection (ldap3 SYNC: SAFE_SYNC deep-copies every response and halves read
-speed), paged subtree reads (RFC 2696) streamed page by page with the garbage collector paused
-while a page is decoded, one round trip per write. Every ldap3 exception and every failed result
-becomes one DirectoryError that names the server, what failed and what to check.
+speed), paged subtree reads (RFC 2696) streamed page by page, one round trip per write. Every
+ldap3 exception and every failed result becomes one DirectoryError that names the server, what
+failed and what to check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
-import socket
 import ssl
-import sys
-import unicodedata
-import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from reconciler.directory.base import FIND_CHUNK, PAGE_SIZE, Directory, LockPolicy, Progress
-from reconciler.dn import escape_filter_value, parent_dn
-from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
+from reconciler.directory import ldapcommon as common
+from reconciler.directory.base import PAGE_SIZE
+from reconciler.errors import DirectoryError
 from reconciler.model import Entry
 
 with warnings.catch_warnings():
@@ -34,125 +31,22 @@ with warnings.catch_warnings():
 T = TypeVar("T")
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-NO_SUCH_ATTRIBUTE = 16
-CONSTRAINT_VIOLATION = 19  # e.g. a second value for a single-valued attribute
-ATTRIBUTE_OR_VALUE_EXISTS = 20
-NO_SUCH_OBJECT = 32
-ENTRY_ALREADY_EXISTS = 68
-INVALID_CREDENTIALS = 49
-INSUFFICIENT_ACCESS = 50
-_NOT_NFC = frozenset({"userpassword"})
+_KIND = {
+    common.REPLACE: ldap3.MODIFY_REPLACE,
+    common.DELETE: ldap3.MODIFY_DELETE,
+    common.ADD: ldap3.MODIFY_ADD,
+}
 
 
-def _nfc(value: str) -> str:
-    return unicodedata.normalize("NFC", value)
+class LdapDirectory(common.LdapServer):
+    """A directory on an LDAP server through ldap3 (see `reconciler.directory.open_directory`)."""
 
+    backend = "ldap3"
 
-def _decode(raw: Sequence[Any]) -> tuple[str, ...]:
-    return tuple(
-        (v.decode("ascii") if v.isascii() else _nfc(v.decode("utf-8", "replace")))
-        if isinstance(v, bytes)
-        else _nfc(str(v))
-        for v in raw
-    )
-
-
-#: Attributes whose values repeat across entries (classes, agency and unit names, titles,
-#: quotas): their decoded tuples are shared between entries, and attribute names are interned.
-#: Reading 100,000 entries into a list took 199 MB instead of 445 MB (/usr/bin/time, gc off;
-#: each entry otherwise holds its own copies of some 20 names and 10 common values).
-_SHARED_ATTRS = frozenset(
-    {
-        "objectclass",
-        "o",
-        "ou",
-        "title",
-        "govmailkind",
-        "govmailagency",
-        "govmailunit",
-        "govmailquota",
-        "govmailquotadecision",
-        "govmailsuspendreason",
-        "pwdreset",
-    }
-)
-_CACHE_MAX = 100_000
-_NAMES: dict[str, str] = {}
-_SHARED: dict[tuple[str, tuple[Any, ...]], tuple[str, ...]] = {}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class LdapDirectory(Directory):
-    """A directory on an LDAP server (see `reconciler.directory.open_directory`)."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        bind_dn: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        insecure: bool = False,
-        ca_file: str | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.bind_dn = bind_dn or None
-        self.starttls = starttls
-        self.loopback = False
-        self.timeout = timeout
-        scheme, _, rest = self.url.partition("://")
-        scheme = scheme.lower()
-        self._where = self.url
-        if scheme == "ldapi":
-            socket_path = urllib.parse.unquote(rest) or "/var/run/slapd/ldapi"
-            self._where = f"{self.url} (socket {socket_path})"
-            host, port = "", 0
-        else:
-            try:
-                parts = urllib.parse.urlsplit(self.url)
-                host = parts.hostname or ""
-                port = parts.port or (636 if scheme == "ldaps" else 389)
-            except ValueError as exc:
-                raise DirectoryError(f"malformed directory URL {self.url!r}: {exc}") from None
-            if not host:
-                raise DirectoryError(
-                    f"directory URL {self.url!r} has no host: use ldap://HOST:PORT"
-                )
-            if parts.path not in ("", "/") or parts.query:
-                raise DirectoryError(
-                    f"directory URL {self.url!r} has a path or query: give only "
-                    f"{scheme}://HOST:PORT (the base DN comes from directory.yaml)"
-                )
-        self.loopback = scheme == "ldapi" or _is_loopback(host)
-        if scheme == "ldapi" and starttls:
-            raise DirectoryError(f"--starttls makes no sense over a local socket ({self.url})")
-        if (
-            scheme == "ldap"
-            and self.bind_dn
-            and not starttls
-            and not insecure
-            and not _is_loopback(host)
-        ):
-            raise DirectoryError(
-                f"refusing to send the password of {self.bind_dn} in clear text to {self.url}: "
-                "use ldaps://, add --starttls, or pass --insecure if the network is trusted"
-            )
-        if self.bind_dn and not password:
-            raise DirectoryError(
-                f"no bind password for {self.bind_dn} on {self.url}: set "
-                "RECONCILER_BIND_PASSWORD or use --bind-password-file"
-            )
+    def _open(self, password: str | None, starttls: bool, ca_file: str | None) -> None:
+        where, timeout = self._target, self.timeout
         tls = None
-        if scheme in ("ldap", "ldaps"):
+        if where.scheme in ("ldap", "ldaps"):
             try:
                 tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
             except lexc.LDAPException as exc:
@@ -160,10 +54,7 @@ class LdapDirectory(Directory):
                     f"cannot use the CA file {ca_file} for {self.url}: {exc} — check the path "
                     "and that it holds PEM certificates"
                 ) from None
-        # over a local socket with no bind DN: SASL EXTERNAL, the identity of the local user
-        # (`ldapadd -Y EXTERNAL -H ldapi:///`), e.g. root with the rights Debian gives it
-        self.external = scheme == "ldapi" and not self.bind_dn
-        if self.external:
+        if self.external:  # SASL EXTERNAL over ldapi (see LdapServer)
             authentication: dict[str, Any] = {
                 "authentication": ldap3.SASL,
                 "sasl_mechanism": ldap3.EXTERNAL,
@@ -174,13 +65,13 @@ class LdapDirectory(Directory):
         else:
             authentication = {"authentication": ldap3.ANONYMOUS}
         try:
-            if scheme == "ldapi":
+            if where.scheme == "ldapi":
                 server = ldap3.Server(self.url, get_info=ldap3.NONE, connect_timeout=timeout)
             else:
                 server = ldap3.Server(
-                    host,
-                    port=port,
-                    use_ssl=scheme == "ldaps",
+                    where.host,
+                    port=where.port,
+                    use_ssl=where.scheme == "ldaps",
                     tls=tls,
                     get_info=ldap3.NONE,
                     connect_timeout=timeout,
@@ -199,71 +90,30 @@ class LdapDirectory(Directory):
             )
         except lexc.LDAPException as exc:
             raise DirectoryError(f"cannot use the directory URL {self.url}: {exc}") from None
-        self._probe(scheme, host, port, rest)
-        self._connect(starttls, ca_file)
+        common.probe(where, timeout)  # ldap3 leaks the sockets of failed attempts
+        self._connect(starttls)
         self._raw_entries_only()
-
-    def __repr__(self) -> str:  # never the password
-        return f"LdapDirectory(url={self.url!r}, bind_dn={self.bind_dn!r})"
-
-    @property
-    def connection(self) -> Any:
-        """The bound ldap3 connection, for `directory.policy` and `directory.doctor` (reads
-        that the Directory interface has no words for). Search entries carry raw values only."""
-        return self._conn
-
-    def lock_policy(self, base_dn: str) -> LockPolicy:
-        from reconciler.directory.policy import lock_policy
-
-        policy = lock_policy(self._conn, base_dn)
-        return LockPolicy(policy.locks, f"{policy.dn}, {policy.how}" if policy.dn else policy.how)
 
     # connection ------------------------------------------------------------------------------
 
-    def _probe(self, scheme: str, host: str, port: int, rest: str) -> None:
-        """Reach the server with a plain socket first: ldap3 leaks the sockets of failed
-        attempts, and errno-level failures make clearer messages."""
-        try:
-            if scheme == "ldapi":
-                path = urllib.parse.unquote(rest) or "/var/run/slapd/ldapi"
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                    sock.settimeout(self.timeout)
-                    sock.connect(path)
-            else:
-                with socket.create_connection((host, port), timeout=self.timeout):
-                    pass
-        except OSError as exc:
-            raise DirectoryError(f"cannot reach {self._where}: {self._reason(exc)}") from None
-
-    def _connect(self, starttls: bool, ca_file: str | None) -> None:
+    def _connect(self, starttls: bool) -> None:
         conn = self._conn
         self._call("connecting", lambda: conn.open())
         if starttls and not self._call("starting TLS", lambda: conn.start_tls()):
             self._abort()
-            raise DirectoryError(
-                f"the directory at {self._where} refused StartTLS: {self._server_says()} — is "
-                "TLS configured on the server? Otherwise use ldaps://"
-            )
+            raise common.starttls_refused(self._where, self._server_says())
         if not self._call("binding", lambda: conn.bind()):
             code = conn.result.get("result") if conn.result else None
-            who = self._who()
+            says = self._server_says()
             self._abort()
-            if code == INVALID_CREDENTIALS:
-                raise DirectoryError(
-                    f"the directory at {self._where} refused {who}: invalid credentials — "
-                    "check RECONCILER_BIND_PASSWORD or --bind-password-file, and the bind DN"
-                )
-            raise DirectoryError(
-                f"the directory at {self._where} refused {who}: {self._server_says()}"
-            )
+            raise common.bind_refused(self._where, self._who(), code, says)
         conn.password = None  # ldap3 would show it in its repr; no rebinds are done
 
-    def _who(self) -> str:
-        if self.bind_dn:
-            return f"the bind DN {self.bind_dn}"
-        if self.external:
-            return "SASL EXTERNAL (the local user over ldapi)"
-        return "an anonymous bind"
+    @property
+    def connection(self) -> Any:
+        """The bound ldap3 connection, for `directory.doctor` (writes and binds that the
+        Directory interface has no words for). Search entries carry raw values only."""
+        return self._conn
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -273,45 +123,18 @@ class LdapDirectory(Directory):
             with contextlib.suppress(Exception):
                 sock.close()
 
+    def _code(self) -> int | None:
+        result: dict[str, Any] = self._conn.result or {}
+        return result.get("result")
+
     def _server_says(self) -> str:
         result: dict[str, Any] = self._conn.result or {}
-        desc = result.get("description") or "error"
-        code = result.get("result")
-        message = (result.get("message") or "").strip()
-        text = f"{desc} ({code})" if code is not None else str(desc)
-        return f"{text}: {message}" if message else text
+        return common.server_says(
+            result.get("description") or "error", result.get("result"), result.get("message") or ""
+        )
 
     def _reason(self, exc: BaseException) -> str:
-        text = str(exc)
-        low = text.lower()
-        if isinstance(exc, socket.gaierror):
-            return "unknown host name — check the host in the URL"
-        if isinstance(exc, ConnectionRefusedError):
-            return "connection refused — is slapd running and is the port right?"
-        if isinstance(exc, FileNotFoundError):
-            return "no socket at that path — is slapd running and listening on ldapi?"
-        if "certificate verify failed" in low or ("certificate" in low and "fail" in low):
-            return (
-                "the server's TLS certificate could not be verified — pass the CA that signed it "
-                "with --ca-file, and check that the host name matches the certificate"
-            )
-        if "refused" in low:
-            return "connection refused — is slapd running and is the port right?"
-        if "timed out" in low or "timeout" in low:
-            return (
-                f"no answer within {self.timeout:g} s — check the host, the port and any firewall"
-            )
-        if "name or service not known" in low or "errno -2" in low or "errno -3" in low:
-            return "unknown host name — check the host in the URL"
-        if "no such file or directory" in low and self.url.lower().startswith("ldapi"):
-            return "no socket at that path — is slapd running and listening on ldapi?"
-        if "permission denied" in low:
-            return "permission denied — check the access rights on the socket"
-        if "unreachable" in low:
-            return "network unreachable — check the host in the URL and the network"
-        if "ssl" in low or "tls" in low:
-            return f"TLS failed ({text}) — check the server's TLS setup and --ca-file"
-        return text
+        return common.reason(exc, self.timeout, self.url)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -321,70 +144,32 @@ class LdapDirectory(Directory):
                 warnings.filterwarnings("ignore", "ssl.match_hostname", DeprecationWarning)
                 return fn()
         except lexc.LDAPSocketOpenError as exc:
+            self._abort()  # a socket whose TLS handshake failed stays open otherwise
             raise DirectoryError(f"cannot reach {self._where}: {self._reason(exc)}") from None
         except lexc.LDAPStartTLSError as exc:
+            code, says = self._code(), self._server_says()
             self._abort()
+            if code:  # the server answered the request with an error
+                raise common.starttls_refused(self._where, says) from None
             raise DirectoryError(
                 f"StartTLS with {self._where} failed: {self._reason(exc)}"
             ) from None
         except (lexc.LDAPCommunicationError, lexc.LDAPResponseTimeoutError) as exc:
             self._abort()
-            raise DirectoryError(
-                f"lost the connection to {self._where} while {what}: {self._reason(exc)} — is "
-                "slapd still running?"
-            ) from None
+            raise common.lost(self._where, what, self._reason(exc)) from None
         except lexc.LDAPException as exc:
             raise DirectoryError(f"{what} on {self._where} failed: {exc}") from None
         except (OSError, ssl.SSLError) as exc:
             raise DirectoryError(f"{what} on {self._where} failed: {self._reason(exc)}") from None
 
-    def _refused(self, what: str, dn: str, target: str | None = None) -> DirectoryError:
-        result: dict[str, Any] = self._conn.result or {}
-        code = result.get("result")
-        if code == ENTRY_ALREADY_EXISTS:
-            return EntryExists(f"{target or dn} already exists in {self.url}")
-        if code == NO_SUCH_OBJECT:
-            if what == "add":
-                return NoSuchEntry(
-                    f"cannot add {dn} to {self.url}: its parent {parent_dn(dn)} does not exist"
-                )
-            return NoSuchEntry(f"{dn} does not exist in {self.url}")
-        hint = ""
-        if code == INSUFFICIENT_ACCESS:
-            hint = " — check that the bind DN may write there (the server's ACLs)"
-        return DirectoryError(
-            f"the directory at {self.url} refused to {what} {dn}: {self._server_says()}{hint}"
-        )
+    def _refused(self, what: str, dn: str, new_dn: str | None = None) -> DirectoryError:
+        return common.refused(self.url, what, dn, self._code(), self._server_says(), new_dn)
 
     # reads ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _wanted(attributes: Sequence[str]) -> list[str]:
-        wanted = [a for a in attributes if a.lower() not in _NOT_NFC]
-        return wanted or ["1.1"]
-
-    @staticmethod
     def _entry(response: Mapping[str, Any]) -> Entry:
-        attrs: dict[str, tuple[str, ...]] = {}
-        for name, raw in response["raw_attributes"].items():
-            key = _NAMES.get(name)
-            if key is None:
-                key = sys.intern(name.lower())
-                if len(_NAMES) < _CACHE_MAX:
-                    _NAMES[name] = key
-            if key == "userpassword" or not raw:
-                continue
-            if key in _SHARED_ATTRS:
-                signature = (key, tuple(raw))
-                values = _SHARED.get(signature)
-                if values is None:
-                    values = _decode(raw)
-                    if len(_SHARED) < _CACHE_MAX:
-                        _SHARED[signature] = values
-                attrs[key] = values
-            else:
-                attrs[key] = _decode(raw)
-        return Entry(dn=_nfc(response["dn"]), attrs=attrs)
+        return common.entry(response["dn"], response["raw_attributes"])
 
     def _raw_entries_only(self) -> None:
         """Make ldap3 decode a search result entry into its raw values only.
@@ -433,11 +218,7 @@ class LdapDirectory(Directory):
         self._call(
             f"reading {base_dn}",
             lambda: conn.search(
-                base_dn,
-                search_filter,
-                search_scope=scope,
-                attributes=wanted,
-                **kwargs,
+                base_dn, search_filter, search_scope=scope, attributes=wanted, **kwargs
             ),
         )
         result: dict[str, Any] = conn.result or {}
@@ -445,64 +226,38 @@ class LdapDirectory(Directory):
         entries = [self._entry(r) for r in conn.response or () if r.get("type") == "searchResEntry"]
         controls = result.get("controls") or {}
         paging = controls.get(PAGED_RESULTS, {}).get("value") or {}
-        next_cookie = paging.get("cookie") or None
-        return entries, next_cookie, code
+        return entries, paging.get("cookie") or None, code
 
-    def read(
-        self,
-        base_dn: str,
-        attributes: Sequence[str],
-        progress: Progress | None = None,
-    ) -> Iterator[Entry]:
-        return self._subtree(base_dn, self._wanted(attributes), "(objectClass=*)", progress)
+    def _page(
+        self, base_dn: str, search_filter: str, wanted: list[str], cookie: bytes | None
+    ) -> tuple[list[Entry], bytes | None]:
+        entries, cookie, code = self._search_page(
+            base_dn, ldap3.SUBTREE, wanted, cookie, True, search_filter
+        )
+        if code != 0:
+            raise common.read_refused(self.url, base_dn, self._who(), code, self._server_says())
+        return entries, cookie
 
-    def find(
-        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
-    ) -> Iterator[Entry]:
-        wanted = self._wanted(attributes)
-        unique = list(dict.fromkeys(values))
-        for start in range(0, len(unique), FIND_CHUNK):
-            terms = "".join(
-                f"({attribute}={escape_filter_value(v)})"
-                for v in unique[start : start + FIND_CHUNK]
-            )
-            yield from self._subtree(base_dn, wanted, f"(|{terms})", None)
-
-    def _subtree(
-        self, base_dn: str, wanted: list[str], search_filter: str, progress: Progress | None
-    ) -> Iterator[Entry]:
-        cookie: bytes | None = None
-        count = 0
-        while True:
-            entries, cookie, code = self._search_page(
-                base_dn, ldap3.SUBTREE, wanted, cookie, True, search_filter
-            )
-            if code == NO_SUCH_OBJECT:
-                raise NoSuchEntry(
-                    f"base DN {base_dn} does not exist on {self.url} — check base_dn in "
-                    "directory.yaml (and that the bind DN may see it)"
-                )
-            if code == INSUFFICIENT_ACCESS:
-                who = self._who()
-                raise DirectoryError(
-                    f"{who} may not read {base_dn} on {self.url} — check the bind DN and the "
-                    "server's ACLs"
-                )
-            if code != 0:
-                raise DirectoryError(
-                    f"reading {base_dn} from {self.url} failed: {self._server_says()}"
-                )
-            count += len(entries)
-            yield from entries
-            del entries
-            if progress is not None:
-                progress(count)
-            if not cookie:
-                return
+    def search_raw(
+        self, base: str, search_filter: str, scope: str, attributes: list[str]
+    ) -> list[tuple[str, dict[str, tuple[str, ...]]]]:
+        scopes = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+        conn = self._conn
+        if not self._call(
+            f"reading {base or 'the root DSE'}",
+            lambda: conn.search(base, search_filter, scopes[scope], attributes=attributes),
+        ):
+            return []
+        return [
+            (r["dn"], common.plain_attrs(r.get("raw_attributes") or {}))
+            for r in conn.response or ()
+            if r.get("type") == "searchResEntry"
+        ]
 
     def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:
-        entries, _, code = self._search_page(dn, ldap3.BASE, self._wanted(attributes), None, False)
-        if code == NO_SUCH_OBJECT:
+        wanted = common.wanted(attributes)
+        entries, _, code = self._search_page(dn, ldap3.BASE, wanted, None, False)
+        if code == common.NO_SUCH_OBJECT:
             return None
         if code != 0:
             raise DirectoryError(f"reading {dn} from {self.url} failed: {self._server_says()}")
@@ -510,17 +265,9 @@ class LdapDirectory(Directory):
 
     # writes -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _values(name: str, values: Sequence[str]) -> list[str]:
-        if isinstance(values, str):
-            values = [values]
-        if name.lower() in _NOT_NFC:
-            return list(values)
-        return [_nfc(v) for v in values]
-
     def add(self, dn: str, attrs: Mapping[str, Sequence[str]]) -> None:
-        dn = _nfc(dn)
-        attributes = {name: self._values(name, vals) for name, vals in attrs.items() if vals}
+        dn = common.nfc(dn)
+        attributes = {name: common.values(name, vals) for name, vals in attrs.items() if vals}
         conn = self._conn
         if not self._call(f"adding {dn}", lambda: conn.add(dn, attributes=attributes)):
             raise self._refused("add", dn)
@@ -531,42 +278,21 @@ class LdapDirectory(Directory):
         changes: Mapping[str, Sequence[str]],
         expect: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        dn = _nfc(dn)
+        dn = common.nfc(dn)
         mods: dict[str, list[tuple[str, list[str]]]] = {}
-        for name, vals in changes.items():
-            new = self._values(name, vals)
-            if expect is None or name not in expect:
-                mods[name] = [(ldap3.MODIFY_REPLACE, new)]
-                continue
-            # compare-and-swap: deleting a value that is gone, or adding one that is there (a
-            # second value of a single-valued attribute), fails the whole modify atomically
-            old = self._values(name, expect[name])
-            swap = (
-                (ldap3.MODIFY_DELETE, [v for v in old if v not in new]),
-                (ldap3.MODIFY_ADD, [v for v in new if v not in old]),
-            )
-            if kept := [(kind, values) for kind, values in swap if values]:
-                mods[name] = kept
+        for name, kind, vals in common.modifications(changes, expect):
+            mods.setdefault(name, []).append((_KIND[kind], vals))
         if not mods:
             return
         conn = self._conn
         if not self._call(f"modifying {dn}", lambda: conn.modify(dn, mods)):
-            code = (self._conn.result or {}).get("result")
-            if expect is not None and code in (
-                NO_SUCH_ATTRIBUTE,
-                CONSTRAINT_VIOLATION,
-                ATTRIBUTE_OR_VALUE_EXISTS,
-            ):
-                raise StaleEntry(
-                    f"{dn} in {self.url} no longer has the values this change was made from "
-                    f"({self._server_says()}): nothing was changed"
-                )
+            if expect is not None and self._code() in common.STALE_CODES:
+                raise common.stale(dn, self.url, self._server_says())
             raise self._refused("modify", dn)
 
     def rename(self, dn: str, new_rdn: str) -> str:
-        dn, new_rdn = _nfc(dn), _nfc(new_rdn)
-        parent = parent_dn(dn)
-        new_dn = f"{new_rdn},{parent}" if parent else new_rdn
+        dn, new_rdn = common.nfc(dn), common.nfc(new_rdn)
+        new_dn = common.renamed_dn(dn, new_rdn)
         conn = self._conn
         ok = self._call(f"renaming {dn}", lambda: conn.modify_dn(dn, new_rdn, delete_old_dn=True))
         if not ok:
@@ -574,7 +300,7 @@ class LdapDirectory(Directory):
         return new_dn
 
     def delete(self, dn: str) -> None:
-        dn = _nfc(dn)
+        dn = common.nfc(dn)
         conn = self._conn
         if not self._call(f"deleting {dn}", lambda: conn.delete(dn)):
             raise self._refused("delete", dn)

@@ -190,6 +190,8 @@ def _parse(text: str, where: str) -> Iterator[tuple[int, list[tuple[int, str, st
 class LdifDirectory(Directory):
     """A directory kept in an LDIF file (see the module docstring)."""
 
+    backend = "ldif"
+
     def __init__(self, url: str) -> None:
         path = url[len("ldif:") :] if url.lower().startswith("ldif:") else url
         if not path:

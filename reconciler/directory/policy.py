@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from reconciler.dn import is_descendant, normalized_rdns
+
+
+class Searcher(Protocol):
+    """What is read here through: an LDAP backend (`ldapcommon.LdapServer.search_raw`)."""
+
+    def search_raw(
+        self, base: str, search_filter: str, scope: str, attributes: list[str]
+    ) -> list[tuple[str, dict[str, tuple[str, ...]]]]: ...
+
 
 #: What the tool relies on in a password policy, and the value it needs.
 POLICY_NEEDS = {
@@ -53,35 +62,16 @@ class Policy:
         return (self.value("pwdLockout") or "").upper() == "TRUE"
 
 
-def _attrs(raw: Mapping[str, Sequence[Any]]) -> dict[str, tuple[str, ...]]:
-    return {
-        name.lower(): tuple(
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values
-        )
-        for name, values in raw.items()
-        if values
-    }
-
-
 def _search(
-    conn: Any, base: str, search_filter: str, scope: str, attributes: list[str]
+    server: Searcher, base: str, search_filter: str, scope: str, attributes: list[str]
 ) -> list[tuple[str, dict[str, tuple[str, ...]]]]:
     """(DN, attributes) of each entry found; an empty list when the search is refused."""
-    import ldap3
-
-    scopes = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
-    if not conn.search(base, search_filter, scopes[scope], attributes=attributes):
-        return []
-    return [
-        (r["dn"], _attrs(r.get("raw_attributes") or {}))
-        for r in conn.response or ()
-        if r.get("type") == "searchResEntry"
-    ]
+    return server.search_raw(base, search_filter, scope, attributes)
 
 
-def root_dse(conn: Any) -> dict[str, tuple[str, ...]]:
+def root_dse(server: Searcher) -> dict[str, tuple[str, ...]]:
     found = _search(
-        conn,
+        server,
         "",
         "(objectClass=*)",
         "base",
@@ -90,18 +80,18 @@ def root_dse(conn: Any) -> dict[str, tuple[str, ...]]:
     return found[0][1] if found else {}
 
 
-def naming_context(conn: Any, base_dn: str) -> str:
+def naming_context(server: Searcher, base_dn: str) -> str:
     """The server's naming context that holds `base_dn` ("" when the root DSE does not say)."""
-    contexts = root_dse(conn).get("namingcontexts", ())
+    contexts = root_dse(server).get("namingcontexts", ())
     holding = [c for c in contexts if is_descendant(base_dn, c)]
     return max(holding, key=lambda c: len(normalized_rdns(c)), default="")
 
 
-def server_config(conn: Any, base_dn: str) -> ServerConfig | None:
+def server_config(server: Searcher, base_dn: str) -> ServerConfig | None:
     """cn=config's view of the database holding `base_dn`, or None when the bind may not read it
     (the usual case but for ldapi:// as root, or a bind DN given read access to cn=config)."""
     databases = _search(
-        conn, "cn=config", "(olcSuffix=*)", "one", ["olcSuffix", "olcLastBind", "olcDbIndex"]
+        server, "cn=config", "(olcSuffix=*)", "one", ["olcSuffix", "olcLastBind", "olcDbIndex"]
     )
     holding = [
         (dn, attrs, suffix)
@@ -119,7 +109,7 @@ def server_config(conn: Any, base_dn: str) -> ServerConfig | None:
             indexes.setdefault(name.strip().lower(), set()).update(
                 k.strip().lower() for k in kinds.split(",") if k.strip()
             )
-    overlays = _search(conn, dn, "(objectClass=olcPPolicyConfig)", "one", ["*"])
+    overlays = _search(server, dn, "(objectClass=olcPPolicyConfig)", "one", ["*"])
     return ServerConfig(
         database=dn,
         suffix=suffix,
@@ -139,7 +129,7 @@ _POLICY_ATTRS = [
 ]
 
 
-def default_policy(conn: Any, base_dn: str, config: ServerConfig | None) -> Policy:
+def default_policy(server: Searcher, base_dn: str, config: ServerConfig | None) -> Policy:
     """The default password policy of the database holding `base_dn`: named by cn=config where
     it can be read, else the only pwdPolicy entry of the naming context."""
     if config is not None:
@@ -148,12 +138,12 @@ def default_policy(conn: Any, base_dn: str, config: ServerConfig | None) -> Poli
         named = config.ppolicy.get("olcppolicydefault", ())
         if not named:
             return Policy("", how="the ppolicy overlay has no default policy (olcPPolicyDefault)")
-        found = _search(conn, named[0], "(objectClass=pwdPolicy)", "base", _POLICY_ATTRS)
+        found = _search(server, named[0], "(objectClass=pwdPolicy)", "base", _POLICY_ATTRS)
         if not found:
             return Policy("", how=f"the default policy {named[0]} named in cn=config is missing")
         return Policy(found[0][0], found[0][1], "named by cn=config (olcPPolicyDefault)")
-    context = naming_context(conn, base_dn) or base_dn
-    found = _search(conn, context, "(objectClass=pwdPolicy)", "sub", _POLICY_ATTRS)
+    context = naming_context(server, base_dn) or base_dn
+    found = _search(server, context, "(objectClass=pwdPolicy)", "sub", _POLICY_ATTRS)
     if len(found) == 1:
         return Policy(
             found[0][0],
@@ -175,12 +165,12 @@ def default_policy(conn: Any, base_dn: str, config: ServerConfig | None) -> Poli
     )
 
 
-def schema_names(conn: Any) -> tuple[frozenset[str], frozenset[str]]:
+def schema_names(server: Searcher) -> tuple[frozenset[str], frozenset[str]]:
     """(object class names, attribute type names), lower case, from the server's subschema."""
-    dse = root_dse(conn)
+    dse = root_dse(server)
     subschema = (dse.get("subschemasubentry") or ("cn=Subschema",))[0]
     found = _search(
-        conn, subschema, "(objectClass=subschema)", "base", ["objectClasses", "attributeTypes"]
+        server, subschema, "(objectClass=subschema)", "base", ["objectClasses", "attributeTypes"]
     )
     if not found:
         return frozenset(), frozenset()
@@ -201,9 +191,9 @@ def _names(definitions: Sequence[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-def lock_policy(conn: Any, base_dn: str) -> Policy:
+def lock_policy(server: Searcher, base_dn: str) -> Policy:
     """The default policy, as `apply` reads it before suspending (read only)."""
-    return default_policy(conn, base_dn, server_config(conn, base_dn))
+    return default_policy(server, base_dn, server_config(server, base_dn))
 
 
 __all__ = [
