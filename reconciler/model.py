@@ -306,6 +306,7 @@ class Plan:
     notes: tuple[str, ...] = ()  # plain-words remarks (e.g. activity rows for unknown addresses)
     accounts: int = 0  # managed mailboxes in the directory when the plan was made
     erase: tuple[str, ...] = ()  # mail_store.erase, run by apply after each delete
+    directory_backend: str = ""  # the library that read it (python-ldap, ldap3, ldif)
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

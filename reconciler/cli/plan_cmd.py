@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,19 @@ def plan(
             with collector.paused():  # both sides of the inventory, parsed
                 changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity) if activity else {}
-        entries, url = read_directory(connection, loaded, progress=True)
+        started = time.monotonic()
+        entries, directory = read_directory(connection, loaded, progress=True)
+        click.echo(
+            f"Read {len(entries):,} entries from {directory.url} with {directory.backend} in "
+            f"{time.monotonic() - started:.1f} s.",
+            err=True,
+        )
         context = Context(
-            now=now, directory_url=url, inventory_commit=git_commit(inventory), activity=seen
+            now=now,
+            directory_url=directory.url,
+            directory_backend=directory.backend,
+            inventory_commit=git_commit(inventory),
+            activity=seen,
         )
         result = pipeline.make_plan(
             loaded, entries, context, limits=loaded.limits(allow_deletes, allow_suspends)

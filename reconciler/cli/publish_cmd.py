@@ -37,7 +37,7 @@ def publish(inventory: Path, out: Path, **connection: Any) -> None:
 
     loaded = load_inventory(inventory)
     try:
-        entries, _url = read_directory(connection, loaded)
+        entries, _directory = read_directory(connection, loaded)
         public = publish_module.build(loaded.inventory, entries)
         files = publish_module.files(public)
         out.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def report(
     try:
         records = read_audit(audit_log) if audit_log else None
         seen = activity_module.load(activity) if activity else {}
-        entries, _url = read_directory(connection, loaded)
+        entries, _directory = read_directory(connection, loaded)
         result = report_module.build(
             loaded.inventory, entries, loaded.regulation, records, now, since, seen
         )

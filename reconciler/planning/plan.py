@@ -60,6 +60,7 @@ class Context:
 
     now: dt.datetime
     directory_url: str = ""
+    directory_backend: str = ""
     inventory_commit: str = ""
     activity: Mapping[str, dt.datetime] = field(default_factory=dict)
 
@@ -202,6 +203,7 @@ def compute(
         inventory_digest=inventory.digest,
         inventory_commit=ctx.inventory_commit,
         directory_url=ctx.directory_url,
+        directory_backend=ctx.directory_backend,
         directory_fingerprint="sha256:" + dir_hash.hexdigest(),
         operations=tuple(ops),
         unmanaged=tuple(sorted(wanted.unmanaged)),

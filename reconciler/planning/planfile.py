@@ -64,6 +64,15 @@ def operation_dict(op: Operation) -> dict[str, Any]:
 
 def body(plan: Plan) -> dict[str, Any]:
     """The plan as a JSON-ready dict, without its digest."""
+    data = _digested(plan)
+    if plan.directory_backend:
+        data["directory"]["backend"] = plan.directory_backend
+    return data
+
+
+def _digested(plan: Plan) -> dict[str, Any]:
+    """What the digest covers: all of the plan but the library that read the directory (the same
+    plan read through python-ldap or ldap3 has the same digest)."""
     return {
         "format": FORMAT,
         "regulation": plan.regulation,
@@ -91,7 +100,7 @@ def _canonical(data: dict[str, Any]) -> bytes:
 
 def digest(plan: Plan) -> str:
     """sha256 of the plan's canonical JSON: what reviewers saw is what `--expect-digest` checks."""
-    return "sha256:" + hashlib.sha256(_canonical(body(plan))).hexdigest()
+    return "sha256:" + hashlib.sha256(_canonical(_digested(plan))).hexdigest()
 
 
 def to_json(plan: Plan) -> str:
@@ -202,6 +211,7 @@ def from_json(text: str, source: str = "plan") -> Plan:
             directory_url=data["directory"]["url"],
             directory_fingerprint=data["directory"]["fingerprint"],
             accounts=int(data["directory"].get("accounts", 0)),
+            directory_backend=str(data["directory"].get("backend", "")),
             containers=tuple(data.get("containers", ())),
             operations=_operations(data["operations"], source),
             unmanaged=tuple(data.get("unmanaged", ())),
