@@ -109,8 +109,12 @@ def clone(spec: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(spec)
 
 
-def connect(server: Slapd) -> Directory:
-    return open_directory(server.url, bind_dn=server.root_dn, password=server.root_pw)
+def connect(server: Slapd, backend: str | None = None) -> Directory:
+    """The server's directory as its rootdn, through `backend` (by default python-ldap when
+    installed)."""
+    return open_directory(
+        server.url, bind_dn=server.root_dn, password=server.root_pw, backend=backend
+    )
 
 
 def plan(folder: Path, directory: Directory, now: dt.datetime = NOW, **kw: Any) -> Plan:

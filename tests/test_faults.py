@@ -5,6 +5,10 @@ change racing an apply.
 Every case checks the same promises: a clear error, exit 1, no traceback, the audit log says what
 happened, and the next apply (or a fresh plan + apply) converges with no entry lost or duplicated,
 no address issued twice, and a password on file for every mailbox created.
+
+The faults that the LDAP library sees (the server gone, killed, frozen, silent, unwilling, the
+connection cut, a compare-and-swap refused) run with each backend (ldap3's as slow tests); those
+of apply's own lock and audit log run with the default one.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile
 from reconciler.attributes import READ
 from reconciler.devtools.throwaway import Slapd
-from reconciler.directory import Directory, open_directory
+from reconciler.directory import BACKENDS, Directory, open_directory
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
 from reconciler.planning.planfile import digest
@@ -57,13 +61,24 @@ def big_spec(n: int) -> dict[str, Any]:
     return spec
 
 
-def env_for(server: Slapd, url: str | None = None) -> dict[str, str]:
+@pytest.fixture(
+    params=[BACKENDS[0], *(pytest.param(b, marks=pytest.mark.slow) for b in BACKENDS[1:])]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The LDAP library the commands of a fault test use (RECONCILER_BACKEND): the quick suite
+    runs the default one, python-ldap; the whole suite both."""
+    return str(request.param)
+
+
+def env_for(server: Slapd, url: str | None = None, backend: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     env.update(
         RECONCILER_DIRECTORY=url or server.url,
         RECONCILER_BIND_DN=server.root_dn,
         RECONCILER_BIND_PASSWORD=server.root_pw,
     )
+    if backend:
+        env["RECONCILER_BACKEND"] = backend
     return env
 
 
@@ -74,18 +89,23 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
 
 
 class Run:
-    """One scenario's files: inventory, plan, audit log, numbered credentials files."""
+    """One scenario's files: inventory, plan, audit log, numbered credentials files; every
+    command through `backend` (the default one when empty)."""
 
-    def __init__(self, server: Slapd, tmp: Path, people: int) -> None:
+    def __init__(self, server: Slapd, tmp: Path, people: int, backend: str = "") -> None:
         self.server = server
+        self.backend = backend
         self.tmp = tmp
         self.folder = scenario.write(big_spec(people), tmp / "inv")
         self.plan_file = tmp / "plan.json"
         self.audit = tmp / "log" / "audit.jsonl"
         self.n = 0
 
+    def env(self, url: str | None = None) -> dict[str, str]:
+        return env_for(self.server, url, self.backend)
+
     def plan(self, url: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = env_for(self.server, url)
+        env = self.env(url)
         return cli("plan", str(self.folder), "--out", str(self.plan_file), env=env)
 
     def creds(self) -> Path:
@@ -106,12 +126,12 @@ class Run:
         ]
 
     def apply(self, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-        return cli(*self.apply_args(*extra), env=env_for(self.server, url))
+        return cli(*self.apply_args(*extra), env=self.env(url))
 
     def spawn(self, *extra: str, url: str | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", *self.apply_args(*extra)],
-            env=env_for(self.server, url),
+            env=self.env(url),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -137,7 +157,7 @@ class Run:
 
     def converges(self) -> None:
         """A fresh plan + apply, then nothing to do; the directory and the passwords are right."""
-        env = env_for(self.server)
+        env = self.env()
         fresh = self.plan()
         assert fresh.returncode == 0, fresh.stderr
         applied = self.apply()
@@ -183,8 +203,8 @@ def failed_clearly(result: subprocess.CompletedProcess[str], *words: str) -> Non
 # ---------------------------------------------------------------------------------------------
 
 
-def test_server_stopped_between_plan_and_apply(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 5)
+def test_server_stopped_between_plan_and_apply(slapd: Slapd, tmp_path: Path, backend: str) -> None:
+    run = Run(slapd, tmp_path, 5, backend)
     assert run.plan().returncode == 0
     slapd.stop()
     try:
@@ -226,8 +246,8 @@ def test_apply_killed_part_way_resumes_after_break_lock(slapd: Slapd, tmp_path: 
 
 
 @pytest.mark.slow
-def test_slapd_killed_during_apply(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 300)
+def test_slapd_killed_during_apply(slapd: Slapd, tmp_path: Path, backend: str) -> None:
+    run = Run(slapd, tmp_path, 300, backend)
     assert run.plan().returncode == 0
     proc = run.spawn()
     run.wait_records(30, proc)
@@ -261,12 +281,12 @@ def bulk_ldif(path: Path, count: int) -> Path:
 
 
 @pytest.mark.slow
-def test_connection_cut_mid_search(slapd: Slapd, tmp_path: Path) -> None:
+def test_connection_cut_mid_search(slapd: Slapd, tmp_path: Path, backend: str) -> None:
     slapd.reset(bulk_ldif(tmp_path / "bulk.ldif", 2000))
-    run = Run(slapd, tmp_path, 5)
+    run = Run(slapd, tmp_path, 5, backend)
     with Proxy(("127.0.0.1", slapd.port)) as proxy:
         proxy.cut_after(to_client=60_000)  # the whole read is about 400 kB
-        planned = cli("plan", str(run.folder), env=env_for(slapd, proxy.url))
+        planned = cli("plan", str(run.folder), env=run.env(proxy.url))
         failed_clearly(planned, "lost the connection", "while reading")
         assert proxy.cuts == 1
         run.converges()
@@ -287,8 +307,8 @@ def test_connection_cut_mid_search(slapd: Slapd, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_connection_cut_mid_write(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 200)
+def test_connection_cut_mid_write(slapd: Slapd, tmp_path: Path, backend: str) -> None:
+    run = Run(slapd, tmp_path, 200, backend)
     assert run.plan().returncode == 0
     with Proxy(("127.0.0.1", slapd.port)) as proxy:
         proc = run.spawn(url=proxy.url)
@@ -313,8 +333,8 @@ def set_read_only(server: Slapd, on: bool) -> None:
     server.restart()
 
 
-def test_server_unwilling_to_write(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 5)
+def test_server_unwilling_to_write(slapd: Slapd, tmp_path: Path, backend: str) -> None:
+    run = Run(slapd, tmp_path, 5, backend)
     assert run.plan().returncode == 0
     set_read_only(slapd, True)
     try:
@@ -352,10 +372,12 @@ def library_apply(server: Slapd, run: Run, directory: Directory) -> apply_module
 
 
 @pytest.mark.slow
-def test_timeouts_frozen_server_and_silent_network(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 5)
+def test_timeouts_frozen_server_and_silent_network(
+    slapd: Slapd, tmp_path: Path, backend: str
+) -> None:
+    run = Run(slapd, tmp_path, 5, backend)
     assert run.plan().returncode == 0
-    kw = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "timeout": 1.0}
+    kw = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "timeout": 1.0, "backend": backend}
     # a server that stops answering in the middle of an apply
     directory = open_directory(slapd.url, **kw)  # type: ignore[arg-type]
     start = time.monotonic()
@@ -450,8 +472,10 @@ class RacingDirectory(PassThrough):
             self.race()
 
 
-def test_admin_change_racing_an_apply_is_never_overwritten(slapd: Slapd, tmp_path: Path) -> None:
-    run = Run(slapd, tmp_path, 0)
+def test_admin_change_racing_an_apply_is_never_overwritten(
+    slapd: Slapd, tmp_path: Path, backend: str
+) -> None:
+    run = Run(slapd, tmp_path, 0, backend)
     spec = big_spec(0)
     scenario.write(spec, run.folder)
     run.converges()
@@ -465,7 +489,7 @@ def test_admin_change_racing_an_apply_is_never_overwritten(slapd: Slapd, tmp_pat
         def race() -> None:
             admin.modify(lan.dn, {"title": ["Trưởng phòng (sửa tay)"]})
 
-        with RacingDirectory(scenario.connect(slapd), race) as racing:
+        with RacingDirectory(scenario.connect(slapd, backend), race) as racing:
             recap = library_apply(slapd, run, racing)
         assert recap.failed == 1 and "changed in the directory while" in recap.messages[0]
         after = admin.get(lan.dn, ["title"])
