@@ -1,5 +1,5 @@
 """Baseline: ldap3's bare paged read of the attributes a plan reads
-(`reconciler.planning.attributes.READ`).
+(`reconciler.attributes.READ`).
 
     python -m benchmarks.ldap3_read URL BIND_DN PASSWORD_FILE BASE_DN
 

@@ -1,6 +1,7 @@
 """The benchmark: the reconciler's commands beside the server's own speed, on a throwaway slapd.
 
-    scripts/bench [--sizes 10000,100000] [--repeat 3] [--work /tmp/reconciler-bench]
+    scripts/bench [--sizes 10000,100000] [--repeat 3] [--backends python-ldap,ldap3]
+                  [--work /tmp/reconciler-bench]
     .venv/bin/python -m benchmarks.run ...           (the same, without scripts/setup first)
 
 For each size N it generates a synthetic province (`reconciler.devtools.synth`), loads the directory
@@ -10,11 +11,14 @@ its own process, `--repeat` times (the median is shown):
 - `reconciler validate` of the inventory;
 - `reconciler plan` with no changes, with 1 % and with 10 % of the people changed (transfers,
   renames, title changes and removals in equal parts), beside `ldapsearch -E pr=1000/noprompt`
-  of the same entries and attributes, and ldap3's bare paged read of them
-  (`benchmarks/ldap3_read.py`);
+  of the same entries and attributes, and the bare paged reads of them with ldap3
+  (`benchmarks/ldap3_read.py`) and python-ldap (`benchmarks/python_ldap_read.py`);
 - `reconciler apply` of 1,000 creates, 1,000 renames, 1,000 updates and 1,000 suspends (each on
   a freshly loaded directory), beside `ldapadd`/`ldapmodify` of LDIF doing the same writes
   (built from the same plan) on a freshly loaded directory.
+
+Every command that opens the directory runs once with each of `--backends` (RECONCILER_BACKEND;
+by default python-ldap, when installed, and ldap3); the table's backend column says which.
 
 The directory is loaded with `slapadd -q` (seconds at 100,000); slapd then syncs every write to
 disk as a real server does (`--dbnosync` runs it as a throwaway, 3-4x faster for writes, which
@@ -46,6 +50,7 @@ from pathlib import Path
 from reconciler.attributes import READ
 from reconciler.devtools import synth
 from reconciler.devtools.throwaway import Slapd
+from reconciler.directory import default_backend
 from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Operation, resolve
 from reconciler.planning import planfile
@@ -108,6 +113,7 @@ class Row:
     command: str
     items: int  # entries read, staff validated, or operations written
     unit: str
+    backend: str = "—"  # the LDAP library of the command, or the C client of a baseline
     runs: list[Run] = field(default_factory=list)
     baselines: dict[str, str] = field(default_factory=dict)  # label -> key of a baseline row
 
@@ -125,8 +131,11 @@ class Row:
 
 
 class Bench:
-    def __init__(self, n: int, repeat: int, work: Path, seed: int, dbnosync: bool) -> None:
+    def __init__(
+        self, n: int, repeat: int, work: Path, seed: int, dbnosync: bool, backends: Sequence[str]
+    ) -> None:
         self.dbnosync = dbnosync
+        self.backends = list(backends)
         self.n = n
         self.repeat = repeat
         self.work = work / str(n)
@@ -211,8 +220,15 @@ class Bench:
             big,
         )
 
-    def row(self, key: str, command: str, items: int, unit: str, **baselines: str) -> Row:
-        return self.rows.setdefault(key, Row(command, items, unit, baselines=baselines))
+    def row(
+        self, key: str, command: str, items: int, unit: str, backend: str = "—", **baselines: str
+    ) -> Row:
+        return self.rows.setdefault(
+            key, Row(command, items, unit, backend=backend, baselines=baselines)
+        )
+
+    def env_for(self, backend: str) -> dict[str, str]:
+        return {**self.env, "RECONCILER_BACKEND": backend}
 
     def run(self) -> None:
         self.prepare()
@@ -234,31 +250,35 @@ class Bench:
         self.row("validate", "validate", self.n, "staff").runs.append(
             measure(self.reconciler("validate", str(self.base)))
         )
-        self.row("ldapsearch", "ldapsearch -E pr=1000 (baseline)", n, "entries").runs.append(
+        self.row(
+            "ldapsearch", "ldapsearch -E pr=1000 (baseline)", n, "entries", "libldap"
+        ).runs.append(
             measure(self.ldap("ldapsearch", "-LLL", "-b", BASE_DN, "-E", "pr=1000/noprompt", *READ))
         )
-        self.row("ldap3", "ldap3 bare paged read (baseline)", n, "entries").runs.append(
-            measure(
-                [
-                    PY,
-                    "-m",
-                    "benchmarks.ldap3_read",
-                    self.slapd.url,
-                    self.slapd.root_dn,
-                    self.pwfile,
-                    BASE_DN,
-                ]
-            )
-        )
-        for key, label, folder in (
-            ("plan0", "plan, no changes", self.base),
-            ("plan1", "plan, 1 % changed", self.variants["1%"]),
-            ("plan10", "plan, 10 % changed", self.variants["10%"]),
-        ):
-            row = self.row(key, label, n, "entries", ldapsearch="ldapsearch", ldap3="ldap3")
-            row.runs.append(
-                measure(self.plan_args(folder, self.work / f"{key}.json"), env=self.env)
-            )
+        bare = {"ldap3": "benchmarks.ldap3_read", "python-ldap": "benchmarks.python_ldap_read"}
+        for backend in self.backends:
+            args = [self.slapd.url, self.slapd.root_dn, self.pwfile, BASE_DN]
+            self.row(
+                f"read@{backend}", "bare paged read (baseline)", n, "entries", backend
+            ).runs.append(measure([PY, "-m", bare[backend], *args]))
+        for backend in self.backends:
+            for key, label, folder in (
+                ("plan0", "plan, no changes", self.base),
+                ("plan1", "plan, 1 % changed", self.variants["1%"]),
+                ("plan10", "plan, 10 % changed", self.variants["10%"]),
+            ):
+                reads = {f"{b} read": f"read@{b}" for b in self.backends}
+                row = self.row(
+                    f"{key}@{backend}",
+                    label,
+                    n,
+                    "entries",
+                    backend,
+                    ldapsearch="ldapsearch",
+                    **reads,
+                )
+                out = self.work / f"{key}.json"
+                row.runs.append(measure(self.plan_args(folder, out), env=self.env_for(backend)))
 
     def writes(self) -> None:
         for kind in ("creates", "renames", "updates", "suspends"):
@@ -271,32 +291,29 @@ class Bench:
                 raise SystemExit(f"benchmark: the {kind} plan has {len(ops)} operations")
             ldif = self.work / f"apply-{kind}.ldif"
             ldif.write_text("".join(equivalent_ldif(op) for op in ops), encoding="utf-8")
-            run = self.work / f"run-{kind}"
-            shutil.rmtree(run, ignore_errors=True)
-            run.mkdir()
             tool = "ldapadd" if kind == "creates" else "ldapmodify"
             base_key = f"{tool}-{kind}"
-            row = self.row(
-                f"apply-{kind}", f"apply, {APPLY_OPS:,} {kind}", len(ops), "ops", **{tool: base_key}
-            )
-            row.runs.append(
-                measure(
-                    self.reconciler(
-                        "apply",
-                        str(plan_file),
-                        "--credentials-out",
-                        str(run / "passwords.csv"),
-                        "--audit-log",
-                        str(run / "audit.jsonl"),
-                        "--actor",
-                        "bench",
-                    ),
-                    env=self.env,
+            for backend in self.backends:
+                self.reload()
+                run = self.work / f"run-{kind}"
+                shutil.rmtree(run, ignore_errors=True)
+                run.mkdir()
+                row = self.row(
+                    f"apply-{kind}@{backend}",
+                    f"apply, {APPLY_OPS:,} {kind}",
+                    len(ops),
+                    "ops",
+                    backend,
+                    **{tool: base_key},
                 )
-            )
+                apply_args = [
+                    "apply", str(plan_file), "--credentials-out", str(run / "passwords.csv"),
+                    "--audit-log", str(run / "audit.jsonl"), "--actor", "bench",
+                ]  # fmt: skip
+                row.runs.append(measure(self.reconciler(*apply_args), env=self.env_for(backend)))
             self.reload()
             self.row(
-                base_key, f"{tool} of the same {kind} (baseline)", len(ops), "ops"
+                base_key, f"{tool} of the same {kind} (baseline)", len(ops), "ops", "libldap"
             ).runs.append(measure(self.ldap(tool, "-f", str(ldif))))
 
     # results -----------------------------------------------------------------------------------
@@ -306,6 +323,7 @@ class Bench:
         for key, row in self.rows.items():
             item: dict[str, float | str | int] = {
                 "command": row.command,
+                "backend": row.backend,
                 "items": row.items,
                 "unit": row.unit,
                 "seconds": row.seconds,
@@ -359,8 +377,8 @@ def table(
     lines = []
     for n, rows in sizes.items():
         lines.append(f"\n**N = {n:,}** (interpreter alone: {interp[n]:.0f} MB)\n")
-        lines.append("| command | time (s) | rate | peak MB | vs baseline |")
-        lines.append("|---|---:|---:|---:|---|")
+        lines.append("| command | backend | time (s) | rate | peak MB | vs baseline |")
+        lines.append("|---|---|---:|---:|---:|---|")
         for row in rows.values():
             ratios = ", ".join(
                 f"{k[3:]} {v:.2f}×"
@@ -368,8 +386,8 @@ def table(
                 if k.startswith("vs ") and isinstance(v, float)
             )
             lines.append(
-                f"| {row['command']} | {row['seconds']:.2f} | {row['rate']:,.0f} {row['unit']}/s "
-                f"| {row['peak_mb']:.0f} | {ratios} |"
+                f"| {row['command']} | {row['backend']} | {row['seconds']:.2f} "
+                f"| {row['rate']:,.0f} {row['unit']}/s | {row['peak_mb']:.0f} | {ratios} |"
             )
     ns = sorted(sizes)
     if len(ns) >= 2:
@@ -378,12 +396,12 @@ def table(
             f"\n**Growth from N = {small:,} to N = {big:,}** (time ratio; ×{big / small:g} "
             "the data)\n"
         )
-        lines.append("| command | growth |")
-        lines.append("|---|---:|")
+        lines.append("| command | backend | growth |")
+        lines.append("|---|---|---:|")
         for key, row in sizes[big].items():
             if key in sizes[small]:
                 growth = float(row["seconds"]) / float(sizes[small][key]["seconds"])
-                lines.append(f"| {row['command']} | {growth:.1f}× |")
+                lines.append(f"| {row['command']} | {row['backend']} | {growth:.1f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -393,6 +411,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/reconciler-bench"))
+    parser.add_argument(
+        "--backends",
+        default=",".join(dict.fromkeys((default_backend(), "ldap3"))),
+        help="the LDAP libraries to run the commands with (default: python-ldap when installed, "
+        "and ldap3)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
         "--dbnosync",
@@ -405,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[int, dict[str, dict[str, float | str | int]]] = {}
     interp: dict[int, float] = {}
     for n in sizes:
-        bench = Bench(n, args.repeat, args.work, args.seed, args.dbnosync)
+        backends = [b for b in args.backends.split(",") if b]
+        bench = Bench(n, args.repeat, args.work, args.seed, args.dbnosync, backends)
         bench.run()
         results[n] = bench.results()
         interp[n] = bench.interpreter_mb
