@@ -27,7 +27,6 @@ import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.directory.base import FIND_CHUNK, Directory, LockPolicy, Progress
 from reconciler.dn import escape_filter_value, parent_dn
@@ -251,19 +250,21 @@ def nfc(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
-def _decode(raw: Iterable[Any]) -> tuple[str, ...]:
+def _decode(raw: Sequence[bytes]) -> tuple[str, ...]:
+    """Values as read (bytes) as NFC strings; most are one ASCII value (a third faster so)."""
+    if len(raw) == 1:
+        v = raw[0]
+        return (v.decode("ascii") if v.isascii() else nfc(v.decode("utf-8", "replace")),)
     return tuple(
-        (v.decode("ascii") if v.isascii() else nfc(v.decode("utf-8", "replace")))
-        if isinstance(v, bytes)
-        else nfc(str(v))
-        for v in raw
+        v.decode("ascii") if v.isascii() else nfc(v.decode("utf-8", "replace")) for v in raw
     )
 
 
 #: Attributes whose values repeat across entries (classes, agency and unit names, titles,
 #: quotas): their decoded tuples are shared between entries, and attribute names are interned.
 #: Reading 100,000 entries into a list took 199 MB instead of 445 MB (/usr/bin/time, gc off;
-#: each entry otherwise holds its own copies of some 20 names and 10 common values).
+#: each entry otherwise holds its own copies of some 20 names and 10 common values); 20,000
+#: synthetic mailboxes, 54 MB instead of 82 through python-ldap, 48 instead of 75 through ldap3.
 _SHARED_ATTRS = frozenset(
     {
         "objectclass",
@@ -281,10 +282,10 @@ _SHARED_ATTRS = frozenset(
 )
 _CACHE_MAX = 100_000
 _NAMES: dict[str, str] = {}
-_SHARED: dict[tuple[str, tuple[Any, ...]], tuple[str, ...]] = {}
+_SHARED: dict[tuple[str, tuple[bytes, ...]], tuple[str, ...]] = {}
 
 
-def entry(dn: str, raw_attributes: Mapping[str, Sequence[Any]]) -> Entry:
+def entry(dn: str, raw_attributes: Mapping[str, Sequence[bytes]]) -> Entry:
     """An entry from its DN and its raw values (bytes) by attribute name, as read."""
     attrs: dict[str, tuple[str, ...]] = {}
     for name, raw in raw_attributes.items():
