@@ -445,13 +445,17 @@ def count_entries(server: Slapd) -> int:
 def test_two_applies_at_once(slapd: Slapd, tmp_path: Path) -> None:
     run = Run(slapd, tmp_path, 200)
     assert run.plan().returncode == 0
-    first = run.spawn()
-    run.wait_records(10, first)  # it holds the lock and is creating
-    start = time.monotonic()
-    second = run.apply()
-    assert time.monotonic() - start < 10  # refused at once, not queued
-    failed_clearly(second, "another apply holds the lock", "fault-test on ")
-    out, err = first.communicate(timeout=60)
+    with Proxy(("127.0.0.1", slapd.port)) as proxy:
+        # the first apply through a slow network, so that it is still creating (200 creates,
+        # at least 4 s) whatever the speed of the LDAP library when the second one starts
+        proxy.delay = 0.01
+        first = run.spawn(url=proxy.url)
+        run.wait_records(10, first)  # it holds the lock and is creating
+        start = time.monotonic()
+        second = run.apply()
+        assert time.monotonic() - start < 10  # refused at once, not queued
+        failed_clearly(second, "another apply holds the lock", "fault-test on ")
+        out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert "failed=0" in out
     run.converges()
