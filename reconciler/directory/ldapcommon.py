@@ -5,7 +5,8 @@ that they keep `base.Directory`'s semantics in one place and differ only in how 
   a query, StartTLS over a local socket, a simple bind in clear text to a host other than
   loopback, a bind DN without a password. `probe()` reaches the server with a plain socket first
   (errno-level failures make the clearest messages).
-- `reason()` says a failure in plain words, with what to check.
+- `reason()` says a failure in plain words, with what to check; `tls_failure()` finds why a TLS
+  handshake fails with Python's ssl, for libldap that does not say.
 - `entry()` turns raw values into an `Entry`: lower-case interned names, NFC strings, repeated
   values shared between entries, userPassword dropped.
 - `modifications()` is `modify`'s list: replace, or the compare-and-swap's delete and add.

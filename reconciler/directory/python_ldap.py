@@ -113,8 +113,9 @@ class PythonLdapDirectory(common.LdapServer):
                 cafile, capath = _system_cas()
                 if cafile:
                     conn.set_option(ldap.OPT_X_TLS_CACERTFILE, cafile)
-                if capath:
-                    conn.set_option(ldap.OPT_X_TLS_CACERTDIR, capath)
+                if capath:  # a folder the TLS library cannot use leaves the file
+                    with contextlib.suppress(ldap.LDAPError, ValueError):
+                        conn.set_option(ldap.OPT_X_TLS_CACERTDIR, capath)
             conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # last: makes the context of the above
         except (ldap.LDAPError, ValueError) as error:
             self._abort()
@@ -163,7 +164,7 @@ class PythonLdapDirectory(common.LdapServer):
             return fn()
         except _GONE as error:
             self._abort()
-            code, desc, message = _details(error)
+            _, desc, message = _details(error)
             why = common.reason(f"{desc}: {message}" if message else desc, self.timeout, self.url)
             if not self._connected:
                 if what == "starting TLS" or self._target.scheme == "ldaps":
