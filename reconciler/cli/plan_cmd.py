@@ -109,10 +109,9 @@ def plan(
         seen = activity_module.load(activity) if activity else {}
         started = time.monotonic()
         entries, directory = read_directory(connection, loaded, progress=True)
-        click.echo(
+        read = (
             f"Read {len(entries):,} entries from {directory.url} with {directory.backend} in "
-            f"{time.monotonic() - started:.1f} s.",
-            err=True,
+            f"{time.monotonic() - started:.1f} s."
         )
         context = Context(
             now=now,
@@ -131,6 +130,7 @@ def plan(
         problems(error, str(inventory))
     except ReconcilerError as error:
         fail(error)
+    click.echo(read, err=True)  # once there is a plan: problems alone on stderr otherwise
     _print_plan(result, fmt, show_unmanaged, changes)
     if out is not None:
         planfile.save(result, out)
