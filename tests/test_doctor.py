@@ -106,7 +106,9 @@ def test_the_canary_is_deleted_even_when_a_check_fails(
         raise DirectoryError("the server went away (simulated)")
 
     monkeypatch.setattr(doctor_module.Canary, "_lastbind", broken)
-    directory = open_directory(populated.url, bind_dn=populated.root_dn, password=populated.root_pw)
+    directory = open_directory(  # doctor speaks through ldap3, as `reconciler doctor` opens it
+        populated.url, bind_dn=populated.root_dn, password=populated.root_pw, backend="ldap3"
+    )
     assert isinstance(directory, LdapDirectory)
     with directory, pytest.raises(DirectoryError, match="simulated"):
         doctor_module.diagnose(directory, None, None)
