@@ -41,8 +41,13 @@ class State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Suspension:
+    """Why a mailbox is suspended: a clause of the regulation (one of its suspension grounds), or,
+    for a lock found when an existing directory was imported under a regulation with no neutral
+    ground, the day it was found (`clause` is then "")."""
+
     clause: str
     note: str = ""
+    found_at_import: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ class Agency:
     units: tuple[Unit, ...] = ()
     mailbox: str | None = None  # quangnam-2020: optional organisation mailbox local part
     manager: str | None = None  # staff id managing the organisation mailbox
+    manager_delegation: str | None = None  # the written delegation of a manager not the head
     aliases: tuple[str, ...] = ()  # former organisation addresses kept as aliases
     loc: Loc = field(default=Loc(""), compare=False)
 

@@ -108,9 +108,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
     [
         ("minimal-qn", "HG-2024 Đ8.2.b", '"HG-2024 Đ8.2.b" is a clause of another regulation'),
         ("minimal-qn", "Điều 7", '"Điều 7" is not a clause: write it like "QN-2020 Đ7.2"'),
-        ("minimal-hg", "Điều 7", '"Điều 7" is not a clause: write it like "HG-2024 Đ8.2.b"'),
+        ("minimal-hg", "Điều 7", '"Điều 7" is not a clause: write it like "HG-2024 Đ8.1"'),
         ("minimal-qn", None, '(the regulation\'s clause, e.g. "QN-2020 Đ7.2")'),
-        ("minimal-hg", None, '(the regulation\'s clause, e.g. "HG-2024 Đ8.2.b")'),
+        ("minimal-hg", None, '(the regulation\'s clause, e.g. "HG-2024 Đ8.1")'),
     ],
 )
 def test_the_loader_asks_the_inventorys_regulation_about_clauses(

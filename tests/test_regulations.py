@@ -50,6 +50,9 @@ def test_quangnam_fields() -> None:
     assert QN.irreversible_delete_clause is None  # the decision does not say so
     assert QN.transfer_clause == "QN-2020 Đ10.3"
     assert QN.manager_clause is None
+    assert (QN.reset_clause, QN.must_change_clause) == ("QN-2020 Đ6.2", "QN-2020 Đ6.3")
+    assert QN.quota_ceiling == 5 * 1024**3 and QN.create_clause == "QN-2020 Đ5.1"
+    assert [c for c, _ in QN.suspension_grounds] == ["QN-2020 Đ7.2"]
     assert QN.time_clauses == {"QN-2020 Đ7.2"}
 
 
@@ -66,7 +69,12 @@ def test_hagiang_fields() -> None:
     assert HG.expiry.span == "3 years"
     assert (HG.delete_clause, HG.restore_clause) == ("HG-2024 Đ7.1", "HG-2024 Đ8.3")
     assert HG.irreversible_delete_clause == "HG-2024 Đ7.2"
-    assert HG.declared_suspend_clause == "HG-2024 Đ8.2.b"
+    assert HG.declared_suspend_clause == "HG-2024 Đ8.1"  # an agency's request
+    grounds = ["HG-2024 Đ8.1", "HG-2024 Đ8.2.b", "HG-2024 Đ8.2.c"]
+    assert [c for c, _ in HG.suspension_grounds] == grounds
+    assert (HG.reset_clause, HG.must_change_clause) == ("HG-2024 Đ12.2", "HG-2024 Đ6.1")
+    assert (HG.manager_clause, HG.handover_clause) == ("HG-2024 Đ11.2", "HG-2024 Đ11.3")
+    assert HG.quota_ceiling is None and HG.create_clause == "HG-2024 Đ7.1"
     assert HG.manager_clause == "HG-2024 Đ11.2"
     assert HG.time_clauses == {"HG-2024 Đ8.2.a", "HG-2024 Đ8.2.d", "HG-2024 Đ8.4"}
 

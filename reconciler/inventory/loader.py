@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator
 
 from reconciler import schemas_folder, text
-from reconciler.errors import InventoryError, Problem
+from reconciler.errors import InventoryError, Problem, ReconcilerError
 from reconciler.inventory import yamlload
 from reconciler.inventory.yamlload import Lines, describe
 from reconciler.model import (
@@ -76,7 +76,18 @@ class Clauses(Protocol):
     @property
     def declared_suspend_clause(self) -> str: ...
 
-    def clause_problem(self, clause: str) -> str | None: ...
+    @property
+    def quota_ceiling(self) -> int | None: ...
+
+    @property
+    def quota_clause(self) -> str: ...
+
+    @property
+    def manager_clause(self) -> str | None: ...
+
+    def suspension_problem(self, clause: str) -> str | None: ...
+
+    def decision_problem(self, decision: str) -> str | None: ...
 
 
 def load(path: Path, regulation: Callable[[str], Clauses] | None = None) -> Inventory:
@@ -191,6 +202,14 @@ def parse_quota(value: int | str) -> int | None:
         return None
     size = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].upper()]
     return size if size > 0 else None
+
+
+def _size(size: int) -> str:
+    """Bytes in the units people write (5 GB), binary as mail servers count them."""
+    for unit, factor in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
 
 
 def dn_problem(value: str) -> str | None:
@@ -440,6 +459,15 @@ class _Run:
         if reason:
             self.at(f, ("base_dn",), f"{quote(d['base_dn'])} is not a distinguished name: {reason}")
         quota = None if f.broken(("quota",)) else self.quota(f, ("quota",), d.get("quota"))
+        ceiling = self.ceiling(d.get("regulation"))
+        if quota is not None and ceiling is not None and quota > ceiling[0]:
+            self.at(
+                f,
+                ("quota",),
+                f"{quote(d['quota'])} is above the {ceiling[1]} ceiling of {_size(ceiling[0])}: "
+                "the default quota may not exceed it (give a person more with `quota` and the "
+                "`quota_decision` that allows it)",
+            )
         max_deletes = 10 if f.broken(("max_deletes",)) else d.get("max_deletes", 10)
         reserved = () if f.broken(("reserved",)) else tuple(d.get("reserved", ()))
         loc = Loc(f.rel, 1)
@@ -469,6 +497,18 @@ class _Run:
                 "or a search of PATH",
             )
         return command
+
+    def ceiling(self, regulation_id: Any) -> tuple[int, str] | None:
+        """The regulation's quota ceiling and its clause, when it has one."""
+        if self.regulation is None or not isinstance(regulation_id, str):
+            return None
+        try:
+            regulation = self.regulation(regulation_id)
+        except ReconcilerError:
+            return None  # the schema names the regulations the loader knows
+        if regulation.quota_ceiling is None:
+            return None
+        return regulation.quota_ceiling, regulation.quota_clause
 
     def quota(self, f: _File, path: tuple[str | int, ...], value: int | str | None) -> int | None:
         if value is None:
@@ -514,7 +554,8 @@ class _Checks:
         lookup = run.regulation
         self.regulation = lookup(settings.regulation) if lookup and settings else None
         self.reserved = RESERVED | set(settings.reserved if settings else ())
-        self.ids: dict[str, tuple[str, int, State]] = {}  # staff id → (file shown, line, state)
+        #: staff id → (file shown, line, state, agency id, rank)
+        self.ids: dict[str, tuple[str, int, State, str, Any]] = {}
         self.addresses: dict[str, str] = {}  # address → where first declared
         self.abbreviations: dict[str, str] = {}
         self.mailboxes: dict[str, str] = {}
@@ -527,7 +568,7 @@ class _Checks:
 
     def agency(self, f: _File) -> Agency | None:
         a = f.data.get("agency")
-        header = ("id", "name", "abbreviation", "mailbox", "manager")
+        header = ("id", "name", "abbreviation", "mailbox", "manager", "manager_delegation")
         if (
             not isinstance(a, dict)
             or ("agency",) in f.exact
@@ -578,6 +619,7 @@ class _Checks:
             tuple(units),
             a.get("mailbox"),
             a.get("manager"),
+            a.get("manager_delegation"),
             aliases,
             loc,
         )
@@ -620,14 +662,26 @@ class _Checks:
         if isinstance(r, dict) and isinstance(r.get("id"), str) and not f.broken(path):
             state = r.get("state")
             known = state in ("active", "suspended", "absent")
-            self.take_id(f, path, r["id"], State(state) if known else State.ACTIVE)
+            agency = f.data.get("agency")
+            agency_id = agency.get("id", "") if isinstance(agency, dict) else ""
+            self.take_id(
+                f, path, r["id"], State(state) if known else State.ACTIVE, agency_id, r.get("rank")
+            )
 
-    def take_id(self, f: _File, path: tuple[str | int, ...], pid: str, state: State) -> None:
+    def take_id(
+        self,
+        f: _File,
+        path: tuple[str | int, ...],
+        pid: str,
+        state: State,
+        agency: str = "",
+        rank: Any = None,
+    ) -> None:
         if pid in self.ids:
             first = self.ids[pid]
             self.at(f, path, f"staff id {quote(pid)} is already used at {first[0]}:{first[1]}")
         else:
-            self.ids[pid] = (f.shown, f.lines.at(path), state)
+            self.ids[pid] = (f.shown, f.lines.at(path), state, agency, rank)
 
     def person(
         self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
@@ -635,7 +689,7 @@ class _Checks:
         p: tuple[str | int, ...] = ("staff", i)
         pid: str = r["id"]
         state = State(r.get("state", "active"))
-        self.take_id(f, (*p, "id"), pid, state)
+        self.take_id(f, (*p, "id"), pid, state, agency.id, r.get("rank"))
         unit = r.get("unit")
         if unit is not None and unit not in units:
             known = ", ".join(u.id for u in agency.units) or "none"
@@ -649,11 +703,7 @@ class _Checks:
         self.names(f, p, name, split)
         if "title" in r:
             self.free_text(f, (*p, "title"), r["title"])
-        suspension = None
-        if "suspension" in r:
-            s = r["suspension"]
-            suspension = Suspension(s["clause"], s.get("note", ""))
-            self.clause(f, (*p, "suspension", "clause"), s["clause"])
+        suspension = self.suspension(f, p, r.get("suspension"))
         if state is State.SUSPENDED and suspension is None:
             example = (
                 f', e.g. "{self.regulation.declared_suspend_clause}"' if self.regulation else ""
@@ -669,17 +719,14 @@ class _Checks:
                 f,
                 (*p, "quota"),
                 "a quota override needs `quota_decision` (the deciding "
-                'document, e.g. "QĐ 12/QĐ-UBND")',
+                'document, e.g. "12/QĐ-UBND ngày 01/03/2026")',
             )
+        elif quota is not None and "quota_decision" in r:
+            self.quota_decision(f, p, quota, r["quota_decision"])
         if "address" in r:
             self.address(f, (*p, "address"), r["address"])
         aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
-        restored = None
-        if "restored" in r:
-            try:
-                restored = dt.date.fromisoformat(r["restored"])
-            except ValueError:
-                self.at(f, (*p, "restored"), f"{quote(r['restored'])} is not a real date")
+        restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
         exempt = r.get("exempt", ())
         exemptions = tuple(
             Exemption(e["rule"], e["ref"])
@@ -726,10 +773,56 @@ class _Checks:
                 f"{quote(name)} has one word: a one-word name needs `given` (and `family` if any)",
             )
 
-    def clause(self, f: _File, path: tuple[str | int, ...], clause: str) -> None:
-        reason = self.regulation.clause_problem(text.nfc(clause)) if self.regulation else None
+    def suspension(
+        self, f: _File, p: tuple[str | int, ...], s: dict[str, Any] | None
+    ) -> Suspension | None:
+        """The declared suspension: a ground of the regulation, or a lock found at import."""
+        if s is None:
+            return None
+        path = (*p, "suspension")
+        note = text.nfc(s.get("note", ""))
+        found = None
+        if "found_at_import" in s:
+            found = self.date(f, (*path, "found_at_import"), s["found_at_import"])
+            if "clause" in s:
+                self.at(
+                    f,
+                    path,
+                    "give either `clause` (the ground of the suspension) or `found_at_import` "
+                    "(the day a lock was found when the directory was imported), not both",
+                )
+            return Suspension("", note, found)
+        if "clause" not in s:
+            self.at(f, path, "`clause` is missing (the ground of the suspension)")
+            return Suspension("", note)
+        clause = text.nfc(s["clause"])
+        reason = self.regulation.suspension_problem(clause) if self.regulation else None
         if reason:
-            self.at(f, path, f"{quote(clause)} {reason}")
+            self.at(f, (*path, "clause"), f"{quote(s['clause'])} {reason}")
+        return Suspension(clause, note)
+
+    def date(self, f: _File, path: tuple[str | int, ...], value: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.at(f, path, f"{quote(value)} is not a real date")
+            return None
+
+    def quota_decision(self, f: _File, p: tuple[str | int, ...], quota: int, decision: str) -> None:
+        """Above the regulation's ceiling, the decision must name its document and date."""
+        regulation = self.regulation
+        if regulation is None or regulation.quota_ceiling is None:
+            return
+        if quota <= regulation.quota_ceiling:
+            return
+        reason = regulation.decision_problem(decision)
+        if reason:
+            self.at(
+                f,
+                (*p, "quota_decision"),
+                f"{quote(decision)} {reason}: the quota is above the {regulation.quota_clause} "
+                f"ceiling of {_size(regulation.quota_ceiling)}",
+            )
 
     def managers(self, agencies: list[Agency], files: list[_File]) -> None:
         by_rel = {f.rel: f for f in files}
@@ -745,3 +838,30 @@ class _Checks:
                 )
             elif known[2] is State.ABSENT:
                 self.at(f, path, f"manager {quote(agency.manager)} is marked `state: absent`")
+            elif self.regulation is not None and self.regulation.manager_clause:
+                self.manager_of(f, agency, known)
+
+    def manager_of(self, f: _File, agency: Agency, known: tuple[str, int, State, str, Any]) -> None:
+        """The regulation's rule on who manages an organisation mailbox (HG-2024 Đ11.2): the
+        agency's head, or a person of the agency delegated in writing."""
+        assert self.regulation is not None
+        clause = self.regulation.manager_clause
+        where, line, _, agency_id, rank = known
+        path = ("agency", "manager")
+        if agency_id != agency.id:
+            self.at(
+                f,
+                path,
+                f"manager {quote(agency.manager)} is staff of agency {quote(agency_id)} "
+                f"({where}:{line}), not of {quote(agency.id)}: under {clause} the organisation "
+                "mailbox is managed by the agency's head or by a person of the agency delegated "
+                "in writing",
+            )
+        elif rank != 1 and not agency.manager_delegation:
+            self.at(
+                f,
+                path,
+                f"manager {quote(agency.manager)} is not the agency's head (rank 1): under "
+                f"{clause} name the written delegation as `manager_delegation` (e.g. "
+                '"Giấy ủy quyền 05/GUQ-STTTT ngày 01/03/2026")',
+            )

@@ -17,6 +17,9 @@ _SPECIAL = re.compile(r"[^\w\s]|_")
 
 
 #: The form of a clause of any regulation: its code, then the article and its points.
+#: A document's number ("12/QĐ-UBND", "23/2024/QĐ-UBND") and a date (01/03/2026, 2026-03-01).
+_DOCUMENT = re.compile(r"\b[0-9]+/(?:[0-9]{4}/)?[^\W\d_][\w-]*", re.UNICODE)
+_DATE = re.compile(r"\b(?:[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}|[0-9]{4}-[0-9]{2}-[0-9]{2})\b")
 _CLAUSE = re.compile(r"([A-Z]+-[0-9]{4}) Đ[0-9]+(?:\.[0-9]+)*(?:\.[a-z])?\Z")
 
 
@@ -56,22 +59,40 @@ class Regulation(ABC):
     agency_mailboxes: bool  # every agency has an organisation mailbox (`agency_local` of its abbr)
     transfer_renames: bool  # the agency is part of a personal address: a transfer is a rename
     lengthens_initials: bool  # collision: lengthen the initials before numbering (HG Đ5.2 a)
-    # --- changes (a create or rename cites the clause that gave the address)
+    # --- changes (a create cites the issuing clause, with the address rule beside it)
+    create_clause: str  # a new mailbox on an agency's request
     default_quota: int  # bytes
+    quota_ceiling: int | None  # bytes: more only by a decision that names its document
     quota_clause: str
     update_clause: str  # any other change of a mailbox's attributes
     transfer_clause: str  # a person moved to another agency (the agency attributes change)
-    manager_clause: str | None  # the organisation mailbox's managing person changed
+    manager_clause: str | None  # who may manage an organisation mailbox
+    handover_clause: str | None  # a new manager: the organisation mailbox is handed over
     delete_clause: str
     irreversible_delete_clause: str | None  # says a deleted mailbox cannot be restored
     # --- suspension and the time rules
     restore_clause: str
-    declared_suspend_clause: str  # a suspension declared in the inventory without its own clause
+    #: the grounds an inventory may declare a suspension on, each with what it covers; the
+    #: first is the example shown (an agency's request where the regulation has one)
+    suspension_grounds: tuple[tuple[str, str], ...]
+    #: a lock found at import: the regulation's neutral ground, or None where it has none (the
+    #: inventory then records `found_at_import` instead of a clause)
+    import_suspend_clause: str | None
     inactivity: TimeRule  # no activity that long → suspend
+    #: what counts as activity for `inactivity` ("login", "sent", "received", and "mail" for a
+    #: mail-log moment of unknown kind), and the same in words for a plan's reason
+    activity_kinds: frozenset[str]
+    activity_words: str
     password_change: TimeRule | None  # the issued password not changed that long → suspend
     expiry: TimeRule | None  # suspended that long → delete
     # --- passwords
     reset_clause: str  # password reset on request
+    must_change_clause: str  # an issued password is changed at the first login
+
+    @property
+    def declared_suspend_clause(self) -> str:
+        """The ground shown as the example of a declared suspension."""
+        return self.suspension_grounds[0][0]
 
     @property
     def time_clauses(self) -> frozenset[str]:
@@ -90,6 +111,27 @@ class Regulation(ABC):
         if m.group(1) != self.code:
             return f"is a clause of another regulation than {self.id}"
         return None
+
+    def suspension_problem(self, clause: str) -> str | None:
+        """None when `clause` is one of the grounds an inventory may declare a suspension on;
+        else why not, in plain words."""
+        problem = self.clause_problem(clause)
+        if problem is not None:
+            return problem
+        if clause in dict(self.suspension_grounds):
+            return None
+        grounds = "; ".join(f"{c} ({words})" for c, words in self.suspension_grounds)
+        return f"is not a ground for suspension under {self.id}: use one of {grounds}"
+
+    def decision_problem(self, decision: str) -> str | None:
+        """None when `decision` names a document by its number and date ("12/QĐ-UBND ngày
+        01/03/2026"), as a quota above the ceiling needs; else why not."""
+        if _DOCUMENT.search(decision) and _DATE.search(decision):
+            return None
+        return (
+            "must name the deciding document by its number and date, e.g. "
+            '"12/QĐ-UBND ngày 01/03/2026"'
+        )
 
     # --- address forms -----------------------------------------------------------------------
 

@@ -8,13 +8,29 @@ hành và sử dụng hệ thống thư điện tử công vụ trên địa bà
   (Ngô Văn Sơn → ngvson.sotttt); (b) identical → a number after the given name (nvson1.sotttt).
   The agency is in the address, so a transfer is a rename.
 - Đ6.2 password ≥ 8 characters with upper case, digit and special character (no lower-case or
-  name rule). Đ8.2.a 6 months without activity, Đ8.2.d default password unchanged after 1 month,
-  Đ8.4 suspended 3 years → deleted.
+  name rule); Đ6.1 changed at the first access; Đ12.2 a new password on request (the reset).
+- Đ8.1 suspension on an agency's request or for a security risk; the grounds an inventory may
+  declare are Đ8.1 (request), Đ8.2.b (taken over or leaked, as warned) and Đ8.2.c (a prohibited
+  act of Đ3); Đ8.2.a and Đ8.2.d are the tool's time rules. A lock found at import is recorded
+  under Đ8.1, never as a breach.
+- Đ8.2.a 6 months without "đăng nhập, gửi, nhận": logins, mail sent and mail received all count
+  (`activity_kinds`, read from the mail server's log by `--activity`).
+- Đ8.2.d the default password unchanged 1 month "kể từ thời điểm được cấp tài khoản". This
+  project reads a reset (Đ12.2) or a restore (Đ8.3.c) as issuing the account's default password
+  again: the month counts from the last password the tool issued that is still unchanged
+  (pwdReset still set), and a password the person changed never fires the rule.
+- Đ8.3 restore on request; Đ8.3.c the password is changed at the first access after it: a restore
+  issues a new temporary password (the old one may be the leaked one of Đ8.2.b).
+- Đ8.4 suspended 3 years → deleted, "không còn khả năng khôi phục": the deleted mailbox is kept in
+  the directory's history, and a record still in the inventory is refused, never created again.
 - Đ9.2.b leaves the quota to the Department of Information and Communications and sets no figure:
   the default is the same 5 GiB as quangnam-2020, cited as Đ9.2.b; no attachment limit is set.
-- Đ7.1 covers creation, change (transfer included: "luân chuyển") and deletion on request; Đ7.2 a
-  deleted account cannot be restored (cited by the guard on a plan's deletions); Đ11.2 the head
-  (or a delegate) managing the organisation mailbox.
+- Đ7.1 covers creation, change (transfer included: "luân chuyển") and deletion on request: a
+  create cites it with the address rule (Đ5.1, Đ5.2) beside it; Đ7.2 a deleted account cannot be
+  restored (cited by the guard on a plan's deletions and by the refusal to create a deleted
+  mailbox again). Đ11.2 the head, or a person of the agency delegated in writing, manages the
+  organisation mailbox; Đ11.3 a new head: the organisation mailbox is handed over with a new
+  password.
 """
 
 from __future__ import annotations
@@ -86,17 +102,28 @@ REGULATION = HaGiang2024(
     agency_mailboxes=True,
     transfer_renames=True,
     lengthens_initials=True,
+    create_clause="HG-2024 Đ7.1",
     default_quota=5 * GIB,
+    quota_ceiling=None,
     quota_clause="HG-2024 Đ9.2.b",
     update_clause="HG-2024 Đ7.1",
     transfer_clause="HG-2024 Đ7.1",
     manager_clause="HG-2024 Đ11.2",
+    handover_clause="HG-2024 Đ11.3",
     delete_clause="HG-2024 Đ7.1",
     irreversible_delete_clause="HG-2024 Đ7.2",
     restore_clause="HG-2024 Đ8.3",
-    declared_suspend_clause="HG-2024 Đ8.2.b",
+    suspension_grounds=(
+        ("HG-2024 Đ8.1", "on an agency's request"),
+        ("HG-2024 Đ8.2.b", "taken over, leaked or spreading spam or malware, as warned"),
+        ("HG-2024 Đ8.2.c", "a prohibited act of Đ3"),
+    ),
+    import_suspend_clause="HG-2024 Đ8.1",
     inactivity=TimeRule(6, "HG-2024 Đ8.2.a"),
+    activity_kinds=frozenset({"login", "sent", "received", "mail"}),
+    activity_words="no login, sending or receiving",
     password_change=TimeRule(1, "HG-2024 Đ8.2.d"),
     expiry=TimeRule(3 * 12, "HG-2024 Đ8.4"),
-    reset_clause="HG-2024 Đ6.1",
+    reset_clause="HG-2024 Đ12.2",
+    must_change_clause="HG-2024 Đ6.1",
 )

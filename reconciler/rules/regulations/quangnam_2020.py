@@ -9,8 +9,16 @@ thư điện tử công vụ tỉnh Quảng Nam.
 - No format for organisation or unit mailboxes: an agency has one only when the inventory declares
   its ``mailbox`` local part (created on request, Đ5.1); units get none. The address has no agency
   part, so a transfer (Đ10.3) is an update, not a rename.
-- Đ7.2 no login for 3 months → suspended; Đ8 password rules; Đ9 quota 5 GB (taken as 5 GiB), 20 MB
-  attachments (the mail server's setting, not the directory's). The decision sets no restore
+- Đ5.1 a new mailbox on the agency's written request: a create cites it, with the address rule
+  (Đ4.1, Đ4.2) beside it. Đ6.2 a password reset on request, Đ6.3 changed at the first login.
+- Đ7.2 no login for 3 months → suspended ("không đăng nhập": logins only count, never mail sent
+  or received, so `activity_kinds` is the login alone); the same clause covers misuse and a breach
+  of the security rules, the one ground an inventory may declare. The decision has no suspension
+  on request: a lock found at import is recorded as found, never as a breach.
+- Đ8 password rules; Đ9 quota at most 5 GB (taken as 5 GiB) "except special cases decided by the
+  province": the default may not exceed it, and a person's quota above it names the deciding
+  document by number and date. 20 MB attachments (the mail server's setting, not the
+  directory's). The decision sets no restore
   procedure: a restore cites Đ7.2, the suspension it lifts. A transfer cites Đ10.3 (rights
   change); any other update Đ13.5 (agencies report staff changes). Đ7.2 covers both misuse and
   inactivity, so a declared suspension and an inactivity suspension cite the same clause. The
@@ -86,17 +94,26 @@ REGULATION = QuangNam2020(
     agency_mailboxes=False,
     transfer_renames=False,
     lengthens_initials=False,
+    create_clause="QN-2020 Đ5.1",
     default_quota=5 * GIB,
+    quota_ceiling=5 * GIB,
     quota_clause="QN-2020 Đ9",
     update_clause="QN-2020 Đ13.5",
     transfer_clause="QN-2020 Đ10.3",
     manager_clause=None,
+    handover_clause=None,
     delete_clause="QN-2020 Đ7.1",
     irreversible_delete_clause=None,
     restore_clause="QN-2020 Đ7.2",
-    declared_suspend_clause="QN-2020 Đ7.2",
+    suspension_grounds=(
+        ("QN-2020 Đ7.2", "misuse or a breach of the security rules, found by the operator"),
+    ),
+    import_suspend_clause=None,
     inactivity=TimeRule(3, "QN-2020 Đ7.2"),
+    activity_kinds=frozenset({"login"}),
+    activity_words="no login",
     password_change=None,
     expiry=None,
-    reset_clause="QN-2020 Đ6.3",
+    reset_clause="QN-2020 Đ6.2",
+    must_change_clause="QN-2020 Đ6.3",
 )
