@@ -41,12 +41,15 @@ SUSPEND_REASON = "govMailSuspendReason"
 SUSPENDED_AT = "govMailSuspendedAt"
 RESTORED_AT = "govMailRestoredAt"
 PASSWORD = "userPassword"
+#: Stamped with the time of apply whenever the tool issues a password (create, restore, reset,
+#: handover): the moment HG-2024 Đ8.2.d counts from, on the tool's own clock.
+ISSUED_AT = "govMailPasswordIssuedAt"
 #: ppolicy: TRUE makes the first bind change the password.
 MUST_CHANGE = "pwdReset"
 #: Attributes that hold the suspension state: a suspension writes them, a restore removes them.
 SUSPENSION = (LOCK, SUSPEND_REASON, SUSPENDED_AT)
 #: Attributes whose value a plan can only give as `Deferred.APPLY_TIME`.
-STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT})
+STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT, ISSUED_AT})
 _STAMPED_LOWER = frozenset(a.lower() for a in STAMPED)
 #: What a plan reads of every entry (operational attributes asked for by name).
 READ = (
@@ -55,6 +58,7 @@ READ = (
     *MANAGED,
     *SUSPENSION,
     RESTORED_AT,
+    ISSUED_AT,
     "pwdLastSuccess",
     MUST_CHANGE,
     "pwdChangedTime",
@@ -142,6 +146,7 @@ def issue_password(entry: Entry | None = None) -> tuple[Change, ...]:
     return (
         Change(PASSWORD, (), (Deferred.PASSWORD,)),  # never read: its "before" is unknown
         Change(MUST_CHANGE, _before(entry, MUST_CHANGE), ("TRUE",)),
+        Change(ISSUED_AT, _before(entry, ISSUED_AT), (Deferred.APPLY_TIME,)),
     )
 
 
@@ -156,21 +161,42 @@ def suspend(entry: Entry | None, reason: str) -> tuple[Change, ...]:
 
 
 def restore(entry: Entry) -> tuple[Change, ...]:
-    """Lifts a suspension: removes the suspension attributes it has, the password must be
-    changed at the next bind, and the time of the restore is kept (a sign of life)."""
+    """Lifts a suspension: removes the suspension attributes it has, issues a new temporary
+    password to be changed at the next bind (the one held before the suspension may be the
+    leaked one, and stops working), and keeps the time of the restore (a sign of life)."""
     return (
         *(Change(a, entry.all(a), ()) for a in SUSPENSION if entry.all(a)),
-        Change(MUST_CHANGE, entry.all(MUST_CHANGE), ("TRUE",)),
+        *issue_password(entry),
         Change(RESTORED_AT, entry.all(RESTORED_AT), (Deferred.APPLY_TIME,)),
     )
+
+
+def restored_without_password(entry: Entry) -> dt.datetime | None:
+    """When the mailbox was restored without a new password (by a reconciler from before
+    restores issued one) and its password has not changed since: the time of that restore;
+    else None. Such a mailbox still holds the password it had before its suspension.
+
+    A restore now stamps govMailRestoredAt and govMailPasswordIssuedAt with the same moment; an
+    old one left no password stamp after it, and its pwdChangedTime (the server's, at the last
+    password write) is the person's last change, before the suspension."""
+    restored = parse_time(entry.get(RESTORED_AT))
+    if restored is None or entry.all(LOCK):
+        return None
+    if (entry.get(MUST_CHANGE) or "").upper() != "TRUE":
+        return None  # the person changed the password since: ppolicy cleared pwdReset
+    for attr in (ISSUED_AT, "pwdChangedTime"):
+        written = parse_time(entry.get(attr))
+        if written is not None and written >= restored:
+            return None
+    return restored
 
 
 #: What every operation of an action writes besides its own changes (a plan that leaves one out
 #: was made by a reconciler from before plans listed every write, and is refused).
 ALWAYS_WRITTEN = {
-    Action.CREATE: (PASSWORD, MUST_CHANGE),
+    Action.CREATE: (PASSWORD, MUST_CHANGE, ISSUED_AT),
     Action.SUSPEND: SUSPENSION,
-    Action.RESTORE: (MUST_CHANGE, RESTORED_AT),
+    Action.RESTORE: (PASSWORD, MUST_CHANGE, ISSUED_AT, RESTORED_AT),
 }
 
 

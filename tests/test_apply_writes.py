@@ -186,7 +186,10 @@ def test_every_action_writes_exactly_what_its_operation_lists(
         directory.close()
     assert recap.failed == 0 and recap.changed == len(plan.operations), recap.messages
     passwords = scenario.passwords(out)
-    assert set(passwords) == {op.address for op in plan.operations if op.action is Action.CREATE}
+    # a create and a restore (HG-2024 Đ8.3.c) issue one each
+    assert set(passwords) == {
+        op.address for op in plan.operations if op.action in (Action.CREATE, Action.RESTORE)
+    }
 
     touched = set()
     for op in plan.operations:
@@ -232,9 +235,10 @@ def test_the_plan_of_a_create_a_suspend_and_a_restore_lists_what_apply_writes(
     restore = ops["HG-0003"]["changes"]
     assert set(restore) == {
         "pwdAccountLockedTime", "govMailSuspendReason", "govMailSuspendedAt", "pwdReset",
-        "govMailRestoredAt",
+        "govMailRestoredAt", "userPassword", "govMailPasswordIssuedAt",
     }
     assert restore["pwdReset"]["after"] == ["TRUE"]
+    assert restore["userPassword"]["after"] == [{"deferred": "issued password"}]
     assert restore["govMailRestoredAt"]["after"] == [{"deferred": "time of apply"}]
     assert all(c["after"] == [] for a, c in restore.items() if a.startswith(("pwdAcc", "govMailS")))
     # the adoption keeps the password the entry had: the plan lists none
@@ -274,8 +278,8 @@ ISSUED = {"deferred": "issued password"}
         ("restore", lambda op: op["changes"].pop("govMailRestoredAt"),
          "does not list govMailRestoredAt, which every restore writes"),
         ("update", lambda op: op["changes"]["o"].update(after=[TIME]),
-         "the time of apply can only be stamped on govMailRestoredAt and govMailSuspendedAt, "
-         "not on o"),
+         "the time of apply can only be stamped on govMailPasswordIssuedAt and govMailRestoredAt "
+         "and govMailSuspendedAt, not on o"),
         ("restore", lambda op: op["changes"]["govMailRestoredAt"].update(after=[ISSUED]),
          "an issued password can only go to userPassword, not to govMailRestoredAt"),
         ("create", lambda op: op["attributes"].update(title=[ISSUED]),
@@ -309,4 +313,5 @@ def test_text_and_markdown_say_what_apply_decides() -> None:
     assert "pwdReset: TRUE (must change at first login)" in create
     restore = text.split("▶ restore", 1)[1]
     assert "restored at: time of apply" in restore and "pwdReset: TRUE" in restore
+    assert "password: issued (credentials file)" in restore
     assert "restored at: time of apply" in render.markdown(plan, planfile.digest(plan))

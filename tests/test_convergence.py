@@ -230,7 +230,12 @@ def test_too_many_deletions_fail_the_plan(directory: Directory, tmp_path: Path) 
 
 
 @pytest.mark.slapd
-def test_issued_password_must_be_changed_then_works(slapd: Slapd, tmp_path: Path) -> None:
+def test_hg_2024_d8_3_c_a_restore_issues_a_new_password_and_the_old_one_fails(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """An issued password must be changed, then works; a suspension stops every bind; a restore
+    issues a new temporary password to be changed at the first bind, and the password held
+    before the suspension (after HG-2024 Đ8.2.b, perhaps the attacker's) no longer binds."""
     spec = scenario.hg()
     folder = scenario.write(spec, tmp_path / "inv")
     directory = scenario.connect(slapd)
@@ -253,12 +258,16 @@ def test_issued_password_must_be_changed_then_works(slapd: Slapd, tmp_path: Path
     scenario.write(spec, folder)
     converge(folder, directory, tmp_path / "out")
     assert ldapwhoami(slapd, dn, new).returncode != 0
-    # restored: binds again, and must change the password (HG-2024 Đ8.3.c)
+    # restored: a new temporary password, to be changed at the first bind (HG-2024 Đ8.3.c)
     spec["agencies"]["soyte"]["staff"][0]["state"] = "active"
     del spec["agencies"]["soyte"]["staff"][0]["suspension"]
     scenario.write(spec, folder)
-    converge(folder, directory, tmp_path / "out")
-    restored = ldapwhoami(slapd, dn, new)
+    converge(folder, directory, tmp_path / "restored")
+    old = ldapwhoami(slapd, dn, new)
+    assert old.returncode != 0 and "Invalid credentials" in old.stdout + old.stderr
+    issued = scenario.passwords(tmp_path / "restored")[address]
+    assert issued != new
+    restored = ldapwhoami(slapd, dn, issued)
     assert "Password must be changed" in restored.stdout + restored.stderr
     directory.close()
 

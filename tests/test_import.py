@@ -130,10 +130,9 @@ def test_people_keep_their_address_name_and_state() -> None:
     hue = staff["hue@quangnam.gov.vn"]
     assert hue["given"] == "Huệ"  # one word: the split is given
     assert hue["state"] == "suspended"
-    assert hue["suspension"] == {
-        "clause": "QN-2020 Đ7.2",
-        "note": "found suspended at import on 2026-11-23",
-    }
+    # quangnam-2020 has no suspension on request: the lock is recorded as found, never as a
+    # breach of Đ7.2 (issue 16 item 7)
+    assert hue["suspension"] == {"found_at_import": "2026-11-23"}
     assert hue["aliases"] == ["hue.old@quangnam.gov.vn"]
     assert [r["id"] for r in doc["staff"]] == sorted(r["id"] for r in doc["staff"])
 
@@ -542,9 +541,7 @@ def test_import_adopt_then_nothing_to_do(slapd: Slapd, tmp_path: Path) -> None:
         service = f"uid=postmaster,ou=users,{base}"
         assert after[service] == before[service]
         khoa = after[f"uid=khoa,ou=users,{base}"]
-        assert khoa["govmailsuspendreason"] == [
-            "QN-2020 Đ7.2: found suspended at import on 2026-11-23"
-        ]
+        assert khoa["govmailsuspendreason"] == ["found suspended at import on 2026-11-23"]
         assert "govMailAccount" in khoa["objectclass"]
 
         # a newcomer: the regulation's address, avoiding every legacy one (hunglv, hunglv1)

@@ -65,6 +65,8 @@ def restore_and_converge(
             stamp = parse_time(entry(directory, base, op.id).get("govMailRestoredAt"))
             assert stamp is not None and abs(stamp - real_now()) < dt.timedelta(minutes=5)
             set_attr(directory, base, op.id, "govMailRestoredAt", format_time(now))
+            # the password the restore issued, at the same simulated moment
+            set_attr(directory, base, op.id, attributes.ISSUED_AT, format_time(now))
     again = scenario.plan(folder, directory, now)
     assert again.empty, [(op.action.value, op.id) for op in again.operations]
     return first
@@ -344,7 +346,8 @@ def test_restore_request_lifts_a_time_rule_suspension_and_restarts_the_clock(
     assert op.clause == "HG-2024 Đ8.3"
     assert op.reason == (
         f"restore requested on {local_day(now)} (Đơn 12/2026 của Sở Y tế); "
-        "suspended under HG-2024 Đ8.2.a"
+        "suspended under HG-2024 Đ8.2.a; a new temporary password replaces the one held before "
+        "the suspension"
     )
     live = entry(directory, BASE_HG, "HG-0101")
     assert not live.all("pwdAccountLockedTime") and not live.all("govMailSuspendReason")
@@ -374,7 +377,8 @@ def test_qn_restore_request_plans_a_restore(directory: Directory, tmp_path: Path
         ("restore", "QN-0101", "QN-2020 Đ7.2")
     ]
     assert step.operations[0].reason == (
-        f"restore requested on {local_day(now)}; suspended under QN-2020 Đ7.2"
+        f"restore requested on {local_day(now)}; suspended under QN-2020 Đ7.2; a new temporary "
+        "password replaces the one held before the suspension"
     )
 
 
@@ -408,10 +412,7 @@ def test_hg_suspended_three_years_is_deleted_under_the_delete_limit(
     deletes = [op for op in planned.operations if op.action is Action.DELETE]
     assert [op.id for op in deletes] == ["HG-0101", "HG-0102"]
     assert {op.clause for op in deletes} == {"HG-2024 Đ8.4"}
-    assert deletes[0].reason == (
-        "suspended since 2026-01-16, 3 years or more; mark the record `state: absent`, or the "
-        "next plan will issue a new mailbox"
-    )
+    assert deletes[0].reason == "suspended since 2026-01-16, 3 years or more; not recoverable"
     # counted against max_deletes like any other delete, and the refusal says how many are due
     with pytest.raises(UnsafePlan, match=re.escape("2 of them due under HG-2024 Đ8.4")):
         check_limits(planned, Limits(max_deletes=1, allow_suspends=10))

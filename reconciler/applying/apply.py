@@ -85,6 +85,8 @@ def _done(op: Operation, entry: Entry | None) -> bool:
         return entry is None
     if entry is None:
         return False
+    if op.action is not Action.CREATE and fingerprint(entry) == op.fingerprint:
+        return False  # the entry is as planned: not even an update whose values it holds
     if op.action is Action.CREATE:
         return _same(entry, next(c for c in op.attributes if c.attr == "mail"))
     if op.action is Action.SUSPEND:

@@ -3,15 +3,35 @@ changed at the next login (ppolicy `pwdReset`), handed over only through the cre
 
 from __future__ import annotations
 
+import datetime as dt
+
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.attributes import (
+    ISSUED_AT,
+    LOCK,
+    MUST_CHANGE,
+    PASSWORD,
+    SUSPEND_REASON,
+    format_time,
+)
 from reconciler.directory import Directory
 from reconciler.directory.snapshot import read_tree
 from reconciler.errors import ReconcilerError
 from reconciler.model import Entry
 from reconciler.names import fold
+from reconciler.rules import lifecycle
 
-ATTRIBUTES = ("objectClass", "mail", "govMailAlias", "employeeNumber", "cn", "pwdAccountLockedTime")
+ATTRIBUTES = (
+    "objectClass",
+    "mail",
+    "govMailAlias",
+    "employeeNumber",
+    "cn",
+    "govMailAgency",
+    LOCK,
+    SUSPEND_REASON,
+)
 
 
 def find(directory: Directory, base_dn: str, address: str) -> Entry:
@@ -36,19 +56,23 @@ def reset_password(
     credentials: CredentialsFile,
     audit: AuditLog,
     clause: str,
+    restore_clause: str = "",
 ) -> Entry:
     entry = find(directory, base_dn, address)
-    if entry.all("pwdAccountLockedTime"):
-        raise ReconcilerError(
-            f"{address} is suspended; a new password would not let its owner in. Restore it "
-            "first (state: active, or restored: DATE in the inventory), which also issues a "
-            "must-change password."
-        )
+    if entry.all(LOCK):
+        raise ReconcilerError(suspended_advice(entry, address, restore_clause))
     password = generate([fold(w) for w in (entry.get("cn") or "").split()])
     mail = entry.mail or address
     credentials.add(mail, password)  # synced before the directory changes
     try:
-        directory.modify(entry.dn, {"userPassword": [password], "pwdReset": ["TRUE"]})
+        directory.modify(
+            entry.dn,
+            {
+                PASSWORD: [password],
+                MUST_CHANGE: ["TRUE"],
+                ISSUED_AT: [format_time(dt.datetime.now(dt.UTC))],
+            },
+        )
     except ReconcilerError as error:
         audit.record(
             "reset-password",
@@ -64,3 +88,34 @@ def reset_password(
         "reset-password", id=entry.key, dn=entry.dn, address=mail, clause=clause, outcome="changed"
     )
     return entry
+
+
+def suspended_advice(entry: Entry, address: str, restore_clause: str) -> str:
+    """What to do instead of resetting the password of a suspended mailbox, truthfully: a
+    password would not let its owner in, and the restore issues one itself."""
+    record = f"the record of {entry.key} in agencies/{entry.get('govMailAgency') or '…'}.yaml"
+    clause = lifecycle.suspension_clause(entry)
+    restore = (
+        f"; the restore ({restore_clause}) issues a new temporary password itself, to be "
+        "changed at the first login, handed over in the apply's credentials file"
+    )
+    if clause is None:
+        return (
+            f"{address} is locked, but not by the reconciler (no {SUSPEND_REASON}: a password "
+            "policy lockout or an administrator's lock). Unlock it where it was locked, then "
+            "reset its password. Nothing was changed."
+        )
+    if lifecycle.by_time_rule(entry):
+        how = (
+            f"it was suspended by a time rule ({clause}), which lasts until a restore request: "
+            f"put `restored: DATE` (and `restore_ref`) on {record}, then plan and apply"
+        )
+    else:
+        how = (
+            f"it was suspended as declared in the inventory ({clause}): set `state: active` "
+            f"on {record}, then plan and apply"
+        )
+    return (
+        f"{address} is suspended, and a new password would not let its owner in: {how}{restore}. "
+        "Nothing was changed."
+    )

@@ -84,6 +84,7 @@ def reset_password(
                         credentials,
                         audit,
                         regulation.reset_clause,
+                        regulation.restore_clause,
                     )
             finally:
                 audit.close()
@@ -93,6 +94,7 @@ def reset_password(
     except ReconcilerError as error:
         fail(error)
     click.echo(
-        f"A temporary password for {entry.mail} is in {credentials_out}; it must be "
-        f"changed at the first login ({regulation.reset_clause})."
+        f"A temporary password for {entry.mail} is in {credentials_out} (a reset on request, "
+        f"{regulation.reset_clause}); it must be changed at the first login "
+        f"({regulation.must_change_clause})."
     )

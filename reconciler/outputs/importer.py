@@ -13,7 +13,8 @@ What is imported, and how (the README's "Adopting an existing directory" says it
   digits of the SHA-256 of the lower-cased address: deterministic, so importing twice gives the
   same ids, and meant to be replaced by the real staff number before adopting.
 - The name is `displayName`, else `cn` (NFC, spaces collapsed); a locked account
-  (`pwdAccountLockedTime`) is `state: suspended` under the regulation's declared-suspension clause.
+  (`pwdAccountLockedTime`) is `state: suspended` on a neutral ground: the regulation's suspension
+  on request (hagiang-2024 Đ8.1), or `found_at_import` where it has none (quangnam-2020).
 - The agency is the first value of an attribute (`ou`, `departmentNumber`, `o`…), or the parent
   OU of the entry (`parent`), or found in a mapping file. Values equal once folded to ASCII are one
   agency, named by its most frequent spelling; its id is the folded words joined by hyphens and its
@@ -629,11 +630,16 @@ class _Importer:
         except NamingError:
             r["given"] = p.name  # one word: the regulation's rules need to be told
         if p.locked:
+            # a neutral ground, never a breach: the regulation's suspension on request where it
+            # has one (HG-2024 Đ8.1), else the day the lock was found (quangnam-2020)
             r["state"] = "suspended"
-            r["suspension"] = {
-                "clause": self.regulation.declared_suspend_clause,
-                "note": f"found suspended at import on {self.o.today.isoformat()}",
-            }
+            clause = self.regulation.import_suspend_clause
+            today = self.o.today.isoformat()
+            r["suspension"] = (
+                {"clause": clause, "note": f"found suspended at import on {today}"}
+                if clause
+                else {"found_at_import": today}
+            )
         if p.quota is not None:
             r["quota"] = p.quota
             r["quota_decision"] = f"found at import on {self.o.today.isoformat()}"

@@ -38,7 +38,6 @@ from reconciler.model import (
 )
 from reconciler.planning import desired
 from reconciler.rules import lifecycle, regulations
-from reconciler.rules.lifecycle import suspend_text
 from reconciler.rules.regulations import Regulation
 
 
@@ -128,6 +127,20 @@ def _update_clause(regulation: Regulation, changes: Sequence[Change]) -> str:
     return regulation.update_clause
 
 
+_HANDOVER = (
+    "the organisation mailbox is handed over with a new temporary password for the new manager, "
+    "so the former manager's access ends"
+)
+
+
+def _handover(changes: Sequence[Change], regulation: Regulation) -> str | None:
+    """The handover clause when the organisation mailbox passes from one manager to another."""
+    for change in changes:
+        if change.attr == "govMailManager" and change.before and change.after:
+            return regulation.handover_clause
+    return None
+
+
 def _rename_reason(box: Mailbox, entry: Entry) -> str:
     before_agency = entry.get("govMailAgency")
     reasons = []
@@ -170,6 +183,10 @@ def compute(
                 continue
         ops.extend(_diff(box, entry, settings.base_dn, regulation))
         ops.extend(state)
+        if entry.managed and not state:
+            reissued = lifecycle.unrestored_password(box, entry, regulation)
+            if reissued is not None:
+                ops.append(reissued)
     absent = {p.id: p for p in inventory.people if p.state is State.ABSENT}
     for key, entry in live.items():
         if key in boxes:
@@ -251,9 +268,8 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
         reason += f"; {box.plain} is taken, so the collision rule gives {box.mail}"
     written = list(attributes.issue_password())
     if box.state is State.SUSPENDED and box.suspension:
-        text = suspend_text(box.suspension.clause, box.suspension.note)
-        written += attributes.suspend(None, text)
-        reason += f"; created suspended ({box.suspension.clause})"
+        written += attributes.suspend(None, lifecycle.declared_text(box.suspension))
+        reason += f"; created suspended ({lifecycle.ground(box.suspension)})"
     written += (Change(a, (), tuple(v)) for a, v in attrs.items())
     return box.operation(
         Action.CREATE,
@@ -272,13 +288,12 @@ def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> l
         return [_adopt(box, entry, changes, regulation)]
     if not changes:
         return []
-    update = box.operation(
-        Action.UPDATE,
-        _update_clause(regulation, changes),
-        _describe(entry, box, changes),
-        **seen(entry),
-        changes=changes,
-    )
+    clause, reason = _update_clause(regulation, changes), _describe(entry, box, changes)
+    handover = _handover(changes, regulation)
+    if handover is not None:
+        clause, reason = handover, reason + f"; {_HANDOVER}"
+        changes = (*changes, *attributes.issue_password(entry))
+    update = box.operation(Action.UPDATE, clause, reason, **seen(entry), changes=changes)
     old = entry.mail or ""
     if old == box.mail:
         return [update]
@@ -308,7 +323,7 @@ def _adopt(
     ]
     if box.state is State.SUSPENDED and box.suspension and entry.all(LOCK):
         # the lock found becomes the declared suspension, so `state: active` lifts it
-        reason = suspend_text(box.suspension.clause, box.suspension.note)
+        reason = lifecycle.declared_text(box.suspension)
         extra.append(Change(SUSPEND_REASON, entry.all(SUSPEND_REASON), (reason,)))
     reason = (
         "adopts the existing entry in place (adds govMailAccount and employeeNumber); its DN, "

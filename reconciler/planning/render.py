@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from reconciler.attributes import MUST_CHANGE, PASSWORD, RESTORED_AT, SUSPENDED_AT
+from reconciler.attributes import ISSUED_AT, MUST_CHANGE, PASSWORD, RESTORED_AT, SUSPENDED_AT
 from reconciler.inventory.gitdiff import InventoryChanges, Kind, StaffChange
 from reconciler.model import Action, Change, Deferred, Operation, Plan, Value
 
@@ -39,7 +39,10 @@ _SUMMARY_ORDER = (
     Action.DELETE,
 )
 #: Internal attributes are not shown as changes; the reason already says what they mean.
-_HIDDEN = frozenset({"displayName", "govMailKind", "govMailAgency", "govMailUnit", "uid", "mail"})
+#: The time a password is issued goes with "password: issued", which says it.
+_HIDDEN = frozenset(
+    {"displayName", "govMailKind", "govMailAgency", "govMailUnit", "uid", "mail", ISSUED_AT}
+)
 
 
 def summary(plan: Plan) -> str:
@@ -65,7 +68,11 @@ def _shown(op: Operation) -> list[Change]:
     writes (an issued password, a time) and whether the password must be changed."""
     if op.action in (Action.UPDATE, Action.RENAME):
         return [c for c in op.changes if c.attr not in _HIDDEN]
-    shown = [c for c in (*op.attributes, *op.changes) if c.deferred or c.attr == MUST_CHANGE]
+    shown = [
+        c
+        for c in (*op.attributes, *op.changes)
+        if (c.deferred or c.attr == MUST_CHANGE) and c.attr not in _HIDDEN
+    ]
     return sorted(shown, key=lambda c: _APPLY_ORDER.get(c.attr, len(_APPLY_ORDER)))
 
 

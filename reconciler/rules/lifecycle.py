@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler import attributes
 from reconciler.attributes import (
+    ISSUED_AT,
     LOCK,
     MUST_CHANGE,
     RESTORED_AT,
@@ -23,7 +24,7 @@ from reconciler.attributes import (
     parse_time,
     seen,
 )
-from reconciler.model import Action, Entry, Mailbox, Operation, State
+from reconciler.model import Action, Change, Entry, Mailbox, Operation, State, Suspension
 from reconciler.rules.regulations import Regulation
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -100,10 +101,25 @@ def suspend_text(clause: str, reason: str, *, time_rule: bool = False) -> str:
     return f"{clause}{mark}: {reason}" if reason else f"{clause}{mark}"
 
 
+def ground(suspension: Suspension) -> str:
+    """What a declared suspension stands on: its clause, or the day a lock was found at import
+    (a regulation without a neutral ground)."""
+    if suspension.clause:
+        return suspension.clause
+    found = suspension.found_at_import
+    return "found suspended at import" + (f" on {found.isoformat()}" if found else "")
+
+
+def declared_text(suspension: Suspension) -> str:
+    """govMailSuspendReason of a declared suspension: its ground and its note."""
+    return suspend_text(ground(suspension), suspension.note)
+
+
 def _suspend(
     box: Mailbox, entry: Entry, clause: str, reason: str, *, note: str, time_rule: bool
 ) -> Operation:
-    """The suspension of `entry`: locked, with the clause and `note` as its recorded reason."""
+    """The suspension of `entry` by a time rule: locked, with the clause and `note` as its
+    recorded reason."""
     text = suspend_text(clause, note, time_rule=time_rule)
     changes = attributes.suspend(entry, text)
     return box.operation(Action.SUSPEND, clause, reason, **seen(entry), changes=changes)
@@ -124,12 +140,16 @@ def state_operations(
     locked = bool(entry.all(LOCK))
     ours = suspension_clause(entry)
     if box.state is State.SUSPENDED:
-        if locked:
-            return []
         assert box.suspension is not None
-        clause, note = box.suspension.clause, box.suspension.note
+        clause = box.suspension.clause or regulation.update_clause
+        note = box.suspension.note
+        if locked:
+            # an entry being adopted gets its recorded reason from the adoption itself
+            return _reworded(box, entry, clause) if entry.managed else []
         reason = f"declared suspended in {box.loc.file}" + (f": {note}" if note else "")
-        return [_suspend(box, entry, clause, reason, note=note, time_rule=False)]
+        text = declared_text(box.suspension)
+        changes = attributes.suspend(entry, text)
+        return [box.operation(Action.SUSPEND, clause, reason, **seen(entry), changes=changes)]
     if locked:
         if ours is None:
             return []  # locked by someone else (ppolicy lockout, an admin): not ours to lift
@@ -143,6 +163,7 @@ def state_operations(
             reason += f"; suspended under {ours}"
         else:
             reason = f"state: active in {box.loc.file} (was suspended under {ours})"
+        reason += "; a new temporary password replaces the one held before the suspension"
         return [
             box.operation(
                 Action.RESTORE,
@@ -156,6 +177,37 @@ def state_operations(
         # being adopted: the plan that adopts an existing directory changes nothing else
         return []
     return _time_rules(box, entry, regulation, now, activity)
+
+
+def _reworded(box: Mailbox, entry: Entry, clause: str) -> list[Operation]:
+    """A suspended mailbox whose declared ground or note changed (or whose lock the inventory
+    now declares): an update of the recorded reason, the suspension itself untouched."""
+    assert box.suspension is not None
+    text = declared_text(box.suspension)
+    before = entry.all(SUSPEND_REASON)
+    if before == (text,):
+        return []
+    was = f" (was: {before[0]})" if before else " (locked without a recorded reason)"
+    reason = f"the suspension declared in {box.loc.file} changed{was}"
+    changes = (Change(SUSPEND_REASON, before, (text,)),)
+    return [box.operation(Action.UPDATE, clause, reason, **seen(entry), changes=changes)]
+
+
+def unrestored_password(box: Mailbox, entry: Entry, regulation: Regulation) -> Operation | None:
+    """A mailbox restored without a new password (`attributes.restored_without_password`): an
+    update that issues one, as a restore now does."""
+    restored = attributes.restored_without_password(entry)
+    if restored is None or box.state is not State.ACTIVE:
+        return None
+    reason = (
+        f"restored on {_when(restored)} without a new password, and the password has not changed "
+        "since: the one held before the suspension (perhaps the leaked one) still works, so a new "
+        "temporary password is issued"
+    )
+    changes = attributes.issue_password(entry)
+    return box.operation(
+        Action.UPDATE, regulation.restore_clause, reason, **seen(entry), changes=changes
+    )
 
 
 def _time_rules(
@@ -182,19 +234,37 @@ def _time_rules(
             else:
                 reason = f"no activity since {_when(last)} ({what}, {months} months)"
             return [_suspend(box, entry, rule.clause, reason, note=reason, time_rule=True)]
+    issued = password_issued(entry)
     change = regulation.password_change
-    must_change = (entry.get(MUST_CHANGE) or "").upper() == "TRUE"
-    if change is not None and must_change and not _exempt(box, "password-change"):
-        moments = [
-            parse_time(entry.get(attr))
-            for attr in ("pwdChangedTime", "createTimestamp", RESTORED_AT)
-        ]
-        known = [t for t in moments if t is not None]
-        if known and elapsed(max(known), now, change.months):
-            issued = max(known)
-            reason = f"password issued {_when(issued)} never changed"
-            return [_suspend(box, entry, change.clause, reason, note=reason, time_rule=True)]
+    if (
+        change is not None
+        and issued is not None
+        and not _exempt(box, "password-change")
+        and elapsed(issued, now, change.months)
+    ):
+        reason = f"password issued {_when(issued)} never changed"
+        return [_suspend(box, entry, change.clause, reason, note=reason, time_rule=True)]
     return []
+
+
+def password_issued(entry: Entry) -> dt.datetime | None:
+    """When the tool last issued the password the mailbox still holds unchanged, or None.
+
+    A reset or a restore issues the default password again, so the time is the last password
+    write (pwdChangedTime; the creation for an entry without one) while pwdReset is still set:
+    a password the person changed (ppolicy then clears pwdReset) never counts, and neither does
+    a restore that set pwdReset without a new password (`attributes.restored_without_password`:
+    the next plan issues one). The tool's own stamp (govMailPasswordIssuedAt) counts with the
+    server's, the later of them."""
+    if (entry.get(MUST_CHANGE) or "").upper() != "TRUE":
+        return None
+    if attributes.restored_without_password(entry) is not None:
+        return None
+    moments = [
+        parse_time(entry.get(attr)) for attr in (ISSUED_AT, "pwdChangedTime", "createTimestamp")
+    ]
+    known = [t for t in moments if t is not None]
+    return max(known) if known else None
 
 
 def expiry(
@@ -208,8 +278,5 @@ def expiry(
     since = parse_time(entry.get(SUSPENDED_AT))
     if since is None or not elapsed(since, now, rule.months):
         return None
-    reason = (
-        f"suspended since {_when(since)}, {rule.span} or more; mark the record "
-        "`state: absent`, or the next plan will issue a new mailbox"
-    )
+    reason = f"suspended since {_when(since)}, {rule.span} or more; not recoverable"
     return box.operation(Action.DELETE, rule.clause, reason, **seen(entry))

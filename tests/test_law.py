@@ -1,0 +1,221 @@
+"""The law as written (issue 16): one test per rule of either regulation that the tool enforces,
+named after its clause (`test_<code>_<article>_…`), as `docs/regulations.md` lists them.
+
+Scenarios run through the library on an `ldif:` file directory (it behaves as slapd with ppolicy:
+a password write sets pwdReset and pwdChangedTime), or on the throwaway slapd where a bind must
+be proven.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler import attributes
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile
+from reconciler.applying.reset import reset_password
+from reconciler.attributes import format_time, parse_time
+from reconciler.directory import Directory, open_directory
+from reconciler.errors import ReconcilerError
+from reconciler.model import Action, Entry, Operation, Plan
+from reconciler.planning import render
+from reconciler.rules import regulations
+
+from . import scenario
+from .scenario import BASE_HG, BASE_QN
+
+HG = regulations.get("hagiang-2024")
+QN = regulations.get("quangnam-2020")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def ldif(tmp_path: Path) -> Iterator[Directory]:
+    directory = open_directory(f"ldif:{tmp_path / 'directory.ldif'}")
+    try:
+        yield directory
+    finally:
+        directory.close()
+
+
+def converge(folder: Path, directory: Directory, out: Path, at: dt.datetime | None = None) -> Plan:
+    first = scenario.plan(folder, directory, at or now())
+    recap = scenario.apply(first, directory, out)
+    assert recap.failed == 0, recap.messages
+    again = scenario.plan(folder, directory, at or now())
+    assert again.empty, [(op.action.value, op.id, op.reason) for op in again.operations]
+    return first
+
+
+def entry(directory: Directory, base: str, key: str) -> Entry:
+    found = [e for e in directory.read(base, attributes.READ) if e.key == key]
+    assert found, key
+    return found[0]
+
+
+def ops(plan: Plan, key: str) -> list[Operation]:
+    return [op for op in plan.operations if op.id == key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore: HG-2024 Đ8.3.c (a new temporary password; the old one stops), Đ8.2.d from it
+
+
+def _old_way_restore(directory: Directory, base: str, key: str, at: dt.datetime) -> None:
+    """What a reconciler from before this change did to restore: the lock lifted and pwdReset
+    set, no new password (the password was last written before the suspension, by a reconciler
+    that kept no stamp of its own)."""
+    dn = entry(directory, base, key).dn
+    directory.modify(
+        dn,
+        {
+            attributes.ISSUED_AT: [],
+            "pwdAccountLockedTime": [],
+            "govMailSuspendReason": [],
+            "govMailSuspendedAt": [],
+            "pwdReset": ["TRUE"],
+            "govMailRestoredAt": [format_time(at)],
+        },
+    )
+    directory.flush()
+
+
+def test_hg_2024_d8_3_c_a_mailbox_restored_without_a_password_gets_one(
+    ldif: Directory, tmp_path: Path
+) -> None:
+    spec = scenario.hg()
+    lan = spec["agencies"]["soyte"]["staff"][0]
+    lan.update(state="suspended", suspension={"clause": "HG-2024 Đ8.2.b", "note": "lộ mật khẩu"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    restored_at = now() - dt.timedelta(hours=1)
+    _old_way_restore(ldif, BASE_HG, "HG-0101", restored_at)
+    lan["state"] = "active"
+    del lan["suspension"]
+    scenario.write(spec, folder)
+
+    # a month and more later: not suspended under Đ8.2.d for a password the tool never issued,
+    # but given a new temporary password, shown as such
+    later = restored_at + dt.timedelta(days=45)
+    plan = scenario.plan(folder, ldif, later)
+    (op,) = ops(plan, "HG-0101")
+    assert (op.action, op.clause) == (Action.UPDATE, HG.restore_clause)
+    assert "without a new password" in op.reason
+    shown = render.text(plan)
+    assert "password: issued (credentials file)" in shown.split("HG-0101", 1)[1]
+    assert scenario.apply(plan, ldif, tmp_path / "again").failed == 0
+    assert "ttlan.soyte@hagiang.gov.vn" in scenario.passwords(tmp_path / "again")
+    # in the simulated world the apply ran at `later`: the password it issued is new then
+    ldif.modify(entry(ldif, BASE_HG, "HG-0101").dn, {attributes.ISSUED_AT: [format_time(later)]})
+    assert not ops(scenario.plan(folder, ldif, later), "HG-0101")
+
+    # once the person changed that password, nothing more is issued
+    _old_way_restore(ldif, BASE_HG, "HG-0001", restored_at)
+    ldif.modify(entry(ldif, BASE_HG, "HG-0001").dn, {"pwdReset": []})
+    assert not ops(scenario.plan(folder, ldif, later), "HG-0001")
+
+
+def test_hg_2024_d8_2_d_counts_from_the_last_password_the_tool_issued(
+    ldif: Directory, tmp_path: Path
+) -> None:
+    spec = scenario.hg()
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    # the person changed the issued password: ppolicy cleared pwdReset, the rule never fires
+    ldif.modify(entry(ldif, BASE_HG, "HG-0101").dn, {"pwdReset": []})
+    ldif.flush()
+    years = now() + dt.timedelta(days=400)
+    planned = scenario.plan(folder, ldif, years)
+    assert all(op.clause != "HG-2024 Đ8.2.d" for op in ops(planned, "HG-0101"))
+    # a reset issues the default password again: the month counts from it
+    issued = parse_time(entry(ldif, BASE_HG, "HG-0001").get(attributes.ISSUED_AT))
+    assert issued is not None
+    month = [op for op in scenario.plan(folder, ldif, issued + dt.timedelta(days=32)).operations]
+    assert {op.id for op in month if op.clause == "HG-2024 Đ8.2.d"} >= {"HG-0001"}
+
+
+@pytest.mark.parametrize(
+    ("time_rule", "says"),
+    [(False, "set `state: active` on the record of QN-0101"), (True, "put `restored: DATE`")],
+)
+def test_qn_2020_d6_2_a_reset_on_a_suspended_mailbox_says_what_to_do(
+    ldif: Directory, tmp_path: Path, time_rule: bool, says: str
+) -> None:
+    spec = scenario.qn()
+    lan = spec["agencies"]["soyte"]["staff"][0]
+    lan.update(state="suspended", suspension={"clause": "QN-2020 Đ7.2", "note": "thư rác"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    if time_rule:
+        reason = "QN-2020 Đ7.2 (time rule): no activity"
+        ldif.modify(entry(ldif, BASE_QN, "QN-0101").dn, {"govMailSuspendReason": [reason]})
+    audit = AuditLog(tmp_path / "audit.jsonl", run="r", actor="t", plan_digest="", commit="",
+                     directory=ldif.url)
+    with CredentialsFile(tmp_path / "reset.csv") as credentials, pytest.raises(
+        ReconcilerError
+    ) as refused:
+        reset_password(ldif, BASE_QN, "lantt@quangnam.gov.vn", credentials, audit,
+                       QN.reset_clause, QN.restore_clause)
+    audit.close()
+    message = str(refused.value)
+    assert says in message and "agencies/soyte.yaml" in message
+    assert "issues a new temporary password itself" in message and "Nothing was changed" in message
+    assert not (tmp_path / "reset.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Suspension grounds: a changed clause or note is an update (QN-2020 Đ7.2, HG-2024 Đ8.1)
+
+
+def test_hg_2024_d8_1_a_changed_ground_or_note_of_a_suspension_is_an_update(
+    ldif: Directory, tmp_path: Path
+) -> None:
+    spec = scenario.hg()
+    lan = spec["agencies"]["soyte"]["staff"][0]
+    lan.update(state="suspended", suspension={"clause": "HG-2024 Đ8.2.b", "note": "CV 45"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    lan["suspension"] = {"clause": "HG-2024 Đ8.1", "note": "đề nghị của Sở Y tế, CV 12/SYT"}
+    scenario.write(spec, folder)
+    plan = converge(folder, ldif, tmp_path / "out")
+    (op,) = plan.operations
+    assert (op.action, op.clause, op.id) == (Action.UPDATE, "HG-2024 Đ8.1", "HG-0101")
+    assert [c.attr for c in op.changes] == ["govMailSuspendReason"]
+    assert "was: HG-2024 Đ8.2.b: CV 45" in op.reason
+    live = entry(ldif, BASE_HG, "HG-0101")
+    assert live.get("govMailSuspendReason") == "HG-2024 Đ8.1: đề nghị của Sở Y tế, CV 12/SYT"
+    assert live.all("pwdAccountLockedTime")  # still suspended, since the same moment
+    # the note alone
+    lan["suspension"]["note"] = "đề nghị của Sở Y tế, CV 13/SYT"
+    scenario.write(spec, folder)
+    (op,) = converge(folder, ldif, tmp_path / "out").operations
+    assert op.action is Action.UPDATE
+
+
+# ---------------------------------------------------------------------------------------------
+# HG-2024 Đ11.3: a new head gets the organisation mailbox with a new password
+
+
+def test_hg_2024_d11_3_a_new_manager_gets_a_new_password(ldif: Directory, tmp_path: Path) -> None:
+    spec = scenario.hg()
+    sotttt = spec["agencies"]["sotttt"]
+    sotttt["manager"] = "HG-0001"
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    sotttt["staff"][0]["rank"] = 2
+    sotttt["staff"].append({"id": "HG-0009", "name": "Vương Thị Hoa", "rank": 1})
+    sotttt["manager"] = "HG-0009"
+    scenario.write(spec, folder)
+    plan = converge(folder, ldif, tmp_path / "handover")
+    (op,) = ops(plan, "agency:sotttt")
+    assert (op.action, op.clause) == (Action.UPDATE, "HG-2024 Đ11.3")
+    assert {c.attr for c in op.changes} >= {"govMailManager", "userPassword", "pwdReset"}
+    assert "former manager's access ends" in op.reason
+    assert "sotttt@hagiang.gov.vn" in scenario.passwords(tmp_path / "handover")
