@@ -46,10 +46,28 @@ PASSWORD = "userPassword"
 ISSUED_AT = "govMailPasswordIssuedAt"
 #: ppolicy: TRUE makes the first bind change the password.
 MUST_CHANGE = "pwdReset"
+# The history (ou=history): a govMailTombstone entry per deleted mailbox, read by every plan in
+# one search. No mail and no govMailAlias on it: the mail server's maps never see it.
+HISTORY_OU = "history"
+TOMBSTONE = "govMailTombstone"
+FORMER_ID = "govMailFormerId"
+FORMER_ADDRESS = "govMailFormerAddress"
+DELETED_AT = "govMailDeletedAt"
+DELETE_REASON = "govMailDeleteReason"
+#: What a plan reads of a tombstone.
+HISTORY_READ = (
+    "objectClass",
+    FORMER_ID,
+    FORMER_ADDRESS,
+    DELETED_AT,
+    DELETE_REASON,
+    "displayName",
+    "govMailAgency",
+)
 #: Attributes that hold the suspension state: a suspension writes them, a restore removes them.
 SUSPENSION = (LOCK, SUSPEND_REASON, SUSPENDED_AT)
 #: Attributes whose value a plan can only give as `Deferred.APPLY_TIME`.
-STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT, ISSUED_AT})
+STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT, ISSUED_AT, DELETED_AT})
 _STAMPED_LOWER = frozenset(a.lower() for a in STAMPED)
 #: What a plan reads of every entry (operational attributes asked for by name).
 READ = (
@@ -65,6 +83,8 @@ READ = (
     "createTimestamp",
 )
 LOCKED = "000001010000Z"
+
+
 #: Attributes that change on every login or write, left out of an entry's fingerprint so that a
 #: user logging in between plan and apply does not make the plan stale.
 VOLATILE = frozenset({"pwdlastsuccess", "modifytimestamp", "entrycsn", "createtimestamp"})
@@ -84,6 +104,34 @@ def fingerprint(entry: Entry) -> str:
 
 def people_dn(base_dn: str) -> str:
     return child_dn("ou", PEOPLE_OU, base_dn)
+
+
+def history_dn(base_dn: str) -> str:
+    return child_dn("ou", HISTORY_OU, base_dn)
+
+
+def is_tombstone(entry: Entry) -> bool:
+    return any(v.lower() == TOMBSTONE.lower() for v in entry.all("objectClass"))
+
+
+def tombstone(
+    entry: Entry, clause: str, reason: str, base_dn: str
+) -> tuple[str, tuple[Change, ...]]:
+    """The history entry a delete leaves: its DN (named by the stable id and the fingerprint of
+    the entry deleted, so that a repeated apply finds the one it wrote) and its attributes."""
+    key = entry.key or entry.dn
+    dn = child_dn("cn", f"{key} {fingerprint(entry)[7:19]}", history_dn(base_dn))
+    addresses = sorted({a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias"))})
+    attrs: dict[str, tuple[Value, ...]] = {
+        "objectClass": ("top", TOMBSTONE),
+        FORMER_ID: (key,),
+        FORMER_ADDRESS: tuple(addresses),
+        DELETED_AT: (Deferred.APPLY_TIME,),
+        DELETE_REASON: (f"{clause}: {reason}",),
+        "displayName": entry.all("cn")[:1],
+        "govMailAgency": entry.all("govMailAgency")[:1],
+    }
+    return dn, tuple(Change(a, (), v) for a, v in attrs.items() if v)
 
 
 def mailbox_dn(local: str, base_dn: str) -> str:
@@ -197,6 +245,7 @@ ALWAYS_WRITTEN = {
     Action.CREATE: (PASSWORD, MUST_CHANGE, ISSUED_AT),
     Action.SUSPEND: SUSPENSION,
     Action.RESTORE: (PASSWORD, MUST_CHANGE, ISSUED_AT, RESTORED_AT),
+    Action.DELETE: (FORMER_ID, DELETED_AT),
 }
 
 

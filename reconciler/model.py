@@ -59,6 +59,14 @@ class Exemption:
 
 
 @dataclass(frozen=True, slots=True)
+class Request:
+    """A written request the inventory names: its document and its date."""
+
+    ref: str
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
     id: str
     name: str
@@ -105,6 +113,8 @@ class Person:
     restored: dt.date | None = None
     restore_ref: str | None = None
     exempt: tuple[Exemption, ...] = ()
+    #: a new request for a person whose mailbox was deleted (not recoverable): document, date
+    new_request: Request | None = None
     loc: Loc = field(default=Loc(""), compare=False)
 
 
@@ -121,6 +131,10 @@ class Settings:
     loc: Loc = field(default=Loc(""), compare=False)
     #: mail_store.erase: the command apply runs after a delete ({id}, {address} filled in)
     erase: tuple[str, ...] = ()
+    #: months a deleted mailbox's addresses are not issued to anyone else (this project's policy)
+    quarantine_months: int = 12
+    relay: str = ""  # notices.relay: the SMTP relay notices go through ("" = .eml files only)
+    sender: str = ""  # notices.from
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +217,23 @@ class Entry:
     def mail(self) -> str | None:
         mail = self.get("mail")
         return mail.lower() if mail else None
+
+
+def deleted_key(key: str) -> str:
+    """Who holds an address kept from reissue after the mailbox `key` was deleted."""
+    return f"deleted:{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A mailbox the tool deleted, as its history entry says (ou=history)."""
+
+    id: str
+    addresses: tuple[str, ...]
+    deleted_at: dt.datetime | None
+    clause: str
+    name: str = ""
+    agency: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,10 +321,31 @@ class Operation:
     changes: tuple[Change, ...] = ()  # update/rename/suspend/restore: attribute changes
     attributes: tuple[Change, ...] = ()  # create: every attribute of the new entry (before = ())
     fingerprint: str = ""  # of the live entry this operation was computed from ("" for create)
+    address_clause: str = ""  # create and rename: the rule that gave the address, beside `clause`
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
         return (self.action.order, self.agency, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record the plan does not carry out, and why (shown, and told to its agency)."""
+
+    id: str
+    agency: str
+    name: str
+    clause: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Where an agency's notice goes: its organisation mailbox, when it has one."""
+
+    agency: str
+    name: str
+    to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +365,10 @@ class Plan:
     accounts: int = 0  # managed mailboxes in the directory when the plan was made
     erase: tuple[str, ...] = ()  # mail_store.erase, run by apply after each delete
     directory_backend: str = ""  # the library that read it (python-ldap, ldap3, ldif)
+    refused: tuple[Refusal, ...] = ()  # records the plan does not carry out, and why
+    contacts: tuple[Contact, ...] = ()  # the agencies told after the apply (notices)
+    relay: str = ""  # the SMTP relay of the notices ("" = written as files only)
+    sender: str = ""  # the notices' From
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)
@@ -341,6 +397,7 @@ class Mailbox:
     person: Person | None
     loc: Loc
     plain: str = ""  # the plain form of a person's address, when the regulation gave another
+    plain_holder: str = ""  # who holds `plain`, in words
 
     @property
     def mail(self) -> str:

@@ -61,7 +61,7 @@ def ssha_matches(stored: str, password: str) -> bool:
 
 
 def listed(op: Operation) -> tuple[Change, ...]:
-    return op.attributes if op.action is Action.CREATE else op.changes
+    return op.attributes if op.action in (Action.CREATE, Action.DELETE) else op.changes
 
 
 def check_resolved(
@@ -87,10 +87,13 @@ def assert_exact(
 ) -> None:
     """`after` is `before` with exactly the changes `op` lists."""
     if op.action is Action.DELETE:
-        assert before is not None and after is None, op.id
-        return
+        # the entry is gone (the caller checks); its tombstone is new, with what the op lists
+        assert before is not None and after is not None, op.id
+        before = None
     assert after is not None, op.id
     expected = {} if before is None else dict(before)
+    if op.action is Action.DELETE:
+        expected["cn"] = {op.new_dn.split(",", 1)[0].split("=", 1)[1]}  # the RDN's value
     deferred = {}
     for change in listed(op):
         attr = change.attr.lower()
@@ -191,12 +194,12 @@ def test_every_action_writes_exactly_what_its_operation_lists(
         op.address for op in plan.operations if op.action in (Action.CREATE, Action.RESTORE)
     }
 
-    touched = set()
+    touched = {dn.lower() for dn in plan.containers}  # the history's, for the tombstone
     for op in plan.operations:
         old_dn, new_dn = op.dn.lower(), (op.new_dn or op.dn).lower()
         touched |= {old_dn, new_dn} - {""}
         was = before.get(old_dn) if old_dn else None
-        if op.action is Action.RENAME:
+        if op.action in (Action.RENAME, Action.DELETE):
             assert old_dn not in after
         assert_exact(op, was, after.get(new_dn), passwords, (start, end))
     # and nothing else changed
@@ -278,8 +281,8 @@ ISSUED = {"deferred": "issued password"}
         ("restore", lambda op: op["changes"].pop("govMailRestoredAt"),
          "does not list govMailRestoredAt, which every restore writes"),
         ("update", lambda op: op["changes"]["o"].update(after=[TIME]),
-         "the time of apply can only be stamped on govMailPasswordIssuedAt and govMailRestoredAt "
-         "and govMailSuspendedAt, not on o"),
+         "the time of apply can only be stamped on govMailDeletedAt and govMailPasswordIssuedAt "
+         "and govMailRestoredAt and govMailSuspendedAt, not on o"),
         ("restore", lambda op: op["changes"]["govMailRestoredAt"].update(after=[ISSUED]),
          "an issued password can only go to userPassword, not to govMailRestoredAt"),
         ("create", lambda op: op["attributes"].update(title=[ISSUED]),

@@ -47,17 +47,20 @@ def test_bundled_examples_converge(
     created = {op.id: op for op in first.operations}
     if example == "quangnam":
         assert created["QN-0001"].address == "namnv@quangnam.gov.vn"
-        assert created["QN-0001"].clause == "QN-2020 Đ4.1"
+        # issued on request (QN-2020 Đ5.1), the address rule beside it (issue 16 item 9)
+        assert created["QN-0001"].clause == "QN-2020 Đ5.1"
+        assert created["QN-0001"].address_clause == "QN-2020 Đ4.1"
         # two Nguyễn Thị Tú Vân: the better rank (QN-0014, rank 3) keeps the plain form
         assert created["QN-0014"].address == "vanntt@quangnam.gov.vn"
         assert created["QN-0005"].address.startswith("vanntt")
-        assert created["QN-0005"].clause == "QN-2020 Đ4.2"
+        assert created["QN-0005"].address_clause == "QN-2020 Đ4.2"
     else:
         assert created["HG-0001"].address == "nvson.sotttt@hagiang.gov.vn"
         assert created["HG-0002"].address == "ngvson.sotttt@hagiang.gov.vn"
         assert created["HG-0003"].address == "nvson1.sotttt@hagiang.gov.vn"
         assert created["agency:sotttt"].address == "sotttt@hagiang.gov.vn"
-        assert created["agency:sotttt"].clause == "HG-2024 Đ5.1"
+        assert created["agency:sotttt"].clause == "HG-2024 Đ7.1"
+        assert created["agency:sotttt"].address_clause == "HG-2024 Đ5.1"
 
 
 def test_hagiang_transfer_is_a_rename_keeping_the_old_address(
@@ -73,7 +76,7 @@ def test_hagiang_transfer_is_a_rename_keeping_the_old_address(
     assert ops(step) == [("rename", "HG-0101", "ttlan.sotttt@hagiang.gov.vn")]
     rename = step.operations[0]
     assert rename.previous == "ttlan.soyte@hagiang.gov.vn"
-    assert rename.clause == "HG-2024 Đ5.2"
+    assert (rename.clause, rename.address_clause) == ("HG-2024 Đ7.1", "HG-2024 Đ5.2")
     assert "transferred from soyte to sotttt" in rename.reason
     entry = next(e for e in directory.read(BASE_HG, ["uid", "mail", "govMailAlias",
                                                      "employeeNumber"]) if e.key == "HG-0101")

@@ -219,3 +219,141 @@ def test_hg_2024_d11_3_a_new_manager_gets_a_new_password(ldif: Directory, tmp_pa
     assert {c.attr for c in op.changes} >= {"govMailManager", "userPassword", "pwdReset"}
     assert "former manager's access ends" in op.reason
     assert "sotttt@hagiang.gov.vn" in scenario.passwords(tmp_path / "handover")
+
+
+# ---------------------------------------------------------------------------------------------
+# HG-2024 Đ8.4 and Đ7.2: a deleted mailbox is not recoverable; its addresses are quarantined
+
+
+def _suspended_since(directory: Directory, base: str, key: str, since: str) -> None:
+    directory.modify(entry(directory, base, key).dn, {"govMailSuspendedAt": [since]})
+    directory.flush()
+
+
+@pytest.mark.slapd
+def test_hg_2024_d8_4_a_deleted_mailbox_is_not_created_again(slapd, tmp_path: Path) -> None:
+    from reconciler.rules.lifecycle import ZONE
+
+    directory = scenario.connect(slapd)
+    spec = scenario.hg()
+    lan = spec["agencies"]["soyte"]["staff"][0]
+    lan.update(state="suspended", suspension={"clause": "HG-2024 Đ8.2.b", "note": "lộ mật khẩu"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, directory, tmp_path / "out")
+    _suspended_since(directory, BASE_HG, "HG-0101", "20260115173000Z")
+    fire = dt.datetime(2029, 1, 16, tzinfo=ZONE)
+    deleted = scenario.plan(folder, directory, fire)
+    (op,) = ops(deleted, "HG-0101")
+    assert (op.action, op.clause) == (Action.DELETE, "HG-2024 Đ8.4")
+    assert op.new_dn.startswith("cn=HG-0101 ") and ",ou=history," in op.new_dn
+    assert f"ou=history,{BASE_HG}" in deleted.containers
+    assert scenario.apply(deleted, directory, tmp_path / "out").failed == 0
+    # in the simulated world the deletion ran at `fire`
+    directory.modify(op.new_dn, {"govMailDeletedAt": [format_time(fire)]})
+
+    # the record is still in the inventory: the next plan names it and creates nothing
+    after = scenario.plan(folder, directory, fire)
+    assert not ops(after, "HG-0101")
+    (refusal,) = after.refused
+    assert (refusal.id, refusal.clause) == ("HG-0101", "HG-2024 Đ7.2")
+    assert "ttlan.soyte@hagiang.gov.vn" in refusal.reason and "not recoverable" in refusal.reason
+    assert "✗ refused Trần Thị Lan (HG-0101)" in render.text(after)
+
+    # a hire with the same name gets a numbered address, not the deleted one
+    spec["agencies"]["soyte"]["staff"].append({"id": "HG-0150", "name": "Trần Thị Lan"})
+    scenario.write(spec, folder)
+    hire = scenario.plan(folder, directory, fire)
+    (create,) = ops(hire, "HG-0150")
+    assert create.address == "ttlan1.soyte@hagiang.gov.vn"
+    assert "the deleted mailbox of HG-0101" in create.reason
+
+    # a new request for the same person: a new mailbox, a new address
+    lan["new_request"] = {"ref": "CV 31/SYT", "date": "2029-01-20"}
+    del lan["suspension"]
+    lan["state"] = "active"
+    scenario.write(spec, folder)
+    again = scenario.plan(folder, directory, fire)
+    assert not again.refused
+    (recreated,) = ops(again, "HG-0101")
+    assert recreated.action is Action.CREATE
+    assert recreated.address == "ttlan1.soyte@hagiang.gov.vn"  # the hire, planned too, gets 2
+    assert [op.address for op in ops(again, "HG-0150")] == ["ttlan2.soyte@hagiang.gov.vn"]
+    # the mail server's maps never see the tombstone: it has no mail and no alias
+    stones = [e for e in directory.read(f"ou=history,{BASE_HG}", ["mail", "govMailAlias"])]
+    assert len(stones) == 2 and not any(e.all("mail") or e.all("govMailAlias") for e in stones)
+    directory.close()
+
+
+def test_qn_2020_d7_1_a_deleted_address_is_quarantined_for_twelve_months(
+    ldif: Directory, tmp_path: Path
+) -> None:
+    spec = scenario.qn()
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    spec["agencies"]["soyte"]["staff"] = []  # Trần Thị Lan leaves: deleted on request
+    scenario.write(spec, folder)
+    gone = converge(folder, ldif, tmp_path / "out")
+    assert [(op.action, op.id) for op in gone.operations] == [(Action.DELETE, "QN-0101")]
+    spec["agencies"]["soyte"]["staff"] = [{"id": "QN-0102", "name": "Trần Thị Lan"}]
+    scenario.write(spec, folder)
+    def created(days: int) -> list[str]:
+        plan = scenario.plan(folder, ldif, now() + dt.timedelta(days=days))
+        return [op.address for op in plan.operations if op.action is Action.CREATE]
+
+    assert created(300) == ["lantt1@quangnam.gov.vn"]
+    assert created(370) == ["lantt@quangnam.gov.vn"]
+    spec["quarantine"] = "2 years"  # configurable in directory.yaml
+    scenario.write(spec, folder)
+    assert created(370) == ["lantt1@quangnam.gov.vn"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Notices: HG-2024 Đ7.3 (the requesting organisation is told the result), QN-2020 Đ7.2
+
+
+def test_hg_2024_d7_3_each_agency_gets_a_notice_of_what_was_done_and_refused(
+    tmp_path: Path,
+) -> None:
+    from email import message_from_bytes, policy
+
+    from .helpers import run_cli
+
+    url = f"ldif:{tmp_path / 'directory.ldif'}"
+    spec = scenario.hg()
+    soyte = spec["agencies"]["soyte"]["staff"]
+    soyte.append({"id": "HG-0102", "name": "Bàn Văn Mình"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    with open_directory(url) as directory:
+        converge(folder, directory, tmp_path / "out")
+        soyte.pop()  # deleted on request
+        scenario.write(spec, folder)
+        converge(folder, directory, tmp_path / "out")
+    soyte.append({"id": "HG-0102", "name": "Bàn Văn Mình"})  # back by mistake: refused
+    soyte.append({"id": "HG-0103", "name": "Lò Thị Mai", "title": "Y sĩ"})  # a create
+    soyte[0].update(state="suspended", suspension={"clause": "HG-2024 Đ8.1", "note": "CV 9/SYT"})
+    scenario.write(spec, folder)
+    made = run_cli("plan", str(folder), "--directory", url, "--out", str(tmp_path / "p.json"),
+                   "--allow-suspends", "1")
+    assert made.returncode == 0, made.stderr
+    assert "✗ refused Bàn Văn Mình (HG-0102)" in made.stdout
+    applied = run_cli(
+        "apply", str(tmp_path / "p.json"), "--directory", url,
+        "--credentials-out", str(tmp_path / "creds.csv"),
+        "--audit-log", str(tmp_path / "audit" / "audit.jsonl"),
+    )
+    assert applied.returncode == 0, applied.stderr
+    (eml,) = (tmp_path / "audit" / "notices").glob("*-soyte.eml")
+    assert eml.stat().st_mode & 0o777 == 0o600
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"] == "soyte@hagiang.gov.vn"
+    body = message.get_content()
+    assert body.startswith("Kính gửi: Sở Y tế")
+    assert "Cấp mới hộp thư ltmai.soyte@hagiang.gov.vn của Lò Thị Mai (HG-0103)" in body
+    assert "Điều 7 khoản 1 (HG-2024 Đ7.1)" in body
+    assert "Tạm khóa hộp thư ttlan.soyte@hagiang.gov.vn" in body
+    assert "Điều 8 khoản 1 (HG-2024 Đ8.1)" in body
+    assert "Bàn Văn Mình (HG-0102): không cấp lại" in body and "(HG-2024 Đ7.2)" in body
+    for line in (tmp_path / "creds.csv").read_text().splitlines()[1:]:
+        assert line.split(",", 1)[1] not in eml.read_text(encoding="utf-8", errors="replace")
+    assert all(len(line) <= 80 for line in body.splitlines())  # printable
+    assert not list((tmp_path / "audit" / "notices").glob("*-sotttt.eml"))  # nothing done there

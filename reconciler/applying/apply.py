@@ -58,6 +58,9 @@ class Recap:
     skipped: int = 0  # not attempted (after a failure)
     messages: list[str] = field(default_factory=list)
     replaced_lock: str = ""
+    #: each operation with what became of it ("changed", "ok", "failed", "skipped") and when:
+    #: what the notices tell the agencies
+    outcomes: list[tuple[Operation, str, dt.datetime]] = field(default_factory=list)
 
     def line(self) -> str:
         return f"ok={self.ok} changed={self.changed} failed={self.failed} skipped={self.skipped}"
@@ -256,6 +259,7 @@ def execute(
             )
         recap.ok = len(done)
         for op in done:
+            recap.outcomes.append((op, "ok", dt.datetime.now(dt.UTC)))
             audit.record(
                 op.action.value,
                 id=op.id,
@@ -305,10 +309,14 @@ def execute(
                 recap.skipped = total - index - 1
                 audit.record(op.action.value, id=op.id, dn=dn, outcome="failed", message=str(error))
                 recap.messages.append(f"{op.action.value} {op.address} ({op.id}) failed: {error}")
+                moment = dt.datetime.now(dt.UTC)
+                recap.outcomes.append((op, "failed", moment))
+                recap.outcomes += [(later, "skipped", moment) for later in todo[index + 1 :]]
                 break
             current_dn[op.id] = new_dn
             written.add(op.id)
             recap.changed += 1
+            recap.outcomes.append((op, "changed", dt.datetime.now(dt.UTC)))
             audit.record(
                 op.action.value,
                 id=op.id,
@@ -406,6 +414,10 @@ def _run(
     """Carry out one operation on the entry whose attributes this run knows as `state`, and
     update `state` to what it wrote; returns (DN after, attributes before, attributes set)."""
     if op.action is Action.DELETE:
+        if op.attributes:  # its tombstone first: once the entry is gone, every plan knows
+            # (already there when an apply stopped between the two)
+            with suppress(EntryExists):
+                directory.add(op.new_dn, _resolve(op, op.attributes, credentials))
         directory.delete(dn)
         return dn, _attrs(state), {}
     listed = op.attributes if op.action is Action.CREATE else op.changes

@@ -5,13 +5,17 @@ from __future__ import annotations
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.app import main
 from reconciler.cli.common import actor_name, connection_options, fail, open_from
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.applying.apply import Recap
+    from reconciler.model import Plan
 
 
 @main.command()
@@ -39,6 +43,11 @@ from reconciler.errors import ReconcilerError
     help="suspend even though the server's password policy could not be read: if it lacks "
     "pwdLockout: TRUE, suspended mailboxes still log in (check first with `reconciler doctor`)",
 )
+@click.option(
+    "--notices-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the agencies' notices (.eml) [default: notices/ beside the audit log]",
+)
 def apply(
     plan_file: Path,
     credentials_out: Path | None,
@@ -47,6 +56,7 @@ def apply(
     actor: str | None,
     break_lock: bool,
     accept_unverified_lock: bool,
+    notices_out: Path | None,
     **connection: Any,
 ) -> None:
     """Apply a plan saved by `reconciler plan --out`.
@@ -131,6 +141,10 @@ def apply(
     )
     if credentials and credentials.count:
         click.echo(f"{credentials.count} initial passwords written to {credentials_out}", err=True)
+    try:
+        notify(saved, recap, notices_out or audit_log.parent / "notices")
+    except ReconcilerError as error:
+        fail(error)
     if recap.failed:
         click.echo(
             "The apply stopped at the failure above; the operations after it were not "
@@ -138,3 +152,23 @@ def apply(
             err=True,
         )
         sys.exit(1)
+
+
+def notify(saved: Plan, recap: Recap, folder: Path) -> None:
+    """The agencies' notices of what this apply did (and refused): written, and sent when the
+    plan names a relay."""
+    import datetime as dt
+
+    from reconciler.outputs import notices
+    from reconciler.rules import regulations
+
+    when = dt.datetime.now(dt.UTC)
+    built = notices.build(saved, recap.outcomes, regulations.get(saved.regulation), when)
+    if not built:
+        return
+    sender = saved.sender or f"noreply@{saved.domain}"
+    written = notices.write(built, folder, sender, when)
+    click.echo(f"Notices for {len(written)} agencies written to {folder}", err=True)
+    if saved.relay:
+        sent = notices.send(written, saved.relay, sender)
+        click.echo(f"{sent} notices sent through {saved.relay}", err=True)

@@ -35,6 +35,7 @@ from reconciler.model import (
     Inventory,
     Loc,
     Person,
+    Request,
     Settings,
     State,
     Suspension,
@@ -59,6 +60,7 @@ _PATTERN_WORDS = {
     "^[a-z0-9]+(\\.[a-z0-9]+)*$": "lower-case letters, digits and single dots",
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "a date written YYYY-MM-DD",
     "^[0-9]+ ?([KMGTkmgt][Ii]?)?[Bb]$": "a size like 5GB, 500 MB or 10 GiB, or a number of bytes",
+    "^[0-9]+ (month|months|year|years)$": "a time like 12 months or 1 year",
 }
 _TYPE_WORDS = {
     "string": "text",
@@ -471,6 +473,10 @@ class _Run:
         max_deletes = 10 if f.broken(("max_deletes",)) else d.get("max_deletes", 10)
         reserved = () if f.broken(("reserved",)) else tuple(d.get("reserved", ()))
         loc = Loc(f.rel, 1)
+        quarantine = 12
+        if "quarantine" in d and not f.broken(("quarantine",)):
+            count, unit = d["quarantine"].split()
+            quarantine = int(count) * (12 if unit.startswith("year") else 1)
         return Settings(
             d["regulation"],
             d["domain"],
@@ -480,6 +486,9 @@ class _Run:
             reserved,
             loc,
             erase=self.erase(f),
+            quarantine_months=quarantine,
+            relay=(d.get("notices") or {}).get("relay", ""),
+            sender=(d.get("notices") or {}).get("from", f"noreply@{d['domain']}"),
         )
 
     def erase(self, f: _File) -> tuple[str, ...]:
@@ -727,6 +736,11 @@ class _Checks:
             self.address(f, (*p, "address"), r["address"])
         aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
         restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
+        new_request = None
+        if "new_request" in r:
+            request = r["new_request"]
+            date = self.date(f, (*p, "new_request", "date"), request["date"])
+            new_request = Request(text.nfc(request["ref"]), date)
         exempt = r.get("exempt", ())
         exemptions = tuple(
             Exemption(e["rule"], e["ref"])
@@ -751,6 +765,7 @@ class _Checks:
             restored=restored,
             restore_ref=r.get("restore_ref"),
             exempt=exemptions,
+            new_request=new_request,
             loc=Loc(f.rel, f.lines.at(p)),
         )
 

@@ -8,12 +8,21 @@ the directory, the one way `plan` and `report` both see what the inventory wants
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import names
-from reconciler.attributes import people_dn
+from reconciler.attributes import (
+    DELETE_REASON,
+    DELETED_AT,
+    FORMER_ADDRESS,
+    FORMER_ID,
+    is_tombstone,
+    parse_time,
+    people_dn,
+)
 from reconciler.errors import NamingError, Problem
 from reconciler.model import (
     Address,
@@ -24,12 +33,15 @@ from reconciler.model import (
     Loc,
     Mailbox,
     Person,
+    Refusal,
     State,
+    Tombstone,
     Unit,
     agency_key,
+    deleted_key,
     unit_key,
 )
-from reconciler.rules import naming
+from reconciler.rules import lifecycle, naming
 from reconciler.rules.regulations import Regulation
 
 
@@ -42,7 +54,7 @@ def _display_split(person: Person) -> tuple[str, str]:
 
 
 def _wanted(
-    inventory: Inventory, live: Mapping[str, Entry]
+    inventory: Inventory, live: Mapping[str, Entry], refused: frozenset[str] = frozenset()
 ) -> tuple[list[naming.Wanted], list[Problem]]:
     wanted: list[naming.Wanted] = []
     problems: list[Problem] = []
@@ -80,7 +92,7 @@ def _wanted(
             )
     agencies = {a.id: a for a in inventory.agencies}
     for person in inventory.people:
-        if person.state is State.ABSENT:
+        if person.state is State.ABSENT or person.id in refused:
             continue
         try:
             parts = names.split(person.name, person.family, person.middle, person.given)
@@ -207,6 +219,35 @@ class _Builder:
     agencies: Mapping[str, Agency]
     regulation: Regulation
     default_quota: int
+    taken: Mapping[str, str] = field(default_factory=dict)
+    people: Mapping[str, Person] = field(default_factory=dict)
+
+    def holder(self, address: str, person: Person) -> str:
+        """Who holds `address`, which `person` would have had, in words: named, and for a
+        regulation whose collision rule favours the higher rank, why it is kept."""
+        key = self.taken.get(address)
+        if key is None:  # given to another newcomer in this plan
+            key = next((k for k, a in self.addresses.items() if str(a) == address), "")
+            return f"{address} goes to {self._who(key)} in this plan"
+        who = self._who(key)
+        text = f"{address} is held by {who}"
+        rival = self.people.get(key)
+        better = person.rank is not None and (
+            rival is None or rival.rank is None or person.rank < rival.rank
+        )
+        if self.regulation.rank_keeps_plain and key in self.live and better:
+            text += (
+                f"; {self.regulation.collision_clause} gives the plain form to the higher rank, "
+                "but an issued address is never taken back (this project's policy)"
+            )
+        return text
+
+    def _who(self, key: str) -> str:
+        if key in self.live:
+            return f"{self.live[key].get('cn') or key} ({key})"
+        if key in self.people:
+            return f"{self.people[key].name} ({key})"
+        return naming.describe_holder(key)
 
     def __call__(self, key: str, source: Any) -> Mailbox:
         if isinstance(source, Person):
@@ -302,10 +343,11 @@ class _Builder:
             decision=person.quota_decision,
             aliases=self.kept_aliases(person.id, person.aliases),
         )
-        plain = ""
+        plain = holder = ""
         if person.address is None and person.id in self.parts_of:
             plain = self.regulation.plain(self.parts_of[person.id], agency.abbreviation)
             plain = "" if plain == address.local else f"{plain}@{address.domain}"
+            holder = self.holder(plain, person) if plain else ""
         return Mailbox(
             person.id,
             Kind.PERSON,
@@ -318,6 +360,7 @@ class _Builder:
             person,
             person.loc,
             plain,
+            holder,
         )
 
 
@@ -327,12 +370,13 @@ def mailboxes(
     live: Mapping[str, Entry],
     taken: Mapping[str, str],
     holders: Mapping[str, str],
+    refused: frozenset[str] = frozenset(),
 ) -> tuple[Mailboxes, list[Problem]]:
     """The desired mailboxes keyed by stable id (agencies with their units, then people, in
     inventory order), and the names the regulation cannot turn into an address (as problems with
-    file and line)."""
+    file and line). The `refused` records get none."""
     settings = inventory.settings
-    wanted, addresses, problems = _allocated(inventory, regulation, live, taken, holders)
+    wanted, addresses, problems = _allocated(inventory, regulation, live, taken, holders, refused)
     build = _Builder(
         live=live,
         addresses=addresses,
@@ -340,6 +384,8 @@ def mailboxes(
         agencies={a.id: a for a in inventory.agencies},
         regulation=regulation,
         default_quota=settings.quota if settings.quota is not None else regulation.default_quota,
+        taken=taken,
+        people={p.id: p for p in inventory.people},
     )
     sources: dict[str, Any] = {}
     for agency in inventory.agencies:
@@ -402,11 +448,12 @@ def _allocated(
     live: Mapping[str, Entry],
     taken: Mapping[str, str],
     holders: Mapping[str, str],
+    refused: frozenset[str] = frozenset(),
 ) -> tuple[list[naming.Wanted], dict[str, Address], list[Problem]]:
     """Every wanted mailbox with its allocated address, and the records that get none (as
     problems at the record's file and line)."""
     settings = inventory.settings
-    wanted, problems = _wanted(inventory, live)
+    wanted, problems = _wanted(inventory, live, refused)
     allocation = naming.allocate(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
@@ -440,20 +487,91 @@ class Desired:
     taken: dict[str, str]  # every address in use → the stable id holding it ("" when none)
     boxes: Mailboxes
     problems: list[Problem]  # names the regulation cannot turn into an address
+    #: records of deleted mailboxes (not recoverable) the plan does not create again
+    refused: list[Refusal] = field(default_factory=list)
+    history: list[Tombstone] = field(default_factory=list)
 
 
-def resolve(inventory: Inventory, entries: Iterable[Entry], regulation: Regulation) -> Desired:
-    """Match the entries by stable id, adopt what the inventory pins (`adoptions`), and allocate
-    every address against the addresses in use."""
+def tombstone(entry: Entry) -> Tombstone:
+    reason = entry.get(DELETE_REASON) or ""
+    return Tombstone(
+        id=entry.get(FORMER_ID) or "",
+        addresses=tuple(a.lower() for a in entry.all(FORMER_ADDRESS)),
+        deleted_at=parse_time(entry.get(DELETED_AT)),
+        clause=reason.split(":", 1)[0].strip(),
+        name=entry.get("displayName") or "",
+        agency=entry.get("govMailAgency") or "",
+    )
+
+
+def _quarantined(stone: Tombstone, now: dt.datetime | None, months: int) -> bool:
+    """Its addresses are still kept from anyone else: within `months` of the deletion (always,
+    when the time of the deletion or the clock is unknown)."""
+    if stone.deleted_at is None or now is None:
+        return True
+    return not lifecycle.elapsed(stone.deleted_at, now, months)
+
+
+def _refusals(
+    inventory: Inventory,
+    history: Mapping[str, Tombstone],
+    live: Mapping[str, Entry],
+    regulation: Regulation,
+) -> list[Refusal]:
+    """The records whose mailbox was deleted and is not in the directory: a deleted mailbox is
+    not recoverable, so the plan creates none for them unless the record states a new request
+    dated on or after the deletion (which gets a new address)."""
+    refused = []
+    for person in inventory.people:
+        stone = history.get(person.id)
+        if stone is None or person.state is State.ABSENT or person.id in live:
+            continue
+        day = lifecycle.local_day(stone.deleted_at) if stone.deleted_at else None
+        request = person.new_request
+        if request is not None and (day is None or (request.date or dt.date.min) >= day):
+            continue
+        when = f" on {day.isoformat()}" if day else ""
+        cited = regulation.irreversible_delete_clause or stone.clause or regulation.delete_clause
+        under = f" under {stone.clause}" if stone.clause else ""
+        held = ", ".join(stone.addresses) or "its address"
+        refused.append(
+            Refusal(
+                id=person.id,
+                agency=person.agency,
+                name=person.name,
+                clause=cited,
+                reason=(
+                    f"its mailbox ({held}) was deleted{when}{under} and is not recoverable: "
+                    f"remove the record from {person.loc.file}, or, for a new mailbox, state the "
+                    "new request on it (`new_request: {ref, date}`); it gets a new address, "
+                    "never a deleted one"
+                ),
+            )
+        )
+    return refused
+
+
+def resolve(
+    inventory: Inventory,
+    entries: Iterable[Entry],
+    regulation: Regulation,
+    now: dt.datetime | None = None,
+) -> Desired:
+    """Match the entries by stable id, adopt what the inventory pins (`adoptions`), refuse the
+    records of deleted mailboxes (`_refusals`), and allocate every address against the addresses
+    in use and those of deleted mailboxes still in quarantine at `now`."""
     settings = inventory.settings
     all_entries = list(entries)
     live: dict[str, Entry] = {}
     unmanaged: list[str] = []
+    stones: list[Tombstone] = []
     base = settings.base_dn.lower()
     container = people_dn(settings.base_dn).lower()
     for entry in all_entries:
         if entry.managed and entry.key:
             live[entry.key] = entry
+        elif is_tombstone(entry):
+            stones.append(tombstone(entry))
         elif entry.dn.lower() not in (base, container) and _is_person(entry):
             unmanaged.append(entry.dn)
     adopted = adoptions(all_entries, inventory, live)
@@ -462,8 +580,25 @@ def resolve(inventory: Inventory, entries: Iterable[Entry], regulation: Regulati
         adopted_dns = {e.dn for e in adopted.values()}
         unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
     taken, holders = taken_addresses(all_entries, inventory, adopted)
-    boxes, problems = mailboxes(inventory, regulation, live, taken, holders)
-    return Desired(all_entries, live, unmanaged, taken, boxes, problems)
+    latest: dict[str, Tombstone] = {}
+    for stone in sorted(
+        stones, key=lambda t: t.deleted_at or dt.datetime.min.replace(tzinfo=dt.UTC)
+    ):
+        latest[stone.id] = stone
+    refused = _refusals(inventory, latest, live, regulation)
+    renewed = {p.id for p in inventory.people if p.new_request is not None}
+    for stone in stones:
+        # kept from everyone during the quarantine, and from the person for good
+        if stone.id in renewed or _quarantined(stone, now, settings.quarantine_months):
+            folded = " ".join(f for f in (names.fold(w) for w in stone.name.split()) if f)
+            for address in stone.addresses:
+                taken.setdefault(address, deleted_key(stone.id))
+                if folded:
+                    holders.setdefault(address, folded)
+    boxes, problems = mailboxes(
+        inventory, regulation, live, taken, holders, frozenset(r.id for r in refused)
+    )
+    return Desired(all_entries, live, unmanaged, taken, boxes, problems, refused, stones)
 
 
 def _is_person(entry: Entry) -> bool:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.attributes import READ
+from reconciler.attributes import HISTORY_READ, READ, TOMBSTONE, history_dn
 from reconciler.directory.base import Directory
 from reconciler.directory.snapshot import read_tree
-from reconciler.errors import InventoryError
+from reconciler.errors import InventoryError, NoSuchEntry
 from reconciler.inventory import loader
 from reconciler.model import Entry, Inventory, Plan
 from reconciler.planning import desired
@@ -57,9 +57,25 @@ def load(folder: Path) -> Loaded:
 def read(
     directory: Directory, loaded: Loaded, progress: Callable[[int], None] | None = None
 ) -> list[Entry]:
-    """Every entry under the inventory's base DN, with the attributes a plan reads."""
+    """Every entry under the inventory's base DN, with the attributes a plan reads, and the
+    history's tombstones (`read_history`) with theirs."""
+    base = loaded.inventory.settings.base_dn
     with paused():
-        return read_tree(directory, loaded.inventory.settings.base_dn, READ, progress)
+        entries = read_tree(directory, base, READ, progress)
+        history = read_history(directory, base)
+    if not history:
+        return entries
+    seen = {e.dn.lower() for e in history}
+    return [*(e for e in entries if e.dn.lower() not in seen), *history]
+
+
+def read_history(directory: Directory, base_dn: str) -> list[Entry]:
+    """The tombstones of the mailboxes the tool deleted: one search under ou=history (a
+    directory without one has none)."""
+    try:
+        return list(directory.find(history_dn(base_dn), "objectClass", [TOMBSTONE], HISTORY_READ))
+    except NoSuchEntry:
+        return []
 
 
 def make_plan(

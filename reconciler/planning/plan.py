@@ -19,6 +19,7 @@ from reconciler.attributes import (
     PERSON_CLASSES,
     SUSPEND_REASON,
     fingerprint,
+    history_dn,
     mailbox_dn,
     people_dn,
     seen,
@@ -28,13 +29,16 @@ from reconciler.errors import InventoryError, UnsafePlan
 from reconciler.model import (
     Action,
     Change,
+    Contact,
     Entry,
     Inventory,
     Kind,
     Mailbox,
     Operation,
     Plan,
+    Refusal,
     State,
+    agency_key,
 )
 from reconciler.planning import desired
 from reconciler.rules import lifecycle, regulations
@@ -158,7 +162,7 @@ def compute(
 ) -> Plan:
     """The operations that make the directory match the inventory and the regulation."""
     settings = inventory.settings
-    wanted = desired.resolve(inventory, entries, regulation)
+    wanted = desired.resolve(inventory, entries, regulation, ctx.now)
     if wanted.problems:
         raise InventoryError(wanted.problems)
     live, boxes = wanted.live, wanted.boxes
@@ -179,7 +183,8 @@ def compute(
         if entry.managed and not any(op.action is Action.RESTORE for op in state):
             expired = lifecycle.expiry(box, entry, regulation, ctx.now)
             if expired is not None:
-                ops.append(expired)  # nothing else is worth doing to a mailbox about to go
+                # nothing else is worth doing to a mailbox about to go
+                ops.append(_with_tombstone(expired, entry, settings.base_dn))
                 continue
         ops.extend(_diff(box, entry, settings.base_dn, regulation))
         ops.extend(state)
@@ -197,7 +202,7 @@ def compute(
             reason = "the agency or unit is no longer in the inventory"
         else:
             reason = "removed from the inventory"
-        ops.append(_delete(entry, regulation.delete_clause, reason))
+        ops.append(_delete(entry, regulation.delete_clause, reason, settings.base_dn))
 
     ops.sort(key=lambda op: op.sort_key)
     notes = _unknown_activity(ctx.activity, wanted.taken)
@@ -209,9 +214,12 @@ def compute(
             "after each delete, apply erases the mailbox's mail with "
             f"`{' '.join(erase)}` (mail_store.erase in directory.yaml)",
         )
-    containers = tuple(
-        dn for dn in (settings.base_dn, people_dn(settings.base_dn)) if dn.lower() not in known
-    )
+    needed = []
+    if any(op.action is Action.CREATE for op in ops):
+        needed += [settings.base_dn, people_dn(settings.base_dn)]
+    if any(op.action is Action.DELETE for op in ops):
+        needed.append(history_dn(settings.base_dn))
+    containers = tuple(dn for dn in needed if dn.lower() not in known)
     plan = Plan(
         regulation=regulation.id,
         domain=settings.domain,
@@ -224,13 +232,35 @@ def compute(
         directory_fingerprint="sha256:" + dir_hash.hexdigest(),
         operations=tuple(ops),
         unmanaged=tuple(sorted(wanted.unmanaged)),
-        # only a new entry needs them: adopting and updating change entries where they are
-        containers=containers if any(op.action is Action.CREATE for op in ops) else (),
+        # only a new entry (or a tombstone) needs them: updates change entries where they are
+        containers=containers,
         accounts=len(live),
         notes=notes,
         erase=erase,
+        refused=tuple(sorted(wanted.refused, key=lambda r: (r.agency, r.id))),
+        contacts=_contacts(inventory, ops, wanted.refused, boxes),
+        relay=settings.relay,
+        sender=settings.sender,
     )
     return plan
+
+
+def _contacts(
+    inventory: Inventory,
+    ops: Sequence[Operation],
+    refused: Sequence[Refusal],
+    boxes: Mapping[str, Mailbox],
+) -> tuple[Contact, ...]:
+    """The agencies a notice goes to after the apply (those with an operation or a refusal),
+    each at its organisation mailbox when it has one."""
+    touched = {op.agency for op in ops} | {r.agency for r in refused}
+    contacts = []
+    for agency in inventory.agencies:
+        if agency.id in touched:
+            key = agency_key(agency.id)
+            to = (boxes[key].mail,) if key in boxes else ()
+            contacts.append(Contact(agency.id, agency.name, to))
+    return tuple(contacts)
 
 
 def _unknown_activity(
@@ -257,7 +287,7 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
     }
     attrs.update({a: v for a, v in box.attrs.items() if v})
     reason = "new in the inventory"
-    clause = box.address.clause  # the rule that gave the address
+    clause = regulation.create_clause  # issued on request; the address rule goes beside it
     if box.kind is Kind.AGENCY:
         reason = "organisation mailbox of the agency"
     elif box.kind is Kind.UNIT:
@@ -265,7 +295,7 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
     if box.person is not None and box.person.address:
         reason += "; keeps the address pinned in the inventory"
     elif box.plain:
-        reason += f"; {box.plain} is taken, so the collision rule gives {box.mail}"
+        reason += f"; {box.plain_holder}, so the collision rule gives {box.mail}"
     written = list(attributes.issue_password())
     if box.state is State.SUSPENDED and box.suspension:
         written += attributes.suspend(None, lifecycle.declared_text(box.suspension))
@@ -277,6 +307,7 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
         reason,
         new_dn=mailbox_dn(box.address.local, base_dn),
         attributes=tuple(sorted(written, key=lambda c: c.attr)),
+        address_clause="" if box.address.clause == clause else box.address.clause,
     )
 
 
@@ -302,7 +333,7 @@ def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> l
         update,
         action=Action.RENAME,
         previous=old,
-        clause=box.address.clause,
+        address_clause=box.address.clause,
         reason=_rename_reason(box, entry),
         # in place: an adopted entry keeps its legacy parent
         new_dn=child_dn("uid", box.address.local, parent_dn(entry.dn)),
@@ -335,8 +366,16 @@ def _adopt(
     )
 
 
-def _delete(entry: Entry, clause: str, reason: str) -> Operation:
-    return Operation(
+def _with_tombstone(op: Operation, entry: Entry, base_dn: str) -> Operation:
+    """A delete that leaves its tombstone in the history (`attributes.tombstone`): written by
+    apply before the entry goes, so that no plan creates the mailbox again and its addresses stay
+    in quarantine."""
+    dn, written = attributes.tombstone(entry, op.clause, op.reason, base_dn)
+    return replace(op, new_dn=dn, attributes=written)
+
+
+def _delete(entry: Entry, clause: str, reason: str, base_dn: str) -> Operation:
+    op = Operation(
         action=Action.DELETE,
         id=entry.key or "",
         address=entry.mail or "",
@@ -350,6 +389,7 @@ def _delete(entry: Entry, clause: str, reason: str) -> Operation:
         dn=entry.dn,
         fingerprint=fingerprint(entry),
     )
+    return _with_tombstone(op, entry, base_dn)
 
 
 def check_limits(plan: Plan, limits: Limits) -> None:

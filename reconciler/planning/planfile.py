@@ -15,7 +15,17 @@ from typing import Any
 
 from reconciler.attributes import ALWAYS_WRITTEN, misplaced
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, Change, Deferred, Kind, Operation, Plan, Value
+from reconciler.model import (
+    Action,
+    Change,
+    Contact,
+    Deferred,
+    Kind,
+    Operation,
+    Plan,
+    Refusal,
+    Value,
+)
 
 FORMAT = 1
 
@@ -45,6 +55,8 @@ def operation_dict(op: Operation) -> dict[str, Any]:
     else:
         d["address"] = op.address
     d["clause"] = op.clause
+    if op.address_clause:
+        d["address_clause"] = op.address_clause
     d["reason"] = op.reason
     d["kind"] = op.kind.value
     d["agency"] = op.agency
@@ -91,7 +103,22 @@ def _digested(plan: Plan) -> dict[str, Any]:
         "notes": list(plan.notes),
         # only when it runs: plans without one keep the digest they always had
         **({"mail_store": {"erase": list(plan.erase)}} if plan.erase else {}),
+        # only when there are some: plans without one keep the digest they always had
+        **({"refused": [_refusal(r) for r in plan.refused]} if plan.refused else {}),
+        **({"notices": _notices(plan)} if plan.contacts else {}),
     }
+
+
+def _notices(plan: Plan) -> dict[str, Any]:
+    return {
+        "relay": plan.relay,
+        "from": plan.sender,
+        "agencies": {c.agency: {"name": c.name, "to": list(c.to)} for c in plan.contacts},
+    }
+
+
+def _refusal(r: Refusal) -> dict[str, str]:
+    return {"id": r.id, "agency": r.agency, "name": r.name, "clause": r.clause, "reason": r.reason}
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
@@ -167,6 +194,7 @@ def _op(d: dict[str, Any]) -> Operation:
         address=d["to"] if action is Action.RENAME else d["address"],
         previous=d.get("from", ""),
         clause=d["clause"],
+        address_clause=d.get("address_clause", ""),
         reason=d["reason"],
         kind=Kind(d.get("kind", "person")),
         agency=d.get("agency", ""),
@@ -217,6 +245,13 @@ def from_json(text: str, source: str = "plan") -> Plan:
             unmanaged=tuple(data.get("unmanaged", ())),
             notes=tuple(data.get("notes", ())),
             erase=tuple(str(part) for part in data.get("mail_store", {}).get("erase", ())),
+            refused=tuple(Refusal(**r) for r in data.get("refused", ())),
+            contacts=tuple(
+                Contact(agency, c["name"], tuple(c["to"]))
+                for agency, c in data.get("notices", {}).get("agencies", {}).items()
+            ),
+            relay=data.get("notices", {}).get("relay", ""),
+            sender=data.get("notices", {}).get("from", ""),
         )
     except ReconcilerError:
         raise

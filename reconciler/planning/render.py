@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from reconciler.attributes import ISSUED_AT, MUST_CHANGE, PASSWORD, RESTORED_AT, SUSPENDED_AT
+from reconciler.attributes import (
+    FORMER_ADDRESS,
+    ISSUED_AT,
+    MUST_CHANGE,
+    PASSWORD,
+    RESTORED_AT,
+    SUSPENDED_AT,
+)
 from reconciler.inventory.gitdiff import InventoryChanges, Kind, StaffChange
 from reconciler.model import Action, Change, Deferred, Operation, Plan, Value
 
@@ -68,6 +75,8 @@ def _shown(op: Operation) -> list[Change]:
     writes (an issued password, a time) and whether the password must be changed."""
     if op.action in (Action.UPDATE, Action.RENAME):
         return [c for c in op.changes if c.attr not in _HIDDEN]
+    if op.action is Action.DELETE:  # what its tombstone keeps
+        return [c for c in op.attributes if c.attr == FORMER_ADDRESS]
     shown = [
         c
         for c in (*op.attributes, *op.changes)
@@ -105,6 +114,7 @@ LABELS = {
     PASSWORD: "password",
     SUSPENDED_AT: "suspended at",
     RESTORED_AT: "restored at",
+    FORMER_ADDRESS: "kept from reissue",
 }
 
 
@@ -127,11 +137,18 @@ def _change_text(change: Change) -> str:
     before, after = change.before, tuple(v for v in change.after if isinstance(v, str))
     if change.attr == "govMailAlias":
         return f"{label}: {_alias_change(before, after)}"
+    if change.attr == FORMER_ADDRESS:
+        return f"{label}: {_values(after)} (in ou=history; not reissued to anyone else)"
     if change.attr == MUST_CHANGE and after == ("TRUE",):
         return f"{label}: TRUE (must change at first login)"
     if change.attr == "govMailQuota":
         before, after = tuple(map(quota, before)), tuple(map(quota, after))
     return f"{label}: {_values(before)} → {_values(after)}"
+
+
+def _cited(op: Operation) -> str:
+    """The operation's clause, and the address rule beside it for a create or a rename."""
+    return f"{op.clause} (address: {op.address_clause})" if op.address_clause else op.clause
 
 
 def _headline(op: Operation) -> str:
@@ -159,9 +176,12 @@ def text(
     for op in plan.operations:
         head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
         lines.append(f"  {head} {_headline(op)}")
-        lines.append(f"      {op.clause}: {op.reason}")
+        lines.append(f"      {_cited(op)}: {op.reason}")
         for change in _shown(op):
             lines.append(f"      {_change_text(change)}")
+    for r in plan.refused:
+        lines.append(f"  {paint('31', '✗ refused')} {r.name} ({r.id})")
+        lines.append(f"      {r.clause}: {r.reason}")
     for note in plan.notes:
         lines.append(f"  note: {note}")
     if plan.unmanaged:
@@ -171,8 +191,10 @@ def text(
         )
         if show_unmanaged:
             lines.extend(f"    {dn}" for dn in plan.unmanaged)
-    if plan.empty:
+    if plan.empty and not plan.refused:
         lines.append("No changes. The directory matches the inventory and the regulation.")
+    elif plan.empty:
+        lines.append("No changes to apply; the records refused above need the agency's answer.")
     else:
         lines.append(summary(plan))
     if changes is not None:
@@ -197,7 +219,8 @@ def _md_line(op: Operation) -> str:
     if op.action is Action.RENAME:
         what = f"`{op.previous}` → {what}"
     line = (
-        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {op.clause}: {_md(op.reason)}"
+        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {_cited(op)}: "
+        f"{_md(op.reason)}"
     )
     shown = _shown(op)
     if shown:
@@ -312,6 +335,16 @@ def markdown(
     sections: list[tuple[str, list[str]]] = []
     if changes is not None:
         sections.append(_changes_section(changes))
+    if plan.refused:
+        sections.append(
+            (
+                f"#### ✗ Refused ({len(plan.refused)})",
+                [
+                    f"- ✗ {_md(r.name)} (`{r.id}`) — {r.clause}: {_md(r.reason)}"
+                    for r in plan.refused
+                ],
+            )
+        )
     destructive = [op for op in plan.operations if op.action in (Action.DELETE, Action.SUSPEND)]
     if destructive:
         sections.append(

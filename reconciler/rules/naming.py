@@ -85,6 +85,11 @@ def describe_holder(key: str) -> str:
     """Who holds an address, in words, from its holder's key ("" = not the tool's)."""
     if not key:
         return "an entry the tool does not manage"
+    if key.startswith("deleted:"):
+        return (
+            f"the deleted mailbox of {key.removeprefix('deleted:')} (kept from reissue: the "
+            "quarantine in directory.yaml)"
+        )
     if key.startswith("agency:"):
         return f"the organisation mailbox of agency {key.removeprefix('agency:')}"
     if key.startswith("unit:"):

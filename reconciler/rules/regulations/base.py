@@ -51,6 +51,7 @@ class Regulation(ABC):
     id: str  # "quangnam-2020"
     code: str  # the prefix of every clause
     domain: str  # the province's domain when the decision was made
+    decision: str  # the decision, as a notice names it (Vietnamese)
     # --- addresses
     person_clause: str  # the plain personal address
     collision_clause: str  # any other personal address form
@@ -59,6 +60,7 @@ class Regulation(ABC):
     agency_mailboxes: bool  # every agency has an organisation mailbox (`agency_local` of its abbr)
     transfer_renames: bool  # the agency is part of a personal address: a transfer is a rename
     lengthens_initials: bool  # collision: lengthen the initials before numbering (HG Đ5.2 a)
+    rank_keeps_plain: bool  # collision: the higher leadership rank keeps the plain form (QN Đ4.2)
     # --- changes (a create cites the issuing clause, with the address rule beside it)
     create_clause: str  # a new mailbox on an agency's request
     default_quota: int  # bytes
@@ -88,6 +90,8 @@ class Regulation(ABC):
     # --- passwords
     reset_clause: str  # password reset on request
     must_change_clause: str  # an issued password is changed at the first login
+    #: what each clause the tool cites says, in the decision's own Vietnamese (for notices)
+    words: tuple[tuple[str, str], ...] = ()
 
     @property
     def declared_suspend_clause(self) -> str:
@@ -111,6 +115,25 @@ class Regulation(ABC):
         if m.group(1) != self.code:
             return f"is a clause of another regulation than {self.id}"
         return None
+
+    def in_vietnamese(self, clause: str) -> str:
+        """A clause as a notice cites it: "Điều 8 khoản 2 điểm b (HG-2024 Đ8.2.b): …"."""
+        m = re.match(
+            rf"{re.escape(self.code)} Đ([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:\.([a-z]))?\Z",
+            clause,
+        )
+        if m is None:
+            return clause
+        article, point, sub, letter = m.groups()
+        text = f"Điều {article}"
+        if point:
+            text += f" khoản {point}"
+        if sub:
+            text += f".{sub}"
+        if letter:
+            text += f" điểm {letter}"
+        said = dict(self.words).get(clause)
+        return f"{text} ({clause})" + (f": {said}" if said else "")
 
     def suspension_problem(self, clause: str) -> str | None:
         """None when `clause` is one of the grounds an inventory may declare a suspension on;

@@ -87,6 +87,7 @@ REGULATION = QuangNam2020(
     id="quangnam-2020",
     code="QN-2020",
     domain="quangnam.gov.vn",
+    decision="Quyết định số 1217/QĐ-UBND ngày 04/05/2020 của UBND tỉnh Quảng Nam",
     person_clause="QN-2020 Đ4.1",
     collision_clause="QN-2020 Đ4.2",
     agency_clause="QN-2020 Đ5.1",
@@ -94,6 +95,7 @@ REGULATION = QuangNam2020(
     agency_mailboxes=False,
     transfer_renames=False,
     lengthens_initials=False,
+    rank_keeps_plain=True,
     create_clause="QN-2020 Đ5.1",
     default_quota=5 * GIB,
     quota_ceiling=5 * GIB,
@@ -116,4 +118,19 @@ REGULATION = QuangNam2020(
     expiry=None,
     reset_clause="QN-2020 Đ6.2",
     must_change_clause="QN-2020 Đ6.3",
+    words=(
+        ("QN-2020 Đ4.1", "tài khoản đặt theo dạng <tên><họ và tên lót viết tắt>"),
+        ("QN-2020 Đ4.2", "trùng tên thì thêm số thứ tự 1, 2, 3… sau họ và tên lót viết tắt"),
+        ("QN-2020 Đ5.1", "cấp mới hộp thư theo văn bản đề nghị của đơn vị"),
+        ("QN-2020 Đ6.2", "cài đặt lại mật khẩu theo đề nghị"),
+        ("QN-2020 Đ7.1", "chấm dứt hoạt động hộp thư theo yêu cầu bằng văn bản của đơn vị"),
+        (
+            "QN-2020 Đ7.2",
+            "sử dụng không đúng mục đích, không tuân thủ quy định về an toàn thông tin, hoặc sau "
+            "03 tháng không đăng nhập: tạm dừng hoạt động hộp thư và gửi thông báo",
+        ),
+        ("QN-2020 Đ9", "dung lượng tối đa mỗi hộp thư là 5 Gigabyte"),
+        ("QN-2020 Đ10.3", "chuyển công tác sang cơ quan, đơn vị khác"),
+        ("QN-2020 Đ13.5", "đơn vị báo cáo thay đổi nhân sự"),
+    ),
 )

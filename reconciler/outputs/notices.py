@@ -1,0 +1,228 @@
+"""Notices after an apply (QN-2020 Đ7.2, HG-2024 Đ7.3; replies to requests, QN-2020 Đ5.2, Đ6.2,
+Đ7.1): one per agency, in Vietnamese, plain and printable: what was done to which mailbox, when,
+under which clause; what was refused or not done, and why. Never a password.
+
+`build()` is pure (the plan, what apply did, the clock); `write()` puts each notice in a `.eml`
+file (RFC 5322, UTF-8), `send()` hands them to an SMTP relay (`notices.relay` in directory.yaml,
+carried in the plan so that the reviewed plan says where its notices go).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import smtplib
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Action, Operation, Plan, Refusal
+from reconciler.rules.lifecycle import ZONE
+from reconciler.rules.regulations import Regulation
+
+WIDTH = 76
+#: What apply did with an operation (`Recap.outcomes`).
+DONE = frozenset({"changed", "ok"})
+
+_VERBS = {
+    Action.CREATE: "Cấp mới hộp thư",
+    Action.RENAME: "Đổi địa chỉ hộp thư",
+    Action.UPDATE: "Cập nhật thông tin hộp thư",
+    Action.SUSPEND: "Tạm khóa hộp thư",
+    Action.RESTORE: "Khôi phục hộp thư",
+    Action.DELETE: "Xóa hộp thư",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    agency: str
+    to: tuple[str, ...]
+    subject: str
+    body: str
+
+
+def _day(moment: dt.datetime) -> str:
+    return moment.astimezone(ZONE).strftime("%d/%m/%Y")
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.astimezone(ZONE).strftime("%H:%M ngày %d/%m/%Y")
+
+
+def _item(number: int, text: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=f"{number}. ", subsequent_indent="   ")
+
+
+def _done(op: Operation, regulation: Regulation, when: dt.datetime) -> str:
+    who = f"{op.name} ({op.id})" if op.name else op.id
+    what = _VERBS[op.action]
+    if op.action is Action.RENAME:
+        what += f" {op.previous} thành {op.address}"
+    else:
+        what += f" {op.address}"
+    text = f"{what} của {who}, lúc {_time(when)}, theo {regulation.in_vietnamese(op.clause)}."
+    if op.address_clause:
+        text += f" Địa chỉ theo {regulation.in_vietnamese(op.address_clause)}."
+    if op.action is Action.RENAME:
+        text += " Địa chỉ cũ vẫn nhận thư."
+    if any(c.attr == "userPassword" for c in (*op.attributes, *op.changes)):
+        text += (
+            " Mật khẩu tạm thời được bàn giao riêng, không gửi qua thư này, và phải đổi ở lần "
+            "đăng nhập đầu tiên."
+        )
+    if op.action is Action.SUSPEND:
+        text += " Hộp thư không thể đăng nhập, gửi, nhận thư cho đến khi được khôi phục."
+    if op.action is Action.DELETE:
+        text += " Hộp thư đã xóa không thể khôi phục."
+    return text
+
+
+def _refused(r: Refusal, regulation: Regulation) -> str:
+    return (
+        f"Hộp thư của {r.name} ({r.id}): không cấp lại, vì hộp thư của người này đã bị xóa và "
+        f"không thể khôi phục ({regulation.in_vietnamese(r.clause)}). Đề nghị cơ quan bỏ hồ sơ "
+        "khỏi danh sách, hoặc gửi văn bản đề nghị cấp mới; hộp thư mới sẽ có địa chỉ mới."
+    )
+
+
+def _failed(op: Operation, outcome: str) -> str:
+    who = f"{op.name} ({op.id})" if op.name else op.id
+    why = "do sự cố kỹ thuật" if outcome == "failed" else "vì thao tác trước đó gặp sự cố"
+    return (
+        f"{_VERBS[op.action]} {op.address} của {who}: chưa thực hiện được {why}; Trung tâm sẽ "
+        "thực hiện lại."
+    )
+
+
+def build(
+    plan: Plan,
+    outcomes: Sequence[tuple[Operation, str, dt.datetime]],
+    regulation: Regulation,
+    when: dt.datetime,
+) -> list[Notice]:
+    """One notice per agency the plan touched (operations or refusals), in the plan's order."""
+    contacts = {c.agency: c for c in plan.contacts}
+    agencies = [c.agency for c in plan.contacts]
+    agencies += sorted({op.agency for op, _, _ in outcomes} - set(agencies))
+    notices = []
+    for agency in agencies:
+        done = [(op, at) for op, outcome, at in outcomes if op.agency == agency and outcome in DONE]
+        not_done = [(op, o) for op, o, _ in outcomes if op.agency == agency and o not in DONE]
+        refused = [r for r in plan.refused if r.agency == agency]
+        if not (done or not_done or refused):
+            continue
+        contact = contacts.get(agency)
+        name = contact.name if contact else agency
+        lines = [
+            f"Kính gửi: {name}",
+            "",
+            *textwrap.wrap(
+                "Trung tâm quản lý hệ thống thư điện tử công vụ thông báo kết quả xử lý các hộp "
+                f"thư điện tử công vụ của cơ quan, đơn vị ngày {_day(when)}, theo "
+                f"{regulation.decision}.",
+                WIDTH,
+            ),
+            "",
+            "A. Đã thực hiện",
+        ]
+        for n, (op, at) in enumerate(done, 1):
+            lines += _item(n, _done(op, regulation, at))
+        if not done:
+            lines.append("(không có)")
+        lines += ["", "B. Không thực hiện hoặc chưa thực hiện được"]
+        items = [_refused(r, regulation) for r in refused] + [_failed(o, w) for o, w in not_done]
+        for n, text in enumerate(items, 1):
+            lines += _item(n, text)
+        if not items:
+            lines.append("(không có)")
+        lines += [
+            "",
+            *textwrap.wrap(
+                "Thư này được gửi tự động sau khi thực hiện; mật khẩu không bao giờ được gửi qua "
+                "thư. Mọi thắc mắc xin liên hệ Trung tâm.",
+                WIDTH,
+            ),
+        ]
+        notices.append(
+            Notice(
+                agency=agency,
+                to=contact.to if contact else (),
+                subject=f"Thông báo kết quả xử lý hộp thư điện tử công vụ ngày {_day(when)}",
+                body="\n".join(lines) + "\n",
+            )
+        )
+    return notices
+
+
+def message(notice: Notice, sender: str, when: dt.datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    if notice.to:
+        msg["To"] = ", ".join(notice.to)
+    msg["Subject"] = notice.subject
+    msg["Date"] = format_datetime(when.astimezone(ZONE))
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
+    msg.set_content(notice.body, charset="utf-8")
+    return msg
+
+
+def write(
+    notices: Iterable[Notice], folder: Path, sender: str, when: dt.datetime
+) -> list[tuple[Notice, Path]]:
+    """Each notice as `<time>-<agency>.eml` in `folder` (mode 0600: names of staff)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    written = []
+    for notice in notices:
+        path = folder / f"{stamp}-{notice.agency}.eml"
+        data = bytes(message(notice, sender, when))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as error:
+            raise ReconcilerError(f"cannot write the notice {path}: {error.strerror}") from None
+        written.append((notice, path))
+    return written
+
+
+def send(written: Iterable[tuple[Notice, Path]], relay: str, sender: str) -> int:
+    """Hand every notice with a recipient to the SMTP relay (`smtp://host[:port]`, or
+    `smtps://`); the number sent. The relay's user and password, when it needs them, come from
+    RECONCILER_SMTP_USER / RECONCILER_SMTP_PASSWORD, never from a file in the repository."""
+    url = urlsplit(relay)
+    if url.scheme not in ("smtp", "smtps") or not url.hostname:
+        raise ReconcilerError(f"notices.relay {relay!r} is not smtp://HOST[:PORT] or smtps://")
+    port = url.port or (465 if url.scheme == "smtps" else 25)
+    client = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+    sent = 0
+    try:
+        with client(url.hostname, port, timeout=30) as smtp:
+            user = os.environ.get("RECONCILER_SMTP_USER")
+            if user:
+                smtp.login(user, os.environ.get("RECONCILER_SMTP_PASSWORD", ""))
+            for notice, path in written:
+                if not notice.to:
+                    continue
+                smtp.send_message(message_from(path), sender, list(notice.to))
+                sent += 1
+    except (OSError, smtplib.SMTPException) as error:
+        raise ReconcilerError(
+            f"the notices could not be sent through {url.hostname}:{port}: {error}. They are "
+            "written as .eml files: send them by hand, or fix the relay and send them again."
+        ) from None
+    return sent
+
+
+def message_from(path: Path) -> EmailMessage:
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
