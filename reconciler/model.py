@@ -50,6 +50,12 @@ class Suspension:
     found_at_import: dt.date | None = None
 
 
+#: What the mail server saw of an address (`--activity`): its latest moment of each kind
+#: ("login", "sent", "received"; "mail" for a moment of unknown kind, the CSV's last_activity),
+#: or one moment of unknown kind.
+Seen = dt.datetime | Mapping[str, dt.datetime]
+
+
 @dataclass(frozen=True, slots=True)
 class Exemption:
     """An exemption from a time rule (`inactivity` or `password-change`), decided by a document."""

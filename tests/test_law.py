@@ -357,3 +357,54 @@ def test_hg_2024_d7_3_each_agency_gets_a_notice_of_what_was_done_and_refused(
         assert line.split(",", 1)[1] not in eml.read_text(encoding="utf-8", errors="replace")
     assert all(len(line) <= 80 for line in body.splitlines())  # printable
     assert not list((tmp_path / "audit" / "notices").glob("*-sotttt.eml"))  # nothing done there
+
+
+# ---------------------------------------------------------------------------------------------
+# What counts as activity: HG-2024 Đ8.2.a logins, sending and receiving; QN-2020 Đ7.2 logins
+
+
+@pytest.mark.parametrize(
+    ("make", "months", "kind", "counts"),
+    [
+        (scenario.hg, 6, "received", True),
+        (scenario.hg, 6, "sent", True),
+        (scenario.qn, 3, "received", False),
+        (scenario.qn, 3, "sent", False),
+        (scenario.qn, 3, "login", True),
+    ],
+)
+def test_hg_2024_d8_2_a_and_qn_2020_d7_2_count_what_their_text_counts(
+    ldif: Directory, tmp_path: Path, make: object, months: int, kind: str, counts: bool
+) -> None:
+    from reconciler.outputs import report
+    from reconciler.planning import pipeline
+
+    spec = make()  # type: ignore[operator]
+    folder = scenario.write(spec, tmp_path / "inv")
+    converge(folder, ldif, tmp_path / "out")
+    key, address = next(
+        (e.key, e.mail) for e in ldif.read(spec["base_dn"], attributes.READ) if e.key and
+        e.key.endswith("0101")
+    )
+    seen = now() + dt.timedelta(days=60)
+    activity = {address: {kind: seen}}
+    entry_dn = entry(ldif, spec["base_dn"], key).dn
+    ldif.modify(entry_dn, {"pwdReset": []})  # the password was changed: only inactivity is left
+    at = now() + dt.timedelta(days=31 * months + 5)  # past the rule from the creation
+    regulation = regulations.get(spec["regulation"])
+    plan = scenario.plan(folder, ldif, at, activity=activity)
+    rule = regulation.inactivity.clause
+    suspended = [op for op in ops(plan, key) if op.clause == rule]
+    assert bool(suspended) is not counts
+    if suspended:  # what did not count is not evidence: it was never used, in the rule's words
+        assert suspended[0].reason.startswith("never used since it was created")
+    # the report's advance notice gives the same evidence, in the regulation's words
+    loaded = pipeline.load(folder)
+    entries = pipeline.read(ldif, loaded)
+    early = seen + dt.timedelta(days=30 * months - 5)  # within 30 days of the rule from `seen`
+    built = report.build(loaded.inventory, entries, loaded.regulation, None, early,
+                         activity=activity)
+    words = loaded.regulation.activity_words
+    assert all(d.reason.startswith((words, "never used", "password")) for d in built.due)
+    if counts and kind != "login":
+        assert any(f"last mail {kind}" in d.reason for d in built.due if d.id == key)

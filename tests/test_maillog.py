@@ -87,10 +87,13 @@ def test_the_command_reads_plain_gz_and_rsyslog_logs_into_a_0600_csv(tmp_path: P
         "2026-11-29T16:58:39+07:00",  # sent, from the rotated log of 2026
         "2027-01-02T09:30:00+07:00",
     ]
-    # and plan --activity reads it (the first two columns)
-    assert activity_module.load(out)["bob@hagiang.gov.vn"] == dt.datetime(
-        2027, 1, 2, 2, 30, tzinfo=dt.UTC
-    )
+    # and plan --activity reads it, each kind apart (the regulation says which count)
+    assert activity_module.load(out)["bob@hagiang.gov.vn"] == {
+        "mail": dt.datetime(2027, 1, 2, 2, 30, tzinfo=dt.UTC),
+        "login": dt.datetime(2027, 1, 2, 1, 0, tzinfo=dt.UTC),
+        "sent": dt.datetime(2026, 11, 29, 9, 58, 39, tzinfo=dt.UTC),
+        "received": dt.datetime(2027, 1, 2, 2, 30, tzinfo=dt.UTC),
+    }
 
 
 def test_a_missing_log_or_a_bad_zone_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -180,16 +180,17 @@ def test_activity_file_postpones_the_rule_and_unknown_rows_are_noted(
     born = created(directory, BASE_QN, "QN-0101")
     seen = born + 40 * DAY
     csv = tmp_path / "activity.csv"
+    # quangnam-2020 counts logins only (QN-2020 Đ7.2): the mail server's login column
     csv.write_text(
-        "address,last_activity\n"
-        f"LANTT@quangnam.gov.vn,{seen.isoformat()}\n"
-        f"lantt@quangnam.gov.vn,{(born + DAY).date().isoformat()}\n"  # an earlier row: ignored
-        "ghost@quangnam.gov.vn,2026-01-01\n"
-        "other@example.org,2026-01-02T10:00:00+07:00\n",
+        "address,last_activity,last_login\n"
+        f"LANTT@quangnam.gov.vn,{seen.isoformat()},{seen.isoformat()}\n"
+        f"lantt@quangnam.gov.vn,{(born + DAY).date().isoformat()},\n"  # an earlier row: ignored
+        "ghost@quangnam.gov.vn,2026-01-01,\n"
+        "other@example.org,2026-01-02T10:00:00+07:00,\n",
         encoding="utf-8",
     )
     activity = activity_module.load(csv)
-    assert activity["lantt@quangnam.gov.vn"] == seen.replace(microsecond=seen.microsecond)
+    assert activity["lantt@quangnam.gov.vn"]["login"] == seen
 
     at_creation_rule = scenario.plan(folder, directory, fires(born, 3), activity=activity)
     assert set(suspends(at_creation_rule)) == {"QN-0001"}  # lantt was active in the mail logs
@@ -204,7 +205,9 @@ def test_activity_file_postpones_the_rule_and_unknown_rows_are_noted(
     step = converge(folder, directory, tmp_path / "out", fire, activity=activity)
     op = suspends(step)["QN-0101"]
     assert op.clause == "QN-2020 Đ7.2"
-    assert op.reason == f"no activity since {local_day(seen)} (last mail activity, 3 months)"
+    assert op.reason == (
+        f"no login since {local_day(seen)} (last login to the mail server, 3 months)"
+    )
 
 
 def test_activity_file_errors_name_the_line(tmp_path: Path) -> None:
@@ -238,7 +241,7 @@ def test_activity_file_errors_name_the_line(tmp_path: Path) -> None:
 def test_activity_file_date_without_zone_is_utc(tmp_path: Path) -> None:
     csv = tmp_path / "activity.csv"
     csv.write_text("address,last_activity\na@x.vn,2026-03-02T20:00:00\n", encoding="utf-8")
-    moment = activity_module.load(csv)["a@x.vn"]
+    moment = activity_module.load(csv)["a@x.vn"]["mail"]
     assert moment == dt.datetime(2026, 3, 2, 20, tzinfo=dt.UTC)
     # 20:00 UTC is already 3 March in the province: the 3-month rule fires on 3 June
     assert fires(moment, 3) == dt.datetime(2026, 6, 3, tzinfo=ZONE)
@@ -261,7 +264,7 @@ def test_a_login_counts_as_activity(slapd: Slapd, tmp_path: Path) -> None:
         fire_created = fires(created(directory, BASE_QN, "QN-0101"), 3)
     assert "QN-0101" not in suspends(scenario.plan(folder, directory, fire - SECOND))
     op = suspends(scenario.plan(folder, directory, max(fire, fire_created)))["QN-0101"]
-    assert op.reason == f"no activity since {local_day(login)} (last login, 3 months)"
+    assert op.reason == f"no login since {local_day(login)} (last login, 3 months)"
     directory.close()
 
 

@@ -16,14 +16,24 @@ def parse_moment(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def load(path: Path) -> dict[str, dt.datetime]:
-    """address (lower case) → the latest activity in the file. Every malformed row is reported
-    with its line."""
+#: The CSV's columns (`reconciler activity` writes them all) and the kind of activity each holds.
+KINDS = {
+    "last_activity": "mail",
+    "last_login": "login",
+    "last_sent": "sent",
+    "last_received": "received",
+}
+
+
+def load(path: Path) -> dict[str, dict[str, dt.datetime]]:
+    """address (lower case) → the latest moment of each kind of activity in the file (the
+    regulation says which kinds count: HG-2024 Đ8.2.a all, QN-2020 Đ7.2 logins only). Every
+    malformed row is reported with its line."""
     try:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as error:
         raise ReconcilerError(f"cannot read the activity file {path}: {error.strerror}") from None
-    result: dict[str, dt.datetime] = {}
+    result: dict[str, dict[str, dt.datetime]] = {}
     problems: list[Problem] = []
     with handle:
         try:
@@ -42,6 +52,11 @@ def load(path: Path) -> dict[str, dt.datetime]:
                         )
                     ]
                 )
+            columns = [
+                (i, KINDS[h.strip().lower()])
+                for i, h in enumerate(header)
+                if h.strip().lower() in KINDS
+            ]
             for row in reader:
                 line = reader.line_num
                 if not row or not "".join(row).strip():
@@ -57,20 +72,25 @@ def load(path: Path) -> dict[str, dt.datetime]:
                         )
                     )
                     continue
-                try:
-                    moment = parse_moment(row[1])
-                except ValueError:
-                    problems.append(
-                        Problem(
-                            str(path),
-                            line,
-                            f"last_activity {row[1]!r} is not an ISO 8601 date or date-time",
+                seen = result.setdefault(row[0].strip().lower(), {})
+                for i, kind in columns:
+                    value = row[i].strip() if i < len(row) else ""
+                    if not value and i > 1:
+                        continue  # no moment of that kind
+                    try:
+                        moment = parse_moment(value)
+                    except ValueError:
+                        problems.append(
+                            Problem(
+                                str(path),
+                                line,
+                                f"{header[i].strip()} {value!r} is not an ISO 8601 date or "
+                                "date-time",
+                            )
                         )
-                    )
-                    continue
-                address = row[0].strip().lower()
-                if address not in result or result[address] < moment:
-                    result[address] = moment
+                        break
+                    if kind not in seen or seen[kind] < moment:
+                        seen[kind] = moment
         except UnicodeDecodeError:
             raise InventoryError([Problem(str(path), 0, "the file is not UTF-8 text")]) from None
         except csv.Error as error:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model import Action, Entry, Inventory, Mailbox, Operation
+from reconciler.model import Action, Entry, Inventory, Mailbox, Operation, Seen
 from reconciler.planning import desired
 from reconciler.rules import lifecycle
 from reconciler.rules.regulations import Regulation
@@ -165,7 +165,7 @@ def _due(
     entry: Entry,
     regulation: Regulation,
     now: dt.datetime,
-    activity: Mapping[str, dt.datetime],
+    activity: Mapping[str, Seen],
 ) -> Due | None:
     """The first time rule that catches the mailbox within the horizon but not now."""
 
@@ -208,7 +208,7 @@ def build(
     records: Sequence[Mapping[str, Any]] | None,
     now: dt.datetime,
     since: dt.datetime | None = None,
-    activity: Mapping[str, dt.datetime] | None = None,
+    activity: Mapping[str, Seen] | None = None,
 ) -> Report:
     """The report at `now` over the period [since, now] (default: the last 6 months)."""
     since = since if since is not None else default_since(now)

@@ -37,6 +37,7 @@ from reconciler.model import (
     Operation,
     Plan,
     Refusal,
+    Seen,
     State,
     agency_key,
 )
@@ -65,7 +66,7 @@ class Context:
     directory_url: str = ""
     directory_backend: str = ""
     inventory_commit: str = ""
-    activity: Mapping[str, dt.datetime] = field(default_factory=dict)
+    activity: Mapping[str, Seen] = field(default_factory=dict)
 
 
 def _values(entry: Entry, attr: str) -> tuple[str, ...]:
@@ -263,9 +264,7 @@ def _contacts(
     return tuple(contacts)
 
 
-def _unknown_activity(
-    activity: Mapping[str, dt.datetime], taken: Mapping[str, str]
-) -> tuple[str, ...]:
+def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) -> tuple[str, ...]:
     """Activity rows naming no address or alias in the directory are ignored, and said so."""
     unknown = sorted(a for a in activity if a not in taken)
     if not unknown:

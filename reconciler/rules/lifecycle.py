@@ -24,7 +24,7 @@ from reconciler.attributes import (
     parse_time,
     seen,
 )
-from reconciler.model import Action, Change, Entry, Mailbox, Operation, State, Suspension
+from reconciler.model import Action, Change, Entry, Mailbox, Operation, Seen, State, Suspension
 from reconciler.rules.regulations import Regulation
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -68,18 +68,30 @@ def by_time_rule(entry: Entry) -> bool:
     return TIME_RULE in (entry.get(SUSPEND_REASON) or "").split(":", 1)[0]
 
 
+#: Each kind of activity the mail server's log shows, as a plan's evidence names it.
+EVIDENCE = {
+    "login": "last login to the mail server",
+    "sent": "last mail sent",
+    "received": "last mail received",
+    "mail": "last mail activity",
+}
+
+
 def last_activity(
-    entry: Entry, activity: Mapping[str, dt.datetime]
+    entry: Entry, activity: Mapping[str, Seen], kinds: frozenset[str] | None = None
 ) -> tuple[dt.datetime | None, str]:
-    """The latest sign of life, and what it was, in plain words."""
+    """The latest sign of life that counts (`kinds`: the regulation's `activity_kinds`; a login
+    to the directory always counts), and what it was, in plain words."""
     candidates: list[tuple[dt.datetime, str]] = []
     login = parse_time(entry.get("pwdLastSuccess"))
     if login:
         candidates.append((login, "last login"))
     for address in (entry.mail or "", *(a.lower() for a in entry.all("govMailAlias"))):
         seen = activity.get(address)
-        if seen:
-            candidates.append((seen, "last mail activity"))
+        moments = {"mail": seen} if isinstance(seen, dt.datetime) else (seen or {})
+        for kind, moment in moments.items():
+            if kinds is None or kind in kinds:
+                candidates.append((moment, EVIDENCE.get(kind, kind)))
     created = parse_time(entry.get("createTimestamp"))
     if created:
         candidates.append((created, "created"))
@@ -134,7 +146,7 @@ def state_operations(
     entry: Entry,
     regulation: Regulation,
     now: dt.datetime,
-    activity: Mapping[str, dt.datetime],
+    activity: Mapping[str, Seen],
 ) -> list[Operation]:
     """Suspend or restore a mailbox that exists, by its declared state and the time rules."""
     locked = bool(entry.all(LOCK))
@@ -215,10 +227,10 @@ def _time_rules(
     entry: Entry,
     regulation: Regulation,
     now: dt.datetime,
-    activity: Mapping[str, dt.datetime],
+    activity: Mapping[str, Seen],
 ) -> list[Operation]:
     if not _exempt(box, "inactivity"):
-        last, what = last_activity(entry, activity)
+        last, what = last_activity(entry, activity, regulation.activity_kinds)
         requested = box.person.restored if box.person else None
         if requested is not None:
             # a restore request is a sign of life of its own, even when the restore was done by
@@ -232,7 +244,9 @@ def _time_rules(
             if what == "created":
                 reason = f"never used since it was created on {_when(last)} ({months} months)"
             else:
-                reason = f"no activity since {_when(last)} ({what}, {months} months)"
+                reason = (
+                    f"{regulation.activity_words} since {_when(last)} ({what}, {months} months)"
+                )
             return [_suspend(box, entry, rule.clause, reason, note=reason, time_rule=True)]
     issued = password_issued(entry)
     change = regulation.password_change
