@@ -408,3 +408,64 @@ def test_hg_2024_d8_2_a_and_qn_2020_d7_2_count_what_their_text_counts(
     assert all(d.reason.startswith((words, "never used", "password")) for d in built.due)
     if counts and kind != "login":
         assert any(f"last mail {kind}" in d.reason for d in built.due if d.id == key)
+
+
+# ---------------------------------------------------------------------------------------------
+# HG-2024 Đ8.1, Đ8.2.b: suspension at once, written back into the inventory
+
+
+@pytest.mark.slapd
+def test_hg_2024_d8_2_b_suspend_at_once_and_the_next_plan_agrees(slapd, tmp_path: Path) -> None:
+    import json
+
+    from .helpers import ldapwhoami, run_cli
+
+    directory = scenario.connect(slapd)
+    spec = scenario.hg()
+    folder = scenario.write(spec, tmp_path / "inv")
+    agency_file = folder / "agencies" / "soyte.yaml"
+    agency_file.write_text(
+        agency_file.read_text(encoding="utf-8").replace("staff:\n", "staff:\n# nhân sự\n"),
+        encoding="utf-8",
+    )
+    converge(folder, directory, tmp_path / "out")
+    password = scenario.passwords(tmp_path / "out")["ttlan.soyte@hagiang.gov.vn"]
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    common = ["--directory", slapd.url, "--inventory", str(folder),
+              "--audit-log", str(tmp_path / "audit" / "audit.jsonl"), "--actor", "trực ban"]
+
+    wrong = run_cli("suspend", "ttlan.soyte@hagiang.gov.vn", "--clause", "HG-2024 Đ8.2.a",
+                    *common, env=env)
+    assert wrong.returncode == 1 and "is not a ground for suspension" in wrong.stderr
+    before = agency_file.read_text(encoding="utf-8")
+
+    done = run_cli("suspend", "ttlan.soyte@hagiang.gov.vn", "--clause", "HG-2024 Đ8.2.b",
+                   "--note", "cảnh báo của VNCERT, CV 7/2026", *common, env=env)
+    assert done.returncode == 0, done.stderr
+    # the directory: locked, citing the clause; the old password no longer binds
+    live = entry(directory, BASE_HG, "HG-0101")
+    assert live.get("govMailSuspendReason") == "HG-2024 Đ8.2.b: cảnh báo của VNCERT, CV 7/2026"
+    assert ldapwhoami(slapd, live.dn, password).returncode != 0
+    # the file: only the record's lines changed, its comment kept
+    after = agency_file.read_text(encoding="utf-8")
+    assert "# nhân sự" in after
+    added = set(after.splitlines()) - set(before.splitlines())
+    assert set(before.splitlines()) <= set(after.splitlines())
+    assert {line.strip() for line in added} == {
+        "state: suspended",
+        'suspension: {clause: "HG-2024 Đ8.2.b", note: "cảnh báo của VNCERT, CV 7/2026"}',
+    }
+    # audited, with the clause, and the agency told
+    records = [json.loads(line) for line in
+               (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    (suspended,) = [r for r in records if r["event"] == "suspend"]
+    assert suspended["clause"] == "HG-2024 Đ8.2.b" and suspended["actor"] == "trực ban"
+    assert list((tmp_path / "audit" / "notices").glob("*-soyte.eml"))
+    # the next plan neither restores nor differs
+    assert scenario.plan(folder, directory).empty
+    # a second time: already suspended, nothing changed
+    again = run_cli("suspend", "ttlan.soyte@hagiang.gov.vn", "--clause", "HG-2024 Đ8.2.b",
+                    *common, env=env)
+    assert again.returncode == 1 and "already suspended" in again.stderr
+    assert agency_file.read_text(encoding="utf-8") == after
+    directory.close()

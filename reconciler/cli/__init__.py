@@ -13,6 +13,7 @@ from reconciler.cli import (  # noqa: F401  (register the commands)
     inventory_cmds,
     plan_cmd,
     reset_cmd,
+    suspend_cmd,
 )
 from reconciler.cli.app import main
 from reconciler.cli.import_cmd import import_  # noqa: F401  (registers `reconciler import`)

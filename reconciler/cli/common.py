@@ -168,3 +168,23 @@ def actor_name(actor: str | None) -> str:
         if os.environ.get(var):
             return f"{os.environ[var]} ({var})"
     return "unknown"
+
+
+def inventory_and_audit_options(command: F) -> F:
+    """--inventory (where the mailboxes are, and their regulation) and --audit-log, shared by the
+    commands that change one mailbox outside a plan file (reset-password, suspend)."""
+    command = click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("plans/audit.jsonl"),
+        show_default=True,
+        help="JSON-lines audit log to append to",
+    )(command)
+    return click.option(
+        "--inventory",
+        "inventory_path",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="RECONCILER_INVENTORY",
+        help="the inventory folder: where the mailboxes are, and their regulation "
+        "[env RECONCILER_INVENTORY]",
+    )(command)

@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from reconciler.cli.app import main
-from reconciler.cli.common import actor_name, connection_options, fail, load_inventory, open_from
+from reconciler.cli.common import (
+    actor_name,
+    connection_options,
+    fail,
+    inventory_and_audit_options,
+    load_inventory,
+    open_from,
+)
 from reconciler.errors import ReconcilerError
 
 
@@ -21,20 +28,7 @@ from reconciler.errors import ReconcilerError
     required=True,
     help="new CSV file (mode 0600, outside the repository) for the temporary password",
 )
-@click.option(
-    "--inventory",
-    "inventory_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RECONCILER_INVENTORY",
-    help="the inventory folder, for the base DN and the regulation [env RECONCILER_INVENTORY]",
-)
-@click.option(
-    "--audit-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("plans/audit.jsonl"),
-    show_default=True,
-    help="JSON-lines audit log to append to",
-)
+@inventory_and_audit_options
 @click.option("--actor", help="who resets (default: the CI user or $USER)")
 def reset_password(
     address: str,

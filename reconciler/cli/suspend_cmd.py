@@ -1,0 +1,103 @@
+"""`reconciler suspend`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.app import main
+from reconciler.cli.common import (
+    actor_name,
+    connection_options,
+    fail,
+    inventory_and_audit_options,
+    load_inventory,
+    open_from,
+)
+from reconciler.errors import ReconcilerError
+
+
+@main.command()
+@click.argument("address")
+@connection_options
+@click.option("--clause", required=True, help="the suspension ground, a clause of the regulation")
+@click.option("--note", default="", help="the facts and the deciding document (recorded)")
+@inventory_and_audit_options
+@click.option("--actor", help="who suspends (default: the CI user or $USER)")
+@click.option(
+    "--notices-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the agency's notice (.eml) [default: notices/ beside the audit log]",
+)
+def suspend(
+    address: str,
+    clause: str,
+    note: str,
+    inventory_path: Path | None,
+    audit_log: Path,
+    actor: str | None,
+    notices_out: Path | None,
+    **connection: Any,
+) -> None:
+    """Suspend the mailbox ADDRESS now, citing --clause, and write the same suspension into its
+    agency file for the pull request that follows.
+
+    The suspension goes through apply (lock, stale check, audit, notice); if it does not go
+    through, the agency file is put back. Commit the changed file: the next plan then neither
+    restores the mailbox nor differs.
+    """
+    from reconciler.applying import apply as apply_module
+    from reconciler.applying import suspend as suspend_module
+    from reconciler.applying.audit import AuditLog
+    from reconciler.cli.apply_cmd import notify
+    from reconciler.planning import planfile
+
+    if inventory_path is None:
+        fail(ReconcilerError("give --inventory INVENTORY (or RECONCILER_INVENTORY)"))
+    loaded = load_inventory(inventory_path)
+    who = actor_name(actor)
+    try:
+        directory = open_from(connection)
+        try:
+            prepared = suspend_module.prepare(
+                loaded,
+                directory,
+                address,
+                clause.strip(),
+                note.strip(),
+                actor=who,
+                now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            )
+            digest = planfile.digest(prepared.plan)
+            audit = AuditLog(
+                audit_log,
+                run=digest,
+                actor=who,
+                plan_digest=digest,
+                commit="",
+                directory=directory.url,
+            )
+            try:
+                recap = apply_module.execute(
+                    prepared.plan, digest, directory, audit, None, actor=who
+                )
+            except ReconcilerError:
+                suspend_module.undo(prepared)
+                raise
+            finally:
+                audit.close()
+            if recap.failed:
+                suspend_module.undo(prepared)
+                raise ReconcilerError("; ".join(recap.messages) or "the suspension failed")
+        finally:
+            directory.close()
+        notify(prepared.plan, recap, notices_out or audit_log.parent / "notices")
+    except ReconcilerError as error:
+        fail(error)
+    click.echo(
+        f"{address} is suspended ({clause}). {prepared.file} now says so: commit it in a pull "
+        "request, so that the next plan keeps the suspension."
+    )
