@@ -214,7 +214,7 @@ def golden(path: Path, text: str) -> None:
 # The report
 
 
-def test_report_counts() -> None:
+def test_qn_2020_d13_6_and_hg_2024_d7_3_the_report_counts() -> None:
     built = build_report()
     by_id = {a.id: a for a in built.agencies}
     assert [a.id for a in built.agencies] == ["sotttt", "soyte", "sokhcn"]
@@ -300,7 +300,7 @@ def test_vietnamese_order() -> None:
     ]
 
 
-def test_public_directory_lists_only_active_mailboxes_without_internal_data() -> None:
+def test_qn_2020_d13_4_the_public_directory_lists_only_active_mailboxes() -> None:
     public = publish.build(INVENTORY, ENTRIES)
     sotttt = next(a for a in public.agencies if a.id == "sotttt")
     assert [s.name for s in sotttt.staff] == [

@@ -45,7 +45,7 @@ def test_the_bind_password_is_never_an_argument() -> None:
 
 @pytest.mark.slapd
 @pytest.mark.slow
-def test_no_secret_leaks_from_any_command(slapd: Slapd, tmp_path: Path) -> None:
+def test_hg_2024_d3_1_no_secret_leaks_from_any_command(slapd: Slapd, tmp_path: Path) -> None:
     folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
     secret_file = tmp_path / "secret" / "bind.pw"
     secret_file.parent.mkdir()

@@ -107,7 +107,7 @@ def set_attr(directory: Directory, base: str, key: str, attr: str, value: str) -
 # Inactivity: QN-2020 Đ7.2 (3 months), HG-2024 Đ8.2.a (6 months)
 
 
-def test_qn_inactivity_fires_three_months_after_creation_not_a_day_before(
+def test_qn_2020_d7_2_no_login_for_three_months_suspends_not_a_day_before(
     directory: Directory, tmp_path: Path
 ) -> None:
     folder = scenario.write(scenario.qn(), tmp_path / "inv")
@@ -133,7 +133,7 @@ def test_qn_inactivity_fires_three_months_after_creation_not_a_day_before(
         assert scenario.plan(folder, directory, later).empty
 
 
-def test_hg_inactivity_fires_six_months_after_creation(
+def test_hg_2024_d8_2_a_six_months_without_activity_suspends(
     directory: Directory, tmp_path: Path
 ) -> None:
     spec = scenario.hg()
@@ -248,7 +248,7 @@ def test_activity_file_date_without_zone_is_utc(tmp_path: Path) -> None:
 
 
 @pytest.mark.slapd
-def test_a_login_counts_as_activity(slapd: Slapd, tmp_path: Path) -> None:
+def test_qn_2020_d7_2_a_login_counts_as_activity(slapd: Slapd, tmp_path: Path) -> None:
     directory = scenario.connect(slapd)
     folder = scenario.write(scenario.qn(), tmp_path / "inv")
     converge(folder, directory, tmp_path / "out", real_now())
@@ -272,7 +272,9 @@ def test_a_login_counts_as_activity(slapd: Slapd, tmp_path: Path) -> None:
 # HG-2024 Đ8.2.d: the issued password not changed after 1 month
 
 
-def test_hg_unchanged_password_fires_after_one_month(directory: Directory, tmp_path: Path) -> None:
+def test_hg_2024_d8_2_d_an_unchanged_password_suspends_after_one_month(
+    directory: Directory, tmp_path: Path
+) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
     converge(folder, directory, tmp_path / "out", real_now())
     born = created(directory, BASE_HG, "HG-0101")
@@ -324,7 +326,7 @@ def test_hg_password_changed_in_time_is_not_suspended(slapd: Slapd, tmp_path: Pa
 # Restore on request (HG-2024 Đ8.3, QN-2020 Đ7.2) and the activity clock after it
 
 
-def test_restore_request_lifts_a_time_rule_suspension_and_restarts_the_clock(
+def test_hg_2024_d8_3_a_restore_request_lifts_a_time_rule_suspension(
     directory: Directory, tmp_path: Path
 ) -> None:
     spec = scenario.hg()
@@ -367,7 +369,9 @@ def test_restore_request_lifts_a_time_rule_suspension_and_restarts_the_clock(
     assert again.reason == f"password issued {local_day(now)} never changed"
 
 
-def test_qn_restore_request_plans_a_restore(directory: Directory, tmp_path: Path) -> None:
+def test_qn_2020_d7_2_a_restore_request_lifts_the_suspension(
+    directory: Directory, tmp_path: Path
+) -> None:
     spec = scenario.qn()
     folder = scenario.write(spec, tmp_path / "inv")
     converge(folder, directory, tmp_path / "out", real_now())
@@ -389,7 +393,7 @@ def test_qn_restore_request_plans_a_restore(directory: Directory, tmp_path: Path
 # HG-2024 Đ8.4: suspended for 3 years → deleted
 
 
-def test_hg_suspended_three_years_is_deleted_under_the_delete_limit(
+def test_hg_2024_d8_4_suspended_three_years_is_deleted_under_the_delete_limit(
     directory: Directory, tmp_path: Path
 ) -> None:
     spec = scenario.hg()
