@@ -227,3 +227,29 @@ def test_the_clause_table_names_only_tests_that_exist() -> None:
     # every test named after a clause is in the table
     after_clause = {t for t in defined if re.match(r"test_(qn_2020|hg_2024)_d[0-9]", t)}
     assert after_clause - named == set()
+
+
+def test_hg_2024_d8_1_a_lock_found_at_import_is_recorded_as_a_request_not_a_breach() -> None:
+    from reconciler.model import Entry
+    from reconciler.outputs import importer
+
+    def entry(dn: str, classes: tuple[str, ...], **attrs: str) -> Entry:
+        return Entry(dn, {"objectclass": classes, **{k.lower(): (v,) for k, v in attrs.items()}})
+
+    people = ("top", "person", "organizationalPerson", "inetOrgPerson")
+    entries = [
+        entry("dc=legacy,dc=vn", ("dcObject", "organization")),
+        entry("ou=users,dc=legacy,dc=vn", ("organizationalUnit",)),
+        entry("uid=son,ou=users,dc=legacy,dc=vn", people, uid="son", cn="Nguyễn Văn Sơn",
+              sn="Nguyễn", mail="son@hagiang.gov.vn", departmentNumber="Sở Y tế",
+              pwdAccountLockedTime="000001010000Z"),
+    ]
+    options = importer.Options(
+        regulation="hagiang-2024", domain="hagiang.gov.vn", base_dn="dc=legacy,dc=vn",
+        people_base="ou=users,dc=legacy,dc=vn", today=dt.date(2026, 11, 23),
+        agency_attribute="departmentNumber",
+    )
+    result = importer.build(entries, options)
+    (record,) = [r for doc in result.agencies.values() for r in doc["staff"]]
+    assert record["suspension"] == {
+        "clause": "HG-2024 Đ8.1", "note": "found suspended at import on 2026-11-23"}
