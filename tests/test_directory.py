@@ -620,3 +620,14 @@ def test_the_lock_policy_is_read_alike_through_each_backend(slapd: Slapd, librar
         assert f"cn=default,ou=policies,{slapd.suffix}" in policy.detail, policy
     assert "the only password policy" in over_tcp.detail  # the rootdn may not read cn=config
     assert "named by cn=config" in over_ldapi.detail
+
+
+def test_a_failed_tls_handshake_leaves_no_socket_open(
+    tls_slapd: Slapd, library: str, tmp_path: Path
+) -> None:
+    s = tls_slapd
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n", encoding="utf-8")
+    before = len(os.listdir("/proc/self/fd"))
+    _refused(s.ldaps_url, library, bind_dn=s.root_dn, password=s.root_pw, ca_file=junk)
+    assert len(os.listdir("/proc/self/fd")) == before  # error's traceback keeps the object alive
