@@ -1,30 +1,125 @@
-"""Helpers for tests that use the throwaway slapd (ldap3 is fine here: tests are not the tool)."""
+"""Helpers for tests: the CLI run in-process or in a process, and for tests that use the throwaway
+slapd (ldap3 is fine here: tests are not the tool)."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ldap3
+from click import formatting as click_formatting
+from click.testing import CliRunner
 
+from reconciler.cli import main
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, LockPolicy, Progress
 from reconciler.model import Entry
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+@dataclass(frozen=True)
+class CliResult:
+    """What a test reads of one `reconciler` run: its exit status and its two output streams,
+    and `output`, both interleaved as they were written (what a terminal shows)."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    output: str
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+    """`reconciler ARGS` in this process, as a user's run into a pipe would see it.
+
+    click's CliRunner swaps stdin/stdout/stderr for buffers (not terminals: no colour, as in a
+    pipe) and sets the environment: no RECONCILER_* variable but those in `env`. The help is as
+    wide as in a pipe. The run starts in `cwd`. What the run changes in the process is put back:
+    the environment, the working directory, the garbage collector's thresholds and on/off state,
+    tempfile's folder (computed again from TMPDIR for the run, as a new process would).
+
+    The exit status is the one the interpreter would give (`sys.exit(None)` 0, an int modulo
+    256, anything else printed on stderr and 1). An exception that is not SystemExit would be a
+    traceback for the user: it is raised here, so the test fails.
+    """
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("RECONCILER_")}
+    overrides.update(env or {})
+    # a pipe has no size: shutil.get_terminal_size falls back to 80 columns unless COLUMNS says
+    overrides.setdefault("COLUMNS", os.environ.get("COLUMNS", "80"))
+    environ, threshold, enabled = dict(os.environ), gc.get_threshold(), gc.isenabled()
+    tempdir, tempfile.tempdir = tempfile.tempdir, None
+    try:
+        with (
+            contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext(),
+            CliRunner().isolation(env=overrides) as (out, err, mixed),
+        ):
+            click_formatting.FORCED_WIDTH = None  # the runner forces 80; a pipe is 78 wide
+            try:
+                main.main(args=list(args), prog_name="reconciler")
+            except SystemExit as exit_:
+                returncode = _exit_status(exit_.code)
+            except BaseException as error:
+                error.add_note(f"`reconciler {shlex.join(args)}` ended in a traceback")
+                raise
+            else:  # pragma: no cover - click's standalone mode always ends in SystemExit
+                returncode = 0
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            stdout, stderr, output = out.getvalue(), err.getvalue(), mixed.getvalue()
+    finally:
+        if os.environ != environ:  # the runner puts back only the variables it was given
+            for name in os.environ.keys() - environ.keys():
+                del os.environ[name]
+            os.environ.update(environ)
+        gc.set_threshold(*threshold)
+        (gc.enable if enabled else gc.disable)()
+        tempfile.tempdir = tempdir
+    return CliResult(args, returncode, _text(stdout), _text(stderr), _text(output))
+
+
+def _text(data: bytes) -> str:
+    """Bytes read as `subprocess.run(text=True)` reads them: UTF-8, universal newlines."""
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _exit_status(code: object) -> int:
+    """The status the interpreter exits with for `SystemExit(code)` (Python's handle_system_exit),
+    printing a message as it does."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+#: The console script pip installed beside the interpreter.
+CONSOLE_SCRIPT = Path(sys.executable).with_name("reconciler")
+
+
+def run_cli_process(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    console_script: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """`reconciler ARGS` in a subprocess, with no RECONCILER_* variable but those in `env`."""
+    """`python -m reconciler ARGS` (or the `console_script`) in a process of its own, with no
+    RECONCILER_* variable but those in `env`: for the few tests that prove the real thing."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     full.update(env or {})
+    start = [str(CONSOLE_SCRIPT)] if console_script else [sys.executable, "-m", "reconciler"]
     return subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
+        [*start, *args],
         capture_output=True,
         text=True,
         env=full,

@@ -1,4 +1,7 @@
-"""The commands as a user runs them: exit codes, messages in plain words, no traceback."""
+"""The commands as a user runs them: exit codes, messages in plain words, no traceback.
+
+In-process (`helpers.run_cli`), but for the end-to-end runs of the installed console script and
+of `python -m reconciler` at the end."""
 
 from __future__ import annotations
 
@@ -8,21 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
+from reconciler import __version__
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import open_directory
 
 from . import scenario
-from .helpers import ldapwhoami, run_cli
+from .helpers import CliResult, ldapwhoami, run_cli_process
+from .helpers import run_cli as run
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
-
-
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, env=env, cwd=cwd)
 
 
 def server_env(server: Slapd) -> dict[str, str]:
@@ -35,7 +33,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+def no_traceback(result: CliResult | subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -170,10 +168,8 @@ def test_a_plan_past_the_limits_is_shown_then_refused(tmp_path: Path) -> None:
     spec["agencies"]["soyte"]["staff"] = []
     scenario.write(spec, folder)
     plan_file = tmp_path / "plan.json"
-    result = CliRunner().invoke(
-        main, ["plan", str(folder), "--directory", url, "--out", str(plan_file)]
-    )
-    assert result.exit_code == 1
+    result = run("plan", str(folder), "--directory", url, "--out", str(plan_file))
+    assert result.returncode == 1
     assert "0 to restore, 11 to delete." in result.stdout
     assert "Error: this plan deletes 11 mailboxes" in result.stderr
     assert "--allow-deletes 11" in result.stderr
@@ -199,3 +195,26 @@ def test_a_failed_apply_that_issued_nothing_leaves_no_credentials_file(tmp_path:
                  "--credentials-out", str(creds), "--audit-log", str(tmp_path / "a.jsonl"))
     assert failed.returncode == 1
     assert not creds.exists()  # so the same command can simply be run again
+
+
+# End to end, in real processes: the console script pip installed, `python -m reconciler` --------
+
+
+def test_the_console_script_end_to_end() -> None:
+    valid = run_cli_process(
+        "validate", str(scenario.ROOT / "inventory" / "hagiang"), console_script=True
+    )
+    assert valid.returncode == 0 and "valid" in valid.stdout, valid.stderr
+    case = scenario.ROOT / "tests" / "broken" / "address-outside-domain"
+    refused = run_cli_process("validate", ".", cwd=case, console_script=True)
+    expected = (case / "expected.txt").read_text(encoding="utf-8").splitlines()
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [*expected, f".: {len(expected)} problems found"]
+
+
+def test_python_m_reconciler_end_to_end() -> None:
+    version = run_cli_process("--version")
+    assert version.returncode == 0 and version.stdout == f"reconciler, version {__version__}\n"
+    bad = run_cli_process("address", "Nam", "--regulation", "quangnam-2020")
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and bad.stdout == ""
+    no_traceback(bad)

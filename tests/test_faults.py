@@ -39,7 +39,7 @@ from reconciler.model import Entry
 from reconciler.planning.planfile import digest
 
 from . import scenario
-from .helpers import PassThrough, ldapwhoami, run_cli
+from .helpers import CliResult, PassThrough, ldapwhoami, run_cli
 from .proxy import Proxy
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
@@ -71,19 +71,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def env_for(server: Slapd, url: str | None = None, backend: str = "") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(
-        RECONCILER_DIRECTORY=url or server.url,
-        RECONCILER_BIND_DN=server.root_dn,
-        RECONCILER_BIND_PASSWORD=server.root_pw,
-    )
+    env = {
+        "RECONCILER_DIRECTORY": url or server.url,
+        "RECONCILER_BIND_DN": server.root_dn,
+        "RECONCILER_BIND_PASSWORD": server.root_pw,
+    }
     if backend:
         env["RECONCILER_BACKEND"] = backend
     return env
 
 
-def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = run_cli(*args, env=env, timeout=timeout)
+def cli(*args: str, env: dict[str, str]) -> CliResult:
+    """The CLI in-process (an exception would fail the test); `spawn` starts a real one."""
+    result = run_cli(*args, env=env)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     return result
 
@@ -104,7 +104,7 @@ class Run:
     def env(self, url: str | None = None) -> dict[str, str]:
         return env_for(self.server, url, self.backend)
 
-    def plan(self, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    def plan(self, url: str | None = None) -> CliResult:
         env = self.env(url)
         return cli("plan", str(self.folder), "--out", str(self.plan_file), env=env)
 
@@ -125,13 +125,15 @@ class Run:
             *extra,
         ]
 
-    def apply(self, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    def apply(self, *extra: str, url: str | None = None) -> CliResult:
         return cli(*self.apply_args(*extra), env=self.env(url))
 
     def spawn(self, *extra: str, url: str | None = None) -> subprocess.Popen[str]:
+        """An apply in its own process: to be killed, or to run beside another."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
         return subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", *self.apply_args(*extra)],
-            env=self.env(url),
+            env=env | self.env(url),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -193,7 +195,7 @@ class Run:
         return people
 
 
-def failed_clearly(result: subprocess.CompletedProcess[str], *words: str) -> None:
+def failed_clearly(result: CliResult, *words: str) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("Error: ") or "Error: " in result.stderr, result.stderr
     for word in words:

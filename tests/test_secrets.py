@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,12 @@ import pytest
 from reconciler.devtools.throwaway import Slapd
 
 from . import scenario
-from .helpers import run_cli
+from .helpers import CliResult, run_cli
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
 
-def cli(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> CliResult:
     result = run_cli(*args, env=env, cwd=cwd)
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -65,7 +62,7 @@ def test_hg_2024_d3_1_no_secret_leaks_from_any_command(slapd: Slapd, tmp_path: P
     creds = tmp_path / "creds"
     creds.mkdir()
     audit = str(work / "audit.jsonl")
-    runs: list[subprocess.CompletedProcess[str]] = []
+    runs: list[CliResult] = []
 
     def run(*args: str, env: dict[str, str] = by_env, ok: tuple[int, ...] = (0,)) -> None:
         result = cli(*args, env=env, cwd=work)

@@ -16,7 +16,7 @@ from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import BACKENDS
 
 from . import scenario
-from .helpers import run_cli
+from .helpers import CliResult, run_cli
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
@@ -32,9 +32,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def cli(*args: str, server: Slapd, **extra: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, server: Slapd, **extra: str) -> CliResult:
     env = {"RECONCILER_BIND_DN": server.root_dn, "RECONCILER_BIND_PASSWORD": server.root_pw}
-    result = run_cli(*args, env=env | extra, timeout=60)
+    result = run_cli(*args, env=env | extra)
     assert "Traceback" not in result.stderr and server.root_pw not in result.stderr
     return result
 
