@@ -6,13 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.errors import ReconcilerError
 from reconciler.inventory.gitdiff import Kind, changes_since, compare
 from reconciler.planning import render
 
+from .helpers import run_cli
 from .scenario import NOW, ROOT
 
 SOYTE = b"""agency: {id: soyte, name: S\xe1\xbb\x9f Y t\xe1\xba\xbf, abbreviation: soyte}
@@ -131,18 +130,17 @@ def test_plan_base_ref_in_text_and_markdown(repo: Path, tmp_path: Path) -> None:
     inventory = repo / "inventory"
     ldif = f"ldif:{tmp_path / 'dir.ldif'}"
     transfer(inventory)
-    runner = CliRunner()
     now = NOW.isoformat()
     args = ["plan", str(inventory), "--directory", ldif, "--now", now, "--base-ref", "main"]
-    result = runner.invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert "Inventory changes since main: 0 added, 0 removed, 1 moved, 0 edited." in result.output
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Inventory changes since main: 0 added, 0 removed, 1 moved, 0 edited." in result.stdout
     assert "→ moved Vàng Thị Mỷ (HG-0023): agencies/soyte.yaml → agencies/sotttt.yaml" in (
-        result.output
+        result.stdout
     )
-    result = runner.invoke(main, [*args, "--format", "markdown"])
-    assert result.exit_code == 0, result.output
-    out = result.output
+    result = run_cli(*args, "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     assert "#### Inventory changes since `main` (1)" in out
     assert (
         "**moved** Vàng Thị Mỷ (`HG-0023`): `agencies/soyte.yaml` → `agencies/sotttt.yaml`" in out
@@ -151,5 +149,5 @@ def test_plan_base_ref_in_text_and_markdown(repo: Path, tmp_path: Path) -> None:
     assert "- `agencies/soyte.yaml`:" in out and "file changed, 1 staff record" in out
     assert out.index("**Agency files:**") < out.index("#### Inventory changes")
     assert out.rstrip().endswith("</sub>") and "Plan digest `sha256:" in out
-    bad = runner.invoke(main, [*args[:-1], "nope"])
-    assert bad.exit_code == 1 and "not a revision" in bad.output
+    bad = run_cli(*args[:-1], "nope")
+    assert bad.returncode == 1 and "not a revision" in bad.stderr

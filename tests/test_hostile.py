@@ -1,5 +1,7 @@
-"""Hostile inventories, built at test time: each refused by `reconciler validate` (a subprocess with
-a memory limit and a timeout) with FILE:LINE messages, exit 1, no traceback, in bounded time.
+"""Hostile inventories, built at test time: each refused by `reconciler validate` with FILE:LINE
+messages, exit 1, no traceback, in bounded time. The attacks on memory and time (an alias bomb,
+deep nesting, huge values and files, a million records) run the command in a process of its own
+with a memory limit and a timeout; the others run it in-process.
 
 Already covered by the corpus in tests/broken (test_inventory.py), not repeated here: an anchor
 and an alias, nesting 17 deep, an empty agency file, a homoglyph in a name, invalid UTF-8, a NUL
@@ -28,6 +30,7 @@ from reconciler.planning import desired
 from reconciler.rules import regulations
 
 from . import scenario
+from .helpers import CliResult, run_cli
 
 DIRECTORY = "regulation: hagiang-2024\ndomain: hagiang.gov.vn\nbase_dn: dc=hagiang,dc=gov,dc=vn\n"
 MEMORY = 1024**3  # address space for the validate process
@@ -62,25 +65,33 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
 
 
-def validate(folder: Path, timeout: float = 90) -> tuple[subprocess.CompletedProcess[str], float]:
+def validate(
+    folder: Path, *, limited: bool = False
+) -> tuple[subprocess.CompletedProcess[str] | CliResult, float]:
+    """`reconciler validate FOLDER` and its time: `limited`, in a process with a memory limit and
+    a timeout (an attack on memory must not take the test run down with it)."""
     start = time.perf_counter()
+    if not limited:
+        return run_cli("validate", str(folder)), time.perf_counter() - start
     result = subprocess.run(
         [sys.executable, "-m", "reconciler.cli", "validate", str(folder)],
         capture_output=True,
         text=True,
         encoding="utf-8",
         errors="replace",
-        timeout=timeout,
+        timeout=90,
         preexec_fn=_limit,
         check=False,
     )
     return result, time.perf_counter() - start
 
 
-def refused(folder: Path, *expected: str, seconds: float = 10.0) -> list[str]:
+def refused(
+    folder: Path, *expected: str, seconds: float = 10.0, limited: bool = False
+) -> list[str]:
     """Exit 1, no traceback, every line FILE:LINE: message, each `expected` (a regex matched
     against `FILE:LINE: message` with FILE relative to the folder) in some line; in time."""
-    result, elapsed = validate(folder)
+    result, elapsed = validate(folder, limited=limited)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     lines = result.stderr.splitlines()
@@ -241,10 +252,22 @@ CASES["leading space in an id"] = (
 )
 
 
+#: The cases that attack memory or time: run in a process with a memory limit.
+RESOURCE_ATTACKS = {
+    "alias bomb (billion laughs)",
+    "nesting 100,000 deep",
+    "huge name, title and id",
+}
+
+
+def test_the_resource_attacks_are_cases() -> None:
+    assert not RESOURCE_ATTACKS - CASES.keys()  # a renamed case would lose its memory limit
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_inventory_is_refused(case: str, tmp_path: Path) -> None:
     files, expected = CASES[case]
-    refused(write(tmp_path / "inv", files), *expected)
+    refused(write(tmp_path / "inv", files), *expected, limited=case in RESOURCE_ATTACKS)
 
 
 def test_ldap_specials_in_names_titles_and_unit_names(tmp_path: Path) -> None:
@@ -295,7 +318,10 @@ def test_200_mb_file_is_refused_by_its_size_without_being_read(tmp_path: Path) -
         out.write(b"agency:\n")
         out.truncate(200 * 1024**2)  # sparse: nothing is written, nothing can be read fast
     refused(
-        folder, r"agencies/soyte.yaml:1: the file is 209,715,200 bytes, over the limit", seconds=10
+        folder,
+        r"agencies/soyte.yaml:1: the file is 209,715,200 bytes, over the limit",
+        seconds=10,
+        limited=True,
     )
 
 
@@ -309,6 +335,7 @@ def test_a_million_records_under_the_size_bound(tmp_path: Path) -> None:
         r"sotttt.yaml:6: staff\[0\]: expected a mapping, got the number 1",
         r"too many problems in this file: only the first 100 are shown",
         seconds=30,
+        limited=True,
     )
     assert len(shown) == 101
 
@@ -317,7 +344,7 @@ def test_a_million_records_under_the_size_bound(tmp_path: Path) -> None:
 def test_a_million_reserved_names_are_valid_in_bounded_time(tmp_path: Path) -> None:
     reserved = "".join(f"- r{i}\n" for i in range(1_000_000))
     folder = write(tmp_path / "inv", {"directory.yaml": DIRECTORY + "reserved:\n" + reserved})
-    result, elapsed = validate(folder)
+    result, elapsed = validate(folder, limited=True)
     assert result.returncode == 0, result.stderr[-500:]
     assert elapsed < 30, elapsed  # bounded, not a benchmark: about 5 s here
 

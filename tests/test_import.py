@@ -16,16 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.devtools.throwaway import Slapd, ssha
 from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Entry
 from reconciler.outputs import importer
 
 from . import scenario
-from .helpers import admin_connection
+from .helpers import admin_connection, run_cli
 
 TODAY = dt.date(2026, 11, 23)
 DOMAIN = "quangnam.gov.vn"
@@ -473,7 +471,6 @@ def test_import_adopt_then_nothing_to_do(slapd: Slapd, tmp_path: Path) -> None:
     assert len(before) > 300
     folder = tmp_path / "inv"
 
-    runner = CliRunner()
     env = {"RECONCILER_BIND_PASSWORD": slapd.root_pw}
     args = [
         "import",
@@ -494,12 +491,12 @@ def test_import_adopt_then_nothing_to_do(slapd: Slapd, tmp_path: Path) -> None:
         "--now",
         "2026-11-23",
     ]
-    done = runner.invoke(main, args, env=env)
-    assert done.exit_code == 0, done.output
-    again = runner.invoke(main, args, env=env)  # refuses to overwrite
-    assert again.exit_code == 1 and "not empty" in again.output
-    valid = runner.invoke(main, ["validate", str(folder)])
-    assert valid.exit_code == 0, valid.output
+    done = run_cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    again = run_cli(*args, env=env)  # refuses to overwrite
+    assert again.returncode == 1 and "not empty" in again.stderr
+    valid = run_cli("validate", str(folder))
+    assert valid.returncode == 0, valid.stderr
 
     with (folder / "import-report.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
-import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -16,15 +14,14 @@ from reconciler.errors import InventoryError
 from reconciler.inventory import loader as inventory
 from reconciler.inventory import yamlload
 from reconciler.model import State
-from reconciler.planning import desired
-from reconciler.rules import regulations
+
+from .helpers import CliResult, run_cli
 
 HERE = Path(__file__).parent
 BROKEN = HERE / "broken"
 CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expected.txt").exists())
 MINIMAL_HG = HERE / "fixtures" / "minimal-hg"
 MINIMAL_QN = HERE / "fixtures" / "minimal-qn"
-CLI = [sys.executable, "-c", "from reconciler.cli import main; main()"]
 #: The symlink-outside case's link is made here, not tracked: a copy or an archive of the
 #: repository loses links (and git on some systems checks them out as plain files).
 LINK = BROKEN / "symlink-outside" / "agencies" / "soyte.yaml"
@@ -38,29 +35,15 @@ def _corpus_links() -> None:
         LINK.symlink_to(LINK_TARGET)
 
 
-def validate(folder: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "validate", str(folder)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=30,
-    )
+def validate(folder: Path, cwd: Path) -> CliResult:
+    return run_cli("validate", str(folder), cwd=cwd)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_broken_inventory_is_refused_with_file_line_messages(case: str) -> None:
     start = time.perf_counter()
     result = validate(Path("."), BROKEN / case)
-    elapsed = time.perf_counter() - start
-    # the refusal itself, without the interpreter's start: well under a second
-    start = time.perf_counter()
-    try:
-        loaded = inventory.load(BROKEN / case)
-        desired.check(loaded, regulations.get(loaded.settings.regulation))
-    except InventoryError:
-        pass
+    # the refusal (in-process: no interpreter's start) is well under a second
     assert time.perf_counter() - start < 1.0
     expected = (BROKEN / case / "expected.txt").read_text(encoding="utf-8").splitlines()
     assert result.returncode == 1
@@ -70,7 +53,6 @@ def test_broken_inventory_is_refused_with_file_line_messages(case: str) -> None:
         result.stderr.splitlines()[-1]
         == f".: {len(expected)} problem{'s' * (len(expected) > 1)} found"
     )
-    assert elapsed < 10  # bounded (a subprocess on a busy CI machine), not a benchmark
 
 
 def test_corpus_covers_every_refusal() -> None:

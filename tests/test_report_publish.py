@@ -23,9 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.model import (
     Agency,
     Entry,
@@ -42,6 +40,7 @@ from reconciler.outputs import publish, report, report_render
 from reconciler.rules import regulations
 
 from . import scenario
+from .helpers import run_cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -333,59 +332,48 @@ def test_publish_golden() -> None:
 def test_report_and_publish_commands(tmp_path: Path) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
     url = f"ldif:{tmp_path / 'directory.ldif'}"
-    runner = CliRunner()
-    planned = runner.invoke(
-        main, ["plan", str(folder), "--directory", url, "--out", str(tmp_path / "plan.json")]
+    planned = run_cli("plan", str(folder), "--directory", url, "--out", str(tmp_path / "plan.json"))
+    assert planned.returncode == 0, planned.stderr
+    applied = run_cli(
+        "apply",
+        str(tmp_path / "plan.json"),
+        "--directory",
+        url,
+        "--credentials-out",
+        str(tmp_path / "c.csv"),
+        "--audit-log",
+        str(tmp_path / "log" / "audit.jsonl"),
     )
-    assert planned.exit_code == 0, planned.output
-    applied = runner.invoke(
-        main,
-        [
-            "apply",
-            str(tmp_path / "plan.json"),
-            "--directory",
-            url,
-            "--credentials-out",
-            str(tmp_path / "c.csv"),
-            "--audit-log",
-            str(tmp_path / "log" / "audit.jsonl"),
-        ],
-    )
-    assert applied.exit_code == 0, applied.output
+    assert applied.returncode == 0, applied.stderr
     common = ["--directory", url, "--audit-log", str(tmp_path / "log" / "audit.jsonl")]
-    md = runner.invoke(main, ["report", str(folder), *common])
-    assert md.exit_code == 0, md.output
-    assert "| Sở Y tế | 2 | 0 | 2 |" in md.output
-    later = runner.invoke(
-        main,
-        [
-            "report",
-            str(folder),
-            *common,
-            "--format",
-            "csv",
-            "--now",
-            (NOW + dt.timedelta(days=365 * 3)).isoformat(),
-        ],
+    md = run_cli("report", str(folder), *common)
+    assert md.returncode == 0, md.stderr
+    assert "| Sở Y tế | 2 | 0 | 2 |" in md.stdout
+    later = run_cli(
+        "report",
+        str(folder),
+        *common,
+        "--format",
+        "csv",
+        "--now",
+        (NOW + dt.timedelta(days=365 * 3)).isoformat(),
     )
-    assert later.exit_code == 0, later.output
-    assert later.output.splitlines()[2].startswith("soyte,Sở Y tế,2,0,,0,0,0,0,0,")
-    due = runner.invoke(
-        main,
-        ["report", str(folder), *common, "--format", "html", "--out", str(tmp_path / "r.html")],
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines()[2].startswith("soyte,Sở Y tế,2,0,,0,0,0,0,0,")
+    due = run_cli(
+        "report", str(folder), *common, "--format", "html", "--out", str(tmp_path / "r.html")
     )
-    assert due.exit_code == 0, due.output
+    assert due.returncode == 0, due.stderr
     assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
     (tmp_path / "bad.jsonl").write_text('{"event": "create"}\nnot json\n', encoding="utf-8")
-    bad = runner.invoke(
-        main,
-        ["report", str(folder), "--directory", url, "--audit-log", str(tmp_path / "bad.jsonl")],
+    bad = run_cli(
+        "report", str(folder), "--directory", url, "--audit-log", str(tmp_path / "bad.jsonl")
     )
-    assert bad.exit_code == 1 and "bad.jsonl:2: not a JSON line" in bad.output
+    assert bad.returncode == 1 and "bad.jsonl:2: not a JSON line" in bad.stderr
 
     out = tmp_path / "public"
-    published = runner.invoke(main, ["publish", str(folder), "--directory", url, "--out", str(out)])
-    assert published.exit_code == 0, published.output
+    published = run_cli("publish", str(folder), "--directory", url, "--out", str(out))
+    assert published.returncode == 0, published.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "index.html",
         "sotttt.csv",
