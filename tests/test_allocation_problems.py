@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.inventory import loader
 from reconciler.names import RESERVED
 from reconciler.rules import regulations
+
+from .helpers import run_cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventory"
 FOLDER = {"quangnam-2020": "quangnam", "hagiang-2024": "hagiang"}
@@ -37,11 +37,9 @@ CASE_IDS = [f"{reg_id}-{local}" for reg_id, local, _ in RESERVED_CASES]
 
 def run(*args: str) -> tuple[int, str]:
     """`reconciler ARGS`: the exit status and stderr; an exception other than an exit (a
-    traceback for the user) fails the test."""
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stderr
+    traceback for the user) fails the test (`run_cli` raises it)."""
+    result = run_cli(*args)
+    return result.returncode, result.stderr
 
 
 def example(reg_id: str, tmp_path: Path) -> Path:
