@@ -462,14 +462,26 @@ class Slapd:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return False
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.settimeout(0.5)
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0 and self.socket_path.exists():
-                    return True
+            if self._accepts(socket.AF_INET, ("127.0.0.1", self.port)) and self._accepts(
+                socket.AF_UNIX, str(self.socket_path)
+            ):
+                return True
             time.sleep(0.003)
         proc.kill()
         proc.wait()
         return False
+
+    @staticmethod
+    def _accepts(family: socket.AddressFamily, address: tuple[str, int] | str) -> bool:
+        """Something listens there: a connect succeeds (the ldapi socket file exists a moment
+        before slapd listens on it, so its existence alone is not enough)."""
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            try:
+                sock.connect(address)
+            except OSError:
+                return False
+            return True
 
     def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
         pid = self.pid
