@@ -1,4 +1,5 @@
-"""Checks of Vietnamese text: Unicode NFC (TCVN 6909:2001), legacy 8-bit encodings, look-alikes.
+"""Checks of Vietnamese text: Unicode NFC (TCVN 6909:2001), legacy 8-bit encodings, look-alikes;
+and `count`, a number with its English noun in the right number for messages.
 
 Pure functions, no I/O. `check_name` returns a reason in plain words, or None when the name is fine.
 """
@@ -192,3 +193,9 @@ def check_text(value: str) -> str | None:
         if legacy:
             return f"looks like {legacy}: {_FIX}"
     return invisible(value) or mixed_script(value)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and the noun, singular for 1: count(1, "entry", "entries") is "1 entry"."""
+    many = plural if plural is not None else noun + "s"
+    return f"{n:,} {noun if n == 1 else many}"

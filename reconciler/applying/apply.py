@@ -45,6 +45,7 @@ from reconciler.errors import (
 )
 from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, resolve
 from reconciler.names import fold
+from reconciler.text import count
 
 LOCK_RDN = "cn=reconciler-lock"
 LOCK_HOURS = 2
@@ -253,7 +254,8 @@ def execute(
             shown = "\n".join(f"  - {s}" for s in stale[:20])
             more = f"\n  … and {len(stale) - 20} more" if len(stale) > 20 else ""
             raise StalePlan(
-                f"the plan is stale: {len(stale)} entries changed in the directory since it was "
+                f"the plan is stale: {count(len(stale), 'entry', 'entries')} changed in the "
+                "directory since it was "
                 f"made:\n{shown}{more}\nNothing was applied. Run `reconciler plan` again and "
                 "review the new plan."
             )

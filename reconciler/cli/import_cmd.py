@@ -12,6 +12,7 @@ from reconciler.cli.app import main
 from reconciler.cli.common import connection_options, fail, open_from, parse_now
 from reconciler.directory import Directory
 from reconciler.errors import ReconcilerError
+from reconciler.text import count
 
 
 @main.command("import")
@@ -129,11 +130,11 @@ def import_(
         path.write_text(content, encoding="utf-8")
     report = next(rel for rel in written if rel.startswith("import-report"))
     click.echo(
-        f"{out}: {len(result.agencies)} agencies, {result.staff} staff "
+        f"{out}: {count(len(result.agencies), 'agency', 'agencies')}, {result.staff} staff "
         f"({options.regulation}, {options.domain}, base_dn {options.base_dn})"
     )
     click.echo(
-        f"{len(result.left_out)} entries left out, "
+        f"{count(len(result.left_out), 'entry', 'entries')} left out, "
         f"{sum(r.status == importer.UNMANAGED for r in result.report)} unmanaged: see "
         f"{out / report}",
         err=True,

@@ -11,6 +11,7 @@ import click
 from reconciler.cli.app import main
 from reconciler.cli.common import connection_options, fail, load_inventory, read_directory
 from reconciler.errors import ReconcilerError
+from reconciler.text import count
 
 
 def _write(path: Path, text: str) -> None:
@@ -49,7 +50,8 @@ def publish(inventory: Path, out: Path, **connection: Any) -> None:
         fail(error)
     listed = sum(len(a.staff) + len(a.mailboxes) for a in public.agencies)
     click.echo(
-        f"Wrote the public directory of {len(public.agencies)} agencies ({listed} addresses) "
+        f"Wrote the public directory of {count(len(public.agencies), 'agency', 'agencies')} "
+        f"({count(listed, 'address', 'addresses')}) "
         f"to {out}.",
         err=True,
     )

@@ -44,6 +44,7 @@ from reconciler.model import (
 from reconciler.planning import desired
 from reconciler.rules import lifecycle, regulations
 from reconciler.rules.regulations import Regulation
+from reconciler.text import count
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +409,8 @@ def check_limits(plan: Plan, limits: Limits) -> None:
         due = f" ({len(expired)} of them due under {expired[0].clause})" if expired else ""
         cited = regulation.irreversible_delete_clause
         problems.append(
-            f"this plan deletes {deletes} mailboxes{due}, more than max_deletes ({max_deletes}) in "
+            f"this plan deletes {count(deletes, 'mailbox', 'mailboxes')}{due}, more than "
+            f"max_deletes ({max_deletes}) in "
             "directory.yaml. Deleted mailboxes cannot be restored"
             + (f" ({cited})" if cited else "")
             + f". If every deletion is intended, run the plan again with --allow-deletes {deletes}."
@@ -418,9 +420,9 @@ def check_limits(plan: Plan, limits: Limits) -> None:
     share_limit = int(accounts * limits.suspend_share)
     if suspends > max(share_limit, limits.allow_suspends or 0) and suspends > 0:
         problems.append(
-            f"this plan suspends {suspends} of {accounts} mailboxes, more than "
-            f"{limits.suspend_share:.0%}. If every suspension is intended, run the plan again "
-            f"with --allow-suspends {suspends}."
+            f"this plan suspends {suspends} of {count(accounts, 'mailbox', 'mailboxes')}, "
+            f"more than {limits.suspend_share:.0%}. If every suspension is intended, run the "
+            f"plan again with --allow-suspends {suspends}."
         )
     if problems:
         raise UnsafePlan("\n".join(problems), plan)
