@@ -79,13 +79,18 @@ def read_history(directory: Directory, base_dn: str) -> list[Entry]:
 
 
 def make_plan(
-    loaded: Loaded, entries: Iterable[Entry], context: Context, *, limits: Limits | None
+    loaded: Loaded,
+    entries: Iterable[Entry],
+    context: Context,
+    *,
+    limits: Limits | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Plan:
     """The plan that makes the directory match the inventory, guarded by `limits`: past them it
     raises UnsafePlan, which carries the plan so that it can be shown before it is refused.
     `limits=None` computes without the guard (the tests' scenarios, which check it on their own)."""
     with paused():
-        result = compute(loaded.inventory, entries, loaded.regulation, context)
+        result = compute(loaded.inventory, entries, loaded.regulation, context, progress)
     if limits is not None:
         check_limits(result, limits)
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler import attributes
@@ -159,10 +159,19 @@ def _rename_reason(box: Mailbox, entry: Entry) -> str:
     return "; ".join(reasons) + "; the old address stays as an alias"
 
 
+#: How often `compute` reports its progress, in mailboxes compared.
+PROGRESS_EVERY = 1000
+
+
 def compute(
-    inventory: Inventory, entries: Iterable[Entry], regulation: Regulation, ctx: Context
+    inventory: Inventory,
+    entries: Iterable[Entry],
+    regulation: Regulation,
+    ctx: Context,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Plan:
-    """The operations that make the directory match the inventory and the regulation."""
+    """The operations that make the directory match the inventory and the regulation;
+    `progress(done, total)` is told of the mailboxes compared, now and then."""
     settings = inventory.settings
     wanted = desired.resolve(inventory, entries, regulation, ctx.now)
     if wanted.problems:
@@ -175,7 +184,10 @@ def compute(
         known.add(entry.dn.lower())
 
     ops: list[Operation] = []
-    for key, box in boxes.items():
+    total = len(boxes)
+    for done, (key, box) in enumerate(boxes.items()):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, total)
         found = live.get(key)
         if found is None:
             ops.append(_create(box, settings.base_dn, regulation, ctx.now))
