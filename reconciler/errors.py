@@ -25,10 +25,14 @@ class Problem:
 
 
 class InventoryError(ReconcilerError):
-    """The inventory is invalid; carries every problem found, sorted by file and line."""
+    """The inventory is invalid; carries every problem found, sorted by file and line. The
+    loader also hands over what it could read without a problem (`partial`, a
+    `model.Inventory`, typed loosely as in UnsafePlan), so that the checks that come after it
+    still run and one run reports every problem."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], partial: Any = None) -> None:
         self.problems = tuple(sorted(set(problems)))
+        self.partial = partial
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -289,6 +289,7 @@ class _Run:
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}  # problems found per file
         self.blobs: list[tuple[str, bytes]] = []
+        self.unsound: set[str] = set()  # staff ids whose record has a problem
 
     def add(self, rel: str, line: int, message: str) -> None:
         count = self.counts[rel] = self.counts.get(rel, 0) + 1
@@ -317,7 +318,11 @@ class _Run:
         settings = self.settings(directory)
         agencies, people = self.agencies(agency_files, settings)
         if self.problems or settings is None:
-            raise InventoryError(self.problems)
+            partial = None
+            if settings is not None:  # the records without a problem, for the later checks
+                sound = tuple(p for p in people if p.id not in self.unsound)
+                partial = Inventory(settings, tuple(agencies), sound, folder=str(self.path))
+            raise InventoryError(self.problems, partial)
         digest = hashlib.sha256()
         for rel, blob in sorted(self.blobs):
             digest.update(rel.encode() + b"\0" + len(blob).to_bytes(8, "big") + blob)
@@ -545,10 +550,16 @@ class _Run:
             for i, record in enumerate(staff):
                 if f.broken(("staff", i)):
                     checks.staff_id(f, i, record)  # a broken record's id is still taken
+                    if isinstance(record, dict) and not f.broken(("staff", i, "id")):
+                        # and its sound fields are checked too: every problem in one run
+                        checks.fields(f, ("staff", i), record, agency, units)
                 else:
+                    before = sum(self.counts.values())
                     person = checks.person(f, i, record, agency, units)
                     if person is not None:
                         people.append(person)
+                        if sum(self.counts.values()) > before:
+                            self.unsound.add(person.id)
         checks.managers(agencies, files)
         return agencies, people
 
@@ -692,6 +703,47 @@ class _Checks:
         else:
             self.ids[pid] = (f.shown, f.lines.at(path), state, agency, rank)
 
+    def fields(
+        self,
+        f: _File,
+        p: tuple[str | int, ...],
+        r: dict[str, Any],
+        agency: Agency,
+        units: set[str],
+    ) -> None:
+        """The checks of each field of a staff record that has a schema error elsewhere: every
+        field without one of its own, so that one run reports every problem of the record."""
+
+        def sound(*keys: str) -> bool:
+            return all(k in r and not f.broken((*p, k)) for k in keys)
+
+        unit = r.get("unit") if sound("unit") else None
+        if unit is not None and unit not in units:
+            self.unknown_unit(f, p, unit, agency)
+        if sound("name"):
+            split = {k: text.nfc(r[k]) for k in ("family", "middle", "given") if sound(k)}
+            self.names(f, p, text.nfc(r["name"]), split)
+        if sound("title"):
+            self.free_text(f, (*p, "title"), r["title"])
+        if sound("suspension") and isinstance(r["suspension"].get("clause"), str):
+            self.clause(f, (*p, "suspension", "clause"), r["suspension"]["clause"])
+        if sound("quota"):
+            self.run.quota(f, (*p, "quota"), r["quota"])
+        if sound("address"):
+            self.address(f, (*p, "address"), r["address"])
+        if sound("aliases"):
+            self.addresses_of(f, (*p, "aliases"), r["aliases"] or ())
+        if sound("restored"):
+            self.date(f, (*p, "restored"), r["restored"])
+
+    def unknown_unit(self, f: _File, p: tuple[str | int, ...], unit: str, agency: Agency) -> None:
+        known = ", ".join(u.id for u in agency.units) or "none"
+        self.at(
+            f,
+            (*p, "unit"),
+            f"unit {quote(unit)} does not exist in agency {quote(agency.id)} (units: {known})",
+        )
+
     def person(
         self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
     ) -> Person | None:
@@ -701,12 +753,7 @@ class _Checks:
         self.take_id(f, (*p, "id"), pid, state, agency.id, r.get("rank"))
         unit = r.get("unit")
         if unit is not None and unit not in units:
-            known = ", ".join(u.id for u in agency.units) or "none"
-            self.at(
-                f,
-                (*p, "unit"),
-                f"unit {quote(unit)} does not exist in agency {quote(agency.id)} (units: {known})",
-            )
+            self.unknown_unit(f, p, unit, agency)
         name = text.nfc(r["name"])
         split: dict[str, str] = {k: text.nfc(r[k]) for k in ("family", "middle", "given") if k in r}
         self.names(f, p, name, split)

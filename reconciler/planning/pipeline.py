@@ -46,7 +46,14 @@ def load(folder: Path) -> Loaded:
     """Read the inventory in `folder` and check it against the schemas and its regulation; raise
     InventoryError with every problem as FILE:LINE: message."""
     with paused():
-        inventory = loader.load(folder, regulations.get)
+        try:
+            inventory = loader.load(folder, regulations.get)
+        except InventoryError as error:
+            if error.partial is None:
+                raise
+            # the regulation's checks of what could be read: every problem in one run
+            found = desired.check(error.partial, regulations.get(error.partial.settings.regulation))
+            raise InventoryError([*error.problems, *found]) from None
         regulation = regulations.get(inventory.settings.regulation)
         found = desired.check(inventory, regulation)
     if found:
