@@ -12,6 +12,8 @@ from reconciler.model import Action, Change, Deferred, Entry, Value
 
 PEOPLE_OU = "people"
 PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
+#: The entry `apply` holds under the base DN while it runs, so that one apply runs at a time.
+LOCK_RDN = "cn=reconciler-lock"
 
 #: Attributes the tool sets from the inventory and compares on every plan.
 MANAGED = (

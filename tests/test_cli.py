@@ -187,6 +187,7 @@ def test_bundled_examples_are_valid(example: str) -> None:
 def test_a_failed_apply_that_issued_nothing_leaves_no_credentials_file(tmp_path: Path) -> None:
     folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
     plan_file = tmp_path / "plan.json"
+    (tmp_path / "d.ldif").touch()  # an empty directory: only apply creates a missing one
     made = run("plan", str(folder), "--directory", f"ldif:{tmp_path / 'd.ldif'}", "--out",
                str(plan_file))
     assert made.returncode == 0, made.stderr

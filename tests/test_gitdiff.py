@@ -128,6 +128,7 @@ def test_reads_the_base_with_git_show(repo: Path) -> None:
 
 def test_plan_base_ref_in_text_and_markdown(repo: Path, tmp_path: Path) -> None:
     inventory = repo / "inventory"
+    (tmp_path / "dir.ldif").touch()  # an empty directory: only apply creates a missing one
     ldif = f"ldif:{tmp_path / 'dir.ldif'}"
     transfer(inventory)
     now = NOW.isoformat()

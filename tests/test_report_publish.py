@@ -331,6 +331,7 @@ def test_publish_golden() -> None:
 
 def test_report_and_publish_commands(tmp_path: Path) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    (tmp_path / "directory.ldif").touch()  # an empty directory: only apply creates a missing one
     url = f"ldif:{tmp_path / 'directory.ldif'}"
     planned = run_cli("plan", str(folder), "--directory", url, "--out", str(tmp_path / "plan.json"))
     assert planned.returncode == 0, planned.stderr

@@ -26,6 +26,7 @@ from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
     CASELESS_ATTRS,
     LOCK,
+    LOCK_RDN,
     LOCKED,
     PASSWORD,
     READ,
@@ -47,7 +48,6 @@ from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, r
 from reconciler.names import fold
 from reconciler.text import count
 
-LOCK_RDN = "cn=reconciler-lock"
 LOCK_HOURS = 2
 
 

@@ -99,7 +99,7 @@ def apply(
             audit.record("apply", outcome="started", operations=len(saved.operations))
             credentials = CredentialsFile(credentials_out) if credentials_out else None
             try:
-                directory = open_from(connection)
+                directory = open_from(connection, "create")
                 progress = Progress("applying", len(saved.operations))
                 try:
                     recap = apply_module.execute(

@@ -17,6 +17,7 @@ from reconciler.errors import InventoryError, ReconcilerError
 from reconciler.model import Entry
 
 if TYPE_CHECKING:
+    from reconciler.directory.ldif import Access
     from reconciler.planning.pipeline import Loaded
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,7 +96,9 @@ def connection_options(command: F) -> F:
     return command
 
 
-def open_from(kw: dict[str, Any]) -> Directory:
+def open_from(kw: dict[str, Any], access: Access = "read") -> Directory:
+    """The directory the connection options name. An `ldif:` file is read-only and must exist
+    unless `access` says otherwise: only `apply` creates one ("create")."""
     from reconciler.directory import open_directory
 
     password = os.environ.get("RECONCILER_BIND_PASSWORD")
@@ -115,6 +118,7 @@ def open_from(kw: dict[str, Any]) -> Directory:
         insecure=kw.pop("insecure"),
         ca_file=kw.pop("ca_file"),
         backend=kw.pop("backend"),
+        access=access,
     )
 
 

@@ -10,7 +10,6 @@ import click
 
 from reconciler.cli.app import main
 from reconciler.cli.common import connection_options, fail, open_from, parse_now
-from reconciler.directory import Directory
 from reconciler.errors import ReconcilerError
 from reconciler.text import count
 
@@ -77,7 +76,7 @@ def import_(
     update each, no rename, no password change), and the plan after it is empty.
     """
     from reconciler.cli.progress import Progress
-    from reconciler.directory.snapshot import read_tree
+    from reconciler.directory.snapshot import naming_context, read_tree
     from reconciler.outputs import importer
     from reconciler.planning import collector
     from reconciler.rules import regulations
@@ -90,7 +89,7 @@ def import_(
             mapping = importer.parse_map(_read_map(map_file))
         directory = open_from(connection)
         try:
-            base = base_dn or _suffix(directory)
+            base = base_dn or naming_context(directory)
             attributes = (*importer.READ, agency_attribute)
             progress = Progress("reading the directory")
             try:
@@ -149,13 +148,3 @@ def _read_map(path: Path) -> Any:
         line, message = parsed.problems[0]
         raise ReconcilerError(f"{path}:{line}: {message}")
     return parsed.data
-
-
-def _suffix(directory: Directory) -> str:
-    root = directory.get("", ["namingContexts"])
-    contexts = root.all("namingContexts") if root is not None else ()
-    if not contexts:
-        raise ReconcilerError(
-            f"cannot find the suffix of {directory.url}: give --base-dn (and --people-base)"
-        )
-    return str(contexts[0])

@@ -60,7 +60,7 @@ def reset_password(
     try:
         credentials = CredentialsFile(credentials_out)
         try:
-            directory = open_from(connection)
+            directory = open_from(connection, "write")
             audit = AuditLog(
                 audit_log,
                 run="reset-password",

@@ -60,7 +60,7 @@ def suspend(
     loaded = load_inventory(inventory_path)
     who = actor_name(actor)
     try:
-        directory = open_from(connection)
+        directory = open_from(connection, "write")
         try:
             prepared = suspend_module.prepare(
                 loaded,

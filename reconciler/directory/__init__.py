@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.directory.base import (
     FIND_CHUNK,
@@ -36,6 +37,10 @@ def default_backend() -> str:
     return "python-ldap" if importlib.util.find_spec("ldap") is not None else "ldap3"
 
 
+if TYPE_CHECKING:
+    from reconciler.directory.ldif import Access
+
+
 def open_directory(
     url: str,
     *,
@@ -46,6 +51,7 @@ def open_directory(
     ca_file: str | Path | None = None,
     timeout: float = 30.0,
     backend: str | None = None,
+    access: Access = "create",
 ) -> Directory:
     """Open `ldap://`, `ldaps://`, `ldapi://` (socket path URL-encoded) or `ldif:PATH`.
 
@@ -53,13 +59,15 @@ def open_directory(
     simple bind with `bind_dn` and `password`, SASL EXTERNAL over ldapi:// without a bind DN
     (anonymous elsewhere), StartTLS with `starttls`, certificates verified against `ca_file` (or
     the system CAs). A simple bind over plain ldap:// to a host other than loopback is refused
-    unless `starttls` or `insecure`. Raises DirectoryError.
+    unless `starttls` or `insecure`. `access` is how an `ldif:` file is used: "read" (it must
+    exist and is never written), "write" (it must exist) or "create" (a missing file is a new,
+    empty directory: `apply` only). Raises DirectoryError.
     """
     scheme = url.partition(":")[0].lower()
     if scheme == "ldif":
         from reconciler.directory.ldif import LdifDirectory
 
-        return LdifDirectory(url)
+        return LdifDirectory(url, access)
     if scheme in ("ldap", "ldaps", "ldapi") and url[len(scheme) :].startswith("://"):
         chosen = backend or default_backend()
         kind: Callable[..., Directory]

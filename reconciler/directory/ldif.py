@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from reconciler.directory.base import OPERATIONAL, PAGE_SIZE, Directory, Progress
 from reconciler.dn import normalized_rdns, parse_rdns, split_dn
@@ -34,6 +35,12 @@ from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEnt
 from reconciler.model import Entry
 
 FOLD = 76
+
+#: How a command uses the file: "read" (it must exist; never written, so a file in a read-only
+#: place can be read), "write" (it must exist) or "create" (a missing file is a new, empty
+#: directory, written on close: only `apply`).
+Access = Literal["read", "write", "create"]
+ACCESS: tuple[Access, ...] = ("read", "write", "create")
 
 #: Attributes that "*" does not return (operational on slapd).
 _OPERATIONAL_ALL = frozenset(
@@ -187,17 +194,40 @@ def _parse(text: str, where: str) -> Iterator[tuple[int, list[tuple[int, str, st
         record.append((number, name, value))
 
 
+def format_entries(entries: Iterable[Entry], names: Mapping[str, str] | None = None) -> bytes:
+    """LDIF of `entries` as this backend writes its file, in a fixed order whatever the order
+    read: parents first, then by DN; attributes by name (objectClass first), values sorted.
+    `names` gives attribute names their usual spelling (Entry keeps them lower-case)."""
+    spelled = names or {}
+
+    def key(entry: Entry) -> tuple[str, ...]:
+        return normalized_rdns(entry.dn)[::-1]
+
+    out = ["version: 1\n"]
+    for entry in sorted(entries, key=key):
+        record = [_line("dn", entry.dn)]
+        attrs = sorted(entry.attrs, key=lambda a: (a != "objectclass", a))
+        for attr in attrs:
+            name = spelled.get(attr, attr)
+            record += [_line(name, v) for v in sorted(entry.attrs[attr])]
+        out.append("\n" + "".join(record))
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
 class LdifDirectory(Directory):
     """A directory kept in an LDIF file (see the module docstring)."""
 
     backend = "ldif"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, access: Access = "create") -> None:
         path = url[len("ldif:") :] if url.lower().startswith("ldif:") else url
         if not path:
             raise DirectoryError("the directory URL ldif: needs a file path, e.g. ldif:dir.ldif")
+        if access not in ACCESS:
+            raise ValueError(f"access must be one of {ACCESS}, not {access!r}")
         self.url = url if url.lower().startswith("ldif:") else f"ldif:{url}"
         self.path = Path(path)
+        self.access = access
         self._entries: dict[tuple[str, ...], _Record] = {}
         self._children: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         self._dirty = False
@@ -205,6 +235,12 @@ class LdifDirectory(Directory):
         try:
             text = self.path.read_bytes().decode("utf-8")
         except FileNotFoundError:
+            if access != "create":
+                raise DirectoryError(
+                    f"no such file: {self.path} (the LDIF directory {self.url} does not exist; "
+                    "only `reconciler apply` creates a new one — to plan a pull request from a "
+                    "fork, export the live directory with `reconciler snapshot`)"
+                ) from None
             self._dirty = True  # created on close
             return
         except UnicodeDecodeError as exc:
@@ -263,6 +299,13 @@ class LdifDirectory(Directory):
         if self._closed:
             raise DirectoryError(f"{self.url} is closed")
 
+    def _check_writable(self, what: str, dn: str) -> None:
+        self._check_open()
+        if self.access == "read":
+            raise DirectoryError(
+                f"cannot {what} {dn}: {self.url} was opened read-only by this command"
+            )
+
     # reads ------------------------------------------------------------------------------------
 
     @staticmethod
@@ -314,10 +357,19 @@ class LdifDirectory(Directory):
 
     def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:
         self._check_open()
+        if not dn.strip():
+            return self._root_dse(attributes)
         record = self._entries.get(self._key(dn))
         if record is None:
             return None
         return self._entry(record, {a.lower() for a in attributes})
+
+    def _root_dse(self, attributes: Sequence[str]) -> Entry:
+        """The root DSE, as a server gives it: `namingContexts` are the file's top entries."""
+        tops = sorted(r.dn for k, r in self._entries.items() if not self._has_ancestor(k[1:]))
+        wanted = {a.lower() for a in attributes}
+        attrs = {"namingcontexts": tuple(tops)} if "namingcontexts" in wanted else {}
+        return Entry(dn="", attrs=attrs)
 
     def find(
         self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
@@ -363,7 +415,7 @@ class LdifDirectory(Directory):
         return [ava for rdns in parse_rdns(rdn) for ava in rdns]
 
     def add(self, dn: str, attrs: Mapping[str, Sequence[str]]) -> None:
-        self._check_open()
+        self._check_writable("add", dn)
         dn = _nfc(dn)
         key = self._key(dn)
         if not key:
@@ -403,7 +455,7 @@ class LdifDirectory(Directory):
         changes: Mapping[str, Sequence[str]],
         expect: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self._check_open()
+        self._check_writable("modify", dn)
         record = self._find(dn)
         if not changes:
             return
@@ -467,7 +519,7 @@ class LdifDirectory(Directory):
         return out
 
     def rename(self, dn: str, new_rdn: str) -> str:
-        self._check_open()
+        self._check_writable("rename", dn)
         record = self._find(dn)
         new_rdn = _nfc(new_rdn)
         parent = split_dn(record.dn)[1]
@@ -502,7 +554,7 @@ class LdifDirectory(Directory):
         return new_dn
 
     def delete(self, dn: str) -> None:
-        self._check_open()
+        self._check_writable("delete", dn)
         record = self._find(dn)
         if self._children.get(record.rdns):
             raise DirectoryError(
@@ -525,7 +577,7 @@ class LdifDirectory(Directory):
     def flush(self) -> None:
         """Write the file atomically (temporary file, fsync, rename) if anything changed."""
         self._check_open()
-        if not self._dirty:
+        if not self._dirty or self.access == "read":
             return
         data = self.dump()
         folder = self.path.parent

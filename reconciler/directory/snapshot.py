@@ -1,13 +1,37 @@
-"""Reading the tool's part of a directory, where a brand-new directory reads as empty."""
+"""Reading the tool's part of a directory, where a brand-new directory reads as empty; and the
+password-free export of it that pull requests from forks plan against (`export`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from reconciler.attributes import LOCK_RDN, MANAGED, READ, SUSPENSION
 from reconciler.directory.base import Directory
-from reconciler.dn import parent_dn
+from reconciler.directory.history import under_history
+from reconciler.directory.ldif import format_entries
+from reconciler.dn import normalize_dn, parent_dn
 from reconciler.errors import DirectoryError, NoSuchEntry
 from reconciler.model import Entry
+
+#: Attributes never exported, whatever their case: secrets and password hashes.
+SECRET = frozenset(
+    {"userpassword", "pwdhistory", "authpassword", "sambantpassword", "sambalmpassword"}
+)
+#: Attributes the export writes in their usual spelling.
+_NAMES = {
+    n.lower(): n
+    for n in (
+        *READ,
+        *MANAGED,
+        *SUSPENSION,
+        "objectClass",
+        "dc",
+        "description",
+        "postalAddress",
+        "telephoneNumber",
+        "departmentNumber",
+    )
+}
 
 
 def read_tree(
@@ -32,3 +56,37 @@ def read_tree(
         f"the base DN {base_dn} does not exist on {directory.url}, and neither does its parent "
         f"{parent}: check base_dn in directory.yaml"
     )
+
+
+def naming_context(directory: Directory) -> str:
+    """The one suffix the directory holds (its root DSE's namingContexts), for commands that were
+    given no base DN; refused, with the suffixes named, when there are several or none."""
+    root = directory.get("", ["namingContexts"])
+    contexts = [c for c in (root.all("namingContexts") if root else ()) if c.strip()]
+    if len(contexts) == 1:
+        return contexts[0]
+    if not contexts:
+        raise DirectoryError(
+            f"{directory.url} names no suffix (namingContexts): give the base DN (--base-dn, or "
+            "the inventory's base_dn)"
+        )
+    raise DirectoryError(
+        f"{directory.url} holds several suffixes ({', '.join(contexts)}): say which with --base-dn"
+    )
+
+
+def export(directory: Directory, base_dn: str) -> bytes:
+    """The tool's part of the directory as LDIF, for planning without credentials (`reconciler
+    snapshot`): every entry under `base_dn` with every user attribute and the operational ones a
+    plan reads (last login, lock, must-change, password and creation times), but no password
+    hash or other secret, nor the tool's own history and lock; entries, attributes and values in
+    a fixed order, so that two snapshots differ only where the directory did."""
+    wanted = ["*", *(a for a in READ if a.lower() not in SECRET)]
+    lock = normalize_dn(f"{LOCK_RDN},{base_dn}")
+    kept = []
+    for entry in read_tree(directory, base_dn, wanted):
+        if under_history(entry.dn, base_dn) or normalize_dn(entry.dn) == lock:
+            continue
+        attrs = {k: v for k, v in entry.attrs.items() if k not in SECRET}
+        kept.append(Entry(entry.dn, attrs))
+    return format_entries(kept, _NAMES)

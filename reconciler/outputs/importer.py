@@ -276,10 +276,8 @@ def infer_domain(entries: Iterable[Entry]) -> str | None:
 
 def infer_regulation(domain: str) -> str | None:
     """The built-in regulation decided for this domain, if any."""
-    for reg_id in regulations.KNOWN:
-        if regulations.get(reg_id).domain == domain:
-            return reg_id
-    return None
+    found = regulations.for_domain(domain)
+    return found.id if found else None
 
 
 def imported_id(mail: str) -> str:

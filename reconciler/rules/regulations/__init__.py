@@ -31,4 +31,12 @@ def get(regulation_id: str) -> Regulation:
         ) from None
 
 
-__all__ = ["KNOWN", "Regulation", "TimeRule", "check_abbr", "get"]
+def for_domain(domain: str) -> Regulation | None:
+    """The built-in regulation decided for the mail domain `domain`, if any."""
+    for regulation in _TABLE.values():
+        if regulation.domain == domain.lower():
+            return regulation
+    return None
+
+
+__all__ = ["KNOWN", "Regulation", "TimeRule", "check_abbr", "for_domain", "get"]
