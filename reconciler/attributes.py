@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping, Sequence
 
 from reconciler.dn import child_dn, escape_rdn_value
 from reconciler.model import Action, Change, Deferred, Entry, Value
 
 PEOPLE_OU = "people"
-PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
 #: The entry `apply` holds under the base DN while it runs, so that one apply runs at a time.
 LOCK_RDN = "cn=reconciler-lock"
+PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson", "govMailAccount")
 
 #: Attributes the tool sets from the inventory and compares on every plan.
 MANAGED = (
@@ -102,6 +103,20 @@ def fingerprint(entry: Entry) -> str:
         for value in sorted(entry.attrs[name]):
             h.update(b"\1" + value.encode())
     return "sha256:" + h.hexdigest()[:32]
+
+
+def managed_digest(attrs: Mapping[str, Sequence[str]]) -> str:
+    """A short digest of the managed attributes of an entry (lower-case attribute names, as in
+    `Entry.attrs`): apply records it after each write, so that the next plan can tell a value
+    changed in the directory by hand since (`plan`: "changed in the directory by hand")."""
+    h = hashlib.sha256()
+    for attr in MANAGED:
+        values = attrs.get(attr.lower(), ())
+        folded = (v.lower() for v in values) if attr in CASELESS_ATTRS else iter(values)
+        h.update(b"\0" + attr.encode())
+        for value in sorted(folded):
+            h.update(b"\1" + value.encode())
+    return h.hexdigest()[:16]
 
 
 def people_dn(base_dn: str) -> str:

@@ -141,6 +141,17 @@ class Settings:
     quarantine_months: int = 12
     relay: str = ""  # notices.relay: the SMTP relay notices go through ("" = .eml files only)
     sender: str = ""  # notices.from
+    #: where apply appends its local audit log when no --audit-log / RECONCILER_AUDIT_LOG says
+    #: (an absolute path, or ~/…); None: nowhere, and apply asks for one
+    audit_log: str | None = None
+    #: months the audit history kept in the directory is kept (None: DEFAULT_KEEP_MONTHS)
+    audit_keep_months: int | None = None
+
+
+#: How long the audit history in the directory is kept by default, in months (at least 12: the
+#: 6-month report of QN-2020 Đ13.6 and the year before it).
+DEFAULT_KEEP_MONTHS = 24
+MIN_KEEP_MONTHS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +386,8 @@ class Plan:
     contacts: tuple[Contact, ...] = ()  # the agencies told after the apply (notices)
     relay: str = ""  # the SMTP relay of the notices ("" = written as files only)
     sender: str = ""  # the notices' From
+    audit_log: str | None = None  # directory.yaml's audit_log, for apply
+    audit_keep_months: int | None = None  # directory.yaml's audit_keep_months, for apply
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

@@ -37,7 +37,8 @@ from reconciler.model import (
     unit_key,
 )
 from reconciler.outputs import publish, report, report_render
-from reconciler.rules import regulations
+from reconciler.planning.plan import Context
+from reconciler.rules import lifecycle, regulations
 
 from . import scenario
 from .helpers import run_cli
@@ -360,7 +361,8 @@ def test_report_and_publish_commands(tmp_path: Path) -> None:
         (NOW + dt.timedelta(days=365 * 3)).isoformat(),
     )
     assert later.returncode == 0, later.stderr
-    assert later.stdout.splitlines()[2].startswith("soyte,Sở Y tế,2,0,,0,0,0,0,0,")
+    # three years on: out of the period, and both mailboxes of Sở Y tế long overdue
+    assert later.stdout.splitlines()[2] == "Cơ quan,soyte,Sở Y tế,2,0,,0,0,0,0,0,2,0,,,,,,"
     due = run_cli(
         "report", str(folder), *common, "--format", "html", "--out", str(tmp_path / "r.html")
     )
@@ -422,3 +424,203 @@ def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
     assert shot.stat().st_size > 5_000
     if os.environ.get("KEEP_SCREENSHOT"):
         Path(os.environ["KEEP_SCREENSHOT"]).write_bytes(shot.read_bytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: overdue mailboxes, Vietnamese throughout, a page that stays small, long names
+
+
+def test_report_shows_the_overdue_mailboxes_of_the_hagiang_example() -> None:
+    """At 2027-05-20 the plan suspends 85 of the 86 mailboxes of inventory/hagiang under
+    HG-2024 Đ8.2.d (no password ever changed): the report says so, not "Không có"."""
+    from reconciler.planning import pipeline
+
+    loaded = pipeline.load(scenario.ROOT / "inventory" / "hagiang")
+    issued = "20261201030000Z"
+    entries = []
+    plan = pipeline.make_plan(loaded, [], Context(now=NOW), limits=None)
+    for op in plan.operations:
+        attrs = {
+            c.attr.lower(): tuple(v for v in c.after if isinstance(v, str)) for c in op.attributes
+        }
+        attrs["createtimestamp"] = (issued,)
+        attrs.pop("userpassword", None)
+        if "pwdaccountlockedtime" in attrs:
+            attrs["govmailsuspendedat"] = (issued,)
+        entries.append(Entry(op.new_dn, attrs))
+    later = dt.datetime(2027, 5, 20, tzinfo=dt.UTC)
+    built = report.build(loaded.inventory, entries, loaded.regulation, [], later)
+    assert len(built.overdue) == 85 and not built.due
+    assert {d.clause for d in built.overdue} == {"HG-2024 Đ8.2.d"}
+    assert {d.day for d in built.overdue} == {dt.date(2027, 1, 1)}
+    text = report_render.markdown(built)
+    assert "## Quá hạn: đã đến hạn nhưng chưa bị khóa (85)" in text
+    assert "mật khẩu cấp ngày 01/12/2026 chưa được đổi" in text
+
+
+ENGLISH = re.compile(
+    r"\b(?:the|never|since|locked|outside|tool|activity|created|password|issued|months?|"
+    r"agency|due|active|suspended|report|no|of|and)\b",
+    re.IGNORECASE,
+)
+
+
+def _words(text: str) -> str:
+    """The prose of a rendered report: without tags, addresses, ids, clauses and dates."""
+    text = re.sub(r"<style>.*?</style>|<[^>]+>", " ", text, flags=re.S)
+    text = re.sub(r"\S+@\S+|HG-\d+|agency:\S+|unit:\S+|[A-Z]{2}-\d{4} Đ[\d.a-z]+", " ", text)
+    return re.sub(r"hagiang-2024|hagiang\.gov\.vn|sokhcn|sotttt|soyte|Noto Sans|DejaVu", " ", text)
+
+
+def test_every_word_of_the_report_is_vietnamese() -> None:
+    built = build_report()
+    for render in (report_render.markdown, report_render.csv_text, report_render.html):
+        prose = _words(render(built))
+        assert not ENGLISH.findall(prose), (render.__name__, ENGLISH.findall(prose)[:10])
+    for basis in lifecycle.BASES:
+        assert basis in report_render.BASIS
+
+
+def test_report_csv_is_for_spreadsheets_and_holds_every_row() -> None:
+    text = report_render.csv_text(build_report())
+    assert text.startswith("\ufeffLoại,Mã cơ quan,Cơ quan,Đang hoạt động,")
+    assert "\r\n" in text
+    assert text.count("Hộp thư sắp đến hạn,") == 2
+
+
+def _many(n: int) -> report.Report:
+    """A report of n mailboxes due, in 50 agencies of long names."""
+    agencies = []
+    for a in range(50):
+        due = tuple(
+            report.Due(
+                agency=f"a{a}",
+                id=f"HG-{a:02d}{i:05d}",
+                address=f"nguoi{i}.a{a}@hagiang.gov.vn",
+                name=f"Nguyễn Văn Người {i}",
+                action="suspend",
+                clause="HG-2024 Đ8.2.a",
+                day=dt.date(2026, 12, 20),
+                reason="",
+                basis=lifecycle.LAST_LOGIN,
+                since=dt.date(2026, 6, 20),
+            )
+            for i in range(n // 50)
+        )
+        agencies.append(
+            report.AgencyReport(
+                id=f"a{a}",
+                name=f"Ủy ban nhân dân xã số {a} thuộc huyện Đồng Văn, tỉnh Hà Giang",
+                active=n // 50,
+                suspended=(),
+                period=tuple((e, 0) for e in report.PERIOD_EVENTS),
+                due=due,
+            )
+        )
+    return report.Report("hagiang-2024", DOMAIN, NOW, NOW, True, tuple(agencies))
+
+
+def test_report_page_of_20000_mailboxes_stays_small_and_the_csv_has_them_all() -> None:
+    built = _many(20_000)
+    page = report_render.html(built)
+    assert len(page.encode()) < 400_000, len(page.encode())
+    assert page.count("… và 390 hộp thư khác (danh sách đầy đủ trong báo cáo CSV)") == 50
+    assert report_render.csv_text(built).count("Hộp thư sắp đến hạn,") == 20_000
+
+
+LONG = (
+    "Ban Quản lý dự án đầu tư xây dựng các công trình dân dụng và công nghiệp tỉnh Hà Giang "
+    "(trực thuộc Ủy ban nhân dân tỉnh)"
+)
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and rows of RGB(A) bytes of a PNG (8-bit, not interlaced): enough for
+    Chromium's screenshots."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and colour in (2, 6) and interlace == 0
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    size = 4 if colour == 6 else 3
+    stride = width * size
+    rows: list[bytes] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for x in range(stride):
+            left = line[x - size] if x >= size else 0
+            up, corner = previous[x], previous[x - size] if x >= size else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 255
+            elif kind == 2:
+                line[x] = (line[x] + up) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[x] = (
+                    line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)
+                ) & 255
+        rows.append(bytes(line))
+        previous = line
+    return width, size, rows
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="headless Chromium test: /usr/bin/chromium is not installed (apt-get install "
+    "chromium, or run scripts/setup with CI=1); in CI it always runs",
+)
+def test_long_agency_names_are_not_cut_in_chromium(tmp_path: Path) -> None:
+    """The chart alone, at the top left of a white page, in Chromium: a screenshot whose left
+    edge is blank (a name cut at the chart's border would touch it) and in which every bar's
+    label has ink. Before names wrapped, a long name ran off the chart's left edge."""
+    built = build_report()
+    built = replace(
+        built, agencies=tuple(replace(a, name=LONG + f" {i}") for i, a in enumerate(built.agencies))
+    )
+    svg = report_render.chart(built)
+    width = int(re.search(r'width="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    height = int(re.search(r'height="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    page = tmp_path / "chart.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;'
+        f"background:#fff}}svg{{display:block}}</style></head><body>{svg}</body></html>",
+        encoding="utf-8",
+    )
+    shot = tmp_path / "chart.png"
+    taken = chromium(
+        tmp_path, "--hide-scrollbars", f"--screenshot={shot}",
+        f"--window-size={width + 40},{height + 40}", page.as_uri(),
+    )  # fmt: skip
+    assert taken.returncode == 0, taken.stderr
+    if os.environ.get("KEEP_SCREENSHOT"):
+        Path(os.environ["KEEP_SCREENSHOT"]).write_bytes(shot.read_bytes())
+    _, size, rows = _png_pixels(shot.read_bytes())
+
+    def ink(y: int, x0: int, x1: int) -> bool:
+        row = rows[y]
+        return any(sum(row[x * size : x * size + 3]) < 3 * 160 for x in range(x0, x1))
+
+    assert not any(ink(y, 0, 3) for y in range(height)), "a label touches the chart's left edge"
+    y = 5
+    for lines in (report_render.wrap(a.name) for a in built.agencies):
+        assert len(lines) > 1  # wrapped
+        band = max(report_render.ROW_HEIGHT, report_render.LINE_HEIGHT * len(lines) + 12)
+        assert any(ink(row, 3, report_render.LABEL_WIDTH) for row in range(y, y + band))
+        y += band

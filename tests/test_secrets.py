@@ -47,6 +47,7 @@ def test_hg_2024_d3_1_no_secret_leaks_from_any_command(slapd: Slapd, tmp_path: P
     secret_file = tmp_path / "secret" / "bind.pw"
     secret_file.parent.mkdir()
     secret_file.write_text(slapd.root_pw + "\n", encoding="utf-8")
+    secret_file.chmod(0o600)
     scratch = tmp_path / "tmpdir"
     scratch.mkdir()
     work = tmp_path / "work"

@@ -33,6 +33,7 @@ from reconciler.attributes import (
     SUSPEND_REASON,
     fingerprint,
     format_time,
+    managed_digest,
 )
 from reconciler.directory import Directory
 from reconciler.dn import parse_dn, split_dn
@@ -68,6 +69,12 @@ class Recap:
 
 
 Progress = Callable[[int, int], None]
+#: Told of each operation's result as apply goes: the operation, "ok" (already done), "changed"
+#: or "failed".
+Shown = Callable[[Operation, str], None]
+#: Actions whose writes change the managed attributes: their audit record keeps the digest of
+#: what apply left (`attributes.managed_digest`), for the next plan's hand-change check.
+_DIGESTED = frozenset({Action.CREATE, Action.RENAME, Action.UPDATE})
 
 
 def _same(entry: Entry, change: Change) -> bool:
@@ -223,6 +230,7 @@ def execute(
     break_lock: bool = False,
     progress: Progress | None = None,
     accept_unverified_lock: bool = False,
+    on_result: Shown | None = None,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -266,11 +274,15 @@ def execute(
                 op.action.value,
                 id=op.id,
                 dn=op.dn or op.new_dn,
+                address=op.address,
+                agency=op.agency,
                 outcome="ok",
                 message="already done",
             )
             if op.action is Action.DELETE and plan.erase:
                 mailstore.erase(plan.erase, op, audit)
+            if on_result:
+                on_result(op, "ok")
         current_dn = {key: e.dn for key, e in live.items()}
         # each entry as this run knows it: as read by the stale check, then as this run wrote it;
         # every modify is a compare-and-swap against it, so a hand change made while the apply
@@ -309,26 +321,39 @@ def execute(
                 )
                 recap.failed = 1
                 recap.skipped = total - index - 1
-                audit.record(op.action.value, id=op.id, dn=dn, outcome="failed", message=str(error))
+                audit.record(
+                    op.action.value,
+                    id=op.id,
+                    dn=dn,
+                    address=op.address,
+                    agency=op.agency,
+                    outcome="failed",
+                    message=str(error),
+                )
                 recap.messages.append(f"{op.action.value} {op.address} ({op.id}) failed: {error}")
                 moment = dt.datetime.now(dt.UTC)
                 recap.outcomes.append((op, "failed", moment))
                 recap.outcomes += [(later, "skipped", moment) for later in todo[index + 1 :]]
+                if on_result:
+                    on_result(op, "failed")
                 break
             current_dn[op.id] = new_dn
             written.add(op.id)
             recap.changed += 1
             recap.outcomes.append((op, "changed", dt.datetime.now(dt.UTC)))
+            digested = {"digest": managed_digest(state)} if op.action in _DIGESTED else {}
             audit.record(
                 op.action.value,
                 id=op.id,
                 dn=new_dn,
                 address=op.address,
+                agency=op.agency,
                 clause=op.clause,
                 reason=op.reason,
                 before=before,
                 after=after,
                 outcome="changed",
+                **digested,
             )
             if op.action is Action.DELETE and plan.erase:
                 try:
@@ -337,6 +362,8 @@ def execute(
                     recap.failed, recap.skipped = 1, total - index - 1
                     recap.messages.append(f"delete {op.address} ({op.id}): {error}")
                     break
+            if on_result:
+                on_result(op, "changed")
             if progress:
                 progress(index + 1, total)
     return recap

@@ -7,8 +7,11 @@ happens) are synced to disk at once; the records of a run of changes are synced 
 apply's time). A power cut can lose at most that fraction of a second of "changed" records, and
 the next apply finds those changes done and records them as such.
 
-Records hold no secret: no password, no password hash. The log is only ever appended to, never
-rotated by the tool, so records are kept as long as the file is (at least 6 months by HG-2024 Đ9.1).
+Records hold no secret: no password, no password hash. Each names the directory it changed (its
+domain and base DN), so that a log shared by several directories is still read right by the report
+of each. The file is personal data (addresses, names): created 0600, like the applied plans kept
+beside it. The log is only ever appended to, never rotated by the tool; the history the report
+reads is also kept in the directory itself (`directory.history`, fed through `attach`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -35,9 +39,22 @@ def scrub(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if k.lower() not in SECRET_ATTRIBUTES}
 
 
+#: Mode of the audit log and of the applied plans kept beside it (personal data).
+PRIVATE = 0o600
+
+
 class AuditLog:
     def __init__(
-        self, path: Path, *, run: str, actor: str, plan_digest: str, commit: str, directory: str
+        self,
+        path: Path,
+        *,
+        run: str,
+        actor: str,
+        plan_digest: str,
+        commit: str,
+        directory: str,
+        domain: str = "",
+        base_dn: str = "",
     ) -> None:
         self.path = path
         self.common = {
@@ -46,16 +63,31 @@ class AuditLog:
             "plan": plan_digest,
             "inventory_commit": commit,
             "directory": directory,
+            "domain": domain,
+            "base_dn": base_dn,
         }
         self.broken = False  # a write failed (full disk, I/O error): nothing more goes there
         self._synced = time.monotonic()
+        self._sinks: list[Callable[[dict[str, Any]], None]] = []
+        self._first: dict[str, Any] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+            if os.fstat(fd).st_mode & 0o077:  # a log made by an older version: personal data
+                with suppress(OSError):
+                    os.fchmod(fd, PRIVATE)
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
         except OSError as error:
             raise ReconcilerError(
                 f"cannot open the audit log {path}: {error.strerror}. Nothing was applied."
             ) from None
+
+    def attach(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        """Give every record from now on to `sink` too (the directory's history), starting with
+        the run's first record, already written here. A sink's ReconcilerError stops the run."""
+        self._sinks.append(sink)
+        if self._first is not None:
+            sink(self._first)
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {
@@ -81,6 +113,10 @@ class AuditLog:
                 f"cannot write the audit log {self.path}: {error.strerror}. The apply stopped "
                 "so that no change goes unrecorded."
             ) from None
+        if self._first is None:
+            self._first = entry
+        for sink in self._sinks:
+            sink(entry)
 
     def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
         """Keep the applied plan beside the log, named by time and digest; None when the log's
@@ -91,7 +127,10 @@ class AuditLog:
         target = self.path.parent / "applied" / f"{stamp}-{digest.split(':')[-1][:12]}.json"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(plan_file, target)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+            with os.fdopen(fd, "wb") as out, plan_file.open("rb") as source:
+                os.fchmod(out.fileno(), PRIVATE)
+                shutil.copyfileobj(source, out)
         except OSError as error:
             raise ReconcilerError(
                 f"cannot keep a copy of the applied plan as {target}: {error.strerror}"

@@ -16,7 +16,6 @@ from reconciler.attributes import (
     format_time,
 )
 from reconciler.directory import Directory
-from reconciler.directory.snapshot import read_tree
 from reconciler.errors import ReconcilerError
 from reconciler.model import Entry
 from reconciler.names import fold
@@ -35,9 +34,15 @@ ATTRIBUTES = (
 
 
 def find(directory: Directory, base_dn: str, address: str) -> Entry:
-    """The managed mailbox whose address (or one of its aliases) is `address`."""
+    """The managed mailbox whose address (or one of its aliases) is `address`: two searches on
+    indexed attributes, not a read of the whole directory."""
     wanted = address.strip().lower()
-    for entry in read_tree(directory, base_dn, ATTRIBUTES):
+    found = [
+        entry
+        for attribute in ("mail", "govMailAlias")
+        for entry in directory.find(base_dn, attribute, [wanted], ATTRIBUTES)
+    ]
+    for entry in found:
         addresses = {a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias"))}
         if wanted in addresses:
             if not entry.managed:
@@ -64,6 +69,8 @@ def reset_password(
     password = generate([fold(w) for w in (entry.get("cn") or "").split()])
     mail = entry.mail or address
     credentials.add(mail, password)  # synced before the directory changes
+    about = {"id": entry.key, "dn": entry.dn, "address": mail, "clause": clause}
+    about["agency"] = entry.get("govMailAgency") or ""
     try:
         directory.modify(
             entry.dn,
@@ -74,19 +81,9 @@ def reset_password(
             },
         )
     except ReconcilerError as error:
-        audit.record(
-            "reset-password",
-            id=entry.key,
-            dn=entry.dn,
-            address=mail,
-            clause=clause,
-            outcome="failed",
-            message=str(error),
-        )
+        audit.record("reset-password", **about, outcome="failed", message=str(error))
         raise
-    audit.record(
-        "reset-password", id=entry.key, dn=entry.dn, address=mail, clause=clause, outcome="changed"
-    )
+    audit.record("reset-password", **about, outcome="changed")
     return entry
 
 

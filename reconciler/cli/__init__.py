@@ -13,6 +13,7 @@ from reconciler.cli import (  # noqa: F401  (register the commands)
     inventory_cmds,
     plan_cmd,
     reset_cmd,
+    show_cmd,
     snapshot_cmd,
     suspend_cmd,
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,12 +12,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli.app import main
-from reconciler.cli.common import actor_name, connection_options, fail, open_from
+from reconciler.cli.common import (
+    actor_name,
+    audit_log_option,
+    audit_log_path,
+    connection_options,
+    fail,
+    open_from,
+)
 from reconciler.errors import ReconcilerError
+from reconciler.text import count
 
 if TYPE_CHECKING:
     from reconciler.applying.apply import Recap
-    from reconciler.model import Plan
+    from reconciler.model import Operation, Plan
 
 
 @main.command()
@@ -27,13 +37,7 @@ if TYPE_CHECKING:
     help="new CSV file (mode 0600, outside the repository) for the issued passwords",
 )
 @click.option("--expect-digest", metavar="D", help="apply only if the plan's digest is D")
-@click.option(
-    "--audit-log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("plans/audit.jsonl"),
-    show_default=True,
-    help="JSON-lines audit log to append to; the applied plan is kept beside it",
-)
+@audit_log_option("JSON-lines audit log to append to (0600); the applied plan is kept beside it")
 @click.option("--actor", help="who applies (default: the CI user or $USER)")
 @click.option("--break-lock", is_flag=True, help="take over a lock left by a dead apply")
 @click.option(
@@ -52,7 +56,7 @@ def apply(
     plan_file: Path,
     credentials_out: Path | None,
     expect_digest: str | None,
-    audit_log: Path,
+    audit_log: Path | None,
     actor: str | None,
     break_lock: bool,
     accept_unverified_lock: bool,
@@ -65,13 +69,19 @@ def apply(
     is already done, so an interrupted apply can simply be run again. An entry changed by hand
     while the apply runs stops it: the change is never overwritten. A plan that suspends is
     refused, before anything is written, on a server whose password policy would not lock the
-    accounts (pwdLockout). After each delete, the plan's mail-store erase command runs.
+    accounts (pwdLockout). After each delete, the plan's mail-store erase command runs. Prints
+    one line per operation as it goes (its result, action and address), then the recap. Every
+    record goes to the audit log and to the directory's own history (ou=history), which the
+    report reads.
     """
     from reconciler.applying import apply as apply_module
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile
     from reconciler.cli.progress import Progress
+    from reconciler.directory import history
+    from reconciler.model import DEFAULT_KEEP_MONTHS
     from reconciler.planning import planfile
+    from reconciler.rules.lifecycle import add_months
 
     try:
         saved = planfile.load(plan_file)
@@ -81,68 +91,113 @@ def apply(
                 f"the plan's digest is {digest}, not the expected {expect_digest}: this is not "
                 "the plan that was reviewed. Nothing was applied."
             )
+        log_path = audit_log_path(audit_log, saved.audit_log, "apply")
         audit = AuditLog(
-            audit_log,
+            log_path,
             run=digest,
             actor=actor_name(actor),
             plan_digest=digest,
             commit=saved.inventory_commit,
             directory=str(connection["directory_url"]).rstrip("/"),
+            domain=saved.domain,
+            base_dn=saved.base_dn,
         )
     except ReconcilerError as error:
         fail(error)
+    progress = Progress("applying", len(saved.operations))
+
+    def shown(op: Operation, result: str) -> None:
+        what = f"{op.previous} → {op.address}" if op.previous else op.address
+        progress.clear()
+        click.echo(f"{result:<7} {op.action.value:<7} {what} ({op.id})")
+
     kept: Path | None = None
+    failure: ReconcilerError | None = None
+    credentials = None
+    directory = None
+    writer = None
+    recap = None
     try:
+        # On record before anything can change: a log that cannot be written (full disk) stops
+        # the apply here, and a server that cannot be reached is on record too.
+        audit.record("apply", outcome="started", operations=len(saved.operations))
+        credentials = CredentialsFile(credentials_out) if credentials_out else None
+        directory = open_from(connection, "create")
+        # the directory's own history: every record of the run from its first on (a directory
+        # whose schema lacks the history's object class stops the apply here, unchanged)
+        writer = history.Writer(directory, saved.base_dn, uuid.uuid4().hex[:12])
+        audit.attach(writer.add)
         try:
-            # On record before anything can change: a log that cannot be written (full disk)
-            # stops the apply here, and a server that cannot be reached is on record too.
-            audit.record("apply", outcome="started", operations=len(saved.operations))
-            credentials = CredentialsFile(credentials_out) if credentials_out else None
+            recap = apply_module.execute(
+                saved,
+                digest,
+                directory,
+                audit,
+                credentials,
+                actor=actor_name(actor),
+                break_lock=break_lock,
+                progress=progress,
+                on_result=shown,
+                accept_unverified_lock=accept_unverified_lock,
+            )
+        finally:
+            progress.close()
+        if not recap.failed:  # the history past its retention goes, after a run that went well
+            months = saved.audit_keep_months or DEFAULT_KEEP_MONTHS
+            cutoff = dt.datetime.combine(
+                add_months(dt.datetime.now(dt.UTC).date(), -months), dt.time(), dt.UTC
+            )
             try:
-                directory = open_from(connection, "create")
-                progress = Progress("applying", len(saved.operations))
-                try:
-                    recap = apply_module.execute(
-                        saved,
-                        digest,
-                        directory,
-                        audit,
-                        credentials,
-                        actor=actor_name(actor),
-                        break_lock=break_lock,
-                        progress=progress,
-                        accept_unverified_lock=accept_unverified_lock,
-                    )
-                finally:
-                    progress.close()
-                    directory.close()
-            finally:
-                if credentials:
-                    credentials.close()
-                with suppress(ReconcilerError):
-                    kept = audit.keep_plan(plan_file, digest)
-            audit.record("apply", outcome="failed" if recap.failed else "done", recap=recap.line())
-        except ReconcilerError as error:
-            with suppress(ReconcilerError):
-                audit.record("apply", outcome="failed", message=str(error))
-            fail(error)
+                pruned = history.prune(directory, saved.base_dn, cutoff)
+            except ReconcilerError as error:
+                click.echo(f"Warning: the audit history was not pruned: {error}", err=True)
+                pruned = 0
+            if pruned:
+                audit.record("history", outcome="changed", pruned=pruned, kept_months=months)
+        audit.record("apply", outcome="failed" if recap.failed else "done", recap=recap.line())
+    except ReconcilerError as error:
+        failure = error
+        with suppress(ReconcilerError):
+            audit.record("apply", outcome="failed", message=str(error))
     finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except ReconcilerError as error:
+                if failure is None and not (recap and recap.failed):
+                    failure = error
+                else:  # the run failed anyway: that failure is what to report
+                    click.echo(f"Warning: {error} (the local audit log has every record)", err=True)
+        if directory is not None:
+            try:
+                directory.close()
+            except ReconcilerError as error:
+                failure = failure or error
+        if credentials:
+            credentials.close()
+        with suppress(ReconcilerError):
+            kept = audit.keep_plan(plan_file, digest)
         audit.close()
+    if failure is not None or recap is None:
+        fail(failure or ReconcilerError("the apply did not finish"))
     if recap.replaced_lock:
         click.echo(f"Took over the lock of a previous run: {recap.replaced_lock}", err=True)
     for message in recap.messages:
         click.echo(message, err=True)
     click.echo(f"Recap: {recap.line()}")
     click.echo(
-        f"Audit log: {audit_log}; applied plan kept as {kept}"
+        f"Audit log: {log_path}; applied plan kept as {kept}"
         if kept
-        else f"Audit log: {audit_log}; the applied plan could not be kept beside it",
+        else f"Audit log: {log_path}; the applied plan could not be kept beside it",
         err=True,
     )
     if credentials and credentials.count:
-        click.echo(f"{credentials.count} initial passwords written to {credentials_out}", err=True)
+        click.echo(
+            f"{count(credentials.count, 'initial password')} written to {credentials_out}",
+            err=True,
+        )
     try:
-        notify(saved, recap, notices_out or audit_log.parent / "notices")
+        notify(saved, recap, notices_out or log_path.parent / "notices")
     except ReconcilerError as error:
         fail(error)
     if recap.failed:
@@ -157,8 +212,6 @@ def apply(
 def notify(saved: Plan, recap: Recap, folder: Path) -> None:
     """The agencies' notices of what this apply did (and refused): written, and sent when the
     plan names a relay."""
-    import datetime as dt
-
     from reconciler.outputs import notices
     from reconciler.rules import regulations
 

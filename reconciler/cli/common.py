@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
@@ -104,12 +104,7 @@ def open_from(kw: dict[str, Any], access: Access = "read") -> Directory:
     password = os.environ.get("RECONCILER_BIND_PASSWORD")
     password_file: Path | None = kw.pop("bind_password_file")
     if password_file is not None:
-        try:
-            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as error:
-            raise ReconcilerError(
-                f"cannot read --bind-password-file {password_file}: {error.strerror}"
-            ) from None
+        password = read_password_file(password_file)
     return open_directory(
         kw.pop("directory_url"),
         bind_dn=kw.pop("bind_dn"),
@@ -120,6 +115,28 @@ def open_from(kw: dict[str, Any], access: Access = "read") -> Directory:
         backend=kw.pop("backend"),
         access=access,
     )
+
+
+def read_password_file(path: Path) -> str:
+    """The bind password in `path`, refused when the file's mode lets its group or anyone else
+    read or write it (as ssh refuses such a key): a password readable by others is not secret."""
+    try:
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode & 0o777
+            if mode & 0o077:
+                raise ReconcilerError(
+                    f"--bind-password-file {path} is readable by others (mode {mode:04o}): "
+                    f"make it private with `chmod 600 {path}` and give it again"
+                )
+            data = f.read()
+    except OSError as error:
+        raise ReconcilerError(
+            f"cannot read --bind-password-file {path}: {error.strerror}"
+        ) from None
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ReconcilerError(f"--bind-password-file {path} is not UTF-8 text") from None
 
 
 def git_commit(folder: Path) -> str:
@@ -146,23 +163,66 @@ def load_inventory(inventory: Path) -> Loaded:
         problems(error, str(inventory))
 
 
+class Read(NamedTuple):
+    """What a command read of the directory."""
+
+    entries: list[Entry]
+    #: the directory read, closed (its `url`, its `backend`)
+    directory: Directory
+    #: the audit records kept in the directory (`pipeline.history`), when asked for
+    history: list[dict[str, Any]]
+
+
 def read_directory(
-    connection: dict[str, Any], loaded: Loaded, *, progress: bool = False
-) -> tuple[list[Entry], Directory]:
-    """Open the directory the connection options name, read the inventory's part of it
-    (`pipeline.read`) and close it: the entries, and the closed directory (its `url`, its
-    `backend`)."""
+    connection: dict[str, Any], loaded: Loaded, *, progress: bool = False, history: bool = False
+) -> Read:
+    """Open the directory the connection options name (an `ldif:` file read-only), read the
+    inventory's part of it (`pipeline.read`) and, with `history`, its audit history, and close
+    it."""
     from reconciler.cli.progress import Progress
     from reconciler.planning import pipeline
 
     directory = open_from(connection)
     shown = Progress(f"reading the directory ({directory.backend})") if progress else None
     try:
-        return pipeline.read(directory, loaded, shown), directory
+        entries = pipeline.read(directory, loaded, shown)
+        records = pipeline.history(directory, loaded) if history else []
+        return Read(entries, directory, records)
     finally:
         if shown is not None:
             shown.close()
         directory.close()
+
+
+#: The environment variable naming the audit log, between --audit-log and directory.yaml.
+AUDIT_LOG_ENV = "RECONCILER_AUDIT_LOG"
+
+
+def audit_log_option(help_text: str) -> Callable[[F], F]:
+    """--audit-log FILE, from the environment when not given."""
+    return click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=AUDIT_LOG_ENV,
+        metavar="FILE",
+        help=f"{help_text} [env {AUDIT_LOG_ENV}; else audit_log in directory.yaml]",
+    )
+
+
+def audit_log_path(option: Path | None, setting: str | None, command: str) -> Path:
+    """Where `command` appends its audit log: --audit-log (or RECONCILER_AUDIT_LOG, which click
+    puts there), else `audit_log` of directory.yaml; never the current folder by default, so
+    that a command run in an inventory repository leaves nothing behind in it."""
+    if option is not None:
+        return option
+    if setting:
+        return Path(setting).expanduser()
+    raise ReconcilerError(
+        f"{command} needs to know where to keep its audit log: give --audit-log FILE, set "
+        f"{AUDIT_LOG_ENV}, or set audit_log (an absolute path) in the inventory's directory.yaml. "
+        "Nothing was changed. (The log is never put in the current folder by default; its "
+        "records also go to the directory's own history, ou=history, which the report reads.)"
+    )
 
 
 def actor_name(actor: str | None) -> str:
@@ -177,13 +237,7 @@ def actor_name(actor: str | None) -> str:
 def inventory_and_audit_options(command: F) -> F:
     """--inventory (where the mailboxes are, and their regulation) and --audit-log, shared by the
     commands that change one mailbox outside a plan file (reset-password, suspend)."""
-    command = click.option(
-        "--audit-log",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("plans/audit.jsonl"),
-        show_default=True,
-        help="JSON-lines audit log to append to",
-    )(command)
+    command = audit_log_option("JSON-lines audit log to append to (0600)")(command)
     return click.option(
         "--inventory",
         "inventory_path",

@@ -25,6 +25,20 @@ from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
 from reconciler.inventory.gitdiff import InventoryChanges
 from reconciler.model import Plan
 
+#: --format of the commands that print a plan (plan, show).
+plan_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="how to print the plan",
+)
+#: --show-unmanaged of the same commands.
+show_unmanaged_option = click.option(
+    "--show-unmanaged", is_flag=True, help="list the entries the tool does not manage"
+)
+
 
 @main.command()
 @click.argument("inventory", type=click.Path(file_okay=False, path_type=Path))
@@ -34,14 +48,7 @@ from reconciler.model import Plan
     type=click.Path(dir_okay=False, path_type=Path),
     help="save the plan as JSON for `reconciler apply`",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="how to print the plan",
-)
+@plan_format
 @click.option(
     "--now",
     callback=parse_now,
@@ -70,7 +77,14 @@ from reconciler.model import Plan
     metavar="N",
     help="allow up to N suspensions (above 10 % of the mailboxes)",
 )
-@click.option("--show-unmanaged", is_flag=True, help="list the entries the tool does not manage")
+@show_unmanaged_option
+@click.option(
+    "--only-time-rules",
+    is_flag=True,
+    help="keep only the operations the time rules cause (suspensions for inactivity or an "
+    "unchanged password, deletions after a long suspension): what the daily scheduled run "
+    "applies on its own; the guard applies to them alone",
+)
 @click.option(
     "--base-ref",
     metavar="REF",
@@ -87,6 +101,7 @@ def plan(
     allow_deletes: int | None,
     allow_suspends: int | None,
     show_unmanaged: bool,
+    only_time_rules: bool,
     base_ref: str | None,
     **connection: Any,
 ) -> None:
@@ -95,6 +110,8 @@ def plan(
     Reads the live directory, gives every mailbox its address by the regulation, and lists the
     create / rename / update / suspend / restore / delete operations, each with its clause.
     """
+    from reconciler.cli.progress import Progress
+    from reconciler.directory.history import applied_digests
     from reconciler.inventory import activity as activity_module
     from reconciler.inventory.gitdiff import changes_since
     from reconciler.planning import collector, pipeline, planfile
@@ -108,10 +125,11 @@ def plan(
                 changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity) if activity else {}
         started = time.monotonic()
-        entries, directory = read_directory(connection, loaded, progress=True)
-        read = (
-            f"Read {len(entries):,} entries from {directory.url} with {directory.backend} in "
-            f"{time.monotonic() - started:.1f} s."
+        read = read_directory(connection, loaded, progress=True, history=True)
+        directory = read.directory
+        said = (
+            f"Read {len(read.entries):,} entries from {directory.url} with {directory.backend} "
+            f"in {time.monotonic() - started:.1f} s."
         )
         context = Context(
             now=now,
@@ -119,19 +137,29 @@ def plan(
             directory_backend=directory.backend,
             inventory_commit=git_commit(inventory),
             activity=seen,
+            applied=applied_digests(read.history),
         )
-        result = pipeline.make_plan(
-            loaded, entries, context, limits=loaded.limits(allow_deletes, allow_suspends)
-        )
+        computing = Progress("computing the plan")
+        try:
+            result = pipeline.make_plan(
+                loaded,
+                read.entries,
+                context,
+                limits=loaded.limits(allow_deletes, allow_suspends),
+                progress=computing,
+                time_rules_only=only_time_rules,
+            )
+        finally:
+            computing.close()
     except UnsafePlan as error:
-        _print_plan(error.plan, fmt, show_unmanaged, changes)  # the refused plan, then why
+        print_plan(error.plan, fmt, show_unmanaged, changes)  # the refused plan, then why
         fail(error)
     except InventoryError as error:
         problems(error, str(inventory))
     except ReconcilerError as error:
         fail(error)
-    click.echo(read, err=True)  # once there is a plan: problems alone on stderr otherwise
-    _print_plan(result, fmt, show_unmanaged, changes)
+    click.echo(said, err=True)  # once there is a plan: problems alone on stderr otherwise
+    print_plan(result, fmt, show_unmanaged, changes)
     if out is not None:
         planfile.save(result, out)
         click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)
@@ -139,7 +167,7 @@ def plan(
         sys.exit(2)
 
 
-def _print_plan(
+def print_plan(
     result: Plan, fmt: str, show_unmanaged: bool, changes: InventoryChanges | None = None
 ) -> None:
     from reconciler.planning import planfile, render

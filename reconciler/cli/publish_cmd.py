@@ -38,8 +38,7 @@ def publish(inventory: Path, out: Path, **connection: Any) -> None:
 
     loaded = load_inventory(inventory)
     try:
-        entries, _directory = read_directory(connection, loaded)
-        public = publish_module.build(loaded.inventory, entries)
+        public = publish_module.build(loaded.inventory, read_directory(connection, loaded).entries)
         files = publish_module.files(public)
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():

@@ -19,10 +19,19 @@ from reconciler.cli.common import (
     read_directory,
 )
 from reconciler.errors import InventoryError, Problem, ReconcilerError
+from reconciler.text import count
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
     return None if value is None else parse_now(ctx, param, value)
+
+
+def _start(records: list[dict[str, Any]]) -> dt.datetime | None:
+    """When the directory's history begins (its oldest record kept)."""
+    from reconciler.directory.history import moment
+
+    times = [m for r in records if (m := moment(r.get("time"))) is not None]
+    return min(times) if times else None
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
@@ -72,7 +81,8 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
 @click.option(
     "--audit-log",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="the apply audit log (JSON lines): created / renamed / deleted in the period",
+    help="count created / renamed / deleted in the period from this local audit log (JSON "
+    "lines; only its records of this directory count) instead of the directory's own history",
 )
 @click.option(
     "--activity",
@@ -100,20 +110,45 @@ def report(
     out: Path | None,
     **connection: Any,
 ) -> None:
-    """The periodic report of INVENTORY's directory: accounts per agency (active, suspended by
-    clause), created / renamed / deleted in the period, and the mailboxes a time rule will catch
-    within 30 days."""
+    """The periodic report of INVENTORY's directory, in Vietnamese: accounts per agency (active,
+    suspended by clause), created / renamed / deleted / suspended / restored in the period (from
+    the audit history the directory keeps in ou=history), the mailboxes a time rule has caught
+    and that are not suspended yet (overdue), and those it will catch within 30 days."""
     from reconciler.inventory import activity as activity_module
     from reconciler.outputs import report as report_module
     from reconciler.outputs.report_render import RENDERERS
 
     loaded = load_inventory(inventory)
+    settings = loaded.inventory.settings
     try:
-        records = read_audit(audit_log) if audit_log else None
+        records: list[dict[str, Any]] | None
         seen = activity_module.load(activity) if activity else {}
-        entries, _directory = read_directory(connection, loaded)
+        read = read_directory(connection, loaded, history=audit_log is None)
+        started = None
+        if audit_log is not None:
+            mine, left = report_module.own_records(
+                read_audit(audit_log), settings.domain, settings.base_dn
+            )
+            records = [dict(r) for r in mine]
+            if left:
+                click.echo(
+                    f"{audit_log}: {count(left, 'record')} of other directories (or naming "
+                    f"none: written by an older reconciler) left out; only those of "
+                    f"{settings.domain} ({settings.base_dn}) count",
+                    err=True,
+                )
+        else:
+            records = read.history or None
+            started = _start(read.history)
         result = report_module.build(
-            loaded.inventory, entries, loaded.regulation, records, now, since, seen
+            loaded.inventory,
+            read.entries,
+            loaded.regulation,
+            records,
+            now,
+            since,
+            seen,
+            history_from=started,
         )
     except InventoryError as error:
         problems(error, str(audit_log or activity or inventory))

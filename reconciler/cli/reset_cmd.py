@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,10 @@ import click
 from reconciler.cli.app import main
 from reconciler.cli.common import (
     actor_name,
+    audit_log_option,
+    audit_log_path,
     connection_options,
     fail,
-    inventory_and_audit_options,
     load_inventory,
     open_from,
 )
@@ -28,65 +30,98 @@ from reconciler.errors import ReconcilerError
     required=True,
     help="new CSV file (mode 0600, outside the repository) for the temporary password",
 )
-@inventory_and_audit_options
+@click.option(
+    "--inventory",
+    "inventory_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_INVENTORY",
+    help="the inventory folder, for the base DN, the regulation and audit_log (default: the "
+    "directory's suffix, and the regulation of the address's domain) [env RECONCILER_INVENTORY]",
+)
+@click.option(
+    "--base-dn",
+    metavar="DN",
+    help="where the mailboxes are (default: the inventory's base_dn, else the directory's suffix)",
+)
+@audit_log_option("JSON-lines audit log to append to (0600)")
 @click.option("--actor", help="who resets (default: the CI user or $USER)")
 def reset_password(
     address: str,
     credentials_out: Path,
     inventory_path: Path | None,
-    audit_log: Path,
+    base_dn: str | None,
+    audit_log: Path | None,
     actor: str | None,
     **connection: Any,
 ) -> None:
     """Issue a temporary password for ADDRESS that must be changed at the next login.
 
     The password is written only to --credentials-out; the message cites the clause of the
-    inventory's regulation that asks for the change.
+    regulation that asks for the change. The reset is recorded in the audit log and in the
+    directory's own history (ou=history).
     """
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile
     from reconciler.applying.reset import reset_password as reset
-    from reconciler.planning import collector
+    from reconciler.directory import history
+    from reconciler.directory.snapshot import naming_context
+    from reconciler.rules import regulations
 
-    if inventory_path is None:
-        fail(
-            ReconcilerError(
-                "give --inventory INVENTORY (or RECONCILER_INVENTORY): its "
-                "directory.yaml says where the mailboxes are"
-            )
-        )
-    loaded = load_inventory(inventory_path)
-    regulation = loaded.regulation
+    settings = load_inventory(inventory_path).inventory.settings if inventory_path else None
+    domain = address.rpartition("@")[2].lower()
+    regulation = (
+        regulations.get(settings.regulation) if settings else regulations.for_domain(domain)
+    )
+    clause = regulation.reset_clause if regulation else ""
     try:
+        log_path = audit_log_path(
+            audit_log, settings.audit_log if settings else None, "reset-password"
+        )
         credentials = CredentialsFile(credentials_out)
         try:
             directory = open_from(connection, "write")
-            audit = AuditLog(
-                audit_log,
-                run="reset-password",
-                actor=actor_name(actor),
-                plan_digest="",
-                commit="",
-                directory=directory.url,
-            )
             try:
-                with collector.paused():  # it reads the whole directory to find the address
+                base = base_dn or (settings.base_dn if settings else naming_context(directory))
+                audit = AuditLog(
+                    log_path,
+                    run="reset-password",
+                    actor=actor_name(actor),
+                    plan_digest="",
+                    commit="",
+                    directory=directory.url,
+                    domain=settings.domain if settings else domain,
+                    base_dn=base,
+                )
+                writer = history.Writer(directory, base, uuid.uuid4().hex[:12])
+                try:
+                    audit.attach(writer.add)
+                    # on record, in the directory too, before the password changes: a directory
+                    # that cannot keep the history stops the reset here
+                    audit.record("reset-password", address=address, outcome="started")
                     entry = reset(
                         directory,
-                        loaded.inventory.settings.base_dn,
+                        base,
                         address,
                         credentials,
                         audit,
-                        regulation.reset_clause,
-                        regulation.restore_clause,
+                        clause,
+                        regulation.restore_clause if regulation else "",
                     )
+                    writer.close()
+                finally:
+                    audit.close()
             finally:
-                audit.close()
                 directory.close()
         finally:
             credentials.close()
     except ReconcilerError as error:
         fail(error)
+    if regulation is None:
+        click.echo(
+            f"A temporary password for {entry.mail} is in {credentials_out}; it must be "
+            "changed at the first login."
+        )
+        return
     click.echo(
         f"A temporary password for {entry.mail} is in {credentials_out} (a reset on request, "
         f"{regulation.reset_clause}); it must be changed at the first login "

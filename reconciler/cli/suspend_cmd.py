@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 from reconciler.cli.app import main
 from reconciler.cli.common import (
     actor_name,
+    audit_log_path,
     connection_options,
     fail,
     inventory_and_audit_options,
@@ -37,7 +39,7 @@ def suspend(
     clause: str,
     note: str,
     inventory_path: Path | None,
-    audit_log: Path,
+    audit_log: Path | None,
     actor: str | None,
     notices_out: Path | None,
     **connection: Any,
@@ -53,13 +55,16 @@ def suspend(
     from reconciler.applying import suspend as suspend_module
     from reconciler.applying.audit import AuditLog
     from reconciler.cli.apply_cmd import notify
+    from reconciler.directory import history
     from reconciler.planning import planfile
 
     if inventory_path is None:
         fail(ReconcilerError("give --inventory INVENTORY (or RECONCILER_INVENTORY)"))
     loaded = load_inventory(inventory_path)
+    settings = loaded.inventory.settings
     who = actor_name(actor)
     try:
+        log_path = audit_log_path(audit_log, settings.audit_log, "suspend")
         directory = open_from(connection, "write")
         try:
             prepared = suspend_module.prepare(
@@ -73,17 +78,23 @@ def suspend(
             )
             digest = planfile.digest(prepared.plan)
             audit = AuditLog(
-                audit_log,
+                log_path,
                 run=digest,
                 actor=who,
                 plan_digest=digest,
                 commit="",
                 directory=directory.url,
+                domain=settings.domain,
+                base_dn=settings.base_dn,
             )
+            writer = history.Writer(directory, settings.base_dn, uuid.uuid4().hex[:12])
             try:
+                audit.attach(writer.add)  # in the directory's history too, as apply's
+                audit.record("suspend", address=address, outcome="started")
                 recap = apply_module.execute(
                     prepared.plan, digest, directory, audit, None, actor=who
                 )
+                writer.close()
             except ReconcilerError:
                 suspend_module.undo(prepared)
                 raise
@@ -94,7 +105,7 @@ def suspend(
                 raise ReconcilerError("; ".join(recap.messages) or "the suspension failed")
         finally:
             directory.close()
-        notify(prepared.plan, recap, notices_out or audit_log.parent / "notices")
+        notify(prepared.plan, recap, notices_out or log_path.parent / "notices")
     except ReconcilerError as error:
         fail(error)
     click.echo(

@@ -28,13 +28,12 @@ from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from reconciler.attributes import format_time, parse_time
+from reconciler.attributes import HISTORY_OU, format_time, history_dn, parse_time
 from reconciler.directory.base import Directory
-from reconciler.dn import child_dn, is_descendant
+from reconciler.dn import child_dn
 from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, ReconcilerError
 from reconciler.model import Entry
 
-HISTORY_OU = "history"
 OBJECT_CLASS = "govMailAuditLog"
 TIME = "govMailAuditTime"
 RECORD = "govMailAuditRecord"
@@ -65,18 +64,9 @@ COMPACT: dict[str, str] = {
 _LONG = {short: long for long, short in COMPACT.items()}
 
 
-def history_dn(base_dn: str) -> str:
-    return child_dn("ou", HISTORY_OU, base_dn)
-
-
-def under_history(dn: str, base_dn: str) -> bool:
-    """Is `dn` the history container or below it?"""
-    if HISTORY_OU not in dn.lower():
-        return False  # most entries, at no cost
-    try:
-        return is_descendant(dn, history_dn(base_dn))
-    except ValueError:
-        return False
+def is_audit(entry: Entry) -> bool:
+    """Is `entry` a batch of the audit history (no part of what a plan compares)?"""
+    return any(v.lower() == OBJECT_CLASS.lower() for v in entry.all("objectClass"))
 
 
 def compact(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,9 +187,7 @@ def moment(value: Any) -> dt.datetime | None:
 def _batches(directory: Directory, base_dn: str, attributes: Iterable[str]) -> list[Entry]:
     try:
         found = directory.read(history_dn(base_dn), [*attributes, "objectClass"])
-        return [
-            e for e in found if any(v.lower() == OBJECT_CLASS.lower() for v in e.all("objectClass"))
-        ]
+        return [e for e in found if is_audit(e)]
     except NoSuchEntry:
         return []
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from reconciler.attributes import LOCK_RDN, MANAGED, READ, SUSPENSION
 from reconciler.directory.base import Directory
-from reconciler.directory.history import under_history
+from reconciler.directory.history import is_audit
 from reconciler.directory.ldif import format_entries
 from reconciler.dn import normalize_dn, parent_dn
 from reconciler.errors import DirectoryError, NoSuchEntry
@@ -79,13 +79,14 @@ def export(directory: Directory, base_dn: str) -> bytes:
     """The tool's part of the directory as LDIF, for planning without credentials (`reconciler
     snapshot`): every entry under `base_dn` with every user attribute and the operational ones a
     plan reads (last login, lock, must-change, password and creation times), but no password
-    hash or other secret, nor the tool's own history and lock; entries, attributes and values in
+    hash or other secret, nor the tool's audit history and lock (the tombstones of deleted
+    mailboxes stay: a plan reads them); entries, attributes and values in
     a fixed order, so that two snapshots differ only where the directory did."""
     wanted = ["*", *(a for a in READ if a.lower() not in SECRET)]
     lock = normalize_dn(f"{LOCK_RDN},{base_dn}")
     kept = []
     for entry in read_tree(directory, base_dn, wanted):
-        if under_history(entry.dn, base_dn) or normalize_dn(entry.dn) == lock:
+        if is_audit(entry) or normalize_dn(entry.dn) == lock:
             continue
         attrs = {k: v for k, v in entry.attrs.items() if k not in SECRET}
         kept.append(Entry(entry.dn, attrs))

@@ -61,6 +61,8 @@ _PATTERN_WORDS = {
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "a date written YYYY-MM-DD",
     "^[0-9]+ ?([KMGTkmgt][Ii]?)?[Bb]$": "a size like 5GB, 500 MB or 10 GiB, or a number of bytes",
     "^[0-9]+ (month|months|year|years)$": "a time like 12 months or 1 year",
+    "^(/|~/)": "an absolute path (/var/lib/…) or one under the home folder (~/…), so that it "
+    "does not depend on where the command runs",
 }
 _TYPE_WORDS = {
     "string": "text",
@@ -482,6 +484,8 @@ class _Run:
         if "quarantine" in d and not f.broken(("quarantine",)):
             count, unit = d["quarantine"].split()
             quarantine = int(count) * (12 if unit.startswith("year") else 1)
+        audit_log = None if f.broken(("audit_log",)) else d.get("audit_log")
+        keep = None if f.broken(("audit_keep_months",)) else d.get("audit_keep_months")
         return Settings(
             d["regulation"],
             d["domain"],
@@ -494,6 +498,8 @@ class _Run:
             quarantine_months=quarantine,
             relay=(d.get("notices") or {}).get("relay", ""),
             sender=(d.get("notices") or {}).get("from", f"noreply@{d['domain']}"),
+            audit_log=audit_log,
+            audit_keep_months=keep,
         )
 
     def erase(self, f: _File) -> tuple[str, ...]:
@@ -725,8 +731,8 @@ class _Checks:
             self.names(f, p, text.nfc(r["name"]), split)
         if sound("title"):
             self.free_text(f, (*p, "title"), r["title"])
-        if sound("suspension") and isinstance(r["suspension"].get("clause"), str):
-            self.clause(f, (*p, "suspension", "clause"), r["suspension"]["clause"])
+        if sound("suspension"):
+            self.suspension(f, p, r["suspension"])
         if sound("quota"):
             self.run.quota(f, (*p, "quota"), r["quota"])
         if sound("address"):

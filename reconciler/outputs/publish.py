@@ -5,7 +5,9 @@ active both in the inventory and in the directory (an entry with `pwdAccountLock
 out, whatever the inventory says), and the organisation and unit mailboxes. No stable id, quota,
 alias, manager or suspension reason leaves this module.
 
-Order: the organisation mailbox, the unit mailboxes, then the staff, by unit then by name. Names
+Order: the organisation mailbox, the unit mailboxes, then the staff, by unit, then by rank within
+the unit (1, the head, first: a Giám đốc before the Phó Giám đốc; staff without a rank after
+every ranked one), then by name. Names
 are compared with `vi_key`, a simple Vietnamese collation: letters compare without their
 diacritics (ă and â fold to a, ê to e, ô and ơ to o, ư to u, and tone marks are dropped), except
 đ, which is a letter of its own sorting after d (Dũng < Duy < Đào); ties are broken by the
@@ -17,17 +19,17 @@ as UTF-8 rather than in the ANSI code page.
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
 from reconciler.model import Entry, Inventory, State, agency_key, unit_key
+from reconciler.sheets import csv_text
 
-BOM = "\ufeff"
 CSV_HEADER = ("Họ và tên", "Chức vụ", "Đơn vị", "Địa chỉ thư điện tử")
+#: Where staff without a `rank` come within their unit: after every ranked leader.
+UNRANKED = 1_000_000
 
 
 def vi_key(text: str) -> tuple[str, str, str]:
@@ -80,7 +82,7 @@ def build(inventory: Inventory, entries: Iterable[Entry]) -> PublicDirectory:
             address = _active(live.get(unit_key(agency.id, unit.id)))
             if address:
                 mailboxes.append(Listing(unit.name, "", unit.name, address))
-        staff = []
+        staff: list[tuple[int, Listing]] = []  # (rank, listing)
         for person in inventory.people:
             if person.agency != agency.id or person.state is not State.ACTIVE:
                 continue
@@ -88,11 +90,19 @@ def build(inventory: Inventory, entries: Iterable[Entry]) -> PublicDirectory:
             if not address:
                 continue
             home = agency.unit(person.unit) if person.unit else None
-            staff.append(
-                Listing(person.name, person.title or "", home.name if home else "", address)
+            listing = Listing(person.name, person.title or "", home.name if home else "", address)
+            staff.append((person.rank if person.rank is not None else UNRANKED, listing))
+        staff.sort(
+            key=lambda s: (
+                s[1].unit != "",
+                vi_key(s[1].unit),
+                s[0],
+                vi_key(s[1].name),
+                s[1].address,
             )
-        staff.sort(key=lambda s: (s.unit != "", vi_key(s.unit), vi_key(s.name), s.address))
-        agencies.append(AgencyDirectory(agency.id, agency.name, tuple(mailboxes), tuple(staff)))
+        )
+        listed = tuple(listing for _, listing in staff)
+        agencies.append(AgencyDirectory(agency.id, agency.name, tuple(mailboxes), listed))
     agencies.sort(key=lambda a: vi_key(a.name))
     return PublicDirectory(inventory.settings.domain, tuple(agencies))
 
@@ -170,13 +180,8 @@ def agency_html(agency: AgencyDirectory, domain: str) -> str:
 
 def agency_csv(agency: AgencyDirectory) -> str:
     """The agency's directory as CSV text, starting with a BOM (write it as UTF-8)."""
-    out = io.StringIO()
-    out.write(BOM)
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    for row in (*agency.mailboxes, *agency.staff):
-        writer.writerow([row.name, row.title, row.unit, row.address])
-    return out.getvalue()
+    rows = ((r.name, r.title, r.unit, r.address) for r in (*agency.mailboxes, *agency.staff))
+    return csv_text(CSV_HEADER, rows)
 
 
 def index_html(directory: PublicDirectory) -> str:

@@ -8,7 +8,11 @@ Pure: `build()` takes the inventory, the entries read from the directory, the au
   suspended ones are counted by the clause in `govMailSuspendReason` ("locked outside the tool"
   for a lock without one, e.g. a ppolicy lockout).
 - created / renamed / deleted / suspended / restored in the period: the audit records with
-  `outcome: changed` whose `time` is in [since, now].
+  `outcome: changed` whose `time` is in [since, now]: the directory's own history
+  (`directory.history`), or a local audit log of which only the records of this directory (its
+  domain and base DN) count (`own_records`).
+- overdue: the mailboxes a time rule has caught already and that are not suspended (or deleted)
+  yet: the next plan does it; with the day the rule fired.
 - due: the mailboxes a time rule will catch within `HORIZON_DAYS` days and does not catch now —
   the agency's advance notice before anyone is locked out — with the day it fires.
 """
@@ -21,7 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model import Action, Entry, Inventory, Mailbox, Operation, Seen
+from reconciler.directory.history import moment
+from reconciler.dn import normalize_dn
+from reconciler.model import Entry, Inventory, Mailbox, Operation, Seen
 from reconciler.planning import desired
 from reconciler.rules import lifecycle
 from reconciler.rules.regulations import Regulation
@@ -34,7 +40,7 @@ OUTSIDE = "locked outside the tool"
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """A mailbox a time rule will catch soon."""
+    """A mailbox a time rule will catch soon, or has caught already (`overdue`)."""
 
     agency: str
     id: str
@@ -42,8 +48,11 @@ class Due:
     name: str
     action: str  # "suspend" or "delete"
     clause: str
-    day: dt.date  # the local day the rule fires
+    day: dt.date  # the local day the rule fires (or fired)
     reason: str  # the evidence, in plain words, as the plan will say it
+    overdue: bool = False  # the rule fired already; the mailbox is not suspended yet
+    basis: str = ""  # what the rule counts from: one of `lifecycle.BASES`
+    since: dt.date | None = None  # the local day of that evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,7 @@ class AgencyReport:
     period: tuple[tuple[str, int], ...]  # (audit event, count) for each of PERIOD_EVENTS
     due: tuple[Due, ...]
     in_inventory: bool = True
+    overdue: tuple[Due, ...] = ()
 
     @property
     def suspended_total(self) -> int:
@@ -74,9 +84,12 @@ class Report:
     domain: str
     now: dt.datetime
     since: dt.datetime
-    audited: bool  # False when no audit log was given: the period counts are unknown
+    audited: bool  # False when there is no audit history: the period counts are unknown
     agencies: tuple[AgencyReport, ...]
     horizon_days: int = HORIZON_DAYS
+    #: when the audit history read begins, if after `since` (the counts of the period are then
+    #: those of the part of it the history covers)
+    history_from: dt.datetime | None = None
 
     @property
     def active(self) -> int:
@@ -94,6 +107,10 @@ class Report:
         return tuple(d for a in self.agencies for d in a.due)
 
     @property
+    def overdue(self) -> tuple[Due, ...]:
+        return tuple(d for a in self.agencies for d in a.overdue)
+
+    @property
     def clauses(self) -> tuple[str, ...]:
         return tuple(sorted({c for a in self.agencies for c, _ in a.suspended}))
 
@@ -102,16 +119,6 @@ def default_since(now: dt.datetime) -> dt.datetime:
     """Six calendar months before `now` (the report is due every 6 months, QN-2020 Đ13.6)."""
     day = lifecycle.add_months(lifecycle.local_day(now), -6)
     return dt.datetime.combine(day, dt.time(0), lifecycle.ZONE).astimezone(dt.UTC)
-
-
-def _moment(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _attr(attrs: Any, name: str) -> str | None:
@@ -126,8 +133,39 @@ def _attr(attrs: Any, name: str) -> str | None:
     return None
 
 
+def own_records(
+    records: Iterable[Mapping[str, Any]], domain: str, base_dn: str
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The records of a local audit log that are about this directory (the same domain and base
+    DN), and how many others were left out: a log shared by several directories (or written by
+    an older version, whose records name no directory) counts for none but its own."""
+    wanted = _dn_key(base_dn)
+    kept: list[Mapping[str, Any]] = []
+    left = 0
+    for record in records:
+        same = (
+            str(record.get("domain", "")).lower() == domain.lower()
+            and _dn_key(str(record.get("base_dn", ""))) == wanted
+        )
+        if same:
+            kept.append(record)
+        else:
+            left += 1
+    return kept, left
+
+
+def _dn_key(dn: str) -> str:
+    try:
+        return normalize_dn(dn) if dn else ""
+    except ValueError:
+        return dn.lower()
+
+
 def _agency_of(record: Mapping[str, Any], known: Mapping[str, str]) -> str:
-    """The agency an audit record is about: from its attributes, else by its stable id."""
+    """The agency an audit record is about: as recorded, from its attributes, else by its
+    stable id."""
+    if isinstance(record.get("agency"), str) and record["agency"]:
+        return str(record["agency"])
     for side in ("after", "before"):
         agency = _attr(record.get(side), "govMailAgency")
         if agency:
@@ -153,11 +191,37 @@ def _period(
         event = record.get("event")
         if event not in PERIOD_EVENTS or record.get("outcome") != "changed":
             continue
-        moment = _moment(record.get("time"))
-        if moment is None or not since <= moment <= now:
+        when = moment(record.get("time"))
+        if when is None or not since <= when <= now:
             continue
         counts.setdefault(_agency_of(record, known), Counter())[str(event)] += 1
     return counts
+
+
+def _time_ops(
+    box: Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    at: dt.datetime,
+    activity: Mapping[str, Seen],
+) -> list[Operation]:
+    """The operations the time rules cause on the mailbox at `at`."""
+    found = [
+        op
+        for op in lifecycle.state_operations(box, entry, regulation, at, activity)
+        if lifecycle.caused_by_time(op, regulation)
+    ]
+    expired = lifecycle.expiry(box, entry, regulation, at)
+    return [*found, expired] if expired else found
+
+
+def _fired(op: Operation, regulation: Regulation, since: dt.datetime | None) -> dt.date | None:
+    """The local day the rule of `op` fired, counted from its evidence."""
+    if since is None:
+        return None
+    rules = (regulation.inactivity, regulation.password_change, regulation.expiry)
+    rule = next((r for r in rules if r is not None and r.clause == op.clause), None)
+    return lifecycle.add_months(lifecycle.local_day(since), rule.months) if rule else None
 
 
 def _due(
@@ -167,28 +231,30 @@ def _due(
     now: dt.datetime,
     activity: Mapping[str, Seen],
 ) -> Due | None:
-    """The first time rule that catches the mailbox within the horizon but not now."""
+    """The first time rule that catches the mailbox: now (overdue: the rule fired and the
+    mailbox is not suspended yet), or within the horizon."""
 
     def ops(days: int) -> list[Operation]:
-        at = now + dt.timedelta(days=days)
-        found = [
-            op
-            for op in lifecycle.state_operations(box, entry, regulation, at, activity)
-            if op.action is Action.SUSPEND and op.clause in regulation.time_clauses
-        ]
-        expired = lifecycle.expiry(box, entry, regulation, at)
-        return [*found, expired] if expired else found
+        return _time_ops(box, entry, regulation, now + dt.timedelta(days=days), activity)
 
-    if ops(0) or not ops(HORIZON_DAYS):
-        return None
-    low, high = 0, HORIZON_DAYS  # the rules only ever fire later, never stop: bisect the day
-    while high - low > 1:
-        middle = (low + high) // 2
-        if ops(middle):
-            high = middle
-        else:
-            low = middle
-    op = ops(high)[0]
+    current = ops(0)
+    if current:
+        op, overdue = current[0], True
+        basis, since = lifecycle.evidence(op, box, entry, regulation, activity)
+        day = _fired(op, regulation, since) or lifecycle.local_day(now)
+    else:
+        if not ops(HORIZON_DAYS):
+            return None
+        low, high = 0, HORIZON_DAYS  # the rules only ever fire later, never stop: bisect the day
+        while high - low > 1:
+            middle = (low + high) // 2
+            if ops(middle):
+                high = middle
+            else:
+                low = middle
+        op, overdue = ops(high)[0], False
+        basis, since = lifecycle.evidence(op, box, entry, regulation, activity)
+        day = lifecycle.local_day(now + dt.timedelta(days=high))
     return Due(
         agency=box.agency,
         id=box.key,
@@ -196,8 +262,11 @@ def _due(
         name=box.name,
         action=op.action.value,
         clause=op.clause,
-        day=lifecycle.local_day(now + dt.timedelta(days=high)),
+        day=day,
         reason=op.reason,
+        overdue=overdue,
+        basis=basis,
+        since=lifecycle.local_day(since) if since else None,
     )
 
 
@@ -209,8 +278,11 @@ def build(
     now: dt.datetime,
     since: dt.datetime | None = None,
     activity: Mapping[str, Seen] | None = None,
+    history_from: dt.datetime | None = None,
 ) -> Report:
-    """The report at `now` over the period [since, now] (default: the last 6 months)."""
+    """The report at `now` over the period [since, now] (default: the last 6 months).
+    `records`: the audit records of this directory (None: no history, the period's counts are
+    unknown); `history_from`: when that history begins."""
     since = since if since is not None else default_since(now)
     wanted = desired.resolve(inventory, entries, regulation)  # as the plan sees it
     live, boxes = wanted.live, wanted.boxes
@@ -222,6 +294,7 @@ def build(
     active: Counter[str] = Counter()
     suspended: dict[str, Counter[str]] = {}
     due: dict[str, list[Due]] = {}
+    overdue: dict[str, list[Due]] = {}
     for key, entry in live.items():
         agency = entry.get("govMailAgency") or known.get(key, "")
         if entry.all("pwdAccountLockedTime"):
@@ -233,11 +306,11 @@ def build(
         if box is not None:
             soon = _due(box, entry, regulation, now, activity or {})
             if soon is not None:
-                due.setdefault(box.agency, []).append(soon)
+                (overdue if soon.overdue else due).setdefault(box.agency, []).append(soon)
 
     names = {a.id: a.name for a in inventory.agencies}
     order = [a.id for a in inventory.agencies]
-    extra = sorted({*active, *suspended, *period, *due} - set(order))
+    extra = sorted({*active, *suspended, *period, *due, *overdue} - set(order))
     agencies = []
     for agency_id in [*order, *extra]:
         counts = period.get(agency_id, Counter())
@@ -250,6 +323,7 @@ def build(
                 period=tuple((event, counts[event]) for event in PERIOD_EVENTS),
                 due=tuple(sorted(due.get(agency_id, []), key=lambda d: (d.day, d.address))),
                 in_inventory=agency_id in names,
+                overdue=tuple(sorted(overdue.get(agency_id, []), key=lambda d: (d.day, d.address))),
             )
         )
     return Report(
@@ -259,4 +333,5 @@ def build(
         since=since,
         audited=records is not None,
         agencies=tuple(agencies),
+        history_from=history_from if history_from is not None and history_from > since else None,
     )

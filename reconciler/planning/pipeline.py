@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler.attributes import HISTORY_READ, READ, TOMBSTONE, history_dn
 from reconciler.directory.base import Directory
+from reconciler.directory.history import is_audit, records
 from reconciler.directory.snapshot import read_tree
 from reconciler.errors import InventoryError, NoSuchEntry
 from reconciler.inventory import loader
 from reconciler.model import Entry, Inventory, Plan
 from reconciler.planning import desired
 from reconciler.planning.collector import paused
-from reconciler.planning.plan import Context, Limits, check_limits, compute
+from reconciler.planning.plan import Context, Limits, check_limits, compute, only_time_rules
 from reconciler.rules import regulations
 from reconciler.rules.regulations import Regulation
 
@@ -65,10 +67,11 @@ def read(
     directory: Directory, loaded: Loaded, progress: Callable[[int], None] | None = None
 ) -> list[Entry]:
     """Every entry under the inventory's base DN, with the attributes a plan reads, and the
-    history's tombstones (`read_history`) with theirs."""
+    history's tombstones (`read_history`) with theirs; not the batches of the audit history
+    (`directory.history`), which are no part of what a plan compares."""
     base = loaded.inventory.settings.base_dn
     with paused():
-        entries = read_tree(directory, base, READ, progress)
+        entries = [e for e in read_tree(directory, base, READ, progress) if not is_audit(e)]
         history = read_history(directory, base)
     if not history:
         return entries
@@ -85,6 +88,12 @@ def read_history(directory: Directory, base_dn: str) -> list[Entry]:
         return []
 
 
+def history(directory: Directory, loaded: Loaded) -> list[dict[str, Any]]:
+    """The audit records kept in the directory (`directory.history`), oldest first."""
+    with paused():
+        return records(directory, loaded.inventory.settings.base_dn)
+
+
 def make_plan(
     loaded: Loaded,
     entries: Iterable[Entry],
@@ -92,12 +101,15 @@ def make_plan(
     *,
     limits: Limits | None,
     progress: Callable[[int, int], None] | None = None,
+    time_rules_only: bool = False,
 ) -> Plan:
     """The plan that makes the directory match the inventory, guarded by `limits`: past them it
     raises UnsafePlan, which carries the plan so that it can be shown before it is refused.
     `limits=None` computes without the guard (the tests' scenarios, which check it on their own)."""
     with paused():
         result = compute(loaded.inventory, entries, loaded.regulation, context, progress)
+    if time_rules_only:  # guarded on its own: what is left out is not applied
+        result = only_time_rules(result, loaded.regulation)
     if limits is not None:
         check_limits(result, limits)
     return result

@@ -21,6 +21,7 @@ from reconciler.attributes import (
     fingerprint,
     history_dn,
     mailbox_dn,
+    managed_digest,
     people_dn,
     seen,
 )
@@ -68,6 +69,13 @@ class Context:
     directory_backend: str = ""
     inventory_commit: str = ""
     activity: Mapping[str, Seen] = field(default_factory=dict)
+    #: per stable id, the digest of the managed attributes the last apply left on the entry
+    #: (`directory.history.applied_digests`): an entry that differs was changed by hand since
+    applied: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Added to the reason of an update or rename that takes back a change made outside the tool.
+BY_HAND = "changed in the directory by hand since the last apply"
 
 
 def _values(entry: Entry, attr: str) -> tuple[str, ...]:
@@ -200,7 +208,7 @@ def compute(
                 # nothing else is worth doing to a mailbox about to go
                 ops.append(_with_tombstone(expired, entry, settings.base_dn))
                 continue
-        ops.extend(_diff(box, entry, settings.base_dn, regulation))
+        ops.extend(_diff(box, entry, settings.base_dn, regulation, ctx.applied.get(key)))
         ops.extend(state)
         if entry.managed and not state:
             reissued = lifecycle.unrestored_password(box, entry, regulation)
@@ -219,7 +227,7 @@ def compute(
         ops.append(_delete(entry, regulation.delete_clause, reason, settings.base_dn))
 
     ops.sort(key=lambda op: op.sort_key)
-    notes = _unknown_activity(ctx.activity, wanted.taken)
+    notes = _unknown_activity(ctx.activity, wanted.taken) + _managers_suspended(ops, boxes)
     deletes = any(op.action is Action.DELETE for op in ops)
     erase = settings.erase if deletes else ()
     if erase:
@@ -255,6 +263,8 @@ def compute(
         contacts=_contacts(inventory, ops, wanted.refused, boxes),
         relay=settings.relay,
         sender=settings.sender,
+        audit_log=settings.audit_log,
+        audit_keep_months=settings.audit_keep_months,
     )
     return plan
 
@@ -275,6 +285,25 @@ def _contacts(
             to = (boxes[key].mail,) if key in boxes else ()
             contacts.append(Contact(agency.id, agency.name, to))
     return tuple(contacts)
+
+
+def _managers_suspended(ops: Sequence[Operation], boxes: Mapping[str, Mailbox]) -> tuple[str, ...]:
+    """A warning for each suspension of a person who manages an organisation or unit mailbox
+    (HG-2024 Đ11.2): nobody would hold that mailbox while the suspension lasts."""
+    suspended = {op.id: op for op in ops if op.action is Action.SUSPEND}
+    if not suspended:
+        return ()
+    notes = []
+    for box in boxes.values():
+        for manager in box.attrs.get("govMailManager", ()):
+            op = suspended.get(manager)
+            if op is not None:
+                who = f"{op.name} ({op.id})" if op.name else op.id
+                notes.append(
+                    f"{who} manages the mailbox {box.mail} and is suspended by this plan: "
+                    f"name another manager of it in agencies/{box.agency}.yaml"
+                )
+    return tuple(sorted(notes))
 
 
 def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) -> tuple[str, ...]:
@@ -323,7 +352,9 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
     )
 
 
-def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> list[Operation]:
+def _diff(
+    box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation, applied: str | None = None
+) -> list[Operation]:
     before = live_attrs(entry)
     after = dict(box.attrs)
     changes = attribute_changes(before, after)
@@ -331,7 +362,8 @@ def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> l
         return [_adopt(box, entry, changes, regulation)]
     if not changes:
         return []
-    clause, reason = _update_clause(regulation, changes), _describe(entry, box, changes)
+    by_hand = f"; {BY_HAND}" if applied and managed_digest(entry.attrs) != applied else ""
+    clause, reason = _update_clause(regulation, changes), _describe(entry, box, changes) + by_hand
     handover = _handover(changes, regulation)
     if handover is not None:
         clause, reason = handover, reason + f"; {_HANDOVER}"
@@ -346,7 +378,7 @@ def _diff(box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation) -> l
         action=Action.RENAME,
         previous=old,
         address_clause=box.address.clause,
-        reason=_rename_reason(box, entry),
+        reason=_rename_reason(box, entry) + by_hand,
         # in place: an adopted entry keeps its legacy parent
         new_dn=child_dn("uid", box.address.local, parent_dn(entry.dn)),
     )
@@ -402,6 +434,22 @@ def _delete(entry: Entry, clause: str, reason: str, base_dn: str) -> Operation:
         fingerprint=fingerprint(entry),
     )
     return _with_tombstone(op, entry, base_dn)
+
+
+def only_time_rules(plan: Plan, regulation: Regulation) -> Plan:
+    """The part of `plan` that only the clock caused (`lifecycle.caused_by_time`): what the daily
+    scheduled run applies on its own. The rest is left out, and a note says how much."""
+    kept = tuple(op for op in plan.operations if lifecycle.caused_by_time(op, regulation))
+    left = len(plan.operations) - len(kept)
+    note = (
+        (
+            f"{count(left, 'other operation')} (changes of the inventory or of the directory "
+            "not yet applied) left out: only the operations caused by the time rules are here",
+        )
+        if left
+        else ()
+    )
+    return replace(plan, operations=kept, containers=(), notes=plan.notes + note)
 
 
 def check_limits(plan: Plan, limits: Limits) -> None:

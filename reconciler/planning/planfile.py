@@ -106,7 +106,14 @@ def _digested(plan: Plan) -> dict[str, Any]:
         # only when there are some: plans without one keep the digest they always had
         **({"refused": [_refusal(r) for r in plan.refused]} if plan.refused else {}),
         **({"notices": _notices(plan)} if plan.contacts else {}),
+        # directory.yaml's audit settings, for apply (absent when not set)
+        **({"audit": _audit(plan)} if _audit(plan) else {}),
     }
+
+
+def _audit(plan: Plan) -> dict[str, Any]:
+    pairs = (("log", plan.audit_log), ("keep_months", plan.audit_keep_months))
+    return {k: v for k, v in pairs if v is not None}
 
 
 def _notices(plan: Plan) -> dict[str, Any]:
@@ -143,6 +150,12 @@ def to_json(plan: Plan) -> str:
         for op in operations
     )
     return text.replace('"\\u0000"', f"[\n  {lines}\n ]" if operations else "[]") + "\n"
+
+
+def _optional(value: Any, kind: type) -> Any:
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise ValueError(f"{value!r} is not a {kind.__name__}")
+    return value
 
 
 def _read_value(value: Any) -> Value:
@@ -252,6 +265,8 @@ def from_json(text: str, source: str = "plan") -> Plan:
             ),
             relay=data.get("notices", {}).get("relay", ""),
             sender=data.get("notices", {}).get("from", ""),
+            audit_log=_optional(data.get("audit", {}).get("log"), str),
+            audit_keep_months=_optional(data.get("audit", {}).get("keep_months"), int),
         )
     except ReconcilerError:
         raise

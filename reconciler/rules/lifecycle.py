@@ -68,6 +68,21 @@ def by_time_rule(entry: Entry) -> bool:
     return TIME_RULE in (entry.get(SUSPEND_REASON) or "").split(":", 1)[0]
 
 
+def caused_by_time(op: Operation, regulation: Regulation) -> bool:
+    """Is `op` one that only the clock caused: a suspension by a time rule (its recorded reason
+    carries the TIME_RULE mark) or a deletion by the expiry rule (HG-2024 Đ8.4)? The daily
+    scheduled run applies these alone (`plan --only-time-rules`)."""
+    if op.action is Action.SUSPEND:
+        return any(
+            c.attr == SUSPEND_REASON
+            and any(isinstance(v, str) and TIME_RULE in v.split(":", 1)[0] for v in c.after)
+            for c in op.changes
+        )
+    if op.action is Action.DELETE:
+        return regulation.expiry is not None and op.clause == regulation.expiry.clause
+    return False
+
+
 #: Each kind of activity the mail server's log shows, as a plan's evidence names it.
 EVIDENCE = {
     "login": "last login to the mail server",
@@ -75,6 +90,24 @@ EVIDENCE = {
     "received": "last mail received",
     "mail": "last mail activity",
 }
+
+#: What a time rule counted from, in the words of a plan's reason (the report words them in
+#: Vietnamese from these): a sign of life (`last_activity`), or what the rule itself watches.
+LAST_LOGIN = "last login"
+CREATED = "created"
+RESTORED = "restored"
+RESTORE_REQUESTED = "restore requested"
+PASSWORD_ISSUED = "password issued"
+SUSPENDED = "suspended"
+BASES = (
+    LAST_LOGIN,
+    *EVIDENCE.values(),
+    CREATED,
+    RESTORED,
+    RESTORE_REQUESTED,
+    PASSWORD_ISSUED,
+    SUSPENDED,
+)
 
 
 def last_activity(
@@ -85,7 +118,7 @@ def last_activity(
     candidates: list[tuple[dt.datetime, str]] = []
     login = parse_time(entry.get("pwdLastSuccess"))
     if login:
-        candidates.append((login, "last login"))
+        candidates.append((login, LAST_LOGIN))
     for address in (entry.mail or "", *(a.lower() for a in entry.all("govMailAlias"))):
         seen = activity.get(address)
         moments = {"mail": seen} if isinstance(seen, dt.datetime) else (seen or {})
@@ -94,13 +127,45 @@ def last_activity(
                 candidates.append((moment, EVIDENCE.get(kind, kind)))
     created = parse_time(entry.get("createTimestamp"))
     if created:
-        candidates.append((created, "created"))
+        candidates.append((created, CREATED))
     restored = parse_time(entry.get(RESTORED_AT))
     if restored:
-        candidates.append((restored, "restored"))
+        candidates.append((restored, RESTORED))
     if not candidates:
         return None, ""
     return max(candidates)
+
+
+def inactive_since(
+    box: Mailbox, entry: Entry, regulation: Regulation, activity: Mapping[str, Seen]
+) -> tuple[dt.datetime | None, str]:
+    """The sign of life the inactivity rule counts from, and what it was (one of BASES)."""
+    last, what = last_activity(entry, activity, regulation.activity_kinds)
+    requested = box.person.restored if box.person else None
+    if requested is not None:
+        # a restore request is a sign of life of its own, even when the restore was done by
+        # hand before the record said so
+        asked = dt.datetime.combine(requested, dt.time(), ZONE)
+        if last is None or asked > last:
+            last, what = asked, RESTORE_REQUESTED
+    return last, what
+
+
+def evidence(
+    op: Operation,
+    box: Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    activity: Mapping[str, Seen],
+) -> tuple[str, dt.datetime | None]:
+    """What a time rule's operation counted from: (one of BASES, when)."""
+    if op.action is Action.DELETE:
+        return SUSPENDED, parse_time(entry.get(SUSPENDED_AT))
+    change = regulation.password_change
+    if change is not None and op.clause == change.clause:
+        return PASSWORD_ISSUED, password_issued(entry)
+    last, what = inactive_since(box, entry, regulation, activity)
+    return what, last
 
 
 def _exempt(box: Mailbox, rule: str) -> bool:
@@ -230,18 +295,11 @@ def _time_rules(
     activity: Mapping[str, Seen],
 ) -> list[Operation]:
     if not _exempt(box, "inactivity"):
-        last, what = last_activity(entry, activity, regulation.activity_kinds)
-        requested = box.person.restored if box.person else None
-        if requested is not None:
-            # a restore request is a sign of life of its own, even when the restore was done by
-            # hand before the record said so
-            asked = dt.datetime.combine(requested, dt.time(), ZONE)
-            if last is None or asked > last:
-                last, what = asked, "restore requested"
+        last, what = inactive_since(box, entry, regulation, activity)
         rule = regulation.inactivity
         if last is not None and elapsed(last, now, rule.months):
             months = months_between(last, now)
-            if what == "created":
+            if what == CREATED:
                 reason = f"never used since it was created on {_when(last)} ({months} months)"
             else:
                 reason = (
