@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """The plan's one comment on a pull request (GitHub) or merge request (GitLab); stdlib only.
 
-    plan_comment.py post --markdown plan.md [--plan plan.json]
+    plan_comment.py post --markdown plan.md [--plan plan.json] [--caused caused.json]
         create the comment marked <!-- reconciler-plan -->, or update it when it exists (a
-        re-push updates the same comment); the reviewed plan's digest, clock, commit and directory
-        are kept in a second hidden marker for the merge job.
+        re-push updates the same comment); the reviewed plan's digest, clock, commit, directory
+        and the digest of the operations the pull request itself causes are kept in a second
+        hidden marker for the merge job.
     plan_comment.py reviewed --commit SHA --out reviewed.json
         find the pull request merged as SHA and write the hidden marker's data of its comment.
+    plan_comment.py caused --head head.json [--base base.json] --out caused.json
+        the operations of the head's plan that the base's plan (the same directory, the same
+        clock) does not hold: what a pull request's changes cause, with their digest.
+    plan_comment.py notify --pull N --markdown text.md
+        add a comment to pull request N (the merge job's word when it applied nothing).
+    plan_comment.py announce --title TITLE --markdown text.md
+        add the text to the open issue marked <!-- reconciler-daily --> (created when there is
+        none): the daily scheduled run's summary, where the team looks.
     plan_comment.py field FILE KEY
         print one value of a JSON file (for shell scripts without jq).
 
@@ -20,6 +29,7 @@ github-actions[bot]) are taken as the plan's, so that nobody plants a marker in 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -31,13 +41,26 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- reconciler-plan -->"
+DAILY = "<!-- reconciler-daily -->"
 META = re.compile(r"<!-- reconciler-plan-meta (\{.*\}) -->")
 #: GitHub refuses comments over 65,536 characters; GitLab notes over 1,000,000.
 LIMIT = 65_000
 
 
 class Fail(Exception):
-    pass
+    status = 1
+
+
+class NoPull(Fail):
+    """No pull request was merged as the commit (exit status 3)."""
+
+    status = 3
+
+
+class NoPlan(Fail):
+    """The pull request has no plan comment with a digest (exit status 4)."""
+
+    status = 4
 
 
 def env(name: str, default: str | None = None) -> str:
@@ -108,6 +131,15 @@ class Platform:
     def use(self, number: str) -> None:
         raise NotImplementedError
 
+    def issues(self) -> list[tuple[str, str, str]]:  # open issues: (number, author, body)
+        raise NotImplementedError
+
+    def open_issue(self, title: str, body: str) -> str:
+        raise NotImplementedError
+
+    def comment_issue(self, number: str, body: str) -> None:
+        raise NotImplementedError
+
 
 class GitHub(Platform):
     def __init__(self) -> None:
@@ -149,6 +181,21 @@ class GitHub(Platform):
         pulls = self.api.call("GET", f"/repos/{self.repo}/commits/{sha}/pulls")
         pulls.sort(key=lambda p: (p.get("merge_commit_sha") != sha, not p.get("merged_at")))
         return [str(p["number"]) for p in pulls]
+
+    def issues(self) -> list[tuple[str, str, str]]:
+        items = self.api.pages(f"/repos/{self.repo}/issues?state=open")
+        return [
+            (str(i["number"]), (i.get("user") or {}).get("login", ""), i.get("body") or "")
+            for i in items
+            if "pull_request" not in i
+        ]
+
+    def open_issue(self, title: str, body: str) -> str:
+        made = self.api.call("POST", f"/repos/{self.repo}/issues", {"title": title, "body": body})
+        return str(made["number"])
+
+    def comment_issue(self, number: str, body: str) -> None:
+        self.api.call("POST", f"/repos/{self.repo}/issues/{number}/comments", {"body": body})
 
 
 class GitLab(Platform):
@@ -193,6 +240,22 @@ class GitLab(Platform):
         )
         return [str(m["iid"]) for m in mrs]
 
+    def issues(self) -> list[tuple[str, str, str]]:
+        items = self.api.pages(f"/projects/{self.project}/issues?state=opened")
+        return [
+            (str(i["iid"]), (i.get("author") or {}).get("username", ""), i.get("description") or "")
+            for i in items
+        ]
+
+    def open_issue(self, title: str, body: str) -> str:
+        made = self.api.call(
+            "POST", f"/projects/{self.project}/issues", {"title": title, "description": body}
+        )
+        return str(made["iid"])
+
+    def comment_issue(self, number: str, body: str) -> None:
+        self.api.call("POST", f"/projects/{self.project}/issues/{number}/notes", {"body": body})
+
 
 def platform() -> Platform:
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -211,15 +274,81 @@ def ours(p: Platform) -> list[tuple[str, str]]:
     ]
 
 
-def meta_of(plan_file: Path) -> dict[str, str]:
+def meta_of(plan_file: Path, caused_file: Path | None = None) -> dict[str, str]:
     plan = json.loads(plan_file.read_text(encoding="utf-8"))
-    return {
+    meta = {
         "digest": plan["digest"],
         "now": plan["now"],
         "commit": plan["inventory"]["commit"],
         "inventory": plan["inventory"]["digest"],
         "directory": plan["directory"]["url"],
     }
+    if caused_file is not None:
+        caused = json.loads(caused_file.read_text(encoding="utf-8"))
+        meta["caused"] = caused["digest"]
+        meta["caused_count"] = str(caused["count"])
+    return meta
+
+
+def _canonical(op: dict[str, Any]) -> str:
+    return json.dumps(op, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def caused_operations(head: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+    """The operations of `head` (a plan file's data) that `base` does not hold, each as its
+    canonical JSON, sorted: what the change from base to head causes in the same directory at
+    the same clock. Without a base (no inventory there), every operation of the head."""
+    remaining: dict[str, int] = {}
+    for op in (base or {}).get("operations", []):
+        key = _canonical(op)
+        remaining[key] = remaining.get(key, 0) + 1
+    out = []
+    for op in head.get("operations", []):
+        key = _canonical(op)
+        if remaining.get(key):
+            remaining[key] -= 1
+        else:
+            out.append(key)
+    return sorted(out)
+
+
+def caused_digest(operations: list[str]) -> str:
+    return "sha256:" + hashlib.sha256("\n".join(operations).encode()).hexdigest()
+
+
+def caused(args: argparse.Namespace) -> int:
+    head = json.loads(Path(args.head).read_text(encoding="utf-8"))
+    base = json.loads(Path(args.base).read_text(encoding="utf-8")) if args.base else None
+    ops = caused_operations(head, base)
+    data = {"digest": caused_digest(ops), "count": len(ops), "total": len(head["operations"])}
+    Path(args.out).write_text(json.dumps(data), encoding="utf-8")
+    print(f"{len(ops)} of {len(head['operations'])} operations caused: {data['digest']}")
+    return 0
+
+
+def notify(args: argparse.Namespace) -> int:
+    p = platform()
+    p.use(args.pull)
+    p.create(Path(args.markdown).read_text(encoding="utf-8")[:LIMIT])
+    print(f"commented on pull request {args.pull}")
+    return 0
+
+
+def announce(args: argparse.Namespace) -> int:
+    """The daily run's summary: a comment on the open issue it keeps, or a new issue."""
+    p = platform()
+    text = Path(args.markdown).read_text(encoding="utf-8")[: LIMIT - 100]
+    author = p.author or ""
+    for number, by, body in p.issues():
+        if DAILY in body and (not author or by == author):
+            p.comment_issue(number, text)
+            print(f"added the summary to issue {number}")
+            return 0
+    body = f"{DAILY}\nThe reconciler's daily run writes its summaries here (time rules applied, "
+    body += "differences not applied, reports). Close it to start a new one.\n\n" + text
+    number = p.open_issue(args.title, body)
+    print(f"opened issue {number}")
+    return 0
 
 
 def compose(markdown: str, meta: dict[str, str] | None) -> str:
@@ -236,7 +365,8 @@ def compose(markdown: str, meta: dict[str, str] | None) -> str:
 
 def post(args: argparse.Namespace) -> int:
     markdown = Path(args.markdown).read_text(encoding="utf-8")
-    meta = meta_of(Path(args.plan)) if args.plan else None
+    caused_file = Path(args.caused) if args.caused else None
+    meta = meta_of(Path(args.plan), caused_file) if args.plan else None
     body = compose(markdown, meta)
     p = platform()
     if not getattr(p, "number", ""):
@@ -269,7 +399,7 @@ def reviewed(args: argparse.Namespace) -> int:
     p = platform()
     numbers = p.merged_as(args.commit)
     if not numbers:
-        raise Fail(
+        raise NoPull(
             f"no pull request was merged as {args.commit}: a direct push to the main branch has "
             "no reviewed plan. Nothing was applied; run the workflow by hand to plan and apply."
         )
@@ -283,7 +413,7 @@ def reviewed(args: argparse.Namespace) -> int:
                 Path(args.out).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
                 print(f"the reviewed plan of pull request {number}: {meta['digest']}")
                 return 0
-    raise Fail(
+    raise NoPlan(
         f"pull request {', '.join(numbers)} has no plan comment with a digest (its plan failed, "
         "or was made against the snapshot). Nothing was applied; run the workflow by hand to "
         "plan and apply."
@@ -301,7 +431,21 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("post")
     p.add_argument("--markdown", required=True)
     p.add_argument("--plan")
+    p.add_argument("--caused")
     p.set_defaults(run=post)
+    c = sub.add_parser("caused")
+    c.add_argument("--head", required=True)
+    c.add_argument("--base", default="")
+    c.add_argument("--out", required=True)
+    c.set_defaults(run=caused)
+    n = sub.add_parser("notify")
+    n.add_argument("--pull", required=True)
+    n.add_argument("--markdown", required=True)
+    n.set_defaults(run=notify)
+    a = sub.add_parser("announce")
+    a.add_argument("--title", required=True)
+    a.add_argument("--markdown", required=True)
+    a.set_defaults(run=announce)
     r = sub.add_parser("reviewed")
     r.add_argument("--commit", required=True)
     r.add_argument("--out", required=True)
@@ -316,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         return result
     except Fail as error:
         print(f"plan_comment.py: {error}", file=sys.stderr)
-        return 1
+        return error.status
 
 
 if __name__ == "__main__":

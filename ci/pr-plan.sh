@@ -7,20 +7,17 @@
 #   BASE_REF               the pull request's base (for --base-ref); empty to leave it out
 #   RECONCILER_WORK        a scratch folder outside the checkout
 #   RECONCILER_SRC         where this script's folder lives (for plan_comment.py)
-# The digest, clock and commit of the plan go into the comment's hidden marker, where the merge
-# job finds them (ci/merge-apply.sh).
+# The digest, clock and commit of the plan go into the comment's hidden marker, with the digest
+# of the operations this pull request itself causes: those of its plan that the plan of its
+# merge base (the same directory, the same clock) does not hold. The merge job applies when what
+# the merge causes is exactly that (ci/merge-apply.sh).
 set -euo pipefail
-inventory=${INVENTORY:-.}
-work=${RECONCILER_WORK:-$(mktemp -d)}
 src=${RECONCILER_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
-python=${RECONCILER_PYTHON:-python3}
-mkdir -p "$work"
-args=()
-# RECONCILER_PLAN_ARGS: extra plan options for every plan, e.g. "--allow-suspends 3" for a small
-# province whose one suspension is over 10 % (the same in the pull request and merge jobs, or the
-# digests differ)
-read -r -a extra <<<"${RECONCILER_PLAN_ARGS:-}"
-args+=("${extra[@]}")
+# shellcheck source=ci/lib.sh
+. "$src/ci/lib.sh"
+trap remove_trees EXIT
+args=("${extra[@]}")
+base=""
 if [ -n "${BASE_REF:-}" ]; then
   # what the pull request changed: from the merge base, not from the base branch's tip
   base=$(git merge-base "$BASE_REF" HEAD 2>/dev/null || echo "$BASE_REF")
@@ -46,6 +43,30 @@ if [ "$status" -ne 0 ]; then
   "$python" "$src/ci/plan_comment.py" post --markdown "$work/failed.md" || true
   exit "$status"
 fi
+
+# What this pull request causes: its plan less the plan of its merge base, at the same clock.
+caused=(--out "$work/caused.json")
+now=$(field "$work/plan.json" now)
+if [ -n "$base" ]; then
+  set +e
+  plan_tree "$base" "$now" "$work/base.json" 2>"$work/base.err"
+  status=$?
+  set -e
+  if [ "$status" -eq 0 ]; then
+    caused+=(--base "$work/base.json")
+  elif [ "$status" -ne 3 ]; then  # 3: no inventory at the base, so the pull request causes all
+    cat "$work/base.err" >&2
+    echo "Error: the plan of the merge base $base failed (above): what this pull request causes cannot be told apart" >&2
+    exit "$status"
+  fi
+fi
+"$python" "$src/ci/plan_comment.py" caused --head "$work/plan.json" "${caused[@]}"
+mine=$(field "$work/caused.json" count)
+total=$(field "$work/caused.json" total)
+if [ "$mine" != "$total" ]; then
+  printf '\n> **%s of these %s operations come from this pull request.** The other %s were pending before it (time rules due, changes made by hand or not applied yet): the daily run applies the time rules; this pull request is applied on merge only once the directory holds everything else.\n' \
+    "$mine" "$total" "$((total - mine))" >>"$work/plan.md"
+fi
 case "${RECONCILER_DIRECTORY:-}" in
   ldif:*)
     printf '\n> Planned against the LDIF file `%s`, not the live directory (a pull request from a fork sees no credentials): a maintainer plans it against the live directory before it is applied.\n' \
@@ -54,4 +75,5 @@ case "${RECONCILER_DIRECTORY:-}" in
 esac
 cat "$work/plan.md"
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then cat "$work/plan.md" >>"$GITHUB_STEP_SUMMARY"; fi
-"$python" "$src/ci/plan_comment.py" post --markdown "$work/plan.md" --plan "$work/plan.json"
+"$python" "$src/ci/plan_comment.py" post --markdown "$work/plan.md" --plan "$work/plan.json" \
+  --caused "$work/caused.json"

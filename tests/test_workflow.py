@@ -10,6 +10,7 @@ expression in the workflow fails here until the test knows what it means.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -48,6 +49,7 @@ class FakeForge:
 
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     merged: dict[str, dict[str, Any]] = field(default_factory=dict)  # sha -> pull request
+    issues: dict[str, dict[str, Any]] = field(default_factory=dict)  # number -> issue
     calls: list[str] = field(default_factory=list)
     token: str = "t0ken"
     next_id: int = 100
@@ -64,6 +66,24 @@ class FakeForge:
     def plan_comments(self, number: str) -> list[dict[str, Any]]:
         return [c for c in self.comments.get(number, []) if c["body"].startswith(MARKER)]
 
+    def other_comments(self, number: str) -> list[dict[str, Any]]:
+        return [c for c in self.comments.get(number, []) if not c["body"].startswith(MARKER)]
+
+    def issue(self, title: str, body: str) -> dict[str, Any]:
+        number = str(1000 + len(self.issues))
+        made = {"number": int(number), "iid": int(number), "title": title, "body": body}
+        made |= {"description": body, "user": {"login": BOT}, "author": {"username": BOT}}
+        self.issues[number] = made
+        return made
+
+    def issue_texts(self) -> list[str]:
+        """Every issue's body and comments, oldest first."""
+        out = []
+        for number, issue in self.issues.items():
+            out.append(issue["body"])
+            out += [c["body"] for c in self.comments.get(f"issue-{number}", [])]
+        return out
+
     def handle(self, method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
         self.calls.append(f"{method} {path}")
         if (
@@ -72,6 +92,19 @@ class FakeForge:
         ):
             return 401, {"message": "Bad credentials"}
         route = urlsplit(path).path
+        listing = re.fullmatch(r"/repos/[^/]+/[^/]+/issues|/api/v4/projects/\d+/issues", route)
+        if listing and method == "GET":
+            page = int(re.search(r"[?&]page=(\d+)", path).group(1))  # type: ignore[union-attr]
+            return 200, list(self.issues.values())[(page - 1) * 100 : page * 100]
+        if listing and method == "POST":
+            return 201, self.issue(body["title"], body.get("body") or body.get("description"))
+        found = re.fullmatch(
+            r"/repos/[^/]+/[^/]+/issues/(\d+)/comments|/api/v4/projects/\d+/issues/(\d+)/notes",
+            route,
+        )
+        if found and method == "POST" and (found.group(1) or found.group(2)) in self.issues:
+            key = f"issue-{found.group(1) or found.group(2)}"
+            return 201, self.comment(key, BOT, body["body"])
         gh = re.fullmatch(r"/repos/[^/]+/[^/]+/issues/(\d+)/comments", route)
         gl = re.fullmatch(r"/api/v4/projects/\d+/merge_requests/(\d+)/notes", route)
         if gh or gl:
@@ -273,6 +306,7 @@ class GitHubCI:
             "RECONCILER_PLAN_ARGS": "--allow-suspends 1",
             "DISPATCH_DIGEST": "",
             "DISPATCH_NOW": "",
+            "RECONCILER_REPORT_DAYS": "",
             **extra,
         }
         env = {
@@ -310,6 +344,20 @@ class GitHubCI:
         event = "workflow_dispatch" if extra else "push"
         ctx, env = self.context(event, sha, extra)
         return github_job("apply", ctx, env, self.repo.root), Path(env["RUNNER_TEMP"])
+
+    def merge(self, number: int, branch: str) -> str:
+        """Merge the pull request's branch into main, as GitHub's merge button does."""
+        merged = self.repo.merge(branch)
+        self.forge.merged[merged] = {"number": number, "merge_commit_sha": merged, "merged_at": "x"}
+        return merged
+
+    def schedule(self, now: str, report_days: str = "") -> tuple[list[tuple[str, Run]], Path]:
+        """The daily job, as the schedule starts it on main, at the clock `now`."""
+        self.repo.git("checkout", "-q", "main")
+        sha = self.repo.git("rev-parse", "HEAD")
+        ctx, env = self.context("schedule", sha, {"RECONCILER_REPORT_DAYS": report_days})
+        env["RECONCILER_NOW"] = now
+        return github_job("daily", ctx, env, self.repo.root), Path(env["RUNNER_TEMP"])
 
 
 @pytest.fixture
@@ -396,9 +444,17 @@ def test_github_pull_request_comment_then_merge_applies_the_reviewed_plan(
     forge.merged[merged] = {"number": 2, "merge_commit_sha": merged, "merged_at": "now"}
     results, _ = github.push_main(merged)
     [(_, result), (_, handoff)] = results  # the apply step failed; the handoff always runs
-    assert result.status == 1 and "is not the plan reviewed in pull request 2" in result.output
-    assert "Re-run the plan" in result.output and handoff.status == 0
+    assert result.status == 1 and handoff.status == 0
+    assert "is not what the main branch said before this merge" in result.output
+    assert "its plan is not empty (1 operation: a change made by hand" in result.output
     assert managed(slapd) == before
+    # the new plan is posted on the pull request, with how to apply it
+    [notice] = forge.other_comments("2")[-1:]
+    assert (
+        notice["body"].startswith("### Not applied")
+        and "run the workflow by hand" in notice["body"]
+    )
+    assert "Phó Giám đốc" in notice["body"]  # the hand change the plan would take back
 
     # 4. run by hand: plan, then apply that plan by its digest and clock
     results, temp = github.push_main(merged, DISPATCH_DIGEST="", DISPATCH_NOW="")
@@ -430,12 +486,179 @@ def test_github_merge_of_an_unreviewed_inventory_is_refused(
     forge.merged[merged] = {"number": 1, "merge_commit_sha": merged, "merged_at": "now"}
     results, _ = github.push_main(merged)
     assert results[0][1].status == 1
-    assert "not the one whose plan was reviewed" in results[0][1].output
+    assert "are not those its reviewers saw" in results[0][1].output
     assert managed(slapd) == {}
     # no pull request at all: a direct push
     forge.merged.clear()
     results, _ = github.push_main(merged)
     assert results[0][1].status == 1 and "no pull request was merged as" in results[0][1].output
+
+
+def hire(s: dict[str, Any], agency: str, pid: str, name: str) -> dict[str, Any]:
+    s["agencies"][agency]["staff"].append({"id": pid, "name": name})
+    return s
+
+
+def first_inventory(github: GitHubCI) -> None:
+    """Pull request 1, the first inventory, merged and applied."""
+    repo = github.repo
+    base = repo.git("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", "first")
+    repo.commit(spec(), "first inventory")
+    github.pull_request(1, repo.git("rev-parse", "HEAD"), base)
+    ok(github.push_main(github.merge(1, "first"))[0])
+
+
+def branch(github: GitHubCI, name: str, edit: dict[str, Any], number: int) -> None:
+    """A pull request from main's tip: a branch with the inventory `edit`, planned."""
+    repo = github.repo
+    repo.git("checkout", "-q", "main")
+    base = repo.git("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", name)
+    head = repo.commit(edit, name)
+    github.pull_request(number, head, base)
+
+
+@pytest.mark.slapd
+def test_github_pull_requests_merged_one_after_another_are_all_applied(
+    github: GitHubCI, forge: FakeForge, slapd: Slapd
+) -> None:
+    """Two pull requests reviewed side by side, merged in a row: each merge is applied with no
+    manual step, since each causes exactly what its reviewers saw. A merge whose job never ran
+    (cancelled) is caught up by the next one, checked the same way. A merge whose operations
+    changed since the review (its address was taken meanwhile) is not applied: its new plan is
+    posted on the pull request."""
+    first_inventory(github)
+    # 1. pull requests 2 and 3, both planned against main as it is now
+    branch(github, "hire-hai", hire(spec(), "sotttt", "HG-0002", "Lò Văn Hải"), 2)
+    branch(github, "hire-ba", hire(spec(), "soyte", "HG-0102", "Lê Văn Ba"), 3)
+    for number in ("2", "3"):
+        [comment] = forge.plan_comments(number)
+        meta = json.loads(re.search(r"plan-meta (\{.*\}) -->", comment["body"]).group(1))  # type: ignore[union-attr]
+        assert meta["caused_count"] == "1" and meta["caused"].startswith("sha256:")
+    # merged one after the other: both applied, nobody runs anything by hand
+    for number, name in ((2, "hire-hai"), (3, "hire-ba")):
+        results, _ = github.push_main(github.merge(number, name))
+        log = ok(results)
+        assert "Recap: ok=0 changed=1 failed=0 skipped=0" in log, log
+    now = managed(slapd)
+    assert now["HG-0002"] == "lvhai.sotttt@hagiang.gov.vn"
+    assert now["HG-0102"] == "lvba.soyte@hagiang.gov.vn"
+
+    # 2. pull request 4 merged, its job cancelled; pull request 5 merged: both applied by the
+    # second job, each checked against its own review
+    current = hire(hire(spec(), "sotttt", "HG-0002", "Lò Văn Hải"), "soyte", "HG-0102", "Lê Văn Ba")
+    four = json.loads(json.dumps(current))
+    four["agencies"]["sotttt"]["staff"][0]["title"] = "Giám đốc Sở"
+    branch(github, "title", four, 4)
+    branch(
+        github,
+        "hire-cuc",
+        hire(json.loads(json.dumps(current)), "soyte", "HG-0103", "Hà Thị Cúc"),
+        5,
+    )
+    github.merge(4, "title")  # no job runs for it
+    results, _ = github.push_main(github.merge(5, "hire-cuc"))
+    log = ok(results)
+    assert "changed=2" in log, log
+    with admin_connection(slapd) as conn:
+        conn.search(slapd.suffix, "(employeeNumber=HG-0001)", attributes=["title"])
+        assert str(conn.entries[0].title) == "Giám đốc Sở"
+    assert "HG-0103" in managed(slapd)
+
+    # 3. two pull requests hire namesakes into one agency; the second's address is taken by
+    # the time it merges: what it would do is not what was reviewed, so nothing is applied
+    current = json.loads(json.dumps(four))
+    current = hire(current, "soyte", "HG-0103", "Hà Thị Cúc")
+    six = hire(json.loads(json.dumps(current)), "sotttt", "HG-0003", "Đỗ Văn Nam")
+    branch(github, "hire-nam", six, 6)
+    seven = json.loads(json.dumps(current))  # the record first in the file: no merge conflict
+    seven["agencies"]["sotttt"]["staff"].insert(0, {"id": "HG-0004", "name": "Đỗ Văn Nam"})
+    branch(github, "hire-nam2", seven, 7)
+    ok(github.push_main(github.merge(6, "hire-nam"))[0])
+    before = managed(slapd)
+    results, _ = github.push_main(github.merge(7, "hire-nam2"))
+    failed = results[0][1]
+    assert failed.status == 1 and "are not those its reviewers saw" in failed.output
+    assert managed(slapd) == before
+    [notice] = forge.other_comments("7")
+    assert "### Not applied" in notice["body"] and "dvnam1.sotttt@hagiang.gov.vn" in notice["body"]
+
+
+def time_rule_day(slapd: Slapd, keep_must_change: str) -> str:
+    """Every mailbox's password changed at its first login but `keep_must_change`'s; the day
+    HG-2024 Đ8.2.d suspends that one (40 days on)."""
+    with admin_connection(slapd) as conn:
+        conn.search(slapd.suffix, "(pwdReset=TRUE)", attributes=["employeeNumber"])
+        for entry in conn.entries:
+            if str(entry.employeeNumber) != keep_must_change:
+                conn.modify(entry.entry_dn, {"pwdReset": [("MODIFY_DELETE", [])]})
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
+    return day.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def locked(server: Slapd, key: str) -> bool:
+    with admin_connection(server) as conn:
+        conn.search(server.suffix, f"(employeeNumber={key})", attributes=["pwdAccountLockedTime"])
+        return bool(conn.entries[0].entry_attributes_as_dict.get("pwdAccountLockedTime"))
+
+
+@pytest.mark.slapd
+def test_github_daily_run_applies_the_time_rules_and_reports_the_rest(
+    github: GitHubCI, forge: FakeForge, slapd: Slapd
+) -> None:
+    first_inventory(github)
+    when = time_rule_day(slapd, "HG-0101")
+    # something else differs: a change made by hand, which the daily run must not take back
+    with admin_connection(slapd) as conn:
+        conn.search(slapd.suffix, "(employeeNumber=HG-0001)", attributes=["title"])
+        conn.modify(conn.entries[0].entry_dn, {"title": [("MODIFY_REPLACE", ["Quyền Giám đốc"])]})
+    local_day = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) + dt.timedelta(hours=7)
+    results, temp = github.schedule(when, report_days=f"01-01 {local_day:%m-%d}")
+    log = ok(results)
+    assert locked(slapd, "HG-0101")  # HG-2024 Đ8.2.d: applied
+    with admin_connection(slapd) as conn:
+        conn.search(slapd.suffix, "(employeeNumber=HG-0001)", attributes=["title"])
+        assert str(conn.entries[0].title) == "Quyền Giám đốc"  # reported, not applied
+    summary = (temp / "summary.md").read_text(encoding="utf-8")
+    assert "**Applied 1 operation of the time rules**" in summary and "HG-2024 Đ8.2.d" in summary
+    assert "**Not applied: 1 operation of the plan of the main branch" in summary
+    artifacts = temp / "reconciler-artifacts"
+    report = artifacts / f"report-{local_day:%Y-%m-%d}.html"
+    assert report.is_file() and (artifacts / f"report-{local_day:%Y-%m-%d}.csv").is_file()
+    assert "Bị khóa trong kỳ" in report.read_text(encoding="utf-8")
+    md = (artifacts / f"report-{local_day:%Y-%m-%d}.md").read_text(encoding="utf-8")
+    # the history in the directory counts the first inventory's creations and today's suspension
+    assert "| Sở Y tế | 1 | 1 | 2 | 0 | 0 | 1 | 0 | 0 | 0 |" in md, md
+    # announced where the team looks: one issue, kept open, a comment per later run
+    [issue] = forge.issues.values()
+    assert issue["title"] == "Reconciler: daily runs" and "HG-2024 Đ8.2.d" in issue["body"]
+    assert "Recap: ok=0 changed=1" in log
+
+    # the next day: nothing due, the hand change still reported; the issue gets a comment
+    later = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) + dt.timedelta(days=1)
+    results, temp = github.schedule(later.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ok(results)
+    summary = (temp / "summary.md").read_text(encoding="utf-8")
+    assert "No time rule is due today." in summary and "Not applied: 1 operation" in summary
+    assert len(forge.issues) == 1 and len(forge.issue_texts()) == 2
+    assert not (temp / "reconciler-artifacts" / f"report-{later:%Y-%m-%d}.html").exists()
+
+
+@pytest.mark.slapd
+def test_github_daily_run_over_the_guard_applies_nothing(
+    github: GitHubCI, forge: FakeForge, slapd: Slapd
+) -> None:
+    """Every mailbox due at once (5 of 5, over the 10 % guard and the --allow-suspends 1 the
+    repository allows): nothing is applied, the run fails, and the summary says why."""
+    first_inventory(github)
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results, temp = github.schedule(day)
+    assert results[0][1].status == 1
+    assert not any(locked(slapd, key) for key in ("HG-0001", "HG-0101"))
+    summary = (temp / "summary.md").read_text(encoding="utf-8")
+    assert "**The time rules were not applied**" in summary and "--allow-suspends 5" in summary
+    assert forge.issues
 
 
 # --- the GitLab jobs -------------------------------------------------------------------------
@@ -500,7 +723,15 @@ def test_gitlab_merge_request_note_then_apply(
     assert "**added** Nguyễn Văn Sơn (`HG-0001`)" in note["body"]
     # a merge request from a fork: the snapshot, and a note that says so
     fork = {**mr, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "77", "CI_MERGE_REQUEST_IID": "4"}
-    (repo.root / "snapshot").mkdir()
+    made = subprocess.run(
+        [str(BIN / "reconciler"), "snapshot", "--out", "snapshot/directory.ldif"],
+        cwd=repo.root,
+        env={**mr, "RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
     result, _after = gitlab_job("reconciler-plan", fork, repo.root)
     assert result.status == 0, result.output
     assert (
@@ -525,6 +756,33 @@ def test_gitlab_merge_request_note_then_apply(
     assert len(handed.read_text(encoding="utf-8").splitlines()) >= 3
     assert (repo.root / "reconciler-artifacts" / "audit.jsonl").is_file()
     assert not (tmp_path / "secret").exists()
+
+    # the daily schedule: the time rule applied (one mailbox still on its first password after
+    # 40 days), the summary in an issue of the project
+    when = time_rule_day(slapd, "HG-0101")
+    daily = {
+        **apply_env,
+        "CI_PIPELINE_SOURCE": "schedule",
+        "RECONCILER_NOW": when,
+        "RECONCILER_PLAN_ARGS": "--allow-suspends 1",
+    }
+    result, _after = gitlab_job("reconciler-daily", daily, repo.root)
+    assert result.status == 0, result.output
+    assert locked(slapd, "HG-0101")
+    [issue] = forge.issues.values()
+    assert "**Applied 1 operation of the time rules**" in issue["description"]
+
+    # validate on a merge request: every problem on the diff, as a code-quality report
+    repo.git("checkout", "-q", "-b", "broken")
+    bad = repo.root / "agencies" / "soyte.yaml"
+    bad.write_text(bad.read_text(encoding="utf-8").replace("id: HG-0101", "id: HG 0101"))
+    result, _after = gitlab_job("reconciler-validate", mr, repo.root)
+    assert result.status == 1 and "agencies/soyte.yaml:" in result.output
+    [issue] = json.loads((repo.root / "gl-code-quality-report.json").read_text(encoding="utf-8"))
+    assert (
+        issue["location"]["path"] == "agencies/soyte.yaml"
+        and issue["location"]["lines"]["begin"] > 1
+    )
 
 
 # --- the files themselves --------------------------------------------------------------------
@@ -551,10 +809,12 @@ def test_workflow_structure() -> None:
     assert "pull_request" in on and "pull_request_target" not in on
     assert on["push"]["branches"] == ["main"]
     jobs = doc["jobs"]
-    # bind credentials only in the protected job
+    assert on["schedule"][0]["cron"] == "30 17 * * *"  # 00:30 in Vietnam, every day
+    assert jobs["daily"]["if"] == "github.event_name == 'schedule'"
+    # bind credentials only in the protected jobs
     for name, job in jobs.items():
         text = yaml.safe_dump(job)
-        if name == "apply":
+        if name in ("apply", "daily"):
             assert job["environment"] == "production"
             assert "secrets.RECONCILER_BIND_PASSWORD" in text
         else:
@@ -564,8 +824,15 @@ def test_workflow_structure() -> None:
         for step in job["steps"]:
             assert "${{" not in step.get("run", "")
     gitlab = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
-    assert gitlab["reconciler-apply"]["environment"]["name"] == "production"
-    assert gitlab["reconciler-apply"]["artifacts"]["when"] == "always"
+    for name in ("reconciler-apply", "reconciler-daily"):
+        assert gitlab[name]["environment"]["name"] == "production"
+        assert gitlab[name]["artifacts"]["when"] == "always"
+        assert gitlab[name]["resource_group"] == "reconciler-apply"
+    assert gitlab["reconciler-daily"]["rules"][0]["if"].startswith(
+        '$CI_PIPELINE_SOURCE == "schedule"'
+    )
+    reports = gitlab["reconciler-validate"]["artifacts"]["reports"]
+    assert reports == {"codequality": "gl-code-quality-report.json"}
 
 
 def test_pre_commit_manifest_is_valid() -> None:
@@ -682,7 +949,7 @@ def test_ci_files_pin_a_release_never_a_branch() -> None:
     for version in (gh["env"]["RECONCILER_VERSION"], gitlab["variables"]["RECONCILER_VERSION"]):
         assert re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+|[0-9a-f]{40}", version), version
     scripts = _install_scripts()
-    assert len(scripts) == 4  # validate, plan, apply on GitHub; the shared before_script on GitLab
+    assert len(scripts) == 5  # validate, plan, apply, daily on GitHub; GitLab's before_script
     for script in scripts.values():
         assert "--require-hashes" in script and "requirements/runtime.lock" in script
         assert "--editable" not in script
