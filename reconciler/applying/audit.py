@@ -84,7 +84,8 @@ class AuditLog:
 
     def attach(self, sink: Callable[[dict[str, Any]], None]) -> None:
         """Give every record from now on to `sink` too (the directory's history), starting with
-        the run's first record, already written here. A sink's ReconcilerError stops the run."""
+        the run's first record, already written here. A sink's ReconcilerError stops the run,
+        but for a record of a failure, which stays the error reported."""
         self._sinks.append(sink)
         if self._first is not None:
             sink(self._first)
@@ -116,7 +117,13 @@ class AuditLog:
         if self._first is None:
             self._first = entry
         for sink in self._sinks:
-            sink(entry)
+            try:
+                sink(entry)
+            except ReconcilerError:
+                if fields.get("outcome") != "failed":
+                    raise
+                # a failure being recorded is the news (the directory may be what failed): it
+                # is in this log; the sink tries again with its next record, or says so at close
 
     def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
         """Keep the applied plan beside the log, named by time and digest; None when the log's

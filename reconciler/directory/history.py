@@ -148,11 +148,15 @@ class Writer:
                 ) from None
             return  # the plan's containers come first; the next batch tries again
         except DirectoryError as error:
+            hint = (
+                " The directory needs the reconciler's LDAP schema of this release (schemas/ldap:"
+                f" object class {OBJECT_CLASS}) and a bind DN that may write there."
+                if "refused" in str(error)
+                else ""
+            )
             raise ReconcilerError(
-                f"cannot write the audit history to {history_dn(self.base_dn)}: {error}. "
-                "The directory needs the reconciler's LDAP schema of this release "
-                f"(schemas/ldap: object class {OBJECT_CLASS}) and a bind DN that may write "
-                "there. The apply stopped so that no change goes unrecorded."
+                f"cannot write the audit history to {history_dn(self.base_dn)}: {error}.{hint} "
+                "The run stopped so that no change goes unrecorded."
             ) from None
         self.written += len(self._pending)
         self._pending = []
