@@ -90,7 +90,7 @@ def suspend(
             writer = history.Writer(directory, settings.base_dn, uuid.uuid4().hex[:12])
             try:
                 audit.attach(writer.add)  # in the directory's history too, as apply's
-                audit.record("suspend", address=address, outcome="started")
+                audit.record("apply", outcome="started", operations=len(prepared.plan.operations))
                 recap = apply_module.execute(
                     prepared.plan, digest, directory, audit, None, actor=who
                 )
