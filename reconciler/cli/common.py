@@ -235,8 +235,8 @@ def actor_name(actor: str | None) -> str:
 
 
 def inventory_and_audit_options(command: F) -> F:
-    """--inventory (where the mailboxes are, and their regulation) and --audit-log, shared by the
-    commands that change one mailbox outside a plan file (reset-password, suspend)."""
+    """--inventory (where the mailboxes are, their regulation, audit_log) and --audit-log, shared
+    by the commands that change one mailbox outside a plan file (reset-password, suspend)."""
     command = audit_log_option("JSON-lines audit log to append to (0600)")(command)
     return click.option(
         "--inventory",

@@ -11,10 +11,10 @@ import click
 from reconciler.cli.app import main
 from reconciler.cli.common import (
     actor_name,
-    audit_log_option,
     audit_log_path,
     connection_options,
     fail,
+    inventory_and_audit_options,
     load_inventory,
     open_from,
 )
@@ -30,20 +30,12 @@ from reconciler.errors import ReconcilerError
     required=True,
     help="new CSV file (mode 0600, outside the repository) for the temporary password",
 )
-@click.option(
-    "--inventory",
-    "inventory_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="RECONCILER_INVENTORY",
-    help="the inventory folder, for the base DN, the regulation and audit_log (default: the "
-    "directory's suffix, and the regulation of the address's domain) [env RECONCILER_INVENTORY]",
-)
+@inventory_and_audit_options
 @click.option(
     "--base-dn",
     metavar="DN",
     help="where the mailboxes are (default: the inventory's base_dn, else the directory's suffix)",
 )
-@audit_log_option("JSON-lines audit log to append to (0600)")
 @click.option("--actor", help="who resets (default: the CI user or $USER)")
 def reset_password(
     address: str,
