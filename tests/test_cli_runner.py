@@ -35,13 +35,14 @@ def command() -> Iterator[Callable[[Callable[[], object]], None]]:
 
 def test_the_same_as_the_console_script_into_a_pipe(tmp_path: Path) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    (tmp_path / "directory.ldif").touch()  # an empty directory: only apply creates a missing one
     ldif = f"ldif:{tmp_path / 'directory.ldif'}"
     runs = [
         ["--help"],  # the help's width is a pipe's
         ["plan", "--help"],
         # a terminal would get colours: a pipe (and the runner) does not
         ["plan", str(folder), "--directory", ldif, "--now", "2026-01-01", "--detailed-exitcode"],
-        ["plan", str(folder), "--nope"],  # a usage error: 2
+        ["plan", str(folder), "--nope"],  # a usage error: 1, never "changes" (2)
         ["address", "Nam", "--regulation", "quangnam-2020"],  # a refusal: 1
     ]
     for args in runs:
@@ -52,7 +53,7 @@ def test_the_same_as_the_console_script_into_a_pipe(tmp_path: Path) -> None:
             real.stdout,
             real.stderr,
         ), args
-    assert [run_cli(*args).returncode for args in runs[2:]] == [2, 2, 1]
+    assert [run_cli(*args).returncode for args in runs[2:]] == [2, 1, 1]
     assert "\x1b[" not in run_cli(*runs[2]).stdout
 
 
@@ -129,6 +130,7 @@ def test_a_run_sees_a_clean_process_and_leaves_none_of_its_changes(
 
     # the real commands tune the collector (the group) and switch it off (plan): put back too
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    (tmp_path / "d.ldif").touch()  # an empty directory: only apply creates a missing one
     planned = run_cli("plan", str(folder), "--directory", f"ldif:{tmp_path / 'd.ldif'}")
     assert planned.returncode == 0, planned.stderr
     assert gc.get_threshold() == threshold and gc.isenabled()
