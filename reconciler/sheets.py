@@ -13,6 +13,8 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
+from reconciler.text import csv_row
+
 BOM = "\ufeff"
 
 
@@ -23,5 +25,5 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if cell is None else cell for cell in row])
+        writer.writerow(csv_row("" if cell is None else cell for cell in row))
     return out.getvalue()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 
 _TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
 _VOWELS = "aăâeêioôơuưy"
@@ -199,3 +200,61 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     """`n` and the noun, singular for 1: count(1, "entry", "entries") is "1 entry"."""
     many = plural if plural is not None else noun + "s"
     return f"{n:,} {noun if n == 1 else many}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs are data: text from the inventory or the directory never becomes a formula in a
+# spreadsheet, nor a link, an image, emphasis or HTML in markdown.
+
+#: What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection"): `=`, `+`, `-`,
+#: `@`, a tab and a carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """`value` as a CSV cell a spreadsheet shows as text: a string that begins with one of
+    `FORMULA_STARTS` gets a leading apostrophe (OWASP's rule; Excel and LibreOffice hide it).
+    Numbers and every other string are kept as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_row(values: Iterable[object]) -> list[object]:
+    """Every cell of a row through `csv_cell`: what each of the tool's CSV writers writes."""
+    return [csv_cell(v) for v in values]
+
+
+#: Characters that start inline markdown anywhere in a line: emphasis, code, links, images,
+#: HTML, entities, strikethrough, table cells, e-mail autolinks.
+_MD_INLINE = frozenset("\\`*_[]!<>&~|@")
+#: What starts a block when it comes first (a heading, a quote, a list, a setext underline).
+_MD_BLOCK_START = re.compile(r"[#>+=-]|\d+(?=[.)])")
+_MD_AUTOLINK = re.compile(r"(?i)(?<=www)\.|(?=://)")
+
+
+def markdown_text(value: str) -> str:
+    """`value` as literal markdown text: the characters that could start markdown are
+    backslash-escaped (CommonMark: an escaped character is plain text), so no link, image,
+    emphasis, HTML, entity or table cell can form; `www.` and `://` lose the dot and colon that
+    make them autolinks; a first character that would start a block is escaped too; a line break
+    becomes a space, so the text stays in its line, list item or table cell. What is left
+    (letters, digits, spaces, `. , ; : ( ) ' " / ? + - = #` inside the text) reads as written."""
+    value = " ".join(value.splitlines())
+    out = "".join(f"\\{c}" if c in _MD_INLINE else c for c in value)
+    out = _MD_AUTOLINK.sub(lambda m: "\\" if m.group(0) == "" else "\\.", out)
+    start = _MD_BLOCK_START.match(out)
+    if start:  # `\#`, `\-`; an ordered list's `1.` becomes `1\.`
+        at = start.end() if out[0].isdigit() else 0
+        out = out[:at] + "\\" + out[at:]
+    return out
+
+
+def markdown_code(value: str) -> str:
+    """`value` as a markdown code span: nothing inside one is interpreted; a fence longer than any
+    run of backticks in the value keeps it closed."""
+    value = " ".join(value.splitlines())
+    longest = max((len(run) for run in re.findall("`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") or longest else ""
+    return f"{fence}{pad}{value}{pad}{fence}"

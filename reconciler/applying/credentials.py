@@ -23,7 +23,8 @@ LENGTH = 16
 def generate(avoid: Iterable[str] = (), length: int = LENGTH) -> str:
     """A random password with upper case, lower case, digit and special character (QN-2020
     Đ8.1–8.2, HG-2024 Đ6.2), containing none of the words in `avoid` (the person's name parts,
-    folded to ASCII), of at least 12 characters."""
+    folded to ASCII), of at least 12 characters. It begins with a letter or a digit: a spreadsheet
+    opening the credentials file would take a leading `=`, `+`, `-` or `@` for a formula."""
     length = max(length, 12)
     words = [w.lower() for w in avoid if len(w) >= 3]
     while True:
@@ -34,6 +35,7 @@ def generate(avoid: Iterable[str] = (), length: int = LENGTH) -> str:
             and any(c.isdigit() for c in password)
             and any(c in SPECIALS for c in password)
             and not any(w in password.lower() for w in words)
+            and password[0].isalnum()
         ):
             return password
 

@@ -31,6 +31,7 @@ from typing import IO, BinaryIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconciler.errors import ReconcilerError
+from reconciler.text import csv_row
 
 KINDS = ("login", "sent", "received")
 HEADER = ("address", "last_activity", "last_login", "last_sent", "last_received")
@@ -81,7 +82,7 @@ class Activity:
     def write(self, out: IO[str]) -> None:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEADER)
-        writer.writerows(self.rows())
+        writer.writerows(csv_row(row) for row in self.rows())  # an address is the log's text
 
 
 def _iso(moment: dt.datetime) -> str:

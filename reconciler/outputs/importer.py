@@ -749,13 +749,13 @@ def render_report_csv(report: Iterable[Reported]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["status", "dn", "mail", "reason"])
     for r in report:
-        writer.writerow([r.status, r.dn, r.mail, r.reason])
+        writer.writerow(text.csv_row([r.status, r.dn, r.mail, r.reason]))
     return out.getvalue()
 
 
 def render_report_markdown(report: Iterable[Reported]) -> str:
     def cell(value: str) -> str:
-        return value.replace("|", "\\|").replace("\n", " ")
+        return text.markdown_text(value)
 
     rows = list(report)
     lines = [

@@ -23,6 +23,7 @@ from reconciler.outputs.report import HORIZON_DAYS, OUTSIDE, AgencyReport, Due, 
 from reconciler.rules import lifecycle
 from reconciler.rules.lifecycle import local_day
 from reconciler.sheets import csv_text as sheet
+from reconciler.text import markdown_text
 
 TITLE = "Báo cáo tình hình sử dụng hộp thư điện tử công vụ"
 _EVENTS = {
@@ -181,15 +182,24 @@ def _total_cells(report: Report) -> list[str]:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def _md_table(heads: Sequence[str], rows: Iterable[Sequence[str]], numeric: int = 0) -> list[str]:
-    """A table whose columns from `numeric` on are right-aligned (numbers)."""
+    """A table whose columns from `numeric` on are right-aligned (numbers); its cells are text,
+    made literal markdown (`_md`), but for a row given as `_Bold`."""
     align = ["---" if i < numeric or not numeric else "--:" for i in range(len(heads))]
     lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    for row in rows:
+        cells = [_md(c) for c in row]
+        if isinstance(row, _Bold):
+            cells[0] = f"**{cells[0]}**"
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+class _Bold(list[str]):
+    """A table row whose first cell is shown bold (the totals)."""
 
 
 def _md_list(report: Report, overdue: bool) -> list[str]:
@@ -218,7 +228,7 @@ def markdown(report: Report) -> str:
     lines += ["", "## Theo cơ quan", ""]
     rows = [_agency_cells(report, a) for a in report.agencies]
     total = _total_cells(report)
-    rows.append([f"**{total[0]}**", *total[1:]])
+    rows.append(_Bold(total))
     lines += _md_table(_headings(report), rows, numeric=1)
 
     lines += ["", "## Tài khoản bị khóa theo điều khoản", ""]

@@ -15,6 +15,7 @@ from reconciler.attributes import (
 )
 from reconciler.inventory.gitdiff import InventoryChanges, Kind, StaffChange
 from reconciler.model import Action, Change, Deferred, Operation, Plan, Value
+from reconciler.text import markdown_code, markdown_text
 
 #: The text shown in a pull-request comment stays under GitHub's 65,536-character limit.
 MARKDOWN_BUDGET = 60_000
@@ -209,17 +210,18 @@ def _unmanaged(n: int) -> str:
 
 
 def _md(s: str) -> str:
-    """Escape text for a markdown table cell or list item."""
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from the inventory or the directory as literal markdown (`text.markdown_text`): a
+    title cannot make a link, an image, emphasis or a fake digest line in a PR comment."""
+    return markdown_text(s)
 
 
 def _md_line(op: Operation) -> str:
-    who = f"{_md(op.name)} (`{op.id}`)" if op.name else f"`{op.id}`"
-    what = f"`{op.address}`"
+    who = f"{_md(op.name)} ({markdown_code(op.id)})" if op.name else markdown_code(op.id)
+    what = markdown_code(op.address)
     if op.action is Action.RENAME:
-        what = f"`{op.previous}` → {what}"
+        what = f"{markdown_code(op.previous)} → {what}"
     line = (
-        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {_cited(op)}: "
+        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {_md(_cited(op))}: "
         f"{_md(op.reason)}"
     )
     shown = _shown(op)
@@ -251,7 +253,9 @@ def _file_lines(plan: Plan, changes: InventoryChanges | None) -> list[str]:
         if rel in edited:
             f = edited[rel]
             what += f"; file {f.status}, {f.staff} staff record{'s' if f.staff != 1 else ''}"
-        label = f"`{rel}`" if rel else "other (organisation and unit mailboxes without a file)"
+        label = (
+            markdown_code(rel) if rel else "other (organisation and unit mailboxes without a file)"
+        )
         lines.append(f"- {label}: {what}")
     return lines
 
@@ -260,7 +264,7 @@ _KIND_WORDS = {"added": "+ added", "removed": "- removed", "moved": "→ moved",
 
 
 def _staff_change(c: StaffChange, md: bool) -> str:
-    code = (lambda x: f"`{x}`") if md else (lambda x: x)
+    code = markdown_code if md else (lambda x: x)
     esc = _md if md else (lambda x: x)
     who = f"{esc(c.name)} ({code(c.id)})" if c.name else code(c.id)
     line = f"**{c.kind.value}** {who}" if md else f"{_KIND_WORDS[c.kind.value]} {who}"
@@ -290,10 +294,10 @@ def inventory_changes_text(changes: InventoryChanges) -> list[str]:
 def _changes_section(changes: InventoryChanges) -> tuple[str, list[str]]:
     items = [f"- {_staff_change(c, md=True)}" for c in changes.changes]
     items += [f"- `{f.file}` {f.status}" for f in changes.files if f.file == "directory.yaml"]
-    items += [f"- `{_md(rel)}` did not parse on one side" for rel in changes.unreadable]
+    items += [f"- {markdown_code(rel)} did not parse on one side" for rel in changes.unreadable]
     if not items:
         items = ["- no staff record changed"]
-    title = f"#### Inventory changes since `{_md(changes.base)}` ({len(changes.changes)})"
+    title = f"#### Inventory changes since {markdown_code(changes.base)} ({len(changes.changes)})"
     return title, items
 
 
@@ -340,7 +344,7 @@ def markdown(
             (
                 f"#### ✗ Refused ({len(plan.refused)})",
                 [
-                    f"- ✗ {_md(r.name)} (`{r.id}`) — {r.clause}: {_md(r.reason)}"
+                    f"- ✗ {_md(r.name)} ({markdown_code(r.id)}) — {_md(r.clause)}: {_md(r.reason)}"
                     for r in plan.refused
                 ],
             )
@@ -364,7 +368,9 @@ def markdown(
         )
         sections.append((title, [_md_line(op) for op in ops]))
     if show_unmanaged and plan.unmanaged:
-        sections.append(("#### Unmanaged entries", [f"- `{_md(dn)}`" for dn in plan.unmanaged]))
+        sections.append(
+            ("#### Unmanaged entries", [f"- {markdown_code(dn)}" for dn in plan.unmanaged])
+        )
 
     # every section keeps room for its title and a "not shown" line, whatever came before it
     reserve = sum(len(title) + 120 for title, _ in sections) + 200
