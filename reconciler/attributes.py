@@ -155,8 +155,14 @@ def mailbox_dn(local: str, base_dn: str) -> str:
     return f"uid={escape_rdn_value(local)},{people_dn(base_dn)}"
 
 
+#: Years a time read from the directory may have: a value outside (a hand-edited 9999…) is read
+#: as no value, so that adding a regulation's months to it never leaves the calendar.
+_YEARS = range(1970, 2200)
+
+
 def parse_time(value: str | None) -> dt.datetime | None:
-    """An LDAP GeneralizedTime (`20261123090000Z`, fractions allowed) as an aware datetime."""
+    """An LDAP GeneralizedTime (`20261123090000Z`, fractions allowed) as an aware datetime; None
+    for no value, `LOCKED`, a value that is not a time or one outside the years 1970–2199."""
     if not value:
         return None
     text = value.strip()
@@ -166,6 +172,8 @@ def parse_time(value: str | None) -> dt.datetime | None:
         text = text[:-1]
     main, _, _fraction = text.partition(".")
     digits = main[:14]
+    if not (digits[:4].isascii() and digits[:4].isdigit() and int(digits[:4]) in _YEARS):
+        return None
     if len(digits) == 14 and digits.isascii() and digits.isdigit():
         # the usual form, read by slicing: strptime took 2.5 s of a 100,000-mailbox plan
         # (cProfile; three timestamps per entry); anything it cannot build goes to strptime

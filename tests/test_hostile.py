@@ -341,6 +341,57 @@ def test_a_million_records_under_the_size_bound(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_million_valid_records_over_ten_files_is_refused_before_memory_runs_out(
+    tmp_path: Path,
+) -> None:
+    """Ten 4 MB files of 100,000 valid records each, every file under the size limit: refused at
+    the file and line where the inventory's budget runs out, under the 1 GiB limit (it ended in a
+    MemoryError after 45 s)."""
+    files: dict[str, str | bytes] = {}
+    for a in range(10):
+        records = "".join(f"- {{id: Q{a}-{i}, name: Nguyễn Văn Sơn}}\n" for i in range(100_000))
+        files[f"agencies/a{a}.yaml"] = (
+            agency(agency_id=f"a{a}", abbr=f"a{a}") + "staff:\n" + records
+        )
+    folder = write(tmp_path / "inv", files)
+    shown = refused(
+        folder,
+        r"agencies/a2.yaml:[0-9]+: the inventory holds more than 250,000 records",
+        seconds=40,
+    )
+    assert len(shown) == 1
+
+
+def test_inventory_files_over_the_total_size_are_refused_unread(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {"agencies/sotttt.yaml": agency(person("HG-1"))}
+    comment = b"# " + b"x" * (19 * 1024**2) + b"\n"
+    for a in range(4):
+        files[f"agencies/a{a}.yaml"] = comment + agency(agency_id=f"a{a}", abbr=f"a{a}").encode()
+    folder = write(tmp_path / "inv", files)
+    shown = refused(folder, r"agencies/a3.yaml:1: the inventory's files come to more than")
+    assert len(shown) == 1
+
+
+def test_absurd_quotas_and_dates_are_refused(tmp_path: Path) -> None:
+    more = (
+        "    quota: 99999999999999999999999TB\n    quota_decision: QĐ 1\n    restored: 9999-01-01\n"
+    )
+    folder = write(
+        tmp_path / "inv",
+        {
+            "directory.yaml": DIRECTORY + "quota: 11TB\n",
+            "agencies/sotttt.yaml": agency(person("HG-1", more=more)),
+        },
+    )
+    refused(
+        folder,
+        r"directory.yaml:[0-9]+: quota: \"11TB\" is not a quota: .* at most 10 TB",
+        r"sotttt.yaml:[0-9]+: staff\[0\].quota: \"99999999999999999999999TB\" is not a quota",
+        r"sotttt.yaml:[0-9]+: staff\[0\].restored: 9999-01-01 is outside the dates",
+    )
+
+
+@pytest.mark.slow
 def test_a_million_reserved_names_are_valid_in_bounded_time(tmp_path: Path) -> None:
     reserved = "".join(f"- r{i}\n" for i in range(1_000_000))
     folder = write(tmp_path / "inv", {"directory.yaml": DIRECTORY + "reserved:\n" + reserved})

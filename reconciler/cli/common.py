@@ -43,8 +43,8 @@ def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
     try:
         return parse_moment(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or date-time") from None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def connection_options(command: F) -> F:
@@ -105,6 +105,8 @@ def open_from(kw: dict[str, Any], access: Access = "read") -> Directory:
     password_file: Path | None = kw.pop("bind_password_file")
     if password_file is not None:
         password = read_password_file(password_file)
+    elif password is not None and not _utf8(password):
+        raise ReconcilerError("RECONCILER_BIND_PASSWORD is not UTF-8 text; set it as UTF-8")
     return open_directory(
         kw.pop("directory_url"),
         bind_dn=kw.pop("bind_dn"),
@@ -137,6 +139,15 @@ def read_password_file(path: Path) -> str:
         return data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise ReconcilerError(f"--bind-password-file {path} is not UTF-8 text") from None
+
+
+def _utf8(value: str) -> bool:
+    """Is `value` (from the environment: undecodable bytes become surrogates) UTF-8 text?"""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def git_commit(folder: Path) -> str:

@@ -123,7 +123,7 @@ def plan(
         if base_ref is not None:
             with collector.paused():  # both sides of the inventory, parsed
                 changes = changes_since(inventory, base_ref)
-        seen = activity_module.load(activity) if activity else {}
+        seen = activity_module.load(activity, now) if activity else {}
         started = time.monotonic()
         read = read_directory(connection, loaded, progress=True, history=True)
         directory = read.directory

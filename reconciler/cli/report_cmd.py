@@ -122,7 +122,7 @@ def report(
     settings = loaded.inventory.settings
     try:
         records: list[dict[str, Any]] | None
-        seen = activity_module.load(activity) if activity else {}
+        seen = activity_module.load(activity, now) if activity else {}
         read = read_directory(connection, loaded, history=audit_log is None)
         started = None
         if audit_log is not None:

@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 
 from reconciler import schemas_folder, text
 from reconciler.errors import InventoryError, Problem, ReconcilerError
-from reconciler.inventory import yamlload
+from reconciler.inventory import activity, yamlload
 from reconciler.inventory.yamlload import Lines, describe
 from reconciler.model import (
     Agency,
@@ -47,6 +47,8 @@ SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
 AGENCIES = "agencies"
 MAX_PROBLEMS = 100  #: most problems reported per file; the rest are counted in one line
+MAX_QUOTA = 10 * 1024**4  #: largest mailbox quota accepted: 10 TB
+MAX_TOTAL_BYTES = 64 * 1024 * 1024  #: all files together (a 100,000-person province: 10 MB)
 
 _LOCAL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\Z")
 _QUOTA = re.compile(r"([0-9]+) ?([KMGT]I?)?B\Z", re.IGNORECASE)
@@ -198,14 +200,16 @@ def where(path: tuple[str | int, ...] | list[str | int]) -> str:
 
 
 def parse_quota(value: int | str) -> int | None:
-    """Bytes of a quota (`5GB`, `500 MB`, `10 GiB`, or bytes); binary units; None if invalid."""
+    """Bytes of a quota (`5GB`, `500 MB`, `10 GiB`, or bytes); binary units; None if invalid
+    or outside 1 byte … MAX_QUOTA."""
     if isinstance(value, int):
-        return value if value > 0 else None
-    match = _QUOTA.match(value.strip())
-    if not match:
-        return None
-    size = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].upper()]
-    return size if size > 0 else None
+        size = value
+    else:
+        match = _QUOTA.match(value.strip())
+        if not match or len(match.group(1)) > 20:
+            return None
+        size = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].upper()]
+    return size if 0 < size <= MAX_QUOTA else None
 
 
 def _size(size: int) -> str:
@@ -292,6 +296,9 @@ class _Run:
         self.counts: dict[str, int] = {}  # problems found per file
         self.blobs: list[tuple[str, bytes]] = []
         self.unsound: set[str] = set()  # staff ids whose record has a problem
+        self.budget = yamlload.Budget()  # shared by every file: memory stays bounded
+        self.total = 0  # bytes read so far
+        self.spent = False  # the budget or MAX_TOTAL_BYTES ran out: no more files are read
 
     def add(self, rel: str, line: int, message: str) -> None:
         count = self.counts[rel] = self.counts.get(rel, 0) + 1
@@ -383,7 +390,7 @@ class _Run:
             elif required:
                 self.add(rel, 1, f"{rel} is missing: every inventory has one")
             return None
-        if not self.inside(rel, root):
+        if not self.inside(rel, root) or self.spent:
             return None
         size = file.stat().st_size
         if size > yamlload.MAX_BYTES:
@@ -394,11 +401,23 @@ class _Run:
                 f"{yamlload.MAX_BYTES:,} (20 MiB); split the agency",
             )
             return None
+        self.total += size
+        if self.total > MAX_TOTAL_BYTES:
+            self.spent = True
+            self.add(
+                rel,
+                1,
+                f"the inventory's files come to more than {MAX_TOTAL_BYTES:,} bytes (64 MiB) with "
+                "this one, more than the reconciler reads at once; it was not read",
+            )
+            return None
         blob = file.read_bytes()
         self.blobs.append((rel, blob))
-        parsed = yamlload.parse(blob)
+        parsed = yamlload.parse(blob, self.budget)
         for line, message in parsed.problems:
             self.add(rel, line, message)
+        if self.budget.mappings < 0 or self.budget.values < 0:
+            self.spent = True
         if parsed.data is None:
             return None
         f = _File(rel, str(file), parsed.data, parsed.lines)
@@ -535,7 +554,11 @@ class _Run:
             return None
         size = parse_quota(value)
         if size is None:
-            self.at(f, path, f"{quote(value)} is not a quota: it must be more than 0 bytes")
+            self.at(
+                f,
+                path,
+                f"{quote(value)} is not a quota: it must be more than 0 bytes and at most 10 TB",
+            )
         return size
 
     # -- agencies ------------------------------------------------------------------------------
@@ -871,10 +894,15 @@ class _Checks:
 
     def date(self, f: _File, path: tuple[str | int, ...], value: str) -> dt.date | None:
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             self.at(f, path, f"{quote(value)} is not a real date")
             return None
+        reason = activity.out_of_range(day)
+        if reason:
+            self.at(f, path, reason)
+            return None
+        return day
 
     def quota_decision(self, f: _File, p: tuple[str | int, ...], quota: int, decision: str) -> None:
         """Above the regulation's ceiling, the decision must name its document and date."""

@@ -27,6 +27,37 @@ MAX_BYTES = 20 * 1024 * 1024  #: largest file accepted (20 MiB, about 150,000 st
 MAX_DEPTH = 16  #: deepest nesting of mappings and sequences (the format needs 4)
 MAX_REPORTED = 20  #: most problems of one kind reported per file
 
+
+MAX_MAPPINGS = 250_000  #: mappings in one inventory, all files together
+MAX_VALUES = 2_500_000  #: values in one inventory, all files together
+
+
+@dataclass(slots=True)
+class Budget:
+    """What every file of one inventory may hold together, spent as the files are parsed: a
+    million valid records spread over files under the size limit must be refused before memory
+    runs out, not after (a 100,000-person province: some 100,000 mappings and 500,000 values)."""
+
+    mappings: int = MAX_MAPPINGS  #: staff records, agencies, units, suspensions, …
+    values: int = MAX_VALUES  #: every scalar, mapping and list
+
+    def spend(self, mappings: int, values: int) -> str | None:
+        """Take from the budget; the reason when it is spent."""
+        self.mappings -= mappings
+        self.values -= values
+        if self.mappings < 0:
+            return (
+                f"the inventory holds more than {MAX_MAPPINGS:,} records (mappings) across "
+                "its files, more than the reconciler reads at once; split the province"
+            )
+        if self.values < 0:
+            return (
+                f"the inventory holds more than {MAX_VALUES:,} values across its files, "
+                "more than the reconciler reads at once; split the province"
+            )
+        return None
+
+
 BOM = b"\xef\xbb\xbf"
 _TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
@@ -79,8 +110,10 @@ def line_of_offset(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def parse(data: bytes) -> Parsed:
-    """Parse one file's bytes. Any problem leaves `data` None; every problem found is listed."""
+def parse(data: bytes, budget: Budget | None = None) -> Parsed:
+    """Parse one file's bytes. Any problem leaves `data` None; every problem found is listed.
+    With `budget` (shared by the files of an inventory), parsing stops at the line where the
+    inventory's mappings or values run out."""
     if len(data) > MAX_BYTES:
         return _fail(
             1,
@@ -114,7 +147,7 @@ def parse(data: bytes) -> Parsed:
             for at in tabs[:MAX_REPORTED]
         ]
         return Parsed(problems=problems)
-    return _Builder(data).run()
+    return _Builder(data, budget).run()
 
 
 def _fail(line: int, message: str) -> Parsed:
@@ -128,8 +161,9 @@ class _Fatal(Exception):
 class _Builder:
     """Turns libyaml events into data and `Lines`, with an explicit stack (no recursion)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, budget: Budget | None) -> None:
         self.data = data
+        self.budget = budget
         self.problems: list[tuple[int, str]] = []
         self.keys: dict[str, str] = {}  # interned mapping keys: one str object per distinct key
 
@@ -175,6 +209,7 @@ class _Builder:
             # Each frame: [container, its Lines, pending key (mappings only)]
             stack: list[list[Any]] = [[root, Lines(1, root_lines), None]]
             documents = 0
+            mappings = values = 0  # spent since the budget was last charged
             get_event = loader.get_event
             scalar_t, map_t = yaml.ScalarEvent, yaml.MappingStartEvent
             seq_t = yaml.SequenceStartEvent
@@ -192,8 +227,15 @@ class _Builder:
                         frame[2] = self._key(event.value, container, line)
                         continue
                     self._add(frame, self._scalar(event, line), line)
+                    values += 1
                 elif kind is map_t or kind is seq_t:
                     line = event.start_mark.line + 1
+                    values += 1
+                    if kind is map_t:
+                        mappings += 1
+                    if values >= 4096 or mappings >= 1024:
+                        self._spend(mappings, values, line)
+                        mappings = values = 0
                     if event.anchor is not None:
                         self._anchor(event, line)
                     frame = stack[-1]
@@ -233,9 +275,18 @@ class _Builder:
                         )
                         raise _Fatal
                 elif kind is yaml.StreamEndEvent:
+                    self._spend(mappings, values, event.start_mark.line + 1)
                     return
         finally:
             loader.dispose()
+
+    def _spend(self, mappings: int, values: int, line: int) -> None:
+        if self.budget is None:
+            return
+        spent = self.budget.spend(mappings, values)
+        if spent:
+            self.problem(line, spent)
+            raise _Fatal
 
     def _anchor(self, event: Any, line: int) -> None:
         self.problem(
