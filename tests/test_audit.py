@@ -34,3 +34,57 @@ def test_records_reach_the_file_at_once_and_bulk_changes_are_synced_together(
     log.close()
     records = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
     assert [r["outcome"] for r in records[-2:]] == ["started", "failed"]
+
+
+def new_log(path: Path) -> AuditLog:
+    return AuditLog(path, run="r", actor="a", plan_digest="d", commit="c", directory="ldap://x")
+
+
+def test_a_torn_last_line_is_skipped_when_read_and_repaired_by_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = new_log(path)
+    log.record("apply", outcome="started")
+    log.close()
+    with path.open("ab") as f:
+        f.write(b'{"event": "create", "id": "HG-0001", "outco')  # cut off: a full disk
+    records, problems, torn = audit_module.read(path)
+    assert len(records) == 1 and problems == []
+    assert torn == '{"event": "create", "id": "HG-0001", "outco'
+    log = new_log(path)  # the next apply appends: not onto the half line
+    log.record("apply", outcome="done")
+    log.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(x) for x in lines]  # every line is a whole record again
+    assert [r["event"] for r in records] == ["apply", "repair", "apply"]
+    assert records[1]["fragment"].startswith('{"event": "create"')
+    assert audit_module.read(path)[1:] == ([], None)
+
+
+def test_a_write_cut_short_leaves_no_half_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = new_log(path)
+    log.record("apply", outcome="started")
+    real_write = audit_module.os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if len(data) > 300:  # what fits of a long record is written, then the disk is full
+            real_write(fd, data[:100])
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(audit_module.os, "write", full_disk)
+    with pytest.raises(audit_module.ReconcilerError, match="No space left on device"):
+        log.record("update", id="HG-1", outcome="changed", before={}, after={"title": ["x" * 400]})
+    assert path.read_bytes().endswith(b"\n")
+    assert log.last_words("failed", "x" * 400)  # the long message does not fit; a short one does
+    log.close()
+    records = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r["event"], r["outcome"]) for r in records] == [
+        ("apply", "started"),
+        ("apply", "failed"),
+    ]
+    assert "message" not in records[-1]

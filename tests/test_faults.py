@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -401,38 +402,111 @@ def test_timeouts_frozen_server_and_silent_network(
     run.converges()
 
 
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `folder` (CI runs as root); skipped, saying why, only where mounting
+    is impossible."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root (CI runs the suite as root)")
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def whole_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSON-lines file, each a whole record, the last one ended."""
+    data = path.read_text(encoding="utf-8")
+    assert data.endswith("\n"), f"a cut-off line was left at the end of {path}"
+    return [json.loads(line) for line in data.splitlines()]
+
+
 def test_full_disk_for_the_audit_log(slapd: Slapd, tmp_path: Path) -> None:
     run = Run(slapd, tmp_path, 120)
     assert run.plan().returncode == 0
-    disk = tmp_path / "small"
-    disk.mkdir()
-    mounted = (
-        os.geteuid() == 0
-        and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    )
-    try:
-        if mounted:  # fills up part way through: about 60 records fit
-            run.audit = disk / "audit.jsonl"
-            full = run.apply()
-            failed_clearly(full, "cannot write the audit log", "No space left on device")
-            assert 10 < len(run.records()) < 120
-        # full from the first byte: nothing at all may be changed
-        run.audit = Path("/dev/full")
-        before = count_entries(slapd)
-        full = run.apply("--break-lock")
-        failed_clearly(full, "cannot write the audit log /dev/full", "No space left on device")
-        assert count_entries(slapd) == before
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(disk)], check=False)
+    with small_disk(tmp_path / "small", "64k") as disk:  # fills up part way: ~60 records fit
+        run.audit = disk / "audit.jsonl"
+        full = run.apply()
+        failed_clearly(full, "cannot write the audit log", "No space left on device")
+        records = whole_lines(run.audit)  # no half line for the next run to append to
+        assert 10 < len(records) < 120
+        assert (records[-1]["event"], records[-1]["outcome"]) == ("apply", "failed")
+        # the next run on the same full disk: refused cleanly, and the log still reads whole
+        again = run.apply("--break-lock")
+        failed_clearly(again, "No space left on device")
+        whole_lines(run.audit)
+        report = cli(
+            "report",
+            str(run.folder),
+            "--audit-log",
+            str(run.audit),
+            "--now",
+            "2026-12-01",
+            env=env_for(slapd),
+        )
+        assert report.returncode == 0, report.stderr
+    # full from the first byte: nothing at all may be changed
+    run.audit = Path("/dev/full")
+    before = count_entries(slapd)
+    full = run.apply("--break-lock")
+    failed_clearly(full, "cannot write the audit log /dev/full", "No space left on device")
+    assert count_entries(slapd) == before
     run.audit = tmp_path / "log" / "audit.jsonl"
     assert run.apply("--break-lock").returncode == 0
     run.converges()
+
+
+def test_full_disk_for_the_credentials_file(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 150)
+    assert run.plan().returncode == 0
+    with small_disk(tmp_path / "small", "4k") as disk:  # one page: about 100 lines
+        creds = disk / "credentials.csv"
+        args = run.apply_args()
+        args[args.index("--credentials-out") + 1] = str(creds)
+        full = cli(*args, env=env_for(slapd))
+        assert full.returncode == 1, full.stderr
+        assert "cannot write the credentials file" in full.stderr, full.stderr
+        assert "No space left on device" in full.stderr
+        # every line on file is whole and its mailbox exists with that password
+        lines = creds.read_text(encoding="utf-8").splitlines()
+        assert creds.read_bytes().endswith(b"\n") and lines[0] == "address,password"
+        handed = dict(line.split(",", 1) for line in lines[1:])
+        assert 50 < len(handed) < 150
+        shutil.copy(creds, tmp_path / "credentials-0.csv")  # kept with the others
+    failure = run.last_failure()
+    assert "No space left on device" in failure["message"]
+    assert (run.records()[-1]["event"], run.records()[-1]["outcome"]) == ("apply", "failed")
+    with scenario.connect(slapd) as d:
+        created = {e.mail: e for e in d.read(BASE, READ) if e.managed}
+    assert set(handed) <= set(created)
+    for address in list(handed)[:: max(1, len(handed) // 5)]:
+        who = ldapwhoami(slapd, created[address].dn, handed[address])
+        assert "Password must be changed" in who.stdout + who.stderr, address
+    assert run.apply("--break-lock").returncode == 0
+    run.converges()
+
+
+def test_full_disk_for_the_plan_and_the_public_directory(slapd: Slapd, tmp_path: Path) -> None:
+    run = Run(slapd, tmp_path, 150)
+    with small_disk(tmp_path / "small", "4k") as disk:
+        run.plan_file = disk / "plan.json"
+        planned = run.plan()
+        failed_clearly(planned, f"cannot write the plan {run.plan_file}", "No space left")
+        assert list(disk.iterdir()) == []  # no half plan, no temporary file
+        run.plan_file = tmp_path / "plan.json"
+        assert run.plan().returncode == 0 and run.apply().returncode == 0
+        published = cli("publish", str(run.folder), "--out", str(disk / "www"), env=env_for(slapd))
+        failed_clearly(published, "No space left")
+        assert not [p for p in (disk / "www").iterdir() if p.name.endswith(".partial")]
 
 
 def count_entries(server: Slapd) -> int:

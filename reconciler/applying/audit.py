@@ -12,6 +12,12 @@ domain and base DN), so that a log shared by several directories is still read r
 of each. The file is personal data (addresses, names): created 0600, like the applied plans kept
 beside it. The log is only ever appended to, never rotated by the tool; the history the report
 reads is also kept in the directory itself (`directory.history`, fed through `attach`).
+
+A full disk never leaves half a record: a write that fails is cut back to the last whole line
+(`_append`), and a log whose last line was cut off anyway (a power cut) is repaired when it is next
+opened for writing (`repair`) and skipped, with a note, when it is read (`read`). A small spare
+file beside the log (`.NAME.spare`, `SPARE` bytes) is given back to a full disk so that the run's
+closing "apply failed" record still fits (`last_words`).
 """
 
 from __future__ import annotations
@@ -20,17 +26,25 @@ import datetime as dt
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import InventoryError, Problem, ReconcilerError
+
+_TORN = (
+    "the log's last line was cut off (a full disk or a power cut while it was written); it was "
+    "removed from the log and is kept here as `fragment`"
+)
 
 SECRET_ATTRIBUTES = frozenset({"userpassword", "pwdhistory", "authpassword"})
 #: Seconds between disk syncs of the records of a run of changes.
 SYNC_EVERY = 0.2
+#: Bytes kept beside the log for the closing record of a run that fills the disk.
+SPARE = 16384
 #: Outcomes recorded in bulk; every other record is synced at once.
 _BULK = frozenset({"changed", "ok"})
 
@@ -41,6 +55,81 @@ def scrub(attrs: dict[str, Any]) -> dict[str, Any]:
 
 #: Mode of the audit log and of the applied plans kept beside it (personal data).
 PRIVATE = 0o600
+
+
+def repair(path: Path) -> str | None:
+    """Cut a torn last line (one without its newline: a power cut or a full disk while writing)
+    off the log, so that the next record starts on a line of its own; the fragment cut off is
+    returned to be kept in a record, or None when the log ends with a whole line."""
+    try:
+        with path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return None
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return None
+            start = max(0, size - 65536)
+            f.seek(start)
+            tail = f.read()
+            cut = tail.rfind(b"\n")
+            keep = start + cut + 1 if cut >= 0 else (0 if start == 0 else size)
+            if keep == size:  # a line longer than 64 KiB: not ours, leave it
+                return None
+            fragment = tail[keep - start :].decode("utf-8", "replace")
+            f.truncate(keep)
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return None
+    return fragment
+
+
+def read(path: Path) -> tuple[list[dict[str, Any]], list[Problem], str | None]:
+    """The log's records, the lines that are not records (as problems with their line), and a
+    torn last line (not a problem: a write cut off by a full disk or a power cut; the next apply
+    repairs it), skipped."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ReconcilerError(f"cannot read the audit log {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InventoryError([Problem(str(path), 0, "the file is not UTF-8 text")]) from None
+    torn = None
+    if text and not text.endswith("\n"):
+        text, _, torn = text.rpartition("\n")
+    records: list[dict[str, Any]] = []
+    found: list[Problem] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            found.append(Problem(str(path), number, f"not a JSON line: {error.msg}"))
+            continue
+        if not isinstance(record, dict):
+            found.append(Problem(str(path), number, "not a JSON object"))
+            continue
+        records.append(record)
+    return records, found, torn
+
+
+def _keep_spare(path: Path, fd: int) -> Path | None:
+    """The spare file beside a log that is a regular file, made when missing and the disk has
+    room; None when there is none."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return None  # /dev/full, a pipe: nothing to keep beside it
+    spare = path.with_name(f".{path.name}.spare")
+    if spare.exists():
+        return spare
+    try:
+        spare.write_bytes(b"\0" * SPARE)
+    except OSError:
+        spare.unlink(missing_ok=True)
+        return None
+    return spare
 
 
 class AuditLog:
@@ -72,15 +161,19 @@ class AuditLog:
         self._first: dict[str, Any] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            torn = repair(path)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
             if os.fstat(fd).st_mode & 0o077:  # a log made by an older version: personal data
                 with suppress(OSError):
                     os.fchmod(fd, PRIVATE)
-            self._file = os.fdopen(fd, "a", encoding="utf-8")
+            self._fd = fd
         except OSError as error:
             raise ReconcilerError(
                 f"cannot open the audit log {path}: {error.strerror}. Nothing was applied."
             ) from None
+        self._spare = _keep_spare(path, self._fd)
+        if torn is not None:
+            self.record("repair", outcome="repaired", fragment=torn[:4096], message=_TORN)
 
     def attach(self, sink: Callable[[dict[str, Any]], None]) -> None:
         """Give every record from now on to `sink` too (the directory's history), starting with
@@ -101,12 +194,13 @@ class AuditLog:
             if isinstance(entry.get(key), dict):
                 entry[key] = scrub(entry[key])
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+        if self.broken:
+            raise ReconcilerError(f"the audit log {self.path} could not be written before")
         try:
-            self._file.write(line)
-            self._file.flush()
+            self._append(line.encode("utf-8"))
             now = time.monotonic()
             if fields.get("outcome") not in _BULK or now - self._synced >= SYNC_EVERY:
-                os.fsync(self._file.fileno())
+                os.fsync(self._fd)
                 self._synced = now
         except OSError as error:
             self.broken = True
@@ -125,6 +219,36 @@ class AuditLog:
                 # a failure being recorded is the news (the directory may be what failed): it
                 # is in this log; the sink tries again with its next record, or says so at close
 
+    def _append(self, data: bytes) -> None:
+        """Write one whole record, or nothing: a write cut short (a full disk) is cut back off
+        the file, so the next record never continues half a line."""
+        size = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            with suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise
+
+    def last_words(self, outcome: str, message: str) -> bool:
+        """The run's closing record, even after a write failed: a record that does not fit is
+        cut back off, and a shorter one (without the message) may still fit. True when one was
+        written."""
+        if self.broken and self._spare is not None:
+            with suppress(OSError):
+                self._spare.unlink()  # room for the record
+        for fields in ({"message": message}, {}):
+            self.broken = False
+            try:
+                self.record("apply", outcome=outcome, **fields)
+            except ReconcilerError:
+                continue
+            return True
+        self.broken = True
+        return False
+
     def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
         """Keep the applied plan beside the log, named by time and digest; None when the log's
         disk already failed (nothing more is written there)."""
@@ -139,6 +263,8 @@ class AuditLog:
                 os.fchmod(out.fileno(), PRIVATE)
                 shutil.copyfileobj(source, out)
         except OSError as error:
+            with suppress(OSError):
+                target.unlink()  # half a copy is no copy
             raise ReconcilerError(
                 f"cannot keep a copy of the applied plan as {target}: {error.strerror}"
             ) from None
@@ -147,7 +273,10 @@ class AuditLog:
     def close(self) -> None:
         # every record was flushed when written and the closing record synced them all; a failing
         # close (full disk) adds nothing to report beyond the write error already raised
+        if self._fd < 0:
+            return
         with suppress(OSError):
-            os.fsync(self._file.fileno())
+            os.fsync(self._fd)
         with suppress(OSError):
-            self._file.close()
+            os.close(self._fd)
+        self._fd = -1

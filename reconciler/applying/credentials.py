@@ -10,10 +10,12 @@ import os
 import secrets
 import string
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
 from reconciler.errors import ReconcilerError
+from reconciler.text import csv_cell
 
 SPECIALS = "!#$%&*+-=?@^_"
 ALPHABET = string.ascii_letters + string.digits + SPECIALS
@@ -70,17 +72,38 @@ class CredentialsFile:
             ) from None
         except OSError as error:
             raise ReconcilerError(f"cannot create {path}: {error.strerror}") from None
-        os.fchmod(fd, 0o600)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._write("address,password\n")
-        self.count = 0
+        self._fd = fd
+        self.count = 0  # passwords on file
+        try:
+            os.fchmod(fd, 0o600)
+            self._write("address,password\n")
+        except ReconcilerError:
+            self.close()
+            raise
 
     def _write(self, line: str) -> None:
-        self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """One whole line, synced, or nothing: a write cut short (a full disk) is cut back off,
+        so the file never holds half a password."""
+        data = line.encode("utf-8")
+        size = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+        except OSError as error:
+            with suppress(OSError):
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+            raise ReconcilerError(
+                f"cannot write the credentials file {self.path}: {error.strerror}; the password "
+                "was not handed over and nothing was written with it"
+            ) from None
 
     def add(self, address: str, password: str) -> None:
+        cells = (address, password)
+        if any(csv_cell(c) != c or any(ch in c for ch in ',"\r\n') for c in cells):
+            raise ReconcilerError(f"refusing to write an unsafe CSV cell for {address}")
         self._write(f"{address},{password}\n")
         self.count += 1
 
@@ -88,9 +111,11 @@ class CredentialsFile:
         """Close the file; one that received no password is removed, so that a run that failed
         before issuing anything (a connection refused, a stale plan) can be repeated with the
         same --credentials-out."""
-        if self._file.closed:
+        if self._fd < 0:
             return
-        self._file.close()
+        with suppress(OSError):
+            os.close(self._fd)
+        self._fd = -1
         if self.count == 0:
             self.path.unlink(missing_ok=True)
 

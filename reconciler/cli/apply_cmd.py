@@ -157,8 +157,7 @@ def apply(
         audit.record("apply", outcome="failed" if recap.failed else "done", recap=recap.line())
     except ReconcilerError as error:
         failure = error
-        with suppress(ReconcilerError):
-            audit.record("apply", outcome="failed", message=str(error))
+        audit.last_words("failed", str(error))
     finally:
         if writer is not None:
             try:

@@ -125,8 +125,11 @@ def import_(
         fail(error)
     for rel, content in written.items():
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        except OSError as error:
+            fail(ReconcilerError(f"cannot write {path}: {error.strerror}"))
     report = next(rel for rel in written if rel.startswith("import-report"))
     click.echo(
         f"{out}: {count(len(result.agencies), 'agency', 'agencies')}, {result.staff} staff "

@@ -161,7 +161,10 @@ def plan(
     click.echo(said, err=True)  # once there is a plan: problems alone on stderr otherwise
     print_plan(result, fmt, show_unmanaged, changes)
     if out is not None:
-        planfile.save(result, out)
+        try:
+            planfile.save(result, out)
+        except ReconcilerError as error:
+            fail(error)
         click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)
     if detailed_exitcode and not result.empty:
         sys.exit(2)

@@ -17,8 +17,12 @@ from reconciler.text import count
 def _write(path: Path, text: str) -> None:
     """Write atomically, so a web server never serves half a page."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8", newline="")
-    os.replace(partial, path)
+    try:
+        partial.write_text(text, encoding="utf-8", newline="")
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half page behind
+        raise
 
 
 @main.command()

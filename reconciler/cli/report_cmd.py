@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from reconciler.cli.common import (
     problems,
     read_directory,
 )
-from reconciler.errors import InventoryError, Problem, ReconcilerError
+from reconciler.errors import InventoryError, ReconcilerError
 from reconciler.text import count
 
 
@@ -35,29 +34,19 @@ def _start(records: list[dict[str, Any]]) -> dt.datetime | None:
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
-    """The audit log's records; a line that is not a JSON object is an error naming the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ReconcilerError(f"cannot read the audit log {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise InventoryError([Problem(str(path), 0, "the file is not UTF-8 text")]) from None
-    records: list[dict[str, Any]] = []
-    found: list[Problem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            found.append(Problem(str(path), number, f"not a JSON line: {error.msg}"))
-            continue
-        if not isinstance(record, dict):
-            found.append(Problem(str(path), number, "not a JSON object"))
-            continue
-        records.append(record)
+    """The audit log's records (`audit.read`); a line that is not a JSON object is an error naming
+    the line, a cut-off last line is skipped with a note."""
+    from reconciler.applying import audit
+
+    records, found, torn = audit.read(path)
     if found:
         raise InventoryError(found)
+    if torn is not None:
+        click.echo(
+            f"Note: the last line of {path} was cut off while it was written (a full disk or a "
+            "power cut) and was skipped; the next apply removes it from the log.",
+            err=True,
+        )
     return records
 
 

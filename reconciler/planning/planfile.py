@@ -281,15 +281,21 @@ def from_json(text: str, source: str = "plan") -> Plan:
 
 
 def save(plan: Plan, path: Path) -> None:
-    """Write atomically: a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically: a reader never sees half a plan (a full disk leaves no file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise ReconcilerError(f"cannot write the plan {path}: {error.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(to_json(plan))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReconcilerError(f"cannot write the plan {path}: {error.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
