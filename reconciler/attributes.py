@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 
 from reconciler.dn import child_dn, escape_rdn_value
-from reconciler.model import Action, Change, Deferred, Entry, Value
+from reconciler.model import Action, Change, Deferred, Entry, Settings, Value
 
 PEOPLE_OU = "people"
 #: The entry `apply` holds under the base DN while it runs, so that one apply runs at a time.
@@ -120,6 +120,7 @@ def managed_digest(attrs: Mapping[str, Sequence[str]]) -> str:
 
 
 def people_dn(base_dn: str) -> str:
+    """The default mailbox container, `ou=people,<base_dn>`."""
     return child_dn("ou", PEOPLE_OU, base_dn)
 
 
@@ -151,8 +152,16 @@ def tombstone(
     return dn, tuple(Change(a, (), v) for a, v in attrs.items() if v)
 
 
-def mailbox_dn(local: str, base_dn: str) -> str:
-    return f"uid={escape_rdn_value(local)},{people_dn(base_dn)}"
+def people_containers(settings: Settings) -> tuple[str, ...]:
+    """The mailbox containers the inventory declares (`people` in directory.yaml, full DNs): the
+    only places where the tool creates, adopts, renames or deletes a mailbox; new mailboxes go
+    to the first."""
+    return settings.people or (people_dn(settings.base_dn),)
+
+
+def mailbox_dn(local: str, container: str) -> str:
+    """The DN of a new mailbox in `container` (a full DN)."""
+    return f"uid={escape_rdn_value(local)},{container}"
 
 
 #: Years a time read from the directory may have: a value outside (a hand-edited 9999…) is read

@@ -147,6 +147,10 @@ class Settings:
     #: months the audit history kept in the directory is kept (None: DEFAULT_KEEP_MONTHS)
     audit_keep_months: int | None = None
 
+    #: the mailbox containers (`people`), full DNs; new mailboxes go to the first; empty: the
+    #: default `ou=people,<base_dn>` (`attributes.people_containers`)
+    people: tuple[str, ...] = ()
+
 
 #: How long the audit history in the directory is kept by default, in months (at least 12: the
 #: 6-month report of QN-2020 Đ13.6 and the year before it).
@@ -388,6 +392,7 @@ class Plan:
     sender: str = ""  # the notices' From
     audit_log: str | None = None  # directory.yaml's audit_log, for apply
     audit_keep_months: int | None = None  # directory.yaml's audit_keep_months, for apply
+    people: tuple[str, ...] = ()  # the declared mailbox containers (full DNs), new ones first
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

@@ -281,6 +281,7 @@ def test_written_inventory_is_readable_and_validates(tmp_path: Path) -> None:
         "regulation": "quangnam-2020",
         "domain": DOMAIN,
         "base_dn": "dc=legacy,dc=vn",
+        "people": "ou=users",  # where the imported mailboxes are: adopted from there only
     }
     header = next(csv.reader([(folder / "import-report.csv").read_text().splitlines()[0]]))
     assert header == ["status", "dn", "mail", "reason"]

@@ -34,6 +34,7 @@ def test_adopting_plan_changes_nothing_but_adoption_even_for_long_idle_accounts(
     tmp_path: Path,
 ) -> None:
     spec = scenario.qn()
+    spec["people"] = "ou=users"  # the legacy container: adopted from there only
     spec["agencies"]["soyte"]["staff"][0]["address"] = "tranthilan@quangnam.gov.vn"
     inv = inventory.load(scenario.write(spec, tmp_path / "inv"))
     entries = [legacy("tranthilan@quangnam.gov.vn", "Trần Thị Lan", "20190101000000Z")]

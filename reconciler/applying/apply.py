@@ -408,7 +408,7 @@ def read_dependencies(
     ids = sorted({op.id for op in plan.operations})
     for entry in directory.find(plan.base_dn, "employeeNumber", ids, READ):
         by_dn[entry.dn.lower()] = entry
-        if entry.key:
+        if entry.key and entry.managed:  # as plan matches: an entry of someone else's is not ours
             live[entry.key] = entry
     wanted = {dn.lower(): dn for op in plan.operations for dn in (op.dn, op.new_dn) if dn}
     by_rdn: dict[str, set[str]] = {}

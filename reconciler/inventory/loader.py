@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator
 
 from reconciler import schemas_folder, text
+from reconciler.dn import is_descendant, normalize_dn
 from reconciler.errors import InventoryError, Problem, ReconcilerError
 from reconciler.inventory import activity, yamlload
 from reconciler.inventory.yamlload import Lines, describe
@@ -498,6 +499,7 @@ class _Run:
             )
         max_deletes = 10 if f.broken(("max_deletes",)) else d.get("max_deletes", 10)
         reserved = () if f.broken(("reserved",)) else tuple(d.get("reserved", ()))
+        people = () if reason or f.broken(("people",)) else self.people(f, d["base_dn"])
         loc = Loc(f.rel, 1)
         quarantine = 12
         if "quarantine" in d and not f.broken(("quarantine",)):
@@ -519,6 +521,7 @@ class _Run:
             sender=(d.get("notices") or {}).get("from", f"noreply@{d['domain']}"),
             audit_log=audit_log,
             audit_keep_months=keep,
+            people=people,
         )
 
     def erase(self, f: _File) -> tuple[str, ...]:
@@ -548,6 +551,26 @@ class _Run:
         if regulation.quota_ceiling is None:
             return None
         return regulation.quota_ceiling, regulation.quota_clause
+
+    def people(self, f: _File, base_dn: str) -> tuple[str, ...]:
+        """The `people` containers as full DNs: each relative to base_dn, or a full DN under it."""
+        raw = f.data.get("people", ())
+        values = [raw] if isinstance(raw, str) else list(raw)
+        if "people" in f.data and not values:
+            self.at(f, ("people",), "must name at least one container (default: ou=people)")
+        out: list[str] = []
+        for i, value in enumerate(values):
+            path: tuple[str | int, ...] = ("people",) if isinstance(raw, str) else ("people", i)
+            reason = dn_problem(value)
+            if reason:
+                self.at(f, path, f"{quote(value)} is not a distinguished name: {reason}")
+                continue
+            full = value if is_descendant(value, base_dn) else f"{value},{base_dn}"
+            if normalize_dn(full) in {normalize_dn(o) for o in out}:
+                self.at(f, path, f"{quote(value)} is named twice")
+                continue
+            out.append(full)
+        return tuple(out)
 
     def quota(self, f: _File, path: tuple[str | int, ...], value: int | str | None) -> int | None:
         if value is None:

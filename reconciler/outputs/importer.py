@@ -33,6 +33,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,7 +43,7 @@ from typing import Any
 import yaml
 
 from reconciler import names, text
-from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
+from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn, split_dn
 from reconciler.errors import NamingError, ReconcilerError
 from reconciler.inventory.loader import address_problem
 from reconciler.model import Entry
@@ -304,6 +305,30 @@ class _Person:
     quota: int | None
 
 
+def _containers(people: Iterable[_Person], base_dn: str) -> list[str]:
+    """The containers the imported mailboxes are in (`people` of directory.yaml: the only places
+    the tool adopts from), the one holding most first, each relative to the base DN (the base
+    itself when mailboxes sit directly under it)."""
+    counts: dict[str, int] = defaultdict(int)
+    shown: dict[str, str] = {}
+    for p in people:
+        parent = parent_dn(p.entry.dn)
+        key = normalize_dn(parent)
+        counts[key] += 1
+        shown.setdefault(key, _relative(parent, base_dn))
+    return [shown[k] for k in sorted(counts, key=lambda k: (-counts[k], k))]
+
+
+def _relative(dn: str, base_dn: str) -> str:
+    """`dn` without its base DN suffix (`ou=users`), or as it is when it is the base."""
+    rdns: list[str] = []
+    rest = dn
+    while rest and normalize_dn(rest) != normalize_dn(base_dn):
+        rdn, rest = split_dn(rest)
+        rdns.append(rdn)
+    return ",".join(rdns) if rdns and rest else dn
+
+
 def _agency_value(entry: Entry, attribute: str, people_base: str) -> str | None:
     if attribute == PARENT:
         parent = parent_dn(entry.dn)
@@ -363,7 +388,14 @@ class _Importer:
         people = [p for e in entries if (p := self.person(e)) is not None]
         people = self.unique(people, holders)
         docs = self.agencies(people, holders)
-        directory = {"regulation": o.regulation, "domain": o.domain, "base_dn": o.base_dn}
+        directory: dict[str, Any] = {
+            "regulation": o.regulation,
+            "domain": o.domain,
+            "base_dn": o.base_dn,
+        }
+        containers = _containers(people, o.base_dn)
+        if containers:
+            directory["people"] = containers[0] if len(containers) == 1 else containers
         return Result(directory, docs, tuple(sorted(self.report, key=_report_order)))
 
     # -- one entry -----------------------------------------------------------------------------
@@ -740,7 +772,12 @@ def render_agency(doc: Mapping[str, Any], header: str = "") -> str:
 
 def render_directory(doc: Mapping[str, Any], header: str = "") -> str:
     lines = [f"# {h}" if h else "#" for h in header.splitlines()]
-    lines.extend(f"{k}: {_scalar(v)}" for k, v in doc.items())
+    for key, value in doc.items():
+        if isinstance(value, list):  # a DN holds commas: each item quoted
+            items = ", ".join(json.dumps(v, ensure_ascii=False) for v in value)
+            lines.append(f"{key}: [{items}]")
+        else:
+            lines.append(f"{key}: {_scalar(value)}")
     return "\n".join(lines) + "\n"
 
 

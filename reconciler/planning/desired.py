@@ -21,8 +21,9 @@ from reconciler.attributes import (
     FORMER_ID,
     is_tombstone,
     parse_time,
-    people_dn,
+    people_containers,
 )
+from reconciler.dn import normalize_dn, parent_dn
 from reconciler.errors import NamingError, Problem
 from reconciler.model import (
     Address,
@@ -125,32 +126,50 @@ def adoptions(
     An inetOrgPerson entry without govMailAccount (a mailbox issued before the tool, typically
     written into the inventory by `reconciler import`) belongs to the record whose pinned
     `address` equals its `mail`, ignoring case, when the entry has no employeeNumber or the
-    record's id as employeeNumber, and no managed entry has that id. An address claimed by two
-    such entries adopts neither (the pin then fails as held by an entry the tool does not
-    manage). The plan turns each adoption into one update that adds govMailAccount and
-    employeeNumber in place, keeping the entry's DN, address and password."""
+    record's id as employeeNumber, and no managed entry has that id. Only an entry directly
+    inside a declared mailbox container (`people` in directory.yaml) is adopted, never a service
+    account elsewhere (`uid=helpdesk,ou=services`), and never one whose address a managed
+    mailbox already holds (as its address or an alias). An address claimed by two such entries
+    adopts neither (the pin then fails as held by an entry the tool does not manage). The plan
+    turns each adoption into one update that adds govMailAccount and employeeNumber in place,
+    keeping the entry's DN, address and password."""
     pins = {
         p.address.lower(): p
         for p in inventory.people
         if p.address and p.state is not State.ABSENT and p.id not in live
     }
+    containers = {normalize_dn(c) for c in people_containers(inventory.settings)}
     found: dict[str, Entry] = {}
     claimed: set[str] = set()
+    owned: set[str] = set()  # every address a managed mailbox holds
     for entry in entries:
+        if entry.managed:
+            owned.update(a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias")))
+            continue
         classes = {c.lower() for c in entry.all("objectClass")}
-        if entry.managed or "inetorgperson" not in classes:
+        if "inetorgperson" not in classes:
             continue
         for mail in {m.lower() for m in entry.all("mail")}:
             person = pins.get(mail)
             if person is None or (entry.key and entry.key != person.id):
                 continue
+            if not _inside(entry.dn, containers):
+                break  # not in a mailbox container: a service account, or someone else's
             if person.id in claimed:
                 found.pop(person.id, None)
             else:
                 claimed.add(person.id)
                 found[person.id] = entry
             break  # one record per entry
-    return found
+    return {key: e for key, e in found.items() if e.mail not in owned}
+
+
+def _inside(dn: str, containers: set[str]) -> bool:
+    """Is the entry at `dn` directly inside one of `containers` (normalized DNs)?"""
+    try:
+        return normalize_dn(parent_dn(dn)) in containers
+    except ValueError:
+        return False
 
 
 def taken_addresses(
@@ -490,6 +509,7 @@ class Desired:
     #: records of deleted mailboxes (not recoverable) the plan does not create again
     refused: list[Refusal] = field(default_factory=list)
     history: list[Tombstone] = field(default_factory=list)
+    foreign_ids: dict[str, str] = field(default_factory=dict)  # employeeNumber → DN, of others'
 
 
 def tombstone(entry: Entry) -> Tombstone:
@@ -565,14 +585,18 @@ def resolve(
     live: dict[str, Entry] = {}
     unmanaged: list[str] = []
     stones: list[Tombstone] = []
-    base = settings.base_dn.lower()
-    container = people_dn(settings.base_dn).lower()
+    own = {settings.base_dn.lower(), *(c.lower() for c in people_containers(settings))}
+    foreign_ids: dict[str, str] = {}
     for entry in all_entries:
         if entry.managed and entry.key:
             live[entry.key] = entry
-        elif is_tombstone(entry):
+            continue
+        if is_tombstone(entry):
             stones.append(tombstone(entry))
-        elif entry.dn.lower() not in (base, container) and _is_person(entry):
+            continue
+        if entry.key:
+            foreign_ids.setdefault(entry.key, entry.dn)
+        if entry.dn.lower() not in own and _is_person(entry):
             unmanaged.append(entry.dn)
     adopted = adoptions(all_entries, inventory, live)
     if adopted:
@@ -598,7 +622,9 @@ def resolve(
     boxes, problems = mailboxes(
         inventory, regulation, live, taken, holders, frozenset(r.id for r in refused)
     )
-    return Desired(all_entries, live, unmanaged, taken, boxes, problems, refused, stones)
+    return Desired(
+        all_entries, live, unmanaged, taken, boxes, problems, refused, stones, foreign_ids
+    )
 
 
 def _is_person(entry: Entry) -> bool:

@@ -22,7 +22,7 @@ from reconciler.attributes import (
     history_dn,
     mailbox_dn,
     managed_digest,
-    people_dn,
+    people_containers,
     seen,
 )
 from reconciler.dn import child_dn, parent_dn
@@ -191,6 +191,7 @@ def compute(
         dir_hash.update(fingerprint(entry).encode())
         known.add(entry.dn.lower())
 
+    people = people_containers(settings)
     ops: list[Operation] = []
     total = len(boxes)
     for done, (key, box) in enumerate(boxes.items()):
@@ -198,7 +199,7 @@ def compute(
             progress(done, total)
         found = live.get(key)
         if found is None:
-            ops.append(_create(box, settings.base_dn, regulation, ctx.now))
+            ops.append(_create(box, people[0], regulation, ctx.now))
             continue
         entry = found
         state = lifecycle.state_operations(box, entry, regulation, ctx.now, ctx.activity)
@@ -227,7 +228,11 @@ def compute(
         ops.append(_delete(entry, regulation.delete_clause, reason, settings.base_dn))
 
     ops.sort(key=lambda op: op.sort_key)
-    notes = _unknown_activity(ctx.activity, wanted.taken) + _managers_suspended(ops, boxes)
+    notes = (
+        _unknown_activity(ctx.activity, wanted.taken)
+        + _managers_suspended(ops, boxes)
+        + _ids_held_elsewhere(ops, wanted)
+    )
     deletes = any(op.action is Action.DELETE for op in ops)
     erase = settings.erase if deletes else ()
     if erase:
@@ -238,7 +243,7 @@ def compute(
         )
     needed = []
     if any(op.action is Action.CREATE for op in ops):
-        needed += [settings.base_dn, people_dn(settings.base_dn)]
+        needed += _chain(settings.base_dn, people[0])
     if any(op.action is Action.DELETE for op in ops):
         needed.append(history_dn(settings.base_dn))
     containers = tuple(dn for dn in needed if dn.lower() not in known)
@@ -265,6 +270,7 @@ def compute(
         sender=settings.sender,
         audit_log=settings.audit_log,
         audit_keep_months=settings.audit_keep_months,
+        people=people,
     )
     return plan
 
@@ -306,6 +312,27 @@ def _managers_suspended(ops: Sequence[Operation], boxes: Mapping[str, Mailbox]) 
     return tuple(sorted(notes))
 
 
+def _chain(base_dn: str, container: str) -> list[str]:
+    """The base and every DN from it down to `container`, parents first."""
+    chain = [container]
+    while chain[-1].lower() != base_dn.lower() and parent_dn(chain[-1]):
+        chain.append(parent_dn(chain[-1]))
+    return [base_dn, *(dn for dn in reversed(chain) if dn.lower() != base_dn.lower())]
+
+
+def _ids_held_elsewhere(ops: Sequence[Operation], wanted: desired.Desired) -> tuple[str, ...]:
+    """A new mailbox whose id is the employeeNumber of an entry the tool does not manage: the
+    new one is created all the same (entries are matched among the tool's own), and said so."""
+    notes = []
+    for op in ops:
+        if op.action is Action.CREATE and op.id in wanted.foreign_ids:
+            notes.append(
+                f"{op.id}: the entry {wanted.foreign_ids[op.id]}, which the reconciler does not "
+                f"manage, also has employeeNumber {op.id}; it is left alone"
+            )
+    return tuple(notes)
+
+
 def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) -> tuple[str, ...]:
     """Activity rows naming no address or alias in the directory are ignored, and said so."""
     unknown = sorted(a for a in activity if a not in taken)
@@ -321,7 +348,7 @@ def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) ->
     )
 
 
-def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime) -> Operation:
+def _create(box: Mailbox, container: str, regulation: Regulation, now: dt.datetime) -> Operation:
     attrs: dict[str, tuple[str, ...]] = {
         "objectClass": PERSON_CLASSES,
         "employeeNumber": (box.key,),
@@ -346,7 +373,7 @@ def _create(box: Mailbox, base_dn: str, regulation: Regulation, now: dt.datetime
         Action.CREATE,
         clause,
         reason,
-        new_dn=mailbox_dn(box.address.local, base_dn),
+        new_dn=mailbox_dn(box.address.local, container),
         attributes=tuple(sorted(written, key=lambda c: c.attr)),
         address_clause="" if box.address.clause == clause else box.address.clause,
     )
@@ -401,8 +428,8 @@ def _adopt(
         reason = lifecycle.declared_text(box.suspension)
         extra.append(Change(SUSPEND_REASON, entry.all(SUSPEND_REASON), (reason,)))
     reason = (
-        "adopts the existing entry in place (adds govMailAccount and employeeNumber); its DN, "
-        "address and password are kept"
+        f"adopts the existing entry {entry.dn} in place (adds govMailAccount and employeeNumber);"
+        " its DN, address and password are kept"
     )
     changes = (*extra, *(c for c in changes if c.attr != "employeeNumber"))
     return box.operation(
