@@ -85,6 +85,24 @@ READ = (
     "pwdChangedTime",
     "createTimestamp",
 )
+#: Every attribute apply may write: the CONTRACT's attributes, with the ppolicy state the tool owns
+#: (`pwdReset`, `pwdAccountLockedTime`) and userPassword only as a password apply issues. A plan
+#: that lists any other (an operational attribute, an option like `userPassword;x`, an OID) is
+#: refused whole (`planning.invariants`).
+WRITABLE = (
+    "objectClass",
+    "employeeNumber",
+    *MANAGED,
+    *SUSPENSION,
+    RESTORED_AT,
+    ISSUED_AT,
+    MUST_CHANGE,
+    PASSWORD,
+)
+#: Every attribute of a tombstone, the one record apply writes in ou=history (with a delete).
+TOMBSTONE_WRITABLE = HISTORY_READ
+#: The lock entry's RDN, under the base DN: one apply at a time per directory.
+LOCK_RDN = "cn=reconciler-lock"
 LOCKED = "000001010000Z"
 
 

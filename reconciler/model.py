@@ -370,6 +370,19 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """How much destruction a plan may carry (`plan.check_limits`): deletions up to `max_deletes`
+    of directory.yaml, suspensions up to `suspend_share` of the mailboxes, unless the person
+    planning allows more (--allow-deletes, --allow-suspends). A plan records them, and apply
+    checks them again."""
+
+    max_deletes: int
+    allow_deletes: int | None = None
+    suspend_share: float = 0.10
+    allow_suspends: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     regulation: str
     domain: str
@@ -393,6 +406,9 @@ class Plan:
     audit_log: str | None = None  # directory.yaml's audit_log, for apply
     audit_keep_months: int | None = None  # directory.yaml's audit_keep_months, for apply
     people: tuple[str, ...] = ()  # the declared mailbox containers (full DNs), new ones first
+    #: the directory the plan was made for (`Directory.identity`; "" when its base was missing)
+    directory_identity: str = ""
+    limits: Limits | None = None  # the guard the plan passed, checked again by apply
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

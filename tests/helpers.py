@@ -161,6 +161,9 @@ class PassThrough(Directory):
     def lock_policy(self, base_dn: str) -> LockPolicy:
         return self.inner.lock_policy(base_dn)
 
+    def identity(self, base_dn: str) -> str:
+        return self.inner.identity(base_dn)
+
     def flush(self) -> None:
         self.inner.flush()
 

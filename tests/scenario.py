@@ -122,7 +122,8 @@ def plan(folder: Path, directory: Directory, now: dt.datetime = NOW, **kw: Any) 
     that want it call `check_limits`)."""
     loaded = pipeline.load(folder)
     entries = pipeline.read(directory, loaded)
-    context = Context(now=now, directory_url=directory.url, **kw)
+    identity = pipeline.identity(directory, loaded)
+    context = Context(now=now, directory_url=directory.url, directory_identity=identity, **kw)
     return pipeline.make_plan(loaded, entries, context, limits=None)
 
 

@@ -7,6 +7,7 @@ import base64
 import gc
 import importlib.util
 import os
+import re
 import socket
 import stat
 import sys
@@ -373,7 +374,8 @@ def test_ldif_round_trip_is_byte_stable(tmp_path: Path) -> None:
     assert PASSWORD_CANARY.encode() not in data and b"\nuserPassword: {SSHA}" in data
     text = data.decode("ascii")  # non-ASCII is base64
     assert all(len(line) <= 76 for line in text.splitlines())
-    assert text.startswith("version: 1\n\ndn: " + SUFFIX + "\n")
+    head = r"version: 1\n# reconciler directory identity: ldif:[0-9a-f-]{36}\n\ndn: "
+    assert re.match(head + re.escape(SUFFIX) + "\n", text)
     assert text.index(f"dn: {PEOPLE}\n") < text.index("dn: uid=b,")  # parents first
     again = LdifDirectory(f"ldif:{path}")
     assert again.dump() == data
@@ -452,7 +454,9 @@ def test_ldif_missing_file_is_empty_and_created_on_close(tmp_path: Path) -> None
         list(d.read(SUFFIX, ["1.1"]))
     assert not path.exists()
     d.close()
-    assert path.read_bytes() == b"version: 1\n"
+    assert re.fullmatch(
+        rb"version: 1\n# reconciler directory identity: ldif:[0-9a-f-]{36}\n", path.read_bytes()
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["new.ldif"]  # no temp file left
 
 

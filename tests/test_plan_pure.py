@@ -9,8 +9,8 @@ import pytest
 
 from reconciler.errors import UnsafePlan
 from reconciler.inventory import loader as inventory
-from reconciler.model import Action, Entry, Operation, Plan
-from reconciler.planning.plan import Context, Limits, check_limits, compute
+from reconciler.model import Action, Entry, Limits, Operation, Plan
+from reconciler.planning.plan import Context, check_limits, compute
 from reconciler.rules import regulations
 
 from . import scenario

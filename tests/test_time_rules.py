@@ -25,8 +25,8 @@ from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory
 from reconciler.errors import InventoryError, UnsafePlan
 from reconciler.inventory import activity as activity_module
-from reconciler.model import Action, Entry, Operation, Plan
-from reconciler.planning.plan import Limits, check_limits
+from reconciler.model import Action, Entry, Limits, Operation, Plan
+from reconciler.planning.plan import check_limits
 from reconciler.rules.lifecycle import ZONE, add_months, local_day
 
 from . import scenario

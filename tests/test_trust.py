@@ -6,18 +6,21 @@ Every case on a real throwaway slapd (and the LDIF file directory where it behav
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.attributes import READ
-from reconciler.directory import Directory
+from reconciler.devtools.throwaway import Slapd
+from reconciler.directory import Directory, open_directory
 from reconciler.errors import InventoryError
-from reconciler.model import Action, Plan
+from reconciler.model import Action, Entry, Plan
 from reconciler.planning import planfile, render
 
-from . import scenario
+from . import scenario, tamper
+from .helpers import run_cli
 from .scenario import BASE_HG
 
 DOMAIN = "hagiang.gov.vn"
@@ -150,3 +153,263 @@ def test_the_people_setting_puts_new_mailboxes_in_its_first_container(
     assert created and all(dn.endswith(f",ou=staff,ou=mail,{BASE_HG}") for dn in created)
     saved = json.loads(planfile.to_json(plan))
     assert saved["people"] == [f"ou=staff,ou=mail,{BASE_HG}", f"ou=people,{BASE_HG}"]
+
+
+# 1. A saved plan is trusted --------------------------------------------------------------------
+
+
+def env_for(server: Slapd) -> dict[str, str]:
+    return {
+        "RECONCILER_DIRECTORY": server.url,
+        "RECONCILER_BIND_DN": server.root_dn,
+        "RECONCILER_BIND_PASSWORD": server.root_pw,
+    }
+
+
+class Attack:
+    """A converged province on the real slapd, a service account beside it, and a fresh plan
+    file (`plan --out`) for the attacker to edit."""
+
+    def __init__(self, server: Slapd, tmp: Path) -> None:
+        self.server, self.tmp = server, tmp
+        self.spec = scenario.hg()
+        self.folder = scenario.write(self.spec, tmp / "inv")
+        with scenario.connect(server) as d:
+            converged(self.folder, d, tmp / "setup")
+            add(
+                d,
+                f"ou=services,{BASE_HG}",
+                objectClass=["top", "organizationalUnit"],
+                ou="services",
+            )
+            person(d, POSTMASTER, f"postmaster@{DOMAIN}")
+        self.plan_file = tmp / "plan.json"
+        self.n = 0
+
+    def plan(self, *extra: str) -> None:
+        made = run_cli(
+            "plan", str(self.folder), "--out", str(self.plan_file), *extra, env=env_for(self.server)
+        )
+        assert made.returncode == 0, made.stderr
+
+    def apply(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        self.n += 1
+        return run_cli(
+            "apply",
+            str(self.plan_file),
+            "--credentials-out",
+            str(self.tmp / f"c{self.n}.csv"),
+            "--audit-log",
+            str(self.tmp / "log" / "audit.jsonl"),
+            *extra,
+            env=env_for(self.server),
+        )
+
+    def entry(self, dn: str) -> Entry | None:
+        with scenario.connect(self.server) as d:
+            return d.get(dn, ["*", *READ])
+
+    def refused(self, result: subprocess.CompletedProcess[str], *words: str) -> None:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        for word in words:
+            assert word in result.stderr, result.stderr
+        log = self.tmp / "log" / "audit.jsonl"
+        lines = log.read_text("utf-8").splitlines() if log.exists() else []
+        records = [json.loads(x) for x in lines]
+        assert not records or records[-1]["outcome"] == "failed"  # a file refused: no run
+        assert not [r for r in records if r["outcome"] == "changed"]
+
+
+POSTMASTER = f"uid=postmaster,ou=services,{BASE_HG}"
+
+
+def test_a_resealed_plan_cannot_delete_the_policy_or_a_service_account(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    attack = Attack(slapd, tmp_path)
+    policy_dn = f"cn=default,ou=policies,{slapd.suffix}"
+    policy, postmaster = attack.entry(policy_dn), attack.entry(POSTMASTER)
+    assert policy is not None and postmaster is not None
+    attack.plan()
+
+    def edit(data: dict[str, Any]) -> None:
+        data["operations"] += [
+            tamper.operation("delete", policy, BASE_HG, id="HG-0101"),
+            tamper.operation("delete", postmaster, BASE_HG, id="postmaster"),
+        ]
+
+    tamper.reseal(attack.plan_file, edit)
+    attack.refused(
+        attack.apply(),
+        "the plan breaks what apply never does",
+        f"operation 1 (delete HG-0101 {policy_dn}): {policy_dn} is not directly inside a mailbox"
+        " container",
+        f"operation 2 (delete postmaster {POSTMASTER})",
+    )
+    assert attack.entry(policy_dn) is not None and attack.entry(POSTMASTER) is not None
+
+    # the attacker declares the services container too: postmaster is still not the tool's
+    def declare(data: dict[str, Any]) -> None:
+        data["operations"].pop(-2)
+        data["people"].append(f"ou=services,{BASE_HG}")
+
+    tamper.reseal(attack.plan_file, declare)
+    attack.refused(attack.apply(), "is not the tool's (no govMailAccount)")
+    assert attack.entry(POSTMASTER) is not None
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "why"),
+    [
+        ("userPassword", "{SSHA}backdoor", "can only be issued by apply"),
+        ("userpassword", "{SSHA}backdoor", "can only be issued by apply"),
+        ("2.5.4.35", "{SSHA}backdoor", "which apply never writes"),
+        ("userPassword;x-second", "{SSHA}backdoor", "which apply never writes"),
+        ("pwdPolicySubentry", "cn=weak,ou=policies", "which apply never writes"),
+        ("pwdAccountLockedTime", "20990101000000Z", "is only ever 000001010000Z"),
+    ],
+)
+def test_a_resealed_plan_cannot_write_a_second_password_or_another_attribute(
+    slapd: Slapd, tmp_path: Path, attr: str, value: str, why: str
+) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+
+    def edit(data: dict[str, Any]) -> None:
+        update = next(op for op in data["operations"] if op["id"] == "HG-0101")
+        update["changes"][attr] = {"before": [], "after": [value]}
+
+    tamper.reseal(attack.plan_file, edit, loads=False)
+    attack.refused(attack.apply(), why)
+    lan = attack.entry(f"uid=ttlan.soyte,ou=people,{BASE_HG}")
+    assert lan is not None and lan.get("title") != "Trưởng phòng"
+
+
+def test_a_plan_for_another_directory_is_refused(slapd: Slapd, tmp_path: Path) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    # the same province in an LDIF file: another directory, whatever its content
+    copy = tmp_path / "copy.ldif"
+    with scenario.connect(slapd) as live, open_directory(f"ldif:{copy}") as other:
+        for entry in live.read(slapd.suffix, ["*"]):
+            other.add(
+                entry.dn,
+                {
+                    k: list(v)
+                    for k, v in entry.attrs.items()
+                    if k not in ("createtimestamp", "modifytimestamp")
+                },
+            )
+    made = run_cli(
+        "plan", str(attack.folder), "--directory", f"ldif:{copy}", "--out", str(attack.plan_file)
+    )
+    assert made.returncode == 0, made.stderr
+    attack.refused(
+        attack.apply(),
+        "the plan was made for the directory ldif:",
+        "a plan applies only to the directory it was computed from",
+    )
+    # a plan made for this server, whose identity was edited: refused too
+    attack.plan()
+    tamper.reseal(
+        attack.plan_file,
+        lambda data: data["directory"].update(identity="0f0f0f0f-0000-0000-0000-0"),
+    )
+    attack.refused(attack.apply(), "the plan was made for the directory 0f0f0f0f")
+    # and the real one applies, through any URL that reaches the server
+    attack.plan()
+    applied = run_cli(
+        "apply",
+        str(attack.plan_file),
+        "--credentials-out",
+        str(tmp_path / "ok.csv"),
+        "--audit-log",
+        str(tmp_path / "log" / "audit.jsonl"),
+        env={**env_for(slapd), "RECONCILER_DIRECTORY": slapd.ldapi_url},
+    )
+    assert applied.returncode == 0, applied.stderr
+
+
+def test_the_deletion_guard_is_checked_again_at_apply(slapd: Slapd, tmp_path: Path) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"] += [
+        {"id": f"HG-{300 + i}", "name": f"Lê Văn {chr(65 + i)}"} for i in range(12)
+    ]
+    scenario.write(attack.spec, attack.folder)
+    with scenario.connect(slapd) as d:
+        converged(attack.folder, d, tmp_path / "more")
+        victims = [e for e in d.read(BASE_HG, READ) if e.managed and e.key.startswith("HG-3")]
+    attack.plan()
+    tamper.reseal(
+        attack.plan_file,
+        lambda data: data["operations"].extend(
+            tamper.operation("delete", e, BASE_HG) for e in victims
+        ),
+    )
+    attack.refused(
+        attack.apply(),
+        "goes past the limits it records",
+        "this plan deletes 12 mailboxes, more than max_deletes (10)",
+    )
+    with scenario.connect(slapd) as d:
+        assert all(d.get(e.dn, ["1.1"]) is not None for e in victims)
+
+
+def test_a_forged_adoption_or_a_move_out_of_the_containers_is_refused(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    attack = Attack(slapd, tmp_path)
+    postmaster = attack.entry(POSTMASTER)
+    assert postmaster is not None
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+    classes = list(postmaster.all("objectClass"))
+    adopt = tamper.operation(
+        "update",
+        postmaster,
+        id="HG-0999",
+        changes={
+            "objectClass": {"before": classes, "after": [*classes, "govMailAccount"]},
+            "employeeNumber": {"before": [], "after": ["HG-0999"]},
+        },
+    )
+
+    def move(data: dict[str, Any]) -> None:
+        data["people"].append(f"ou=services,{BASE_HG}")
+        lan = next(op for op in data["operations"] if op["id"] == "HG-0101")
+        lan["changes"]["uid"] = {"before": ["ttlan.soyte"], "after": ["ttlan.x"]}
+        lan["action"], lan["new_dn"] = "rename", f"uid=ttlan.x,ou=services,{BASE_HG}"
+        lan["from"], lan["to"] = lan.pop("address"), f"ttlan.x@{DOMAIN}"
+
+    tamper.reseal(attack.plan_file, move)
+    attack.refused(attack.apply(), "a rename keeps the entry in its container")
+    attack.plan()
+
+    def adoption(data: dict[str, Any]) -> None:
+        data["operations"].append(adopt)
+        data["people"].append(f"ou=services,{BASE_HG}")
+
+    tamper.reseal(attack.plan_file, adoption)
+    attack.refused(attack.apply(), "is a service address (postmaster), never adopted")
+    assert not attack.entry(POSTMASTER).managed  # type: ignore[union-attr]
+
+
+def test_expect_digest_refuses_any_other_plan(slapd: Slapd, tmp_path: Path) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+    reviewed = planfile.digest(planfile.load(attack.plan_file))
+
+    def edit(data: dict[str, Any]) -> None:  # a plan that keeps every invariant
+        lan = next(op for op in data["operations"] if op["id"] == "HG-0101")
+        lan["changes"]["title"]["after"] = ["Giám đốc (sửa)"]
+
+    forged = tamper.reseal(attack.plan_file, edit)
+    assert forged != reviewed
+    attack.refused(attack.apply("--expect-digest", reviewed), "not the plan that was reviewed")

@@ -47,6 +47,7 @@ from reconciler.errors import (
 )
 from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, resolve
 from reconciler.names import fold
+from reconciler.planning import invariants
 from reconciler.text import count
 
 LOCK_HOURS = 2
@@ -238,6 +239,12 @@ def execute(
     operation (recorded in the recap and the audit log). After each delete the plan's mail-store
     erase runs (again too for a delete already done, so that a failed erase is retried)."""
     recap = Recap()
+    # what apply never does, whatever the plan says: checked before the first write
+    _refuse_if(plan, audit, invariants.check_plan(plan))
+    wrong = invariants.identity_problem(plan, directory.identity(plan.base_dn))
+    if wrong:
+        audit.record("identity", outcome="refused", message=wrong)
+        raise ReconcilerError(f"{wrong} Nothing was applied.")
     ensure_locking(plan, directory, accept_unverified_lock)
     issued = sum(1 for op in plan.operations if _issues_password(op))
     if credentials is None and issued:
@@ -256,6 +263,7 @@ def execute(
         if recap.replaced_lock:
             audit.record("break-lock", replaced=recap.replaced_lock, outcome="changed")
         live, by_dn = read_dependencies(directory, plan)
+        _refuse_if(plan, audit, invariants.entry_problems(plan, live, by_dn))
         todo, done, stale = check(plan, live, by_dn)
         if stale:
             audit.record("stale", entries=stale, outcome="refused")
@@ -367,6 +375,12 @@ def execute(
             if progress:
                 progress(index + 1, total)
     return recap
+
+
+def _refuse_if(plan: Plan, audit: AuditLog, problems: list[str]) -> None:
+    if problems:
+        audit.record("invariants", outcome="refused", problems=problems[:100])
+        raise invariants.refuse(plan, problems)
 
 
 #: An issued password, as the audit log records it.

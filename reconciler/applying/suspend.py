@@ -26,6 +26,7 @@ from reconciler.model import (
     Entry,
     Inventory,
     Kind,
+    Limits,
     Operation,
     Plan,
     State,
@@ -139,6 +140,9 @@ def prepare(
         ),
         relay=settings.relay,
         sender=settings.sender,
+        people=attributes.people_containers(settings),
+        directory_identity=directory.identity(settings.base_dn),
+        limits=Limits(settings.max_deletes, allow_suspends=1),  # the one asked for
     )
     return Prepared(plan, path, before)
 

@@ -182,14 +182,16 @@ class Read(NamedTuple):
     directory: Directory
     #: the audit records kept in the directory (`pipeline.history`), when asked for
     history: list[dict[str, Any]]
+    #: the directory's identity (`Directory.identity`), which a plan records
+    identity: str = ""
 
 
 def read_directory(
     connection: dict[str, Any], loaded: Loaded, *, progress: bool = False, history: bool = False
 ) -> Read:
     """Open the directory the connection options name (an `ldif:` file read-only), read the
-    inventory's part of it (`pipeline.read`) and, with `history`, its audit history, and close
-    it."""
+    inventory's part of it (`pipeline.read`), its identity (`pipeline.identity`, which a plan
+    records) and, with `history`, its audit history, and close it."""
     from reconciler.cli.progress import Progress
     from reconciler.planning import pipeline
 
@@ -198,7 +200,7 @@ def read_directory(
     try:
         entries = pipeline.read(directory, loaded, shown)
         records = pipeline.history(directory, loaded) if history else []
-        return Read(entries, directory, records)
+        return Read(entries, directory, records, pipeline.identity(directory, loaded))
     finally:
         if shown is not None:
             shown.close()

@@ -138,6 +138,7 @@ def plan(
             inventory_commit=git_commit(inventory),
             activity=seen,
             applied=applied_digests(read.history),
+            directory_identity=read.identity,
         )
         computing = Progress("computing the plan")
         try:

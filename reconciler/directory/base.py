@@ -29,6 +29,10 @@ Both backends share these semantics:
   message saying which directory, what failed and what to check. Passwords never appear in
   messages or reprs.
 - Values and DNs written are normalized to NFC (userPassword excepted).
+- `identity` names the directory a base DN belongs to, whatever URL reached it: on a server the
+  base entry's `entryUUID` (every replica of one directory shares it), for an LDIF file an
+  identity of its own kept in the file (`ldif:…`, never equal to a server's); "" when there is
+  no base entry. A plan records it, and apply refuses a plan made for another directory.
 """
 
 from __future__ import annotations
@@ -120,6 +124,11 @@ class Directory(abc.ABC):
         """Does a bind to an entry with pwdAccountLockedTime fail (a suspension takes effect)?
         Read only. A file directory has no binds: there is nothing a suspension could miss."""
         return LockPolicy(True, f"{self.url} is a file: nobody binds to it")
+
+    def identity(self, base_dn: str) -> str:
+        """The identity of the directory holding `base_dn` (see the module docstring)."""
+        entry = self.get(base_dn, ["entryUUID"])
+        return (entry.get("entryUUID") or "") if entry is not None else ""
 
     def flush(self) -> None:  # noqa: B027 - a no-op unless the backend buffers writes
         """Make every write so far durable (the LDIF backend rewrites its file)."""

@@ -24,6 +24,7 @@ import re
 import secrets
 import tempfile
 import unicodedata
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEnt
 from reconciler.model import Entry
 
 FOLD = 76
+#: The comment line that keeps an LDIF directory's identity, and how every such identity starts.
+IDENTITY_LINE = "# reconciler directory identity: "
+IDENTITY_PREFIX = "ldif:"
 
 #: How a command uses the file: "read" (it must exist; never written, so a file in a read-only
 #: place can be read), "write" (it must exist) or "create" (a missing file is a new, empty
@@ -133,6 +137,16 @@ class _Record:
         for name, values in self.attrs.values():
             out += [_line(name, v) for v in values]
         return "".join(out)
+
+
+def _identity(text: str) -> str | None:
+    """The identity kept in the header of an LDIF file's text, if any."""
+    for line in text.split("\n", 8)[:8]:
+        if line.startswith(IDENTITY_LINE):
+            value = line[len(IDENTITY_LINE) :].strip()
+            if value.startswith(IDENTITY_PREFIX):
+                return value
+    return None
 
 
 def _parse(text: str, where: str) -> Iterator[tuple[int, list[tuple[int, str, str]]]]:
@@ -242,11 +256,15 @@ class LdifDirectory(Directory):
                     "fork, export the live directory with `reconciler snapshot`)"
                 ) from None
             self._dirty = True  # created on close
+            self._identity = f"{IDENTITY_PREFIX}{uuid.uuid4()}"
             return
         except UnicodeDecodeError as exc:
             raise DirectoryError(f"{self.path} is not UTF-8 text: {exc}") from None
         except OSError as exc:
             raise DirectoryError(f"cannot read {self.path}: {exc.strerror}") from None
+        self._identity = _identity(text) or (
+            f"{IDENTITY_PREFIX}{uuid.uuid5(uuid.NAMESPACE_URL, self.path.resolve().as_uri())}"
+        )
         for line, record in _parse(text, str(self.path)):
             dn = record[0][2]
             try:
@@ -571,7 +589,8 @@ class LdifDirectory(Directory):
         records: Iterable[_Record] = (
             self._entries[k] for k in sorted(self._entries, key=lambda k: k[::-1])
         )
-        text = "version: 1\n" + "".join("\n" + r.to_ldif() for r in records)
+        head = f"version: 1\n{IDENTITY_LINE}{self._identity}\n"
+        text = head + "".join("\n" + r.to_ldif() for r in records)
         return text.encode("utf-8", "surrogateescape")
 
     def flush(self) -> None:
@@ -609,6 +628,15 @@ class LdifDirectory(Directory):
             finally:
                 os.close(dir_fd)
         self._dirty = False
+
+    def identity(self, base_dn: str) -> str:
+        """The file's own identity (`ldif:<uuid>`, in its header; see `Directory.identity`), when
+        it holds `base_dn`. A file without one (a snapshot written elsewhere) is named by its
+        path until the next write keeps that identity in it."""
+        self._check_open()
+        if self._entries.get(self._key(base_dn)) is None:
+            return ""
+        return self._identity
 
     def close(self) -> None:
         if self._closed:

@@ -10,7 +10,7 @@ Each step runs with the cyclic garbage collector paused (`collector.paused`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from reconciler.directory.history import is_audit, records
 from reconciler.directory.snapshot import read_tree
 from reconciler.errors import InventoryError, NoSuchEntry
 from reconciler.inventory import loader
-from reconciler.model import Entry, Inventory, Plan
-from reconciler.planning import desired
+from reconciler.model import Action, Entry, Inventory, Limits, Plan
+from reconciler.planning import desired, invariants
 from reconciler.planning.collector import paused
-from reconciler.planning.plan import Context, Limits, check_limits, compute, only_time_rules
+from reconciler.planning.plan import Context, check_limits, compute, only_time_rules
 from reconciler.rules import regulations
 from reconciler.rules.regulations import Regulation
 
@@ -112,4 +112,15 @@ def make_plan(
         result = only_time_rules(result, loaded.regulation)
     if limits is not None:
         check_limits(result, limits)
+    else:  # the caller allowed what the plan holds
+        limits = loaded.limits(result.count(Action.DELETE), result.count(Action.SUSPEND))
+    result = replace(result, limits=limits)
+    broken = invariants.check_plan(result)  # what apply would refuse is refused here
+    if broken:
+        raise invariants.refuse(result, broken)
     return result
+
+
+def identity(directory: Directory, loaded: Loaded) -> str:
+    """The identity of the directory the inventory's base DN is in (`Directory.identity`)."""
+    return directory.identity(loaded.inventory.settings.base_dn)

@@ -34,6 +34,7 @@ from reconciler.model import (
     Entry,
     Inventory,
     Kind,
+    Limits,
     Mailbox,
     Operation,
     Plan,
@@ -49,18 +50,6 @@ from reconciler.text import count
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    """How much destruction a plan may carry (`check_limits`): deletions up to `max_deletes` of
-    directory.yaml, suspensions up to `suspend_share` of the mailboxes, unless the person
-    planning allows more (--allow-deletes, --allow-suspends)."""
-
-    max_deletes: int
-    allow_deletes: int | None = None
-    suspend_share: float = 0.10
-    allow_suspends: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Context:
     """Everything a plan depends on besides the inventory and the entries."""
 
@@ -68,6 +57,7 @@ class Context:
     directory_url: str = ""
     directory_backend: str = ""
     inventory_commit: str = ""
+    directory_identity: str = ""  # `Directory.identity` of the base DN
     activity: Mapping[str, Seen] = field(default_factory=dict)
     #: per stable id, the digest of the managed attributes the last apply left on the entry
     #: (`directory.history.applied_digests`): an entry that differs was changed by hand since
@@ -271,6 +261,7 @@ def compute(
         audit_log=settings.audit_log,
         audit_keep_months=settings.audit_keep_months,
         people=people,
+        directory_identity=ctx.directory_identity,
     )
     return plan
 

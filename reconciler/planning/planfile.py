@@ -21,6 +21,7 @@ from reconciler.model import (
     Contact,
     Deferred,
     Kind,
+    Limits,
     Operation,
     Plan,
     Refusal,
@@ -94,9 +95,11 @@ def _digested(plan: Plan) -> dict[str, Any]:
         "inventory": {"digest": plan.inventory_digest, "commit": plan.inventory_commit},
         "directory": {
             "url": plan.directory_url,
+            "identity": plan.directory_identity,
             "fingerprint": plan.directory_fingerprint,
             "accounts": plan.accounts,
         },
+        "limits": _limits(plan.limits),
         "containers": list(plan.containers),
         "people": list(plan.people),
         "operations": [operation_dict(op) for op in plan.operations],
@@ -127,6 +130,28 @@ def _notices(plan: Plan) -> dict[str, Any]:
 
 def _refusal(r: Refusal) -> dict[str, str]:
     return {"id": r.id, "agency": r.agency, "name": r.name, "clause": r.clause, "reason": r.reason}
+
+
+def _limits(limits: Limits | None) -> dict[str, Any] | None:
+    if limits is None:
+        return None
+    return {
+        "max_deletes": limits.max_deletes,
+        "allow_deletes": limits.allow_deletes,
+        "suspend_share": limits.suspend_share,
+        "allow_suspends": limits.allow_suspends,
+    }
+
+
+def _read_limits(data: Any) -> Limits | None:
+    if data is None:
+        return None
+    return Limits(
+        max_deletes=int(data["max_deletes"]),
+        allow_deletes=None if data["allow_deletes"] is None else int(data["allow_deletes"]),
+        suspend_share=float(data["suspend_share"]),
+        allow_suspends=None if data["allow_suspends"] is None else int(data["allow_suspends"]),
+    )
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
@@ -256,6 +281,8 @@ def from_json(text: str, source: str = "plan") -> Plan:
             directory_backend=str(data["directory"].get("backend", "")),
             containers=tuple(data.get("containers", ())),
             people=tuple(data.get("people", ())),
+            directory_identity=str(data["directory"].get("identity", "")),
+            limits=_read_limits(data.get("limits")),
             operations=_operations(data["operations"], source),
             unmanaged=tuple(data.get("unmanaged", ())),
             notes=tuple(data.get("notes", ())),

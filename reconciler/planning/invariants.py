@@ -1,0 +1,317 @@
+"""What apply never does, whatever a plan says (README: Safety). Pure: no I/O.
+
+A plan file is data that anyone who can write the file can change, and its digest is only a
+SHA-256 of its own body, which anyone can recompute; `--expect-digest` is what ties a plan to the
+one reviewers saw. Apply checks every plan against these invariants before its first write and
+refuses it whole, naming each operation that breaks one:
+
+- the directory is the one the plan was made for: the same base DN and the same identity (the
+  base entry's entryUUID, `Directory.identity`; `identity_problem`);
+- every DN an operation writes is directly inside a mailbox container the plan declares
+  (`people` in directory.yaml, under the base DN), and is neither a container, the base, the lock
+  entry nor a record of `ou=history`; a rename stays in its container; the containers a plan
+  creates lead from the base to a declared container (or are `ou=history`);
+- an operation writes only the tool's attributes (`attributes.WRITABLE`, spelled as the tool
+  spells them), each at most once, with the values the tool writes: a new mailbox's object
+  classes, id and address are its own; `objectClass` and `employeeNumber` change only when an
+  entry is adopted (govMailAccount and the record's id added, nothing else); the lock is
+  `LOCKED` or nothing, `pwdReset` TRUE or nothing; userPassword only as the password apply issues
+  (`password_problem`);
+- the deletion and suspension guards hold for the limits the plan records;
+- the entries touched are the tool's: they carry govMailAccount, or the plan adopts them from a
+  declared container with the address its record pins and no other record's id; never a password
+  policy, a configuration or a service entry (`entry_problems`, with the entries apply reads).
+
+`check_plan` costs O(plan): apply runs it before it writes anything, and `pipeline.make_plan`
+runs it too, so that a plan apply would refuse is refused where it is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from reconciler.attributes import (
+    HISTORY_OU,
+    LOCK,
+    LOCK_RDN,
+    LOCKED,
+    MUST_CHANGE,
+    PASSWORD,
+    PERSON_CLASSES,
+    TOMBSTONE,
+    TOMBSTONE_WRITABLE,
+    WRITABLE,
+    misplaced,
+)
+from reconciler.dn import child_dn, is_descendant, normalize_dn, parent_dn, parse_dn
+from reconciler.errors import UnsafePlan
+from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan
+from reconciler.names import RESERVED
+
+_WRITABLE = {a.lower(): a for a in WRITABLE}
+_TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
+_PERSON_CLASSES = frozenset(c.lower() for c in PERSON_CLASSES)
+#: Object classes of entries the tool never touches, whatever else they carry.
+_NEVER = frozenset({"pwdpolicy", "pwdpolicychecker", "subentry", "applicationprocess"})
+
+
+class Scope:
+    """Where a plan may write: the normalized DNs of its base, its declared containers, the lock
+    entry and the history container."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.base = normalize_dn(plan.base_dn)
+        self.containers = frozenset(normalize_dn(c) for c in plan.people)
+        self.lock = normalize_dn(f"{LOCK_RDN},{plan.base_dn}")
+        self.history = normalize_dn(child_dn("ou", HISTORY_OU, plan.base_dn))
+
+    def not_a_record(self, dn: str) -> str | None:
+        """Why `dn` is not where a tombstone goes (directly in ou=history), or None."""
+        try:
+            inside = normalize_dn(parent_dn(dn)) == self.history
+        except ValueError:
+            return f"{dn!r} is not a distinguished name"
+        return None if inside else f"{dn} is not a record of {HISTORY_OU} under the base DN"
+
+    def outside(self, dn: str) -> str | None:
+        """Why an operation may not write the entry at `dn`, or None."""
+        try:
+            here, parent = normalize_dn(dn), normalize_dn(parent_dn(dn))
+        except ValueError:
+            return f"{dn!r} is not a distinguished name"
+        if here in self.containers or here in (self.base, self.lock, self.history):
+            return f"{dn} is a container or the lock entry, not a mailbox"
+        if parent not in self.containers:
+            return (
+                f"{dn} is not directly inside a mailbox container the plan declares "
+                "(people in directory.yaml)"
+            )
+        return None
+
+
+def check_plan(plan: Plan) -> list[str]:
+    """Every way the plan breaks an invariant that needs only the plan, in plain words, each
+    naming its operation; empty when it keeps them all."""
+    from reconciler.planning.plan import check_limits
+
+    problems: list[str] = []
+    try:
+        scope = Scope(plan)
+    except ValueError as error:
+        return [f"the plan's base DN or containers cannot be read: {error}"]
+    problems += _containers(plan, scope)
+    if plan.limits is None:
+        problems.append("the plan records no limits for deletions and suspensions")
+    else:
+        try:
+            check_limits(plan, plan.limits)
+        except UnsafePlan as error:
+            problems.append(f"the plan goes past the limits it records: {error}")
+    for number, op in enumerate(plan.operations, 1):
+        problems += [f"{_name(number, op)}: {why}" for why in _operation(op, scope)]
+    return problems
+
+
+def _name(number: int, op: Operation) -> str:
+    where = f" {op.dn or op.new_dn}" if op.dn or op.new_dn else ""
+    return f"operation {number} ({op.action.value} {op.id or '(no id)'}{where})"
+
+
+def _containers(plan: Plan, scope: Scope) -> list[str]:
+    problems = []
+    if not plan.people:
+        problems.append("the plan declares no mailbox container (people)")
+    for dn in plan.people:
+        if not is_descendant(dn, plan.base_dn):
+            problems.append(f"the mailbox container {dn} is outside the base DN {plan.base_dn}")
+        elif normalize_dn(dn) in (scope.lock, scope.history) or is_descendant(
+            dn, child_dn("ou", HISTORY_OU, plan.base_dn)
+        ):
+            problems.append(f"{dn} cannot be a mailbox container")
+    for dn in plan.containers:
+        leads = any(is_descendant(c, dn) for c in plan.people)
+        if not is_descendant(dn, plan.base_dn) or not (leads or normalize_dn(dn) == scope.history):
+            problems.append(
+                f"the plan creates the container {dn}, which does not lead from the base DN to "
+                "a declared mailbox container"
+            )
+    return problems
+
+
+def adopts(op: Operation) -> bool:
+    """Does the operation adopt an existing entry (add govMailAccount to it)?"""
+    return op.action is Action.UPDATE and any(
+        c.attr.lower() == "objectclass"
+        and "govmailaccount" not in {v.lower() for v in c.before}
+        and "govmailaccount" in {v.lower() for v in c.after if isinstance(v, str)}
+        for c in op.changes
+    )
+
+
+def _operation(op: Operation, scope: Scope) -> Iterable[str]:
+    if not op.id:
+        yield "it names no stable id"
+    if op.action is Action.CREATE:
+        if op.dn or op.changes:
+            yield "a create changes no existing entry"
+        why = scope.outside(op.new_dn)
+        if why:
+            yield why
+        elif parse_dn(op.new_dn)[0][0].lower() != "uid":
+            yield f"a new mailbox is named by uid=, not {op.new_dn}"
+    else:
+        if op.attributes and op.action is not Action.DELETE:
+            yield f"a {op.action.value} lists no new entry's attributes"
+        why = scope.outside(op.dn)
+        if why:
+            yield why
+        if op.action is Action.RENAME:
+            why = scope.outside(op.new_dn)
+            if why:
+                yield why
+            elif normalize_dn(parent_dn(op.new_dn)) != normalize_dn(parent_dn(op.dn)):
+                yield f"a rename keeps the entry in its container ({parent_dn(op.dn)})"
+        elif op.action is Action.DELETE:
+            if op.changes:
+                yield "a delete writes no attribute of the entry it deletes"
+            if op.new_dn or op.attributes:  # the tombstone it leaves in the history
+                why = scope.not_a_record(op.new_dn)
+                if why:
+                    yield why
+        elif op.new_dn:
+            yield f"a {op.action.value} does not move the entry"
+    yield from _writes(op)
+
+
+def _writes(op: Operation) -> Iterable[str]:
+    listed = (*op.attributes, *op.changes)
+    seen: set[str] = set()
+    adoption = adopts(op)
+    allowed = _TOMBSTONE_WRITABLE if op.action is Action.DELETE else _WRITABLE
+    for change in listed:
+        name = change.attr.lower()
+        if name not in allowed or change.attr != allowed[name]:
+            yield f"it writes {change.attr}, which apply never writes there"
+            continue
+        if name in seen:
+            yield f"it writes {change.attr} twice"
+        seen.add(name)
+        why = _value(op, change, adoption)
+        if why:
+            yield why
+
+
+def _value(op: Operation, change: Change, adoption: bool) -> str | None:
+    name = change.attr.lower()
+    after = change.after
+    strings = {v.lower() for v in after if isinstance(v, str)}
+    if name == PASSWORD.lower():
+        return password_problem(op, change)
+    misplaced_value = misplaced(change.attr, after)  # a value apply fills in, in its place
+    if misplaced_value:
+        return misplaced_value
+    if op.action is Action.DELETE:  # its tombstone
+        if name == "objectclass" and strings != {"top", TOMBSTONE.lower()}:
+            return "a tombstone is a govMailTombstone and nothing else"
+        return None
+    if name == "objectclass":
+        if op.action is Action.CREATE:
+            return None if strings == _PERSON_CLASSES else "a new mailbox has the tool's classes"
+        if not adoption:
+            return "only an adoption changes an entry's object classes"
+        if strings != {v.lower() for v in change.before} | {"govmailaccount"}:
+            return "an adoption adds govMailAccount and no other object class"
+    if name == "employeenumber":
+        if after != (op.id,):
+            return f"employeeNumber is the operation's own id {op.id}"
+        if op.action is not Action.CREATE and not adoption:
+            return "only a create or an adoption sets employeeNumber"
+    if name == "mail" and op.action is Action.CREATE and strings != {op.address.lower()}:
+        return f"a new mailbox's mail is its address {op.address}"
+    if name == LOCK.lower() and after not in ((), (LOCKED,)):
+        return f"{LOCK} is only ever {LOCKED} (suspended) or nothing"
+    if name == MUST_CHANGE.lower() and after not in ((), ("TRUE",)):
+        return f"{MUST_CHANGE} is only ever TRUE or nothing"
+    return None
+
+
+def password_problem(op: Operation, change: Change) -> str | None:
+    """Why `change` is not a password apply may write: only the one it issues itself, as the
+    operation's one value. Issue 19 (merger) adds here the hash carried from a named source entry
+    of the directory being merged in; nothing else ever reaches userPassword."""
+    if change.after != (Deferred.PASSWORD,):
+        return f"{PASSWORD} is only ever a password apply issues, never a value in the plan"
+    return None
+
+
+def identity_problem(plan: Plan, found: str) -> str | None:
+    """Why the directory reached (identity `found` of the plan's base DN) is not the one the plan
+    was made for, or None. A plan made before its base entry existed (identity "") may find the
+    base it creates."""
+    if plan.directory_identity == found:
+        return None
+    creates_base = any(normalize_dn(c) == normalize_dn(plan.base_dn) for c in plan.containers)
+    if not plan.directory_identity and creates_base:
+        return None
+    made_for = plan.directory_identity or "a directory without the base entry"
+    here = found or "no base entry"
+    return (
+        f"the plan was made for the directory {made_for} (base {plan.base_dn}), and this one is "
+        f"{here}: a plan applies only to the directory it was computed from, whatever URL "
+        "reaches it. Make a new plan against this directory."
+    )
+
+
+def entry_problems(plan: Plan, live: Mapping[str, Entry], by_dn: Mapping[str, Entry]) -> list[str]:
+    """Every operation that would touch an entry that is not the tool's (read by apply: `live` by
+    stable id, `by_dn` by lower-case DN); O(plan)."""
+    scope = Scope(plan)
+    problems = []
+    for number, op in enumerate(plan.operations, 1):
+        if op.action is Action.CREATE:
+            continue
+        entry = live.get(op.id)
+        if entry is None and op.dn:
+            entry = by_dn.get(op.dn.lower())
+        if entry is None:
+            continue  # gone: the stale check says so
+        why = _entry(op, entry, scope)
+        if why:
+            problems.append(f"{_name(number, op)}: {why}")
+    return problems
+
+
+def _entry(op: Operation, entry: Entry, scope: Scope) -> str | None:
+    classes = {c.lower() for c in entry.all("objectClass")}
+    never = classes & _NEVER or {c for c in classes if c.startswith("olc")}
+    if never:
+        return f"{entry.dn} is a {', '.join(sorted(never))} entry, which apply never touches"
+    if "inetorgperson" not in classes:
+        return f"{entry.dn} is not a mailbox (no inetOrgPerson)"
+    why = scope.outside(entry.dn)
+    if why:
+        return why
+    if entry.managed:
+        return None
+    if not adopts(op):
+        return f"{entry.dn} is not the tool's (no govMailAccount), and the plan does not adopt it"
+    local = (entry.mail or "").partition("@")[0]
+    if entry.mail != op.address.lower():
+        return f"an adoption takes the entry whose address its record pins, not {entry.dn}"
+    if entry.key and entry.key != op.id:
+        return f"{entry.dn} has the id {entry.key} of another record"
+    if local in RESERVED:
+        return f"{entry.dn} is a service address ({local}), never adopted"
+    return None
+
+
+def refuse(plan: Plan, problems: list[str]) -> UnsafePlan:
+    """The error that refuses the whole plan, listing (the first 20 of) its problems."""
+    shown = "\n".join(f"  - {p}" for p in problems[:20])
+    more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+    return UnsafePlan(
+        f"the plan breaks what apply never does ({len(problems)} problem"
+        f"{'s' if len(problems) != 1 else ''}), so none of it was applied:\n{shown}{more}\n"
+        "A plan made by `reconciler plan` keeps these; was this one edited? Make a new plan.",
+        plan,
+    )
