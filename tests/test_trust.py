@@ -5,22 +5,26 @@ Every case on a real throwaway slapd (and the LDIF file directory where it behav
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconciler.applying.lock import Lock
 from reconciler.attributes import READ
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
-from reconciler.errors import InventoryError
-from reconciler.model import Action, Entry, Plan
+from reconciler.errors import DirectoryError, EntryExists, InventoryError, LockHeld, StalePlan
+from reconciler.model import Action, Entry, Operation, Plan
 from reconciler.planning import planfile, render
 
 from . import scenario, tamper
-from .helpers import run_cli
+from .helpers import PassThrough, run_cli
 from .scenario import BASE_HG
 
 DOMAIN = "hagiang.gov.vn"
@@ -413,3 +417,199 @@ def test_expect_digest_refuses_any_other_plan(slapd: Slapd, tmp_path: Path) -> N
     forged = tamper.reseal(attack.plan_file, edit)
     assert forged != reviewed
     attack.refused(attack.apply("--expect-digest", reviewed), "not the plan that was reviewed")
+
+
+# 3. The lock can be taken from a live run, and released by the wrong run ------------------------
+
+
+def holder_entry(directory: Directory, **info: Any) -> str:
+    """A lock entry as another run left it."""
+    value = json.dumps(
+        {
+            "run": "r-other",
+            "actor": "ci",
+            "started": "2026-12-01T00:00:00+00:00",
+            "plan": "sha256:x",
+            **info,
+        },
+        sort_keys=True,
+    )
+    dn = f"cn=reconciler-lock,{BASE_HG}"
+    try:
+        add(
+            directory,
+            dn,
+            objectClass=["top", "applicationProcess"],
+            cn="reconciler-lock",
+            description=value,
+        )
+    except EntryExists:  # left free by an earlier apply
+        directory.modify(dn, {"description": [value]})
+    return value
+
+
+def soon(seconds: int) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
+
+
+def test_break_lock_refuses_a_live_holder_on_this_host(directory: Directory) -> None:
+    legacy_base(directory)
+    holder_entry(directory, host=socket.gethostname(), pid=os.getpid(), expires=soon(-7200))
+    with pytest.raises(LockHeld, match="It is still working") as refused:
+        Lock(directory, BASE_HG, "me", "d").acquire("")
+    assert "--break-lock=r-other" in str(refused.value)
+    with pytest.raises(LockHeld, match="names another run"):
+        Lock(directory, BASE_HG, "me", "d").acquire("r-someone-else")
+    taker = Lock(directory, BASE_HG, "me", "d")
+    replaced = taker.acquire("r-other")  # named: taken over, and said so
+    assert replaced is not None and replaced.run == "r-other"
+    assert taker.release()
+
+
+def test_break_lock_takes_over_a_dead_process_on_this_host(directory: Directory) -> None:
+    legacy_base(directory)
+    dead_pid = int(subprocess.check_output(["sh", "-c", "echo $$"]).decode())  # ran, and gone
+    holder_entry(directory, host=socket.gethostname(), pid=dead_pid, expires=soon(7200))
+    replaced = Lock(directory, BASE_HG, "me", "d").acquire("")
+    assert replaced is not None and "no longer runs on this host" in replaced.info["why"]
+
+
+def test_break_lock_on_another_host_waits_for_the_lease(directory: Directory) -> None:
+    legacy_base(directory)
+    fresh = holder_entry(directory, host="ci-runner-7", pid=1, expires=soon(300))
+    with pytest.raises(LockHeld, match="its lease, renewed every 60 s"):
+        Lock(directory, BASE_HG, "me", "d").acquire("")
+    expired = fresh.replace(json.loads(fresh)["expires"], soon(-1))
+    directory.modify(f"cn=reconciler-lock,{BASE_HG}", {"description": [expired]})
+    replaced = Lock(directory, BASE_HG, "me", "d").acquire("")
+    assert replaced is not None and "lease ran out" in replaced.info["why"]
+
+
+def test_release_is_a_swap_on_the_owner_and_a_taken_over_run_stops(directory: Directory) -> None:
+    legacy_base(directory)
+    first = Lock(directory, BASE_HG, "first", "d")
+    assert first.acquire(None) is None
+    with pytest.raises(LockHeld, match="another apply holds the lock"):
+        Lock(directory, BASE_HG, "second", "d").acquire(None)
+    second = Lock(directory, BASE_HG, "second", "d")
+    second.acquire(first.run)  # forced, naming the first run
+    assert not first.release()  # the first run ends: it leaves the second run's lock alone
+    entry = directory.get(second.dn, ["description"])
+    assert entry is not None and json.loads(entry.get("description") or "")["run"] == second.run
+    with pytest.raises(LockHeld, match="took over the lock"):
+        first.renew(force=True)  # the first run, still working, stops at its next renewal
+    second.renew(force=True)
+    assert second.release()
+    third = Lock(directory, BASE_HG, "third", "d")
+    assert third.acquire(None) is None  # free again: taken without breaking anything
+    assert third.release()
+
+
+def test_apply_refuses_to_break_a_live_apply(slapd: Slapd, tmp_path: Path) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+    with scenario.connect(slapd) as d:
+        holder_entry(d, host=socket.gethostname(), pid=os.getpid(), expires=soon(7200))
+    refused = attack.apply("--break-lock")
+    assert refused.returncode == 1 and "It is still working" in refused.stderr, refused.stderr
+    forced = attack.apply("--break-lock=r-other")
+    assert forced.returncode == 0, forced.stderr
+    assert "Took over the lock of a previous run" in forced.stderr
+
+
+def transfer_planned(directory: Directory, tmp: Path) -> tuple[Path, Plan, Operation]:
+    """The province converged, then HG-0101 moved to another agency: a plan that renames."""
+    spec = scenario.hg()
+    folder = scenario.write(spec, tmp / "inv")
+    converged(folder, directory, tmp / "out")
+    spec["agencies"]["sotttt"]["staff"].append(spec["agencies"]["soyte"]["staff"].pop())
+    scenario.write(spec, folder)
+    plan = scenario.plan(folder, directory)
+    return folder, plan, next(op for op in plan.operations if op.action is Action.RENAME)
+
+
+# 4. Apply does not check that an address is still free -------------------------------------------
+
+
+def test_an_address_given_by_hand_between_plan_and_apply_stops_the_create(
+    directory: Directory, tmp_path: Path
+) -> None:
+    legacy_base(directory, "people", "services")
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    plan = scenario.plan(folder, directory)
+    lan = next(op for op in plan.operations if op.id == "HG-0101")
+    add(
+        directory,
+        f"uid=scanner,ou=services,{BASE_HG}",
+        objectClass=["inetOrgPerson"],
+        uid="scanner",
+        cn="scanner",
+        sn="scanner",
+        mail=[f"scanner@{DOMAIN}", lan.address],
+    )
+    # ^ the address given by hand to a service entry, meanwhile
+    with pytest.raises(StalePlan, match=f"the address {lan.address} is now held by uid=scanner"):
+        scenario.apply(plan, directory, tmp_path / "out")
+    assert scenario.passwords(tmp_path / "out") == {}  # nothing handed over
+    assert not [e for e in directory.read(BASE_HG, READ) if e.managed]
+
+
+def test_an_address_given_by_hand_stops_the_rename_to_it(
+    directory: Directory, tmp_path: Path
+) -> None:
+    _, plan, rename = transfer_planned(directory, tmp_path)
+    add(
+        directory,
+        f"ou=services,{BASE_HG}",
+        objectClass=["top", "organizationalUnit"],
+        ou="services",
+    )
+    person(directory, f"uid=other,ou=services,{BASE_HG}", rename.address)
+    with pytest.raises(StalePlan, match=f"the address {rename.address} is now held by"):
+        scenario.apply(plan, directory, tmp_path / "out2")
+    assert directory.get(rename.dn, ["1.1"]) is not None  # not renamed
+
+
+# 5. An interrupted rename loses a hand edit ------------------------------------------------------
+
+
+class CutAfterRename(PassThrough):
+    """An apply killed between the modrdn and the modify of a rename."""
+
+    def modify(self, dn: str, changes: Any, expect: Any = None) -> None:
+        if "mail" in changes:
+            raise DirectoryError("killed between the rename and the modify")
+        self.inner.modify(dn, changes, expect)
+
+
+def renamed_half_way(directory: Directory, tmp: Path) -> tuple[Path, Plan, Operation]:
+    folder, plan, rename = transfer_planned(directory, tmp)
+    recap = scenario.apply(plan, CutAfterRename(directory), tmp / "cut")
+    assert recap.failed == 1
+    assert directory.get(rename.new_dn, ["1.1"]) is not None  # renamed, attributes not written
+    return folder, plan, rename
+
+
+def test_a_resumed_rename_never_overwrites_a_hand_edit(
+    directory: Directory, tmp_path: Path
+) -> None:
+    _, plan, rename = renamed_half_way(directory, tmp_path)
+    directory.modify(rename.new_dn, {"title": ["Phó Giám đốc (sửa tay)"]})
+    with pytest.raises(StalePlan, match="changed since the plan was made"):
+        scenario.apply(plan, directory, tmp_path / "again")
+    after = directory.get(rename.new_dn, ["title", "mail"])
+    assert after is not None and after.get("title") == "Phó Giám đốc (sửa tay)"
+
+
+def test_a_resumed_rename_without_a_hand_edit_completes(
+    directory: Directory, tmp_path: Path
+) -> None:
+    folder, plan, rename = renamed_half_way(directory, tmp_path)
+    recap = scenario.apply(plan, directory, tmp_path / "again")
+    assert recap.failed == 0 and recap.changed == 1, recap.messages
+    assert scenario.plan(folder, directory).empty
+    after = directory.get(rename.new_dn, ["mail", "govMailAlias"])
+    assert after is not None and after.mail == rename.address
+    assert rename.previous in after.all("govMailAlias")

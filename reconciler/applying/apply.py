@@ -11,22 +11,18 @@ never overwritten.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from reconciler.applying import mailstore
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.applying.lock import Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
     CASELESS_ATTRS,
     LOCK,
-    LOCK_RDN,
     LOCKED,
     PASSWORD,
     READ,
@@ -39,7 +35,6 @@ from reconciler.directory import Directory
 from reconciler.dn import parse_dn, split_dn
 from reconciler.errors import (
     EntryExists,
-    LockHeld,
     NoSuchEntry,
     ReconcilerError,
     StaleEntry,
@@ -49,8 +44,6 @@ from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, r
 from reconciler.names import fold
 from reconciler.planning import invariants
 from reconciler.text import count
-
-LOCK_HOURS = 2
 
 
 @dataclass(slots=True)
@@ -111,9 +104,14 @@ def _done(op: Operation, entry: Entry | None) -> bool:
 
 
 def check(
-    plan: Plan, live: dict[str, Entry], by_dn: dict[str, Entry]
+    plan: Plan,
+    live: dict[str, Entry],
+    by_dn: dict[str, Entry],
+    holders: Mapping[str, set[str]] | None = None,
 ) -> tuple[list[Operation], list[Operation], list[str]]:
-    """Split the plan's operations into (to do, already done, stale reasons)."""
+    """Split the plan's operations into (to do, already done, stale reasons). `holders`: the
+    lower-case DNs holding each address the plan gives (as mail or alias), to check that they
+    are still free."""
     todo: list[Operation] = []
     done: list[Operation] = []
     stale: list[str] = []
@@ -141,14 +139,53 @@ def check(
                 todo.append(op)
         elif entry is None:
             stale.append(f"{op.id} ({op.address}): no longer in the directory")
-        elif fingerprint(entry) == op.fingerprint:
+        elif fingerprint(entry) == op.fingerprint or _resumed(op, entry):
             todo.append(op)
-        elif op.action is Action.RENAME and entry.dn.lower() == op.new_dn.lower():
-            todo.append(op)  # renamed by an apply that stopped before changing the attributes
         else:
             stale.append(f"{op.id} ({entry.dn}): changed since the plan was made")
         seen[op.id] = True
+        taken = _taken(op, entry, holders or {}) if todo and todo[-1] is op else None
+        if taken:
+            todo.pop()
+            stale.append(taken)
     return todo, done, stale
+
+
+def _resumed(op: Operation, entry: Entry) -> bool:
+    """Is `entry` what the plan read, renamed by an apply that stopped before changing the
+    attributes? The rename is undone on paper and fingerprinted like any other entry, so a hand
+    edit made since is never overwritten."""
+    if op.action is not Action.RENAME or entry.dn.lower() != op.new_dn.lower():
+        return False
+    (old_attr, old), (new_attr, new) = parse_dn(op.dn)[0], parse_dn(op.new_dn)[0]
+    attrs = dict(entry.attrs)
+    attrs[new_attr.lower()] = tuple(v for v in attrs.get(new_attr.lower(), ()) if v != new)
+    attrs[old_attr.lower()] = (*attrs.get(old_attr.lower(), ()), old)
+    before = Entry(op.dn, {k: v for k, v in attrs.items() if v})
+    return fingerprint(before) == op.fingerprint
+
+
+def _added_addresses(op: Operation) -> set[str]:
+    """The addresses (mail and aliases) an operation gives its entry that it did not have."""
+    out: set[str] = set()
+    for change in (*op.attributes, *op.changes):
+        if change.attr in ("mail", "govMailAlias"):
+            before = {v.lower() for v in change.before}
+            out |= {v.lower() for v in change.after if isinstance(v, str)} - before
+    return out
+
+
+def _taken(op: Operation, entry: Entry | None, holders: Mapping[str, set[str]]) -> str | None:
+    """Why an address the operation gives is no longer free (held by another entry), or None."""
+    own = entry.dn.lower() if entry is not None else ""
+    for address in sorted(_added_addresses(op)):
+        others = sorted(dn for dn in holders.get(address, ()) if dn != own)
+        if others:
+            return (
+                f"{op.id}: the address {address} is now held by {others[0]} (given by hand since "
+                "the plan was made?); nothing was issued for it"
+            )
+    return None
 
 
 def _base_entry(dn: str) -> dict[str, list[str]]:
@@ -161,65 +198,6 @@ def _base_entry(dn: str) -> dict[str, list[str]]:
     return {"objectClass": ["top", "organizationalUnit"], "ou": [value]}
 
 
-@contextmanager
-def lock(
-    directory: Directory, plan: Plan, actor: str, digest: str, break_lock: bool, recap: Recap
-) -> Iterator[str]:
-    """One apply at a time per directory: a lock entry made with an atomic add."""
-    dn = f"{LOCK_RDN},{plan.base_dn}"
-    now = dt.datetime.now(dt.UTC)
-    run = str(uuid.uuid4())
-    info = {
-        "run": run,
-        "actor": actor,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started": now.isoformat(timespec="seconds"),
-        "expires": (now + dt.timedelta(hours=LOCK_HOURS)).isoformat(timespec="seconds"),
-        "plan": digest,
-    }
-    attrs = {
-        "objectClass": ["top", "applicationProcess"],
-        "cn": ["reconciler-lock"],
-        "description": [json.dumps(info, sort_keys=True)],
-    }
-    try:
-        directory.add(dn, attrs)
-    except EntryExists:
-        held = directory.get(dn, ["description"])
-        holder = held.get("description") if held else None
-        if not break_lock:
-            raise LockHeld(
-                f"another apply holds the lock on {plan.base_dn}: {_holder(holder)}. Wait for "
-                "it to finish. If that run is dead (killed, its machine gone), take the lock "
-                "over with --break-lock."
-            ) from None
-        directory.delete(dn)
-        directory.add(dn, attrs)
-        recap.replaced_lock = holder or "unknown run"
-    try:
-        yield run
-    finally:
-        with suppress(ReconcilerError):
-            directory.delete(dn)
-
-
-def _holder(description: str | None) -> str:
-    """Who holds the lock, in plain words, and whether the lock has expired."""
-    try:
-        info = json.loads(description or "")
-        text = (
-            f"{info['actor']} on {info['host']} (pid {info['pid']}) since {info['started']}, "
-            f"run {info['run']}"
-        )
-        expired = dt.datetime.fromisoformat(info["expires"]) < dt.datetime.now(dt.UTC)
-    except (ValueError, KeyError, TypeError):
-        return description or "an unknown run"
-    return text + (
-        f"; its lock expired at {info['expires']}, so it is most likely dead" if expired else ""
-    )
-
-
 def execute(
     plan: Plan,
     digest: str,
@@ -228,7 +206,7 @@ def execute(
     credentials: CredentialsFile | None,
     *,
     actor: str,
-    break_lock: bool = False,
+    break_lock: str | None = None,
     progress: Progress | None = None,
     accept_unverified_lock: bool = False,
     on_result: Shown | None = None,
@@ -237,7 +215,9 @@ def execute(
     ReconcilerError if the plan suspends on a server that would not lock the accounts
     (`accept_unverified_lock`: where that cannot be read, go on); stops at the first failing
     operation (recorded in the recap and the audit log). After each delete the plan's mail-store
-    erase runs (again too for a delete already done, so that a failed erase is retried)."""
+    erase runs (again too for a delete already done, so that a failed erase is retried).
+    `break_lock`: None, "" to take over a dead holder's lock, or the run id of a holder to take
+    over (`Lock.acquire`)."""
     recap = Recap()
     # what apply never does, whatever the plan says: checked before the first write
     _refuse_if(plan, audit, invariants.check_plan(plan))
@@ -259,12 +239,16 @@ def execute(
             audit.record("container", dn=dn, outcome="changed")
         except EntryExists:
             pass
-    with lock(directory, plan, actor, digest, break_lock, recap):
-        if recap.replaced_lock:
-            audit.record("break-lock", replaced=recap.replaced_lock, outcome="changed")
-        live, by_dn = read_dependencies(directory, plan)
+    held = Lock(directory, plan.base_dn, actor, digest)
+    replaced = held.acquire(break_lock)
+    try:
+        if replaced is not None:
+            recap.replaced_lock = replaced.raw
+            why = replaced.info.get("why", "")
+            audit.record("break-lock", replaced=replaced.raw, why=why, outcome="changed")
+        live, by_dn, holders = read_dependencies(directory, plan)
         _refuse_if(plan, audit, invariants.entry_problems(plan, live, by_dn))
-        todo, done, stale = check(plan, live, by_dn)
+        todo, done, stale = check(plan, live, by_dn, holders)
         if stale:
             audit.record("stale", entries=stale, outcome="refused")
             shown = "\n".join(f"  - {s}" for s in stale[:20])
@@ -299,6 +283,7 @@ def execute(
         written: set[str] = set()  # keys this run has changed
         total = len(todo)
         for index, op in enumerate(todo):
+            held.renew()  # the lease, every RENEW_EVERY seconds; stops if taken over
             dn = current_dn.get(op.id, op.dn)
             entry = live.get(op.id) or by_dn.get(op.dn.lower())
             state = known.setdefault(op.id, dict(entry.attrs) if entry else {})
@@ -374,6 +359,8 @@ def execute(
                 on_result(op, "changed")
             if progress:
                 progress(index + 1, total)
+    finally:
+        held.release()
     return recap
 
 
@@ -410,15 +397,17 @@ _INDEXED_RDN = frozenset({"uid", "mail", "employeenumber"})
 
 def read_dependencies(
     directory: Directory, plan: Plan
-) -> tuple[dict[str, Entry], dict[str, Entry]]:
+) -> tuple[dict[str, Entry], dict[str, Entry], dict[str, set[str]]]:
     """The entries the plan depends on, by stable id and by lower-case DN: the entries holding
-    its ids, and those at the DNs it reads or writes. A few searches on indexed attributes, not
-    a read of the whole directory: the apply's cost follows the plan's size, not the
+    its ids, and those at the DNs it reads or writes; and the lower-case DNs of the entries that
+    hold an address the plan gives (mail or govMailAlias). A few searches on indexed attributes,
+    not a read of the whole directory: the apply's cost follows the plan's size, not the
     directory's."""
     live: dict[str, Entry] = {}
     by_dn: dict[str, Entry] = {}
+    holders: dict[str, set[str]] = {}
     if not plan.operations:
-        return live, by_dn
+        return live, by_dn, holders
     ids = sorted({op.id for op in plan.operations})
     for entry in directory.find(plan.base_dn, "employeeNumber", ids, READ):
         by_dn[entry.dn.lower()] = entry
@@ -440,7 +429,12 @@ def read_dependencies(
         for entry in directory.find(plan.base_dn, attr, sorted(values), READ):
             if entry.dn.lower() in wanted:
                 by_dn[entry.dn.lower()] = entry
-    return live, by_dn
+    given = sorted(set().union(*(_added_addresses(op) for op in plan.operations)))
+    for attr in ("mail", "govMailAlias") if given else ():
+        for entry in directory.find(plan.base_dn, attr, given, [attr]):
+            for address in entry.all(attr):
+                holders.setdefault(address.lower(), set()).add(entry.dn.lower())
+    return live, by_dn, holders
 
 
 def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

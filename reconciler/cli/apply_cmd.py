@@ -39,7 +39,15 @@ if TYPE_CHECKING:
 @click.option("--expect-digest", metavar="D", help="apply only if the plan's digest is D")
 @audit_log_option("JSON-lines audit log to append to (0600); the applied plan is kept beside it")
 @click.option("--actor", help="who applies (default: the CI user or $USER)")
-@click.option("--break-lock", is_flag=True, help="take over a lock left by a dead apply")
+@click.option(
+    "--break-lock",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[=RUN]",
+    help="take over a lock left by a dead apply (its process gone on this host, or its lease "
+    "run out); --break-lock=RUN takes over the run named, even a live one",
+)
 @click.option(
     "--suspend-without-lock-check",
     "accept_unverified_lock",
@@ -58,7 +66,7 @@ def apply(
     expect_digest: str | None,
     audit_log: Path | None,
     actor: str | None,
-    break_lock: bool,
+    break_lock: str | None,
     accept_unverified_lock: bool,
     notices_out: Path | None,
     **connection: Any,
