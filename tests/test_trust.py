@@ -613,3 +613,35 @@ def test_a_resumed_rename_without_a_hand_edit_completes(
     after = directory.get(rename.new_dn, ["mail", "govMailAlias"])
     assert after is not None and after.mail == rename.address
     assert rename.previous in after.all("govMailAlias")
+
+
+# 6. A password handed over twice ---------------------------------------------------------------
+# (the kill harness is in test_faults.py: test_every_mailbox_has_exactly_one_working_password…)
+
+
+class RefusesTheThirdMailbox(PassThrough):
+    def __init__(self, inner: Directory) -> None:
+        super().__init__(inner)
+        self.adds = 0
+
+    def add(self, dn: str, attrs: Any) -> None:
+        if dn.startswith("uid="):
+            self.adds += 1
+            if self.adds == 3:
+                raise DirectoryError("the server refused it")
+        self.inner.add(dn, attrs)
+
+
+def test_a_password_whose_mailbox_could_not_be_written_is_taken_back(
+    directory: Directory, tmp_path: Path
+) -> None:
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    plan = scenario.plan(folder, directory)
+    recap = scenario.apply(plan, RefusesTheThirdMailbox(directory), tmp_path / "out")
+    assert recap.failed == 1 and recap.changed == 2
+    handed = scenario.passwords(tmp_path / "out")
+    created = {e.mail for e in directory.read(BASE_HG, READ) if e.managed}
+    assert set(handed) == created and len(handed) == 2  # no line for the mailbox not written
+    records = [json.loads(x) for x in (tmp_path / "out" / "audit.jsonl").read_text().splitlines()]
+    assert [r.get("withdrawn") for r in records if r["outcome"] == "failed"] == [True]
+    converged(folder, directory, tmp_path / "out")

@@ -14,10 +14,11 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler.applying import mailstore
-from reconciler.applying.audit import AuditLog
-from reconciler.applying.credentials import CredentialsFile, generate
+from reconciler.applying.audit import AuditLog, Pending
+from reconciler.applying.credentials import CredentialsFile, generate, read_password
 from reconciler.applying.lock import Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
@@ -57,6 +58,8 @@ class Recap:
     #: each operation with what became of it ("changed", "ok", "failed", "skipped") and when:
     #: what the notices tell the agencies
     outcomes: list[tuple[Operation, str, dt.datetime]] = field(default_factory=list)
+    #: passwords an interrupted run had put on file, used now (address and file)
+    reused: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return f"ok={self.ok} changed={self.changed} failed={self.failed} skipped={self.skipped}"
@@ -275,6 +278,7 @@ def execute(
                 mailstore.erase(plan.erase, op, audit)
             if on_result:
                 on_result(op, "ok")
+        pending = audit.pending_passwords() if issued else {}
         current_dn = {key: e.dn for key, e in live.items()}
         # each entry as this run knows it: as read by the stale check, then as this run wrote it;
         # every modify is a compare-and-swap against it, so a hand change made while the apply
@@ -287,6 +291,7 @@ def execute(
             dn = current_dn.get(op.id, op.dn)
             entry = live.get(op.id) or by_dn.get(op.dn.lower())
             state = known.setdefault(op.id, dict(entry.attrs) if entry else {})
+            line = False  # this run put a password for the operation on file
             try:
                 if op.action is Action.DELETE:
                     # irreversible (HG-2024 Đ7.2): the record of what goes is written first
@@ -305,7 +310,11 @@ def execute(
                         before=_attrs(whole.attrs if whole else {}),
                         outcome="started",
                     )
-                new_dn, before, after = _run(op, dn, state, directory, credentials)
+                password = ""
+                if _issues_password(op):
+                    assert credentials is not None  # refused above
+                    password, line = _hand_over(op, credentials, audit, pending, recap)
+                new_dn, before, after = _run(op, dn, state, directory, password)
             except ReconcilerError as caught:
                 error = (
                     StalePlan(_CHANGED_WHILE.format(dn=dn))
@@ -314,6 +323,7 @@ def execute(
                 )
                 recap.failed = 1
                 recap.skipped = total - index - 1
+                withdrawn = line and credentials is not None and credentials.withdraw()
                 audit.record(
                     op.action.value,
                     id=op.id,
@@ -322,6 +332,7 @@ def execute(
                     agency=op.agency,
                     outcome="failed",
                     message=str(error),
+                    **({"withdrawn": True} if withdrawn else {}),
                 )
                 recap.messages.append(f"{op.action.value} {op.address} ({op.id}) failed: {error}")
                 moment = dt.datetime.now(dt.UTC)
@@ -441,12 +452,64 @@ def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return {k: list(v) for k, v in attrs.items()}
 
 
+def _hand_over(
+    op: Operation,
+    credentials: CredentialsFile,
+    audit: AuditLog,
+    pending: Mapping[str, Pending],
+    recap: Recap,
+) -> tuple[str, bool]:
+    """The password the operation writes, on file before the entry has it, and whether this run
+    put it on file. A password an interrupted run put on file for this address and never used
+    is used now, so its line works and no second one is handed over; when that file cannot be
+    read any more, a new password is issued and the old line said to be void. The audit log
+    records (without the secret) which file holds it before it is written there."""
+    earlier = pending.get(op.address.lower())
+    if earlier is not None:
+        kept = read_password(Path(earlier.file), op.address)
+        if kept is not None:
+            audit.record(
+                op.action.value,
+                id=op.id,
+                address=op.address,
+                credentials=earlier.file,
+                reused=True,
+                outcome="pending",
+            )
+            recap.reused.append(f"{op.address} ({earlier.file})")
+            return kept, False
+        void = (
+            f"{op.address}: the password put in {earlier.file} by run {earlier.run} at "
+            f"{earlier.time} was never used (that run stopped before the mailbox was written) and "
+            f"that file cannot be read now: it is void; the working one is in {credentials.path}"
+        )
+        audit.record(
+            "password",
+            id=op.id,
+            address=op.address,
+            credentials=earlier.file,
+            outcome="voided",
+            message=void,
+        )
+        recap.messages.append(void)
+    audit.record(
+        op.action.value,
+        id=op.id,
+        address=op.address,
+        credentials=str(credentials.path.resolve()),
+        outcome="pending",
+    )
+    password = generate([fold(w) for w in op.name.split()])
+    credentials.add(op.address, password)
+    return password, True
+
+
 def _run(
     op: Operation,
     dn: str,
     state: dict[str, tuple[str, ...]],
     directory: Directory,
-    credentials: CredentialsFile | None,
+    password: str,
 ) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
     """Carry out one operation on the entry whose attributes this run knows as `state`, and
     update `state` to what it wrote; returns (DN after, attributes before, attributes set)."""
@@ -454,11 +517,11 @@ def _run(
         if op.attributes:  # its tombstone first: once the entry is gone, every plan knows
             # (already there when an apply stopped between the two)
             with suppress(EntryExists):
-                directory.add(op.new_dn, _resolve(op, op.attributes, credentials))
+                directory.add(op.new_dn, _resolve(op.attributes, ""))
         directory.delete(dn)
         return dn, _attrs(state), {}
     listed = op.attributes if op.action is Action.CREATE else op.changes
-    writes = _resolve(op, listed, credentials)
+    writes = _resolve(listed, password)
     # what the audit log keeps: the values written, an issued password only as issued
     shown = {**writes, PASSWORD: [ISSUED]} if PASSWORD in writes else dict(writes)
     if op.action is Action.CREATE:
@@ -486,17 +549,10 @@ def _run(
     return dn, before, shown
 
 
-def _resolve(
-    op: Operation, listed: tuple[Change, ...], credentials: CredentialsFile | None
-) -> dict[str, list[str]]:
-    """The attributes the operation lists, as they are written now: an issued password is
-    generated and put on file (synced) before the entry has it, a time of apply is now."""
+def _resolve(listed: tuple[Change, ...], password: str) -> dict[str, list[str]]:
+    """The attributes the operation lists, as they are written now: an issued password is the one
+    put on file (`_hand_over`), a time of apply is now."""
     after = {c.attr: c.after for c in listed}
-    password = ""
-    if PASSWORD in after:  # the one attribute a plan file may issue a password to
-        assert credentials is not None  # execute refuses a plan that issues passwords without
-        password = generate([fold(w) for w in op.name.split()])
-        credentials.add(op.address, password)
     moment = format_time(dt.datetime.now(dt.UTC))
     return {attr: resolve(values, password, moment) for attr, values in after.items()}
 

@@ -30,6 +30,7 @@ import stat
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,53 @@ def repair(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     return fragment
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A password put on file for an operation whose end no record tells: the run stopped (was
+    killed) between handing it over and recording the write."""
+
+    file: str  # the credentials file that holds it
+    run: str
+    time: str
+
+
+#: The outcomes that end a pending password: the entry has it, or its line was taken back.
+_SETTLED = frozenset({"changed", "ok", "voided"})
+
+
+def pending_passwords(path: Path) -> dict[str, Pending]:
+    """By lower-case address, the passwords the log says were handed over for a write that no
+    later record settles. Cheap when there are none: the file is searched as bytes first, and
+    only the lines of those addresses are read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    marker = b'"outcome": "pending"'
+    if marker not in data:
+        return {}
+    found: dict[str, Pending] = {}
+    needles: list[bytes] = []
+    for line in data.splitlines():
+        if marker in line or any(n in line for n in needles):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            address = str(record.get("address", "")).lower()
+            outcome = record.get("outcome")
+            if outcome == "pending" and record.get("credentials"):
+                found[address] = Pending(
+                    str(record["credentials"]), str(record.get("run", "")), str(record["time"])
+                )
+                needles.append(json.dumps(address).encode())
+            elif address in found and (
+                outcome in _SETTLED or (outcome == "failed" and record.get("withdrawn"))
+            ):
+                del found[address]
+    return found
 
 
 def read(path: Path) -> tuple[list[dict[str, Any]], list[Problem], str | None]:
@@ -248,6 +296,10 @@ class AuditLog:
             return True
         self.broken = True
         return False
+
+    def pending_passwords(self) -> dict[str, Pending]:
+        """`pending_passwords` of this log."""
+        return pending_passwords(self.path)
 
     def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
         """Keep the applied plan beside the log, named by time and digest; None when the log's

@@ -1,7 +1,10 @@
 """Issued passwords: generated with `secrets`, handed over only through a 0600 CSV file.
 
 A password reaches the file (flushed and synced to disk) before the entry that uses it is written,
-so a crash never leaves a mailbox whose password nobody holds.
+so a crash never leaves a mailbox whose password nobody holds; a line whose entry could not be
+written is taken back (`CredentialsFile.withdraw`), and the password of a create that a killed
+run put on file but never used is found there again by the next run (`read_password`, from the
+audit log's record of which file holds it) and used, so that no line is ever dead.
 """
 
 from __future__ import annotations
@@ -42,6 +45,24 @@ def generate(avoid: Iterable[str] = (), length: int = LENGTH) -> str:
             return password
 
 
+def read_password(path: Path, address: str) -> str | None:
+    """The password a credentials file holds for `address` (its last line for it), or None when
+    the file is gone, unreadable or has none: what an earlier, interrupted run handed over."""
+    try:
+        if not path.is_file() or path.stat().st_size > 64 * 1024**2:
+            return None
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    wanted = address.lower()
+    found = None
+    for line in lines[1:]:
+        cell, comma, password = line.partition(",")
+        if comma and cell.lower() == wanted and password:
+            found = password
+    return found
+
+
 def inside_git_work_tree(path: Path) -> Path | None:
     """The work tree that would hold `path`, if any (a credentials file must never be committed)."""
     folder = path.resolve().parent
@@ -74,6 +95,7 @@ class CredentialsFile:
             raise ReconcilerError(f"cannot create {path}: {error.strerror}") from None
         self._fd = fd
         self.count = 0  # passwords on file
+        self._before_last = -1  # the file's size before its last line
         try:
             os.fchmod(fd, 0o600)
             self._write("address,password\n")
@@ -104,8 +126,24 @@ class CredentialsFile:
         cells = (address, password)
         if any(csv_cell(c) != c or any(ch in c for ch in ',"\r\n') for c in cells):
             raise ReconcilerError(f"refusing to write an unsafe CSV cell for {address}")
+        size = os.fstat(self._fd).st_size
         self._write(f"{address},{password}\n")
+        self._before_last = size
         self.count += 1
+
+    def withdraw(self) -> bool:
+        """Take the last line back (its entry could not be written: the password works nowhere);
+        True when it was cut off the file."""
+        if self._before_last < 0:
+            return False
+        try:
+            os.ftruncate(self._fd, self._before_last)
+            os.fsync(self._fd)
+        except OSError:
+            return False
+        self._before_last = -1
+        self.count -= 1
+        return True
 
     def close(self) -> None:
         """Close the file; one that received no password is removed, so that a run that failed

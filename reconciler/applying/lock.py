@@ -136,13 +136,16 @@ class Lock:
         self.run = str(uuid.uuid4())
         self.value = ""  # the description this run last wrote ("" = not held)
         self.renewed = 0.0
+        self.writes = 0  # in every value written: a renewal always changes the value it swaps
 
     def _mine(self) -> str:
         now = _now()
         pid = os.getpid()
+        self.writes += 1
         return json.dumps(
             {
                 "run": self.run,
+                "write": self.writes,
                 "actor": self.actor,
                 "host": socket.gethostname(),
                 "pid": pid,

@@ -198,9 +198,15 @@ def apply(
         else f"Audit log: {log_path}; the applied plan could not be kept beside it",
         err=True,
     )
-    if credentials and credentials.count:
+    if credentials and credentials.count:  # only the lines whose mailbox was written
         click.echo(
             f"{count(credentials.count, 'initial password')} written to {credentials_out}",
+            err=True,
+        )
+    if recap.reused:
+        click.echo(
+            f"{count(len(recap.reused), 'password')} already on file, put there by a run that "
+            "stopped before writing the mailboxes: the working ones, " + "; ".join(recap.reused),
             err=True,
         )
     try:
