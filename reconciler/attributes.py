@@ -74,6 +74,7 @@ STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT, ISSUED_AT, DELETED_AT})
 _STAMPED_LOWER = frozenset(a.lower() for a in STAMPED)
 #: What a plan reads of every entry (operational attributes asked for by name).
 READ = (
+    PASSWORD,  # how many values only (`Entry.passwords`): a second one is a backdoor
     "objectClass",
     "employeeNumber",
     *MANAGED,
@@ -120,6 +121,8 @@ def fingerprint(entry: Entry) -> str:
         h.update(b"\0" + name.encode())
         for value in sorted(entry.attrs[name]):
             h.update(b"\1" + value.encode())
+    if entry.passwords:  # how many, never what: a second password added is a change
+        h.update(b"\2" + str(entry.passwords).encode())
     return "sha256:" + h.hexdigest()[:32]
 
 

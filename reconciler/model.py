@@ -213,11 +213,13 @@ class Address:
 class Entry:
     """A directory entry as read: DN and attributes (lower-case names, values NFC strings).
 
-    Binary or hashed values (userPassword) are never read.
+    Binary or hashed values (userPassword) are never read: asked for userPassword, a directory
+    says only how many values it has (`passwords`; None when not asked), never what they are.
     """
 
     dn: str
     attrs: Mapping[str, tuple[str, ...]]
+    passwords: int | None = None
 
     def get(self, name: str) -> str | None:
         values = self.attrs.get(name.lower())

@@ -298,9 +298,12 @@ def test_operational_attributes_and_passwords(backend: Backend) -> None:
     d.add(dn, _person("pw", "P-1", userPassword=[PASSWORD_CANARY]))
     plain = d.get(dn, ["uid", "userPassword"])
     assert plain is not None and "userpassword" not in plain.attrs
+    assert plain.passwords == 1  # how many values, never what
+    assert PASSWORD_CANARY not in repr(plain) and "SSHA" not in repr(plain)
     assert "createtimestamp" not in plain.attrs  # operational: only when asked by name
+    assert d.get(dn, ["uid"]).passwords is None  # type: ignore[union-attr]  # not asked for
     star = d.get(dn, ["*"])
-    assert star is not None and "uid" in star.attrs
+    assert star is not None and "uid" in star.attrs and star.passwords == 1
     assert "userpassword" not in star.attrs and "createtimestamp" not in star.attrs
     op = d.get(dn, ["createTimestamp", "modifyTimestamp", "pwdReset"])
     assert op is not None

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import ldap3
 import pytest
 
 from reconciler.applying.lock import Lock
@@ -22,10 +23,12 @@ from reconciler.directory import Directory, open_directory
 from reconciler.errors import DirectoryError, EntryExists, InventoryError, LockHeld, StalePlan
 from reconciler.model import Action, Entry, Operation, Plan
 from reconciler.planning import planfile, render
+from reconciler.rules import regulations
 
 from . import scenario, tamper
-from .helpers import PassThrough, run_cli
+from .helpers import PassThrough, admin_connection, ldapwhoami, run_cli
 from .scenario import BASE_HG
+from .test_convergence import converge as converged
 
 DOMAIN = "hagiang.gov.vn"
 
@@ -60,15 +63,6 @@ def person(directory: Directory, dn: str, mail: str, **extra: Any) -> None:
         mail=mail,
         **extra,
     )
-
-
-def converged(folder: Path, directory: Directory, tmp: Path) -> Plan:
-    first = scenario.plan(folder, directory)
-    recap = scenario.apply(first, directory, tmp)
-    assert recap.failed == 0, recap.messages
-    again = scenario.plan(folder, directory)
-    assert again.empty, [(op.action.value, op.id) for op in again.operations]
-    return first
 
 
 # 2. An agency file can take over any entry under the base ----------------------------------
@@ -645,3 +639,102 @@ def test_a_password_whose_mailbox_could_not_be_written_is_taken_back(
     records = [json.loads(x) for x in (tmp_path / "out" / "audit.jsonl").read_text().splitlines()]
     assert [r.get("withdrawn") for r in records if r["outcome"] == "failed"] == [True]
     converged(folder, directory, tmp_path / "out")
+
+
+# Existing damage: a second password, an address held by two entries ------------------------------
+
+
+RELAX = ("1.3.6.1.4.1.4203.666.5.12", True, None)  # slapd's Relax control: past ppolicy
+
+
+def test_a_mailbox_with_a_second_password_gets_one_new_password(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    directory = scenario.connect(slapd)
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    converged(folder, directory, tmp_path / "out")
+    lan = next(e for e in directory.read(BASE_HG, READ) if e.key == "HG-0101")
+    assert lan.passwords == 1
+    handed = scenario.passwords(tmp_path / "out")[lan.mail or ""]
+    with admin_connection(slapd) as admin:  # the damage, as a hand edit past ppolicy leaves it
+        admin.modify(
+            lan.dn, {"userPassword": [(ldap3.MODIFY_ADD, ["Backdoor-2026!x"])]}, controls=[RELAX]
+        )
+    assert ldapwhoami(slapd, lan.dn, "Backdoor-2026!x").returncode == 0
+    plan = scenario.plan(folder, directory)
+    [repair] = plan.operations
+    clause = regulations.get("hagiang-2024").reset_clause
+    assert (repair.action, repair.id, repair.clause) == (Action.UPDATE, "HG-0101", clause)
+    assert "the entry has 2 passwords" in repair.reason
+    for shown in (render.text(plan), render.markdown(plan, "d"), planfile.to_json(plan)):
+        assert "Backdoor" not in shown and "{SSHA}" not in shown and handed not in shown
+        assert "2 passwords" in shown
+    recap = scenario.apply(plan, directory, tmp_path / "fix")
+    assert recap.failed == 0 and recap.changed == 1
+    after = directory.get(lan.dn, READ)
+    assert after is not None and after.passwords == 1 and after.get("pwdReset") == "TRUE"
+    assert ldapwhoami(slapd, lan.dn, "Backdoor-2026!x").returncode != 0  # the backdoor is shut
+    new = scenario.passwords(tmp_path / "fix")[lan.mail or ""]
+    who = ldapwhoami(slapd, lan.dn, new)
+    assert "Password must be changed" in who.stdout + who.stderr
+    assert scenario.plan(folder, directory).empty
+    directory.close()
+
+
+def test_addresses_held_by_two_entries_are_found_and_sorted_out(
+    directory: Directory, tmp_path: Path
+) -> None:
+    spec = scenario.hg()
+    folder = scenario.write(spec, tmp_path / "inv")
+    converged(folder, directory, tmp_path / "out")
+    by_key = {e.key: e for e in directory.read(BASE_HG, READ) if e.managed}
+    son, lan = by_key["HG-0001"], by_key["HG-0101"]
+    office = by_key["agency:sotttt"]
+    # Lan's entry given Sơn's address as an alias, and the agency's as its own address
+    directory.modify(lan.dn, {"govMailAlias": [son.mail or ""], "mail": [office.mail or ""]})
+    add(
+        directory,
+        f"ou=services,{BASE_HG}",
+        objectClass=["top", "organizationalUnit"],
+        ou="services",
+    )
+    for uid in ("scan1", "scan2"):  # two entries of someone else's on one address
+        add(
+            directory,
+            f"uid={uid},ou=services,{BASE_HG}",
+            objectClass=["inetOrgPerson"],
+            uid=uid,
+            cn=uid,
+            sn=uid,
+            mail=f"scanner@{DOMAIN}",
+        )
+    plan = scenario.plan(folder, directory)
+    [fix] = plan.operations
+    assert (fix.action, fix.id) == (Action.RENAME, "HG-0101")
+    assert fix.previous == office.mail and fix.address == lan.mail
+    assert f"the address {office.mail} is also held by {office.dn}, which keeps it" in fix.reason
+    aliases = next(c for c in fix.changes if c.attr == "govMailAlias")
+    assert son.mail in aliases.before and son.mail not in aliases.after
+    assert office.mail not in aliases.after  # the address it lost is not kept as an alias
+    assert any("scanner@" in note and "uid=scan1" in note for note in plan.notes), plan.notes
+    assert render.markdown(plan, "d").count("also held by") == 1
+    recap = scenario.apply(plan, directory, tmp_path / "fix")
+    assert recap.failed == 0, recap.messages
+    again = scenario.plan(folder, directory)
+    assert again.empty and again.notes == plan.notes
+
+
+def test_an_alias_another_mailbox_keeps_is_removed_with_its_reason(
+    directory: Directory, tmp_path: Path
+) -> None:
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    converged(folder, directory, tmp_path / "out")
+    by_key = {e.key: e for e in directory.read(BASE_HG, READ) if e.managed}
+    son, lan = by_key["HG-0001"], by_key["HG-0101"]
+    directory.modify(lan.dn, {"govMailAlias": [son.mail or ""]})
+    [fix] = scenario.plan(folder, directory).operations
+    assert (fix.action, fix.id) == (Action.UPDATE, "HG-0101")
+    assert f"the alias {son.mail} is also held by {son.dn}, which keeps it" in fix.reason
+    converged(folder, directory, tmp_path / "fix")
+    after = directory.get(lan.dn, ["govMailAlias"])
+    assert after is not None and after.all("govMailAlias") == ()

@@ -10,7 +10,8 @@ Both backends share these semantics:
 - `read` yields every entry under the base (the base included), with only the attributes asked
   for; operational attributes (pwdLastSuccess, pwdReset, pwdAccountLockedTime, pwdChangedTime,
   createTimestamp, modifyTimestamp, entryCSN) only when asked for by name. Attribute names are
-  lower-case in `Entry.attrs`, values are NFC strings, userPassword is never returned.
+  lower-case in `Entry.attrs`, values are NFC strings, userPassword is never returned: asked
+  for (by name or "*"), its number of values is (`Entry.passwords`), never a value.
   A missing base raises NoSuchEntry.
 - `add` raises EntryExists when the DN exists and NoSuchEntry when its parent does not;
   userPassword is given in clear and stored hashed (by slapd's ppolicy_hash_cleartext, or as

@@ -242,9 +242,9 @@ def server_says(description: str, code: int | None, message: str) -> str:
 
 
 def wanted(attributes: Sequence[str]) -> list[str]:
-    """The attributes to ask for: never userPassword; `1.1` (none) rather than all."""
-    asked = [a for a in attributes if a.lower() not in _NOT_NFC]
-    return asked or ["1.1"]
+    """The attributes to ask for; `1.1` (none) rather than all. userPassword asked for is read
+    only to be counted (`entry`)."""
+    return list(attributes) or ["1.1"]
 
 
 def nfc(value: str) -> str:
@@ -287,15 +287,20 @@ _SHARED: dict[tuple[str, tuple[bytes, ...]], tuple[str, ...]] = {}
 
 
 def entry(dn: str, raw_attributes: Mapping[str, Sequence[bytes]]) -> Entry:
-    """An entry from its DN and its raw values (bytes) by attribute name, as read."""
+    """An entry from its DN and its raw values (bytes) by attribute name, as read; userPassword
+    only as how many values it has (`Entry.passwords`): the hashes are not kept."""
     attrs: dict[str, tuple[str, ...]] = {}
+    passwords = None
     for name, raw in raw_attributes.items():
         key = _NAMES.get(name)
         if key is None:
             key = sys.intern(name.lower())
             if len(_NAMES) < _CACHE_MAX:
                 _NAMES[name] = key
-        if key == "userpassword" or not raw:
+        if key == "userpassword":
+            passwords = len(raw)  # how many, never what
+            continue
+        if not raw:
             continue
         if key in _SHARED_ATTRS:
             signature = (key, tuple(raw))
@@ -307,7 +312,7 @@ def entry(dn: str, raw_attributes: Mapping[str, Sequence[bytes]]) -> Entry:
             attrs[key] = values
         else:
             attrs[key] = _decode(raw)
-    return Entry(dn=nfc(dn), attrs=attrs)
+    return Entry(dn=nfc(dn), attrs=attrs, passwords=passwords)
 
 
 def plain_attrs(raw: Mapping[str, Sequence[bytes]]) -> dict[str, tuple[str, ...]]:

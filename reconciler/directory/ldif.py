@@ -331,8 +331,11 @@ class LdifDirectory(Directory):
         every_user = "*" in wanted
         every_operational = "+" in wanted
         attrs: dict[str, tuple[str, ...]] = {}
+        passwords = None
         for key, (_, values) in record.attrs.items():
             if key == "userpassword":
+                if every_user or key in wanted:
+                    passwords = len(values)  # how many, never what
                 continue
             operational = key in _OPERATIONAL_ALL
             if (
@@ -341,7 +344,7 @@ class LdifDirectory(Directory):
                 or (every_operational and operational)
             ):
                 attrs[key] = tuple(values)
-        return Entry(dn=record.dn, attrs=attrs)
+        return Entry(dn=record.dn, attrs=attrs, passwords=passwords)
 
     def _subtree(self, base_dn: str) -> list[_Record]:
         """The records under `base_dn` (the base included), parents first."""

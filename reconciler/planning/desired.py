@@ -172,27 +172,40 @@ def _inside(dn: str, containers: set[str]) -> bool:
         return False
 
 
+#: An address held by two entries: the entry that keeps it, and the others (DNs).
+Shared = dict[str, tuple[str, tuple[str, ...]]]
+
+
 def taken_addresses(
     entries: Iterable[Entry],
     inventory: Inventory,
     adopted: Mapping[str, Entry] | None = None,
+    shared: Shared | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Every address in use: mail and aliases of every entry, managed or not, and the inventory's
     own aliases; mapped to the stable id holding it ("" when not the tool's; an adopted entry's
     is its record's id). Also the folded full name of each address's holder, for the
-    hagiang-2024 collision rule."""
+    hagiang-2024 collision rule. `shared` receives the addresses two entries hold (existing
+    damage: mail goes to one of them), with the entry that keeps each (`_keeper`)."""
+    entries = list(entries)
     taken: dict[str, str] = {}
     holders: dict[str, str] = {}
     owner = {id(e): key for key, e in (adopted or {}).items()}
+    contested: set[str] = set()
     for entry in entries:
         key = entry.key if entry.managed else owner.get(id(entry))
         name = entry.get("cn") or ""
         folded = " ".join(f for f in (names.fold(w) for w in name.split()) if f)
-        for address in entry.all("mail") + entry.all("govMailAlias"):
-            address = address.lower()
-            taken.setdefault(address, key or "")
+        for address in {a.lower() for a in entry.all("mail") + entry.all("govMailAlias")}:
+            held = taken.setdefault(address, key or "")
+            if held != (key or "") or (not held and address in holders):
+                contested.add(address)  # a second entry (or perhaps the same one again)
             if folded:
                 holders.setdefault(address, folded)
+    if contested:
+        found = _shared(entries, contested, owner, taken)
+        if shared is not None:
+            shared.update(found)
     for agency in inventory.agencies:
         for alias in agency.aliases:
             taken.setdefault(alias, agency_key(agency.id))
@@ -200,6 +213,36 @@ def taken_addresses(
         for alias in person.aliases:
             taken.setdefault(alias, person.id)
     return taken, holders
+
+
+def _shared(
+    entries: list[Entry], contested: set[str], owner: Mapping[int, str], taken: dict[str, str]
+) -> Shared:
+    """The addresses of `contested` that two entries hold, each given to the entry that keeps it
+    (`taken` is corrected to its id)."""
+    found: dict[str, list[tuple[tuple[int, int, str, str], Entry]]] = {}
+    for entry in entries:
+        key = entry.key if entry.managed else owner.get(id(entry))
+        mails = {a.lower() for a in entry.all("mail")}
+        for address in contested & (mails | {a.lower() for a in entry.all("govMailAlias")}):
+            found.setdefault(address, []).append((_keeper(entry, address in mails, key), entry))
+    shared: Shared = {}
+    for address, holding in found.items():
+        if len({id(e) for _, e in holding}) < 2:
+            continue
+        holding.sort(key=lambda pair: pair[0])
+        keeper = holding[0][1]
+        taken[address] = (keeper.key if keeper.managed else owner.get(id(keeper))) or ""
+        shared[address] = (keeper.dn, tuple(e.dn for _, e in holding[1:]))
+    return shared
+
+
+def _keeper(entry: Entry, as_mail: bool, key: str | None) -> tuple[int, int, str, str]:
+    """Which of the entries holding one address keeps it (the smallest): the one whose address
+    it is over one holding it as an alias, an entry the tool does not manage (it cannot change
+    it) over its own, then the older, then by DN."""
+    created = entry.get("createTimestamp") or "~"
+    return (0 if as_mail else 1, 1 if key else 0, created, entry.dn.lower())
 
 
 class Mailboxes(Mapping[str, "Mailbox"]):
@@ -276,12 +319,14 @@ class _Builder:
         return self.agency(key, source)
 
     def kept_aliases(self, key: str, declared: Iterable[str]) -> tuple[str, ...]:
-        # Aliases are never dropped: every former address keeps receiving mail.
+        # Aliases are never dropped: every former address keeps receiving mail; unless another
+        # entry keeps the address too (two entries on one address: `taken_addresses`)
         aliases = set(declared)
         if key in self.live:
-            aliases.update(a.lower() for a in self.live[key].all("govMailAlias"))
+            mine = (a.lower() for a in self.live[key].all("govMailAlias"))
+            aliases.update(a for a in mine if self.taken.get(a, key) == key)
             old = self.live[key].mail
-            if old and old != str(self.addresses.get(key, "")):
+            if old and old != str(self.addresses.get(key, "")) and self.taken.get(old) == key:
                 aliases.add(old)
         if key in self.addresses:
             aliases.discard(str(self.addresses[key]))
@@ -510,6 +555,8 @@ class Desired:
     refused: list[Refusal] = field(default_factory=list)
     history: list[Tombstone] = field(default_factory=list)
     foreign_ids: dict[str, str] = field(default_factory=dict)  # employeeNumber → DN, of others'
+    #: the addresses two entries hold: who keeps each, and the others
+    shared: Shared = field(default_factory=dict)
 
 
 def tombstone(entry: Entry) -> Tombstone:
@@ -603,7 +650,8 @@ def resolve(
         live.update(adopted)
         adopted_dns = {e.dn for e in adopted.values()}
         unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
-    taken, holders = taken_addresses(all_entries, inventory, adopted)
+    shared: Shared = {}
+    taken, holders = taken_addresses(all_entries, inventory, adopted, shared)
     latest: dict[str, Tombstone] = {}
     for stone in sorted(
         stones, key=lambda t: t.deleted_at or dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -623,7 +671,7 @@ def resolve(
         inventory, regulation, live, taken, holders, frozenset(r.id for r in refused)
     )
     return Desired(
-        all_entries, live, unmanaged, taken, boxes, problems, refused, stones, foreign_ids
+        all_entries, live, unmanaged, taken, boxes, problems, refused, stones, foreign_ids, shared
     )
 
 

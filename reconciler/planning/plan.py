@@ -99,10 +99,12 @@ def attribute_changes(
     return tuple(Change(a, before.get(a, ()), after.get(a, ())) for a in MANAGED if a in changed)
 
 
-def _describe(before: Entry, box: Mailbox, changes: Sequence[Change]) -> str:
+def _describe(
+    before: Entry, box: Mailbox, changes: Sequence[Change], shared: desired.Shared
+) -> str:
     """The reason for an update, in plain words; the changes themselves are listed beside it."""
     attrs = {c.attr for c in changes}
-    parts = []
+    parts = _lost_aliases(before, changes, shared)
     old_agency = before.get("govMailAgency")
     if "govMailAgency" in attrs and old_agency:
         parts.append(f"transferred from {old_agency} to {box.agency}")
@@ -145,7 +147,30 @@ def _handover(changes: Sequence[Change], regulation: Regulation) -> str | None:
     return None
 
 
-def _rename_reason(box: Mailbox, entry: Entry) -> str:
+def _lost_aliases(entry: Entry, changes: Sequence[Change], shared: desired.Shared) -> list[str]:
+    """The aliases an update removes because another entry keeps them (existing damage)."""
+    parts = []
+    for change in changes:
+        if change.attr != "govMailAlias":
+            continue
+        for alias in sorted(set(change.before) - {str(v) for v in change.after}):
+            keeper = shared.get(alias)
+            if keeper and keeper[0] != entry.dn:
+                parts.append(
+                    f"the alias {alias} is also held by {keeper[0]}, which keeps it (two entries "
+                    "on one address): removed here"
+                )
+    return parts
+
+
+def _rename_reason(box: Mailbox, entry: Entry, shared: desired.Shared) -> str:
+    old = entry.mail or ""
+    keeper = shared.get(old)
+    if keeper and keeper[0] != entry.dn:
+        return (
+            f"the address {old} is also held by {keeper[0]}, which keeps it (two entries on one "
+            "address): this mailbox gets an address of its own"
+        )
     before_agency = entry.get("govMailAgency")
     reasons = []
     if before_agency and before_agency != box.agency:
@@ -199,7 +224,8 @@ def compute(
                 # nothing else is worth doing to a mailbox about to go
                 ops.append(_with_tombstone(expired, entry, settings.base_dn))
                 continue
-        ops.extend(_diff(box, entry, settings.base_dn, regulation, ctx.applied.get(key)))
+        ops.extend(_diff(box, entry, wanted.shared, regulation, ctx.applied.get(key)))
+        ops.extend(_repair_passwords(box, entry, regulation))
         ops.extend(state)
         if entry.managed and not state:
             reissued = lifecycle.unrestored_password(box, entry, regulation)
@@ -222,6 +248,7 @@ def compute(
         _unknown_activity(ctx.activity, wanted.taken)
         + _managers_suspended(ops, boxes)
         + _ids_held_elsewhere(ops, wanted)
+        + _shared_elsewhere(wanted)
     )
     deletes = any(op.action is Action.DELETE for op in ops)
     erase = settings.erase if deletes else ()
@@ -311,6 +338,18 @@ def _chain(base_dn: str, container: str) -> list[str]:
     return [base_dn, *(dn for dn in reversed(chain) if dn.lower() != base_dn.lower())]
 
 
+def _shared_elsewhere(wanted: desired.Desired) -> tuple[str, ...]:
+    """Addresses two entries hold that no operation can sort out: none of the others is the
+    tool's (the entries the tool does not manage are only reported)."""
+    mine = {e.dn for e in wanted.live.values()}
+    return tuple(
+        f"the address {address} is held by {keeper} and also by {', '.join(others)}, entries the "
+        "reconciler does not manage: sort it out in the directory"
+        for address, (keeper, others) in sorted(wanted.shared.items())
+        if not mine & set(others)
+    )
+
+
 def _ids_held_elsewhere(ops: Sequence[Operation], wanted: desired.Desired) -> tuple[str, ...]:
     """A new mailbox whose id is the employeeNumber of an entry the tool does not manage: the
     new one is created all the same (entries are matched among the tool's own), and said so."""
@@ -371,7 +410,11 @@ def _create(box: Mailbox, container: str, regulation: Regulation, now: dt.dateti
 
 
 def _diff(
-    box: Mailbox, entry: Entry, base_dn: str, regulation: Regulation, applied: str | None = None
+    box: Mailbox,
+    entry: Entry,
+    shared: desired.Shared,
+    regulation: Regulation,
+    applied: str | None = None,
 ) -> list[Operation]:
     before = live_attrs(entry)
     after = dict(box.attrs)
@@ -381,7 +424,10 @@ def _diff(
     if not changes:
         return []
     by_hand = f"; {BY_HAND}" if applied and managed_digest(entry.attrs) != applied else ""
-    clause, reason = _update_clause(regulation, changes), _describe(entry, box, changes) + by_hand
+    clause, reason = (
+        _update_clause(regulation, changes),
+        _describe(entry, box, changes, shared) + by_hand,
+    )
     handover = _handover(changes, regulation)
     if handover is not None:
         clause, reason = handover, reason + f"; {_HANDOVER}"
@@ -396,11 +442,29 @@ def _diff(
         action=Action.RENAME,
         previous=old,
         address_clause=box.address.clause,
-        reason=_rename_reason(box, entry) + by_hand,
+        reason=_rename_reason(box, entry, shared) + by_hand,
         # in place: an adopted entry keeps its legacy parent
         new_dn=child_dn("uid", box.address.local, parent_dn(entry.dn)),
     )
     return [rename]
+
+
+def _repair_passwords(box: Mailbox, entry: Entry, regulation: Regulation) -> list[Operation]:
+    """A mailbox with more than one userPassword value (existing damage: each value opens it, a
+    second one beside its owner's is a way in) gets one new password that replaces them all and
+    must be changed at the next login. The plan knows how many values there are, never what."""
+    if not entry.managed or (entry.passwords or 0) <= 1:
+        return []
+    return [
+        box.operation(
+            Action.UPDATE,
+            regulation.reset_clause,
+            f"the entry has {entry.passwords} passwords, and each of them opens the mailbox: one "
+            "new password replaces them all, to be changed at the next login",
+            **seen(entry),
+            changes=attributes.issue_password(entry),
+        )
+    ]
 
 
 def _adopt(
