@@ -44,15 +44,20 @@ class DirectoryError(ReconcilerError):
     """The directory could not be reached or refused an operation."""
 
 
-class EntryExists(DirectoryError):
+class Refused(DirectoryError):
+    """The server answered a write with a refusal: nothing was written (unlike a connection lost
+    while the write was on its way, after which nobody knows)."""
+
+
+class EntryExists(Refused):
     """An add hit an existing DN."""
 
 
-class NoSuchEntry(DirectoryError):
+class NoSuchEntry(Refused):
     """The entry is not there."""
 
 
-class StaleEntry(DirectoryError):
+class StaleEntry(Refused):
     """A compare-and-swap modify found other values than the ones it expected: nothing changed."""
 
 

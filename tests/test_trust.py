@@ -20,7 +20,14 @@ from reconciler.applying.lock import Lock
 from reconciler.attributes import READ
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
-from reconciler.errors import DirectoryError, EntryExists, InventoryError, LockHeld, StalePlan
+from reconciler.errors import (
+    DirectoryError,
+    EntryExists,
+    InventoryError,
+    LockHeld,
+    Refused,
+    StalePlan,
+)
 from reconciler.model import Action, Entry, Operation, Plan
 from reconciler.planning import planfile, render
 from reconciler.rules import regulations
@@ -622,7 +629,7 @@ class RefusesTheThirdMailbox(PassThrough):
         if dn.startswith("uid="):
             self.adds += 1
             if self.adds == 3:
-                raise DirectoryError("the server refused it")
+                raise Refused("the directory refused to add it: unwillingToPerform (53)")
         self.inner.add(dn, attrs)
 
 
@@ -738,3 +745,39 @@ def test_an_alias_another_mailbox_keeps_is_removed_with_its_reason(
     converged(folder, directory, tmp_path / "fix")
     after = directory.get(lan.dn, ["govMailAlias"])
     assert after is not None and after.all("govMailAlias") == ()
+
+
+class AddedButUnanswered(PassThrough):
+    """The third mailbox is written, and the answer is lost (the connection cut)."""
+
+    def __init__(self, inner: Directory) -> None:
+        super().__init__(inner)
+        self.adds = 0
+
+    def add(self, dn: str, attrs: Any) -> None:
+        self.inner.add(dn, attrs)
+        if dn.startswith("uid="):
+            self.adds += 1
+            if self.adds == 3:
+                raise DirectoryError("lost the connection while adding it")
+
+
+def test_a_password_whose_write_got_no_answer_stays_and_the_next_run_settles_it(
+    directory: Directory, tmp_path: Path
+) -> None:
+    folder = scenario.write(scenario.hg(), tmp_path / "inv")
+    plan = scenario.plan(folder, directory)
+    recap = scenario.apply(plan, AddedButUnanswered(directory), tmp_path / "out")
+    assert recap.failed == 1 and any("is not known" in m for m in recap.messages)
+    handed = scenario.passwords(tmp_path / "out")
+    created = {e.mail for e in directory.read(BASE_HG, READ) if e.managed}
+    assert set(handed) == created and len(handed) == 3  # the line of the third one stays
+    again = scenario.apply(plan, directory, tmp_path / "out")
+    assert again.failed == 0
+    lines = [
+        line.split(",")[0]
+        for path in (tmp_path / "out").glob("credentials-*.csv")
+        for line in path.read_text(encoding="utf-8").splitlines()[1:]
+    ]
+    assert sorted(lines) == sorted(set(lines))  # one line per mailbox, none handed over twice
+    assert set(lines) == {e.mail for e in directory.read(BASE_HG, READ) if e.managed}

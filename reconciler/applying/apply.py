@@ -38,6 +38,7 @@ from reconciler.errors import (
     EntryExists,
     NoSuchEntry,
     ReconcilerError,
+    Refused,
     StaleEntry,
     StalePlan,
 )
@@ -325,7 +326,7 @@ def execute(
                 )
                 recap.failed = 1
                 recap.skipped = total - index - 1
-                withdrawn = line and credentials is not None and credentials.withdraw()
+                withdrawn = _settle_line(op, caught, line, credentials, recap)
                 audit.record(
                     op.action.value,
                     id=op.id,
@@ -452,6 +453,30 @@ def read_dependencies(
 
 def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return {k: list(v) for k, v in attrs.items()}
+
+
+def _settle_line(
+    op: Operation,
+    caught: ReconcilerError,
+    line: bool,
+    credentials: CredentialsFile | None,
+    recap: Recap,
+) -> bool:
+    """After a failed write, the password this run put on file for it: taken back when the
+    server refused the write (nothing was written, it opens nothing); kept when the outcome is
+    unknown (the connection was lost with the write on its way), for the next apply, which finds
+    the mailbox written or writes it with that password. True when it was taken back."""
+    if not line or credentials is None:
+        return False
+    if isinstance(caught, Refused):
+        return credentials.withdraw()
+    credentials.count -= 1  # not counted as handed over: it may open nothing yet
+    recap.messages.append(
+        f"the password for {op.address} stays in {credentials.path}: whether its mailbox was "
+        "written is not known (the write got no answer); the next apply settles it, using that "
+        "password if the mailbox is not there"
+    )
+    return False
 
 
 def _hand_over(

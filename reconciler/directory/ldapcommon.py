@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from reconciler.directory.base import FIND_CHUNK, Directory, LockPolicy, Progress
 from reconciler.dn import escape_filter_value, parent_dn
-from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
+from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, Refused, StaleEntry
 from reconciler.model import Entry
 
 # LDAP result codes (RFC 4511)
@@ -396,7 +396,7 @@ def refused(
     hint = ""
     if code == INSUFFICIENT_ACCESS:
         hint = " — check that the bind DN may write there (the server's ACLs)"
-    return DirectoryError(f"the directory at {url} refused to {what} {dn}: {says}{hint}")
+    return Refused(f"the directory at {url} refused to {what} {dn}: {says}{hint}")
 
 
 def renamed_dn(dn: str, new_rdn: str) -> str:
