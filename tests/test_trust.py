@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -453,9 +453,22 @@ def soon(seconds: int) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
 
 
-def test_break_lock_refuses_a_live_holder_on_this_host(directory: Directory) -> None:
+@pytest.fixture
+def alive() -> Iterator[subprocess.Popen[bytes]]:
+    """Another process on this host that runs while the test does (a live lock holder)."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_break_lock_refuses_a_live_holder_on_this_host(
+    directory: Directory, alive: subprocess.Popen[bytes]
+) -> None:
     legacy_base(directory)
-    holder_entry(directory, host=socket.gethostname(), pid=os.getpid(), expires=soon(-7200))
+    holder_entry(directory, host=socket.gethostname(), pid=alive.pid, expires=soon(-7200))
     with pytest.raises(LockHeld, match="It is still working") as refused:
         Lock(directory, BASE_HG, "me", "d").acquire("")
     assert "--break-lock=r-other" in str(refused.value)
@@ -468,11 +481,16 @@ def test_break_lock_refuses_a_live_holder_on_this_host(directory: Directory) -> 
 
 
 def test_break_lock_takes_over_a_dead_process_on_this_host(directory: Directory) -> None:
+    """A dead process's lock, and one an earlier run of this very process could not give back."""
     legacy_base(directory)
     dead_pid = int(subprocess.check_output(["sh", "-c", "echo $$"]).decode())  # ran, and gone
     holder_entry(directory, host=socket.gethostname(), pid=dead_pid, expires=soon(7200))
     replaced = Lock(directory, BASE_HG, "me", "d").acquire("")
     assert replaced is not None and "no longer runs on this host" in replaced.info["why"]
+    earlier = Lock(directory, BASE_HG, "me", "d")  # this process: a run that could not release
+    assert earlier.acquire("") is not None
+    replaced = Lock(directory, BASE_HG, "me", "d").acquire("")
+    assert replaced is not None and "an earlier run of this process" in replaced.info["why"]
 
 
 def test_break_lock_on_another_host_waits_for_the_lease(directory: Directory) -> None:
@@ -506,13 +524,15 @@ def test_release_is_a_swap_on_the_owner_and_a_taken_over_run_stops(directory: Di
     assert third.release()
 
 
-def test_apply_refuses_to_break_a_live_apply(slapd: Slapd, tmp_path: Path) -> None:
+def test_apply_refuses_to_break_a_live_apply(
+    slapd: Slapd, tmp_path: Path, alive: subprocess.Popen[bytes]
+) -> None:
     attack = Attack(slapd, tmp_path)
     attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
     scenario.write(attack.spec, attack.folder)
     attack.plan()
     with scenario.connect(slapd) as d:
-        holder_entry(d, host=socket.gethostname(), pid=os.getpid(), expires=soon(7200))
+        holder_entry(d, host=socket.gethostname(), pid=alive.pid, expires=soon(7200))
     refused = attack.apply("--break-lock")
     assert refused.returncode == 1 and "It is still working" in refused.stderr, refused.stderr
     forced = attack.apply("--break-lock=r-other")

@@ -115,6 +115,10 @@ class Holder:
         except (KeyError, TypeError, ValueError):
             return "its lock entry does not say who holds it"
         if host == socket.gethostname():
+            if pid == os.getpid() and info.get("pid_start") in (None, _process_start(pid)):
+                # this very process, in another run than the one taking the lock: an apply
+                # called again after one that could not give the lock back (a library caller)
+                return f"it was an earlier run of this process ({pid}), which has ended"
             if _alive(pid, info.get("pid_start")):
                 return None
             return f"its process {pid} no longer runs on this host"
