@@ -47,7 +47,7 @@ SYNC_EVERY = 0.2
 #: Bytes kept beside the log for the closing record of a run that fills the disk.
 SPARE = 16384
 #: Outcomes recorded in bulk; every other record is synced at once.
-_BULK = frozenset({"changed", "ok"})
+_BULK = frozenset({"changed", "ok", "pending"})
 
 
 def scrub(attrs: dict[str, Any]) -> dict[str, Any]:
