@@ -640,17 +640,22 @@ def test_a_resumed_rename_without_a_hand_edit_completes(
 # (the kill harness is in test_faults.py: test_every_mailbox_has_exactly_one_working_password…)
 
 
-class RefusesTheThirdMailbox(PassThrough):
-    def __init__(self, inner: Directory) -> None:
+class ThirdMailbox(PassThrough):
+    """The third mailbox's add fails: refused by the server (`written` False), or written and its
+    answer lost (`written` True: the connection cut)."""
+
+    def __init__(self, inner: Directory, *, written: bool) -> None:
         super().__init__(inner)
-        self.adds = 0
+        self.adds, self.written = 0, written
 
     def add(self, dn: str, attrs: Any) -> None:
-        if dn.startswith("uid="):
-            self.adds += 1
-            if self.adds == 3:
-                raise Refused("the directory refused to add it: unwillingToPerform (53)")
+        self.adds += dn.startswith("uid=")
+        third = dn.startswith("uid=") and self.adds == 3
+        if third and not self.written:
+            raise Refused("the directory refused to add it: unwillingToPerform (53)")
         self.inner.add(dn, attrs)
+        if third:
+            raise DirectoryError("lost the connection while adding it")
 
 
 def test_a_password_whose_mailbox_could_not_be_written_is_taken_back(
@@ -658,7 +663,7 @@ def test_a_password_whose_mailbox_could_not_be_written_is_taken_back(
 ) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
     plan = scenario.plan(folder, directory)
-    recap = scenario.apply(plan, RefusesTheThirdMailbox(directory), tmp_path / "out")
+    recap = scenario.apply(plan, ThirdMailbox(directory, written=False), tmp_path / "out")
     assert recap.failed == 1 and recap.changed == 2
     handed = scenario.passwords(tmp_path / "out")
     created = {e.mail for e in directory.read(BASE_HG, READ) if e.managed}
@@ -767,27 +772,12 @@ def test_an_alias_another_mailbox_keeps_is_removed_with_its_reason(
     assert after is not None and after.all("govMailAlias") == ()
 
 
-class AddedButUnanswered(PassThrough):
-    """The third mailbox is written, and the answer is lost (the connection cut)."""
-
-    def __init__(self, inner: Directory) -> None:
-        super().__init__(inner)
-        self.adds = 0
-
-    def add(self, dn: str, attrs: Any) -> None:
-        self.inner.add(dn, attrs)
-        if dn.startswith("uid="):
-            self.adds += 1
-            if self.adds == 3:
-                raise DirectoryError("lost the connection while adding it")
-
-
 def test_a_password_whose_write_got_no_answer_stays_and_the_next_run_settles_it(
     directory: Directory, tmp_path: Path
 ) -> None:
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
     plan = scenario.plan(folder, directory)
-    recap = scenario.apply(plan, AddedButUnanswered(directory), tmp_path / "out")
+    recap = scenario.apply(plan, ThirdMailbox(directory, written=True), tmp_path / "out")
     assert recap.failed == 1 and any("is not known" in m for m in recap.messages)
     handed = scenario.passwords(tmp_path / "out")
     created = {e.mail for e in directory.read(BASE_HG, READ) if e.managed}
