@@ -50,7 +50,7 @@ elif [ "$(operations "$artifacts/time-rules.json")" -gt 0 ]; then
   say=true
   digest=$(field "$artifacts/time-rules.json" digest)
   set +e
-  reconciler apply "$artifacts/time-rules.json" --expect-digest "$digest" \
+  reconciler apply "$artifacts/time-rules.json" --expect-digest "$digest" --inventory "$inventory" \
     --actor "${RECONCILER_ACTOR:-scheduled run} (time rules)" >"$work/applied.txt" 2>"$work/applied.err"
   applied=$?
   set -e

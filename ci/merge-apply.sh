@@ -65,7 +65,8 @@ apply_plan() {  # PLAN DIGEST SOURCE
   if [ "$issues" -gt 0 ] && [ -z "${RECONCILER_CREDENTIALS_HANDOFF:-}" ]; then
     stop "the plan issues $issues passwords but RECONCILER_CREDENTIALS_HANDOFF (the command that hands credentials.csv to your secure channel) is not configured: they would be lost with the runner. Nothing was applied."
   fi
-  reconciler apply "$1" --expect-digest "$2" --credentials-out "$secret/credentials.csv" \
+  reconciler apply "$1" --expect-digest "$2" --inventory "$inventory" \
+    --credentials-out "$secret/credentials.csv" \
     --actor "${RECONCILER_ACTOR:-${GITHUB_ACTOR:-${GITLAB_USER_LOGIN:-ci}}} via $3"
 }
 

@@ -264,6 +264,50 @@ def test_a_resealed_plan_cannot_delete_the_policy_or_a_service_account(
     assert attack.entry(POSTMASTER) is not None
 
 
+def test_with_the_inventory_a_plan_cannot_declare_its_own_containers_or_limits(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """A re-sealed plan may declare another mailbox container and raise its own limits; apply
+    --inventory takes them from the reviewed inventory's directory.yaml instead."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+    inventory = ("--inventory", str(attack.folder))
+
+    def declare(data: dict[str, Any]) -> None:
+        data["people"].append(f"ou=services,{BASE_HG}")
+
+    tamper.reseal(attack.plan_file, declare)
+    assert "mailbox containers" not in attack.apply("--expect-digest", "x").stderr
+    attack.refused(
+        attack.apply(*inventory),
+        f"the plan declares the mailbox containers ou=people,{BASE_HG}, ou=services,{BASE_HG}, "
+        f"the inventory declares ou=people,{BASE_HG}",
+    )
+
+    def limits(data: dict[str, Any]) -> None:
+        data["people"].pop()
+        data["limits"]["max_deletes"] = 500
+
+    tamper.reseal(attack.plan_file, limits)
+    attack.refused(attack.apply(*inventory), "the plan records max_deletes 500")
+
+    def allowance(data: dict[str, Any]) -> None:
+        data["limits"]["max_deletes"] = 10
+        data["limits"]["allow_deletes"] = 500
+
+    digest = tamper.reseal(attack.plan_file, allowance)
+    attack.refused(attack.apply(*inventory), "a decision only a reviewed plan carries")
+    lan = attack.entry(f"uid=ttlan.soyte,ou=people,{BASE_HG}")
+    assert lan is not None and lan.get("title") != "Trưởng phòng"
+    # bound to the digest reviewers saw, the same plan goes through
+    done = attack.apply(*inventory, "--expect-digest", digest)
+    assert done.returncode == 0, done.stderr
+    lan = attack.entry(f"uid=ttlan.soyte,ou=people,{BASE_HG}")
+    assert lan is not None and lan.get("title") == "Trưởng phòng"
+
+
 @pytest.mark.parametrize(
     ("attr", "value", "why"),
     [

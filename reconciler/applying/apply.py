@@ -42,7 +42,16 @@ from reconciler.errors import (
     StaleEntry,
     StalePlan,
 )
-from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, resolve
+from reconciler.model import (
+    Action,
+    Change,
+    Deferred,
+    Entry,
+    Operation,
+    Plan,
+    Settings,
+    resolve,
+)
 from reconciler.names import fold
 from reconciler.planning import invariants
 from reconciler.text import count
@@ -216,6 +225,8 @@ def execute(
     progress: Progress | None = None,
     accept_unverified_lock: bool = False,
     on_result: Shown | None = None,
+    trusted: Settings | None = None,
+    digest_bound: bool = False,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -223,10 +234,15 @@ def execute(
     operation (recorded in the recap and the audit log). After each delete the plan's mail-store
     erase runs (again too for a delete already done, so that a failed erase is retried).
     `break_lock`: None, "" to take over a dead holder's lock, or the run id of a holder to take
-    over (`Lock.acquire`)."""
+    over (`Lock.acquire`). `trusted`: the inventory's own settings (apply --inventory), which
+    the plan's declared containers and limits must match; `digest_bound`: the plan is the one
+    reviewers saw (--expect-digest)."""
     recap = Recap()
     # what apply never does, whatever the plan says: checked before the first write
-    _refuse_if(plan, audit, invariants.check_plan(plan))
+    broken = invariants.check_plan(plan)
+    if trusted is not None:
+        broken += invariants.settings_problems(plan, trusted, digest_bound=digest_bound)
+    _refuse_if(plan, audit, broken)
     wrong = invariants.identity_problem(plan, directory.identity(plan.base_dn))
     if wrong:
         audit.record("identity", outcome="refused", message=wrong)

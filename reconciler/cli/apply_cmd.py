@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     audit_log_path,
     connection_options,
     fail,
+    load_inventory,
     open_from,
 )
 from reconciler.errors import ReconcilerError
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
     help="new CSV file (mode 0600, outside the repository) for the issued passwords",
 )
 @click.option("--expect-digest", metavar="D", help="apply only if the plan's digest is D")
+@click.option(
+    "--inventory",
+    "inventory_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RECONCILER_INVENTORY",
+    help="the inventory the plan was made from (the reviewed branch's checkout): the plan's "
+    "regulation, base DN, mailbox containers and max_deletes must be its own "
+    "[env RECONCILER_INVENTORY]",
+)
 @audit_log_option("JSON-lines audit log to append to (0600); the applied plan is kept beside it")
 @click.option("--actor", help="who applies (default: the CI user or $USER)")
 @click.option(
@@ -64,6 +74,7 @@ def apply(
     plan_file: Path,
     credentials_out: Path | None,
     expect_digest: str | None,
+    inventory_path: Path | None,
     audit_log: Path | None,
     actor: str | None,
     break_lock: str | None,
@@ -91,6 +102,8 @@ def apply(
     from reconciler.planning import planfile
     from reconciler.rules.lifecycle import add_months
 
+    # the inventory, when given, is checked first: its problems are printed as FILE:LINE
+    trusted = load_inventory(inventory_path).inventory.settings if inventory_path else None
     try:
         saved = planfile.load(plan_file)
         digest = planfile.digest(saved)
@@ -147,6 +160,8 @@ def apply(
                 progress=progress,
                 on_result=shown,
                 accept_unverified_lock=accept_unverified_lock,
+                trusted=trusted,
+                digest_bound=bool(expect_digest),
             )
         finally:
             progress.close()

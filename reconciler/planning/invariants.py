@@ -42,10 +42,11 @@ from reconciler.attributes import (
     TOMBSTONE_WRITABLE,
     WRITABLE,
     misplaced,
+    people_containers,
 )
 from reconciler.dn import child_dn, is_descendant, normalize_dn, parent_dn, parse_dn
 from reconciler.errors import UnsafePlan
-from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan
+from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, Settings
 from reconciler.names import RESERVED
 
 _WRITABLE = {a.lower(): a for a in WRITABLE}
@@ -303,6 +304,51 @@ def _entry(op: Operation, entry: Entry, scope: Scope) -> str | None:
     if local in RESERVED:
         return f"{entry.dn} is a service address ({local}), never adopted"
     return None
+
+
+def settings_problems(plan: Plan, settings: Settings, *, digest_bound: bool) -> list[str]:
+    """What the plan declares about where and how much it may write, against the inventory's
+    own directory.yaml (apply --inventory): the regulation, domain and base DN, the mailbox
+    containers and max_deletes. A forged plan can declare its own containers and limits and
+    re-seal itself; the inventory checked out from the reviewed branch cannot be forged so. The
+    allowances above the limits (--allow-deletes/--allow-suspends at plan time) are a person's
+    decision recorded in the plan: trusted only when the plan is bound by --expect-digest."""
+    problems = []
+    for what, declared, trusted in (
+        ("regulation", plan.regulation, settings.regulation),
+        ("domain", plan.domain.lower(), settings.domain.lower()),
+        ("base DN", normalize_dn(plan.base_dn), normalize_dn(settings.base_dn)),
+    ):
+        if declared != trusted:
+            problems.append(f"the plan's {what} is {declared}, the inventory's is {trusted}")
+    containers = {normalize_dn(c) for c in people_containers(settings)}
+    if {normalize_dn(c) for c in plan.people} != containers:
+        problems.append(
+            f"the plan declares the mailbox containers {', '.join(plan.people) or '(none)'}, the "
+            f"inventory declares {', '.join(people_containers(settings))} (people in "
+            "directory.yaml)"
+        )
+    limits = plan.limits
+    if limits is not None:
+        if limits.max_deletes != settings.max_deletes:
+            problems.append(
+                f"the plan records max_deletes {limits.max_deletes}, the inventory's "
+                f"directory.yaml says {settings.max_deletes}"
+            )
+        allowed = [
+            f"{flag} {n}"
+            for flag, n in (
+                ("--allow-deletes", limits.allow_deletes),
+                ("--allow-suspends", limits.allow_suspends),
+            )
+            if n
+        ]
+        if allowed and not digest_bound:
+            problems.append(
+                f"the plan was made with {' and '.join(allowed)}: a decision only a reviewed "
+                "plan carries, so apply it with --expect-digest and the digest reviewers saw"
+            )
+    return problems
 
 
 def refuse(plan: Plan, problems: list[str]) -> UnsafePlan:
