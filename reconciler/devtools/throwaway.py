@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import enum
 import hashlib
 import os
 import secrets
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +43,14 @@ PROJECT_SCHEMA = schemas_folder() / "ldap" / "govmail.schema"
 
 DEFAULT_SUFFIX = "dc=example,dc=gov,dc=vn"
 GiB = 1024**3
+
+
+class Role(enum.Enum):
+    """What a throwaway server is in a replicated directory."""
+
+    STANDALONE = "standalone"
+    PROVIDER = "provider"  # multi-provider: takes writes, replicates to and from its peers
+    CONSUMER = "consumer"  # read-only replica: refers writes to (and chains them to) a provider
 
 
 class SlapdError(RuntimeError):
@@ -197,6 +207,12 @@ class Slapd:
     in `cn=config`, as root may on a Debian server. Variants, for `reconciler doctor`'s tests:
     `lockout=False` (a policy under which slapd ignores the suspension lock), `lastbind=False`
     (no pwdLastSuccess), `schema=None` (without the project's schema).
+
+    Replication (`reconciler.devtools.replicated` puts servers together): `role` is
+    `Role.PROVIDER` (syncprov, `multiprovider on`, a `serverID`, pulling from `peers`) or
+    `Role.CONSUMER` (read-only, pulling from `peers`, writes referred to the first of them and
+    forwarded there by the chain overlay, logins forwarded as `authTimestamp`); `seed=False`
+    starts with an empty database, which replication fills.
     """
 
     BASE_ENTRIES = 3
@@ -214,6 +230,10 @@ class Slapd:
         tls: bool = False,
         lockout: bool = True,
         lastbind: bool = True,
+        role: Role = Role.STANDALONE,
+        server_id: int = 0,
+        peers: Sequence[str] = (),
+        seed: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.suffix = suffix
@@ -227,6 +247,14 @@ class Slapd:
         self.tls = tls
         self.lockout = lockout
         self.lastbind = lastbind
+        self.role = role
+        self.server_id = server_id
+        self.peers = tuple(peers)
+        self.seed = seed
+        if role is not Role.STANDALONE and not peers:
+            raise SlapdError(f"a {role.value} needs the URLs of the servers it replicates from")
+        if role is Role.PROVIDER and not 0 < server_id < 4096:
+            raise SlapdError("a provider needs a serverID from 1 to 4095")
         self.tls_port = free_port() if tls else 0
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -324,16 +352,18 @@ class Slapd:
                 f"TLSCertificateFile {folder / 'server.pem'}\n"
                 f"TLSCertificateKeyFile {folder / 'server.key'}\n"
             )
+        consumer = self.role is Role.CONSUMER
         return (
             f"{includes}\n"
             f"{tls}"
             f"modulepath {MODULE_PATH}\n"
             "moduleload back_mdb\n"
-            "moduleload ppolicy\n"
-            f"pidfile {self.pid_file}\n"
+            "moduleload ppolicy\n" + self._replication_modules() + f"pidfile {self.pid_file}\n"
             "sizelimit unlimited\n"
             "timelimit unlimited\n"
-            "\n"
+            + (f"serverID {self.server_id}\n" if self.role is Role.PROVIDER else "")
+            + self._chain()
+            + "\n"
             "database config\n"
             f"access to * by {local} manage by * none\n"
             "\n"
@@ -344,14 +374,19 @@ class Slapd:
             f"directory {self.db_dir}\n"
             f"maxsize {self.maxsize}\n"
             + ("dbnosync\n" if self.dbnosync else "")
-            + ("lastbind on\n" if self.lastbind else "")
+            # a consumer's own lastbind would write pwdLastSuccess locally, never to a provider:
+            # it forwards authTimestamp instead (below)
+            + ("lastbind on\n" if self.lastbind and not consumer else "")
             + "index objectClass,uid,mail,employeeNumber"
             + (",govMailAlias" if self.schema is not None else "")
             + " eq\n"
-            "overlay ppolicy\n"
+            + self._syncrepl()
+            + "overlay ppolicy\n"
             f'ppolicy_default "cn=default,ou=policies,{self.suffix}"\n'
             "ppolicy_hash_cleartext\n"
-            "\n"
+            + ("ppolicy_forward_updates\n" if consumer else "")
+            + ("overlay lastbind\nlastbind_forward_updates\n" if consumer and self.lastbind else "")
+            + "\n"
             "access to attrs=userPassword\n"
             f"  by {root} manage\n"
             f"  by {local} manage\n"
@@ -366,6 +401,46 @@ class Slapd:
             "  by anonymous auth\n"
         )
 
+    def _replication_modules(self) -> str:
+        if self.role is Role.STANDALONE:
+            return ""
+        # lastbind: the authTimestamp attribute a consumer forwards (the overlay runs only there)
+        return "moduleload syncprov\nmoduleload lastbind\n" + (
+            "moduleload back_ldap\n" if self.role is Role.CONSUMER else ""
+        )
+
+    def _chain(self) -> str:
+        """A consumer forwards the writes it refers (ppolicy state, logins, a user's password
+        change) to its first provider, as the user where it can and as the admin otherwise."""
+        if self.role is not Role.CONSUMER:
+            return ""
+        return (
+            "overlay chain\n"
+            f"chain-uri {self.peers[0]}/\n"
+            f'chain-idassert-bind bindmethod=simple binddn="{self.root_dn}" '
+            f"credentials={self.root_pw} mode=self\n"
+            "chain-return-error TRUE\n"
+        )
+
+    def _syncrepl(self) -> str:
+        if self.role is Role.STANDALONE:
+            return ""
+        rid_base = 100 if self.role is Role.CONSUMER else 0
+        pulls = "".join(
+            f"syncrepl rid={rid_base + n:03d} provider={peer} bindmethod=simple "
+            f'binddn="{self.root_dn}" credentials={self.root_pw} searchbase="{self.suffix}" '
+            'type=refreshAndPersist retry="1 +" timeout=3\n'
+            for n, peer in enumerate(self.peers, 1)
+        )
+        if self.role is Role.CONSUMER:
+            return f"index entryCSN,entryUUID eq\n{pulls}updateref {self.peers[0]}\n"
+        return (
+            "index entryCSN,entryUUID eq\n"
+            f"{pulls}multiprovider on\n"
+            "overlay syncprov\n"
+            "syncprov-checkpoint 100 1\n"
+        )
+
     def _run(self, args: list[str], what: str) -> None:
         result = subprocess.run(args, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -376,6 +451,29 @@ class Slapd:
         self._run(
             [str(SLAPADD), "-q", "-f", str(self.conf_file), "-l", str(ldif)], f"slapadd of {ldif}"
         )
+
+    def _fill(self, extra_ldif: Path | None) -> None:
+        """The database's first content: the base entries (plus `extra_ldif`), or nothing at all
+        for a replica that replication fills (two servers loaded apart would hold the same DNs
+        under different entryUUIDs)."""
+        if not self.seed:
+            self._run(
+                [
+                    str(SLAPADD),
+                    "-q",
+                    "-f",
+                    str(self.conf_file),
+                    "-b",
+                    self.suffix,
+                    "-l",
+                    "/dev/null",
+                ],
+                "slapadd of an empty database",
+            )
+            return
+        self._load(self.workdir / "base.ldif")
+        if extra_ldif is not None:
+            self._load(extra_ldif)
 
     def initialize(self, extra_ldif: Path | None = None) -> None:
         """Write the configuration and a fresh database (base entries plus `extra_ldif`)."""
@@ -393,11 +491,8 @@ class Slapd:
         fd = os.open(self.conf_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as conf:
             conf.write(self._slapd_conf())
-        base = self.workdir / "base.ldif"
-        base.write_text(_base_ldif(self.suffix, self.lockout))
-        self._load(base)
-        if extra_ldif is not None:
-            self._load(extra_ldif)
+        (self.workdir / "base.ldif").write_text(_base_ldif(self.suffix, self.lockout))
+        self._fill(extra_ldif)
         self._run(
             [str(SLAPTEST), "-Q", "-f", str(self.conf_file), "-F", str(self.conf_dir)],
             "slaptest (conversion to cn=config)",
@@ -523,9 +618,7 @@ class Slapd:
         self.kill()
         shutil.rmtree(self.db_dir, ignore_errors=True)
         self.db_dir.mkdir(mode=0o700)
-        self._load(self.workdir / "base.ldif")
-        if extra_ldif is not None:
-            self._load(extra_ldif)
+        self._fill(extra_ldif)
         self._launch()
 
     def __enter__(self) -> Slapd:
