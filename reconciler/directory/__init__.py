@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.directory.base import (
     FIND_CHUNK,
@@ -26,6 +26,7 @@ from reconciler.directory.base import (
     LockPolicy,
     Progress,
 )
+from reconciler.directory.replicas import open_first, split_urls
 from reconciler.errors import DirectoryError
 
 #: The LDAP backends, the preferred first.
@@ -53,8 +54,10 @@ def open_directory(
     backend: str | None = None,
     access: Access = "create",
 ) -> Directory:
-    """Open `ldap://`, `ldaps://`, `ldapi://` (socket path URL-encoded) or `ldif:PATH`.
+    """Open one URL, or the first of a comma-separated list of providers that answers
+    (`directory.replicas.open_first`: `providers` and `skipped` say which were tried).
 
+    One URL: `ldap://`, `ldaps://`, `ldapi://` (socket path URL-encoded) or `ldif:PATH`.
     LDAP: through `backend` ("python-ldap" or "ldap3"; by default python-ldap when installed),
     simple bind with `bind_dn` and `password`, SASL EXTERNAL over ldapi:// without a bind DN
     (anonymous elsewhere), StartTLS with `starttls`, certificates verified against `ca_file` (or
@@ -63,13 +66,38 @@ def open_directory(
     exist and is never written), "write" (it must exist) or "create" (a missing file is a new,
     empty directory: `apply` only). Raises DirectoryError.
     """
+    options: dict[str, Any] = {
+        "bind_dn": bind_dn,
+        "password": password,
+        "starttls": starttls,
+        "insecure": insecure,
+        "ca_file": None if ca_file is None else str(ca_file),
+        "timeout": timeout,
+        "backend": backend,
+    }
+
+    def one(single: str) -> Directory:
+        return _open_one(single, options, access)
+
+    urls = (url,) if url.strip().lower().startswith("ldif:") else split_urls(url)
+    if len(urls) > 1:
+        if any(u.lower().startswith("ldif:") for u in urls):
+            raise DirectoryError(
+                f"an LDIF file is one directory, not a provider among others: {url!r}"
+            )
+        return open_first(urls, one)
+    return one(urls[0] if urls else url)
+
+
+def _open_one(url: str, options: dict[str, Any], access: Access) -> Directory:
+    options = dict(options)
     scheme = url.partition(":")[0].lower()
     if scheme == "ldif":
         from reconciler.directory.ldif import LdifDirectory
 
         return LdifDirectory(url, access)
     if scheme in ("ldap", "ldaps", "ldapi") and url[len(scheme) :].startswith("://"):
-        chosen = backend or default_backend()
+        chosen = options.pop("backend", None) or default_backend()
         kind: Callable[..., Directory]
         if chosen == "python-ldap":
             try:
@@ -86,15 +114,7 @@ def open_directory(
             raise DirectoryError(
                 f"unknown directory backend {chosen!r}: use {' or '.join(BACKENDS)}"
             )
-        return kind(
-            url,
-            bind_dn=bind_dn,
-            password=password,
-            starttls=starttls,
-            insecure=insecure,
-            ca_file=None if ca_file is None else str(ca_file),
-            timeout=timeout,
-        )
+        return kind(url, **options)
     raise DirectoryError(
         f"unsupported directory URL {url!r}: use ldap://HOST:PORT, ldaps://HOST:PORT, "
         "ldapi://SOCKET (path URL-encoded) or ldif:PATH"

@@ -78,6 +78,10 @@ class Directory(abc.ABC):
     url: str
     #: The library that speaks to it: "python-ldap", "ldap3", or "ldif" for the file.
     backend: str
+    #: A list of providers (`URL,URL…`, see `directory.replicas`): all of them, in order, and
+    #: why the ones before `url` were passed over; a single URL leaves both empty.
+    providers: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def read(
