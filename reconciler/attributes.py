@@ -72,6 +72,10 @@ SUSPENSION = (LOCK, SUSPEND_REASON, SUSPENDED_AT)
 #: Attributes whose value a plan can only give as `Deferred.APPLY_TIME`.
 STAMPED = frozenset({SUSPENDED_AT, RESTORED_AT, ISSUED_AT, DELETED_AT})
 _STAMPED_LOWER = frozenset(a.lower() for a in STAMPED)
+#: A login on a read-only replica, forwarded to the providers by slapd's lastbind overlay
+#: (`lastbind_forward_updates`: slapd's own lastbind writes pwdLastSuccess on the replica only,
+#: and refuses it from a client); the later of the two is the last login.
+LOGIN_FORWARDED = "authTimestamp"
 #: What a plan reads of every entry (operational attributes asked for by name).
 READ = (
     PASSWORD,  # how many values only (`Entry.passwords`): a second one is a backdoor
@@ -82,6 +86,7 @@ READ = (
     RESTORED_AT,
     ISSUED_AT,
     "pwdLastSuccess",
+    LOGIN_FORWARDED,
     MUST_CHANGE,
     "pwdChangedTime",
     "createTimestamp",
@@ -109,7 +114,9 @@ LOCKED = "000001010000Z"
 
 #: Attributes that change on every login or write, left out of an entry's fingerprint so that a
 #: user logging in between plan and apply does not make the plan stale.
-VOLATILE = frozenset({"pwdlastsuccess", "modifytimestamp", "entrycsn", "createtimestamp"})
+VOLATILE = frozenset(
+    {"pwdlastsuccess", "authtimestamp", "modifytimestamp", "entrycsn", "createtimestamp"}
+)
 
 
 def fingerprint(entry: Entry) -> str:

@@ -63,11 +63,19 @@ _OPERATIONAL_ALL = frozenset(
         "pwdGraceUseTime",
         "pwdPolicySubentry",
         "pwdLastSuccess",
+        "authTimestamp",
     )
 )
 #: Attributes the backend keeps itself (slapd: "no user modification allowed").
 _NO_USER_MODIFICATION = frozenset(
-    {"createtimestamp", "modifytimestamp", "entrycsn", "pwdlastsuccess", "pwdchangedtime"}
+    {
+        "createtimestamp",
+        "modifytimestamp",
+        "entrycsn",
+        "pwdlastsuccess",
+        "authtimestamp",
+        "pwdchangedtime",
+    }
 )
 _HASHED = re.compile(r"^\{[A-Za-z0-9.\-]+\}")
 
