@@ -101,6 +101,32 @@ def after(csn: str, seen: State) -> bool:
     return mine is None or key(csn) > key(mine)
 
 
+def age(have: State, want: State, at: dt.datetime) -> float:
+    """How far behind `want` a server holding `have` was at `at`, at least: the age then of
+    the newest change it lacked (0.0 when it lacked none). At most it is the age of the first
+    change it lacked, which no contextCSN tells."""
+    ages = [(at - moment(want[sid])).total_seconds() for sid in lacking(have, want)]
+    return max([0.0, *ages])
+
+
+def window(have: State, want: State) -> str:
+    """The changes `have` lacks of `want`, in words: "serverID 1's changes made after
+    2026-11-29 17:46:00.121 up to 17:46:00.297 UTC"."""
+    parts = []
+    for sid in sorted(lacking(have, want)):
+        newest = clock(want[sid])
+        if sid in have:
+            parts.append(f"serverID {sid}'s changes made after {clock(have[sid])} up to {newest}")
+        else:
+            parts.append(f"every change of serverID {sid} up to {newest}")
+    return "; ".join(parts)
+
+
+def clock(value: str) -> str:
+    """A CSN's time to the millisecond, in UTC."""
+    return moment(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def seconds_text(seconds: float) -> str:
     if seconds == float("inf"):
         return "all of its changes"

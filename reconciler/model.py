@@ -263,6 +263,19 @@ class Tombstone:
 # Plans
 
 
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """The replication state a plan was read at, in OpenLDAP's contextCSNs (`reconciler.csn`):
+    `held`, the server read (a provider, or a replica with `--read-from`), just before the read;
+    `providers`, per serverID the newest the providers listed held just before that, or () when
+    none could be read. Apply compares them with the provider it writes to."""
+
+    read_from: str
+    read_at: dt.datetime
+    held: tuple[str, ...]
+    providers: tuple[str, ...] = ()
+
+
 class Action(enum.Enum):
     """A closed set of operations, in the order `apply` runs them."""
 
@@ -411,6 +424,7 @@ class Plan:
     #: the directory the plan was made for (`Directory.identity`; "" when its base was missing)
     directory_identity: str = ""
     limits: Limits | None = None  # the guard the plan passed, checked again by apply
+    replication: ReadState | None = None  # a replicated directory: the state the plan read
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

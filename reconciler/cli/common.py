@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
@@ -18,6 +18,7 @@ from reconciler.model import Entry
 
 if TYPE_CHECKING:
     from reconciler.directory.ldif import Access
+    from reconciler.model import ReadState
     from reconciler.planning.pipeline import Loaded
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +35,16 @@ def problems(error: InventoryError, label: str) -> NoReturn:
     n = len(error.problems)
     click.echo(f"{label}: {n} problem{'s' if n != 1 else ''} found", err=True)
     sys.exit(1)
+
+
+def wait_option(what: str) -> Callable[[F], F]:
+    """--wait-replication SECONDS, saying what it waits for."""
+    return click.option(
+        "--wait-replication",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help=f"on a replicated directory, wait up to SECONDS for {what}",
+    )
 
 
 def parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.datetime:
@@ -55,8 +66,9 @@ def connection_options(command: F) -> F:
             "directory_url",
             envvar="RECONCILER_DIRECTORY",
             required=True,
-            metavar="URL",
-            help="ldap://, ldaps://, ldapi:// URL, or ldif:PATH for the file directory "
+            metavar="URL[,URL…]",
+            help="ldap://, ldaps://, ldapi:// URL, or ldif:PATH for the file directory; a "
+            "comma-separated list names replicated providers, tried in order "
             "[env RECONCILER_DIRECTORY]",
         ),
         click.option(
@@ -96,26 +108,140 @@ def connection_options(command: F) -> F:
     return command
 
 
-def open_from(kw: dict[str, Any], access: Access = "read") -> Directory:
-    """The directory the connection options name. An `ldif:` file is read-only and must exist
-    unless `access` says otherwise: only `apply` creates one ("create")."""
-    from reconciler.directory import open_directory
-
+def _connection(kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Pop the connection options: the `--directory` value, and what opens each URL of it."""
     password = os.environ.get("RECONCILER_BIND_PASSWORD")
     password_file: Path | None = kw.pop("bind_password_file")
     if password_file is not None:
         password = read_password_file(password_file)
     elif password is not None and not _utf8(password):
         raise ReconcilerError("RECONCILER_BIND_PASSWORD is not UTF-8 text; set it as UTF-8")
-    return open_directory(
-        kw.pop("directory_url"),
-        bind_dn=kw.pop("bind_dn"),
-        password=password,
-        starttls=kw.pop("starttls"),
-        insecure=kw.pop("insecure"),
-        ca_file=kw.pop("ca_file"),
-        backend=kw.pop("backend"),
-        access=access,
+    return str(kw.pop("directory_url")), {
+        "bind_dn": kw.pop("bind_dn"),
+        "password": password,
+        "starttls": kw.pop("starttls"),
+        "insecure": kw.pop("insecure"),
+        "ca_file": kw.pop("ca_file"),
+        "backend": kw.pop("backend"),
+    }
+
+
+def open_from(
+    kw: dict[str, Any], access: Access = "read", doing: str = "Reading from"
+) -> Directory:
+    """The directory the connection options name: of a list of providers, the first that
+    answers, saying which (on stderr). An `ldif:` file is read-only and must exist unless
+    `access` says otherwise: only `apply` creates one ("create")."""
+    from reconciler.directory import open_directory
+
+    url, options = _connection(kw)
+    directory = open_directory(url, access=access, **options)
+    say_which(directory, doing)
+    return directory
+
+
+def say_which(directory: Directory, doing: str) -> None:
+    """For a list of providers: which one answered, and why those before it were passed over."""
+    if len(directory.providers) < 2:
+        return
+    for reason in directory.skipped:
+        url, _, why = reason.partition(": ")
+        click.echo(f"{url} did not answer: {why}", err=True)
+    position = len(directory.skipped) + 1
+    click.echo(
+        f"{doing} {directory.url} (provider {position} of the {len(directory.providers)} listed)",
+        err=True,
+    )
+
+
+def wait_for_providers(
+    connection: dict[str, Any],
+    written: Directory,
+    base_dn: str,
+    state: Mapping[int, str],
+    timeout: float,
+) -> None:
+    """Wait until every other provider listed holds `state` (what `written` held after the
+    run), saying how long each took; ReconcilerError naming the lag of one that does not."""
+    from reconciler.directory import open_directory
+    from reconciler.directory.replicas import open_each, wait_until_holds
+
+    _, options = _connection(connection)
+    passed = {reason.partition(": ")[0] for reason in written.skipped}
+    others = [u for u in written.providers if u != written.url and u not in passed]
+    for url, other in open_each(others, lambda u: open_directory(u, **options)):
+        if isinstance(other, str):
+            click.echo(f"{url} did not answer: {other}", err=True)
+            continue
+        try:
+            took = wait_until_holds(other, base_dn, state, timeout)
+        finally:
+            other.close()
+        click.echo(f"{url} holds this run's changes ({took:.1f} s after it ended)", err=True)
+
+
+def read_for_plan(
+    connection: dict[str, Any],
+    loaded: Loaded,
+    *,
+    read_from: str | None = None,
+    wait: float | None = None,
+) -> tuple[Read, ReadState | None]:
+    """Read the directory for a plan (`pipeline.read_at_state`) and its audit history: from the
+    first provider that answers, or from the replica `read_from`; every other provider listed is
+    read for its replication state. What was read, and the state it was read at."""
+    from reconciler.cli.progress import Progress
+    from reconciler.directory import open_directory
+    from reconciler.directory.replicas import open_each, split_urls
+    from reconciler.planning import pipeline
+
+    url, options = _connection(connection)
+    opened: list[Directory] = []
+    try:
+        if read_from is not None:
+            source = open_directory(read_from, access="read", **options)
+            others = split_urls(url)
+        else:
+            source = open_directory(url, access="read", **options)
+            say_which(source, "Reading from")
+            others = source.providers[len(source.skipped) + 1 :]
+        opened.append(source)
+        providers = []
+        for other, reached in open_each(others, lambda u: open_directory(u, **options)):
+            if isinstance(reached, str):
+                click.echo(f"{other} did not answer: {reached}", err=True)
+            else:
+                opened.append(reached)
+                providers.append(reached)
+        shown = Progress(f"reading the directory ({source.backend})")
+        try:
+            entries, state = pipeline.read_at_state(
+                source, loaded, providers, replica=read_from is not None, wait=wait, progress=shown
+            )
+        finally:
+            shown.close()
+        records = pipeline.history(source, loaded)
+        identity = pipeline.identity(source, loaded)
+    finally:
+        for directory in opened:
+            directory.close()
+    return Read(entries, source, records, identity), state
+
+
+def replica_note(state: ReadState | None) -> str:
+    """For a plan read from a replica: how far behind the providers it was, in words."""
+    from reconciler import csn
+
+    if state is None:
+        return ""
+    held, newest = csn.state(state.held), csn.state(state.providers)
+    if not newest:
+        return " It is a replica, and no provider answered: how up to date it was is unknown."
+    if not csn.lacking(held, newest):
+        return " It is a replica, up to date with the providers."
+    return (
+        f" It is a replica, at least {csn.age(held, newest, state.read_at):.1f} s behind the "
+        f"providers: it lacked {csn.window(held, newest)}."
     )
 
 

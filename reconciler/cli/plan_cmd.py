@@ -19,7 +19,9 @@ from reconciler.cli.common import (
     load_inventory,
     parse_now,
     problems,
-    read_directory,
+    read_for_plan,
+    replica_note,
+    wait_option,
 )
 from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
 from reconciler.inventory.gitdiff import InventoryChanges
@@ -86,6 +88,13 @@ show_unmanaged_option = click.option(
     "applies on its own; the guard applies to them alone",
 )
 @click.option(
+    "--read-from",
+    metavar="URL",
+    help="read the entries from this replica (a consumer) instead of the first provider; the "
+    "plan records the replication state it read, and apply refuses it if that was behind",
+)
+@wait_option("the server read to hold every change the providers listed hold")
+@click.option(
     "--base-ref",
     metavar="REF",
     help="also list the staff records added, removed, moved or edited since this git revision "
@@ -103,12 +112,15 @@ def plan(
     show_unmanaged: bool,
     only_time_rules: bool,
     base_ref: str | None,
+    read_from: str | None,
+    wait_replication: float | None,
     **connection: Any,
 ) -> None:
     """Show what would change in the directory to match INVENTORY and the regulation.
 
     Reads the live directory, gives every mailbox its address by the regulation, and lists the
-    create / rename / update / suspend / restore / delete operations, each with its clause.
+    create / rename / update / suspend / restore / delete operations, each with its clause. On
+    a replicated directory the plan records the state it read (each provider's contextCSN).
     """
     from reconciler.cli.progress import Progress
     from reconciler.directory.history import applied_digests
@@ -125,11 +137,12 @@ def plan(
                 changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity, now) if activity else {}
         started = time.monotonic()
-        read = read_directory(connection, loaded, progress=True, history=True)
+        read, state = read_for_plan(connection, loaded, read_from=read_from, wait=wait_replication)
         directory = read.directory
         said = (
             f"Read {len(read.entries):,} entries from {directory.url} with {directory.backend} "
             f"in {time.monotonic() - started:.1f} s."
+            + (replica_note(state) if read_from is not None else "")
         )
         context = Context(
             now=now,
@@ -139,6 +152,7 @@ def plan(
             activity=seen,
             applied=applied_digests(read.history),
             directory_identity=read.identity,
+            replication=state,
         )
         computing = Progress("computing the plan")
         try:

@@ -9,18 +9,21 @@ Each step runs with the cyclic garbage collector paused (`collector.paused`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reconciler import csn
 from reconciler.attributes import HISTORY_READ, READ, TOMBSTONE, history_dn
+from reconciler.directory import replicas
 from reconciler.directory.base import Directory
 from reconciler.directory.history import is_audit, records
 from reconciler.directory.snapshot import read_tree
 from reconciler.errors import InventoryError, NoSuchEntry
 from reconciler.inventory import loader
-from reconciler.model import Action, Entry, Inventory, Limits, Plan
+from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
 from reconciler.planning import desired, invariants
 from reconciler.planning.collector import paused
 from reconciler.planning.plan import Context, check_limits, compute, only_time_rules
@@ -92,6 +95,40 @@ def history(directory: Directory, loaded: Loaded) -> list[dict[str, Any]]:
     """The audit records kept in the directory (`directory.history`), oldest first."""
     with paused():
         return records(directory, loaded.inventory.settings.base_dn)
+
+
+def read_at_state(
+    source: Directory,
+    loaded: Loaded,
+    providers: Sequence[Directory] = (),
+    *,
+    replica: bool = False,
+    wait: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Entry], ReadState | None]:
+    """`read` `source` and record the replication state it was read at: the newest contextCSNs
+    of the `providers` (the others, when `source` is a provider itself; all of them when it is a
+    `replica`), read first, then the source's own, just before its entries. With `wait`, wait up
+    to that many seconds for the source to hold every change the providers hold
+    (DirectoryError naming the lag after that). A directory that keeps no contextCSN (not
+    replicated, or a file) gives no state."""
+    base = loaded.inventory.settings.base_dn
+    want = csn.newest(replicas.state(p, base) for p in providers)
+    if wait is not None and want:
+        replicas.wait_until_holds(source, base, want, wait)
+    read_at = dt.datetime.now(dt.UTC)
+    held = replicas.state(source, base)
+    entries = read(source, loaded, progress)
+    if not held:
+        return entries, None
+    if not replica:  # the source is a provider: what it holds, the providers hold
+        want = csn.newest([want, held])
+    return entries, ReadState(
+        read_from=source.url,
+        read_at=read_at,
+        held=tuple(sorted(held.values())),
+        providers=tuple(sorted(want.values())),
+    )
 
 
 def make_plan(

@@ -38,6 +38,7 @@ from reconciler.model import (
     Mailbox,
     Operation,
     Plan,
+    ReadState,
     Refusal,
     Seen,
     State,
@@ -62,6 +63,7 @@ class Context:
     #: per stable id, the digest of the managed attributes the last apply left on the entry
     #: (`directory.history.applied_digests`): an entry that differs was changed by hand since
     applied: Mapping[str, str] = field(default_factory=dict)
+    replication: ReadState | None = None
 
 
 #: Added to the reason of an update or rename that takes back a change made outside the tool.
@@ -289,6 +291,7 @@ def compute(
         audit_keep_months=settings.audit_keep_months,
         people=people,
         directory_identity=ctx.directory_identity,
+        replication=ctx.replication,
     )
     return plan
 

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from reconciler import csn
 from reconciler.attributes import ALWAYS_WRITTEN, misplaced
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
@@ -24,6 +25,7 @@ from reconciler.model import (
     Limits,
     Operation,
     Plan,
+    ReadState,
     Refusal,
     Value,
 )
@@ -112,6 +114,8 @@ def _digested(plan: Plan) -> dict[str, Any]:
         **({"notices": _notices(plan)} if plan.contacts else {}),
         # directory.yaml's audit settings, for apply (absent when not set)
         **({"audit": _audit(plan)} if _audit(plan) else {}),
+        # only for a replicated directory (a server that keeps contextCSNs)
+        **({"replication": _replication(plan.replication)} if plan.replication else {}),
     }
 
 
@@ -151,6 +155,38 @@ def _read_limits(data: Any) -> Limits | None:
         allow_deletes=None if data["allow_deletes"] is None else int(data["allow_deletes"]),
         suspend_share=float(data["suspend_share"]),
         allow_suspends=None if data["allow_suspends"] is None else int(data["allow_suspends"]),
+    )
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _replication(state: ReadState) -> dict[str, Any]:
+    return {
+        "read_from": state.read_from,
+        "read_at": _time(state.read_at),
+        "held": list(state.held),
+        "providers": list(state.providers),
+    }
+
+
+def _read_state(data: Any) -> ReadState | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"replication must be an object, not {data!r}")
+    held, providers = data["held"], data.get("providers", [])
+    for values in (held, providers):
+        if not isinstance(values, list) or not all(
+            isinstance(v, str) and csn.valid(v) for v in values
+        ):
+            raise ValueError(f"replication states must be lists of CSNs, not {values!r}")
+    return ReadState(
+        read_from=str(data["read_from"]),
+        read_at=dt.datetime.fromisoformat(str(data["read_at"]).replace("Z", "+00:00")),
+        held=tuple(held),
+        providers=tuple(providers),
     )
 
 
@@ -296,6 +332,7 @@ def from_json(text: str, source: str = "plan") -> Plan:
             sender=data.get("notices", {}).get("from", ""),
             audit_log=_optional(data.get("audit", {}).get("log"), str),
             audit_keep_months=_optional(data.get("audit", {}).get("keep_months"), int),
+            replication=_read_state(data.get("replication")),
         )
     except ReconcilerError:
         raise
