@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.applying import mailstore
+from reconciler.applying import freshness, mailstore
 from reconciler.applying.audit import AuditLog, Pending
 from reconciler.applying.credentials import CredentialsFile, generate, read_password
 from reconciler.applying.lock import Lock
@@ -227,6 +227,7 @@ def execute(
     on_result: Shown | None = None,
     trusted: Settings | None = None,
     digest_bound: bool = False,
+    wait_replication: float | None = None,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -236,8 +237,11 @@ def execute(
     `break_lock`: None, "" to take over a dead holder's lock, or the run id of a holder to take
     over (`Lock.acquire`). `trusted`: the inventory's own settings (apply --inventory), which
     the plan's declared containers and limits must match; `digest_bound`: the plan is the one
-    reviewers saw (--expect-digest)."""
+    reviewers saw (--expect-digest). On a replicated directory, a provider that lacks changes the
+    plan was read with is waited for up to `wait_replication` seconds, then refused
+    (`freshness`)."""
     recap = Recap()
+    freshness.provider_lacks(plan, directory, wait_replication)
     # what apply never does, whatever the plan says: checked before the first write
     broken = invariants.check_plan(plan)
     if trusted is not None:
@@ -269,6 +273,12 @@ def execute(
             why = replaced.info.get("why", "")
             audit.record("break-lock", replaced=replaced.raw, why=why, outcome="changed")
         live, by_dn, holders = read_dependencies(directory, plan)
+        missed = freshness.missed(
+            plan, {e.dn.lower(): e for e in (*live.values(), *by_dn.values())}.values()
+        )
+        if missed:
+            audit.record("stale", entries=missed, outcome="refused")
+            raise freshness.refuse_missed(plan, missed)
         _refuse_if(plan, audit, invariants.entry_problems(plan, live, by_dn))
         todo, done, stale = check(plan, live, by_dn, holders)
         if stale:
@@ -420,6 +430,10 @@ def _project(entry: Entry) -> Entry:
     return Entry(entry.dn, {k: v for k, v in entry.attrs.items() if k in _READ_LOWER})
 
 
+#: What apply reads of the entries its plan depends on: what the plan read, and when each entry
+#: last changed (a replicated directory's `entryCSN`, for `freshness.missed`).
+DEPENDS = (*READ, "entryCSN")
+
 #: Naming attributes the directory indexes for equality (README: the directory server): DNs named
 #: by another attribute (legacy `cn=` entries being adopted) are read one by one instead.
 _INDEXED_RDN = frozenset({"uid", "mail", "employeenumber"})
@@ -439,7 +453,7 @@ def read_dependencies(
     if not plan.operations:
         return live, by_dn, holders
     ids = sorted({op.id for op in plan.operations})
-    for entry in directory.find(plan.base_dn, "employeeNumber", ids, READ):
+    for entry in directory.find(plan.base_dn, "employeeNumber", ids, DEPENDS):
         by_dn[entry.dn.lower()] = entry
         if entry.key and entry.managed:  # as plan matches: an entry of someone else's is not ours
             live[entry.key] = entry
@@ -452,11 +466,11 @@ def read_dependencies(
         if attr.lower() in _INDEXED_RDN:
             by_rdn.setdefault(attr.lower(), set()).add(value)
         else:
-            found = directory.get(dn, READ)
+            found = directory.get(dn, DEPENDS)
             if found is not None:
                 by_dn[low] = found
     for attr, values in sorted(by_rdn.items()):
-        for entry in directory.find(plan.base_dn, attr, sorted(values), READ):
+        for entry in directory.find(plan.base_dn, attr, sorted(values), DEPENDS):
             if entry.dn.lower() in wanted:
                 by_dn[entry.dn.lower()] = entry
     given = sorted(set().union(*(_added_addresses(op) for op in plan.operations)))

@@ -20,6 +20,8 @@ from reconciler.cli.common import (
     fail,
     load_inventory,
     open_from,
+    wait_for_providers,
+    wait_option,
 )
 from reconciler.errors import ReconcilerError
 from reconciler.text import count
@@ -70,6 +72,10 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False, path_type=Path),
     help="folder for the agencies' notices (.eml) [default: notices/ beside the audit log]",
 )
+@wait_option(
+    "the provider to hold every change the plan was read with, and afterwards for the other "
+    "providers listed to hold this run's changes"
+)
 def apply(
     plan_file: Path,
     credentials_out: Path | None,
@@ -80,6 +86,7 @@ def apply(
     break_lock: str | None,
     accept_unverified_lock: bool,
     notices_out: Path | None,
+    wait_replication: float | None,
     **connection: Any,
 ) -> None:
     """Apply a plan saved by `reconciler plan --out`.
@@ -97,7 +104,7 @@ def apply(
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile
     from reconciler.cli.progress import Progress
-    from reconciler.directory import history
+    from reconciler.directory import history, replicas
     from reconciler.model import DEFAULT_KEEP_MONTHS
     from reconciler.planning import planfile
     from reconciler.rules.lifecycle import add_months
@@ -133,6 +140,8 @@ def apply(
         click.echo(f"{result:<7} {op.action.value:<7} {what} ({op.id})")
 
     kept: Path | None = None
+    others = dict(connection)  # open_from takes what it uses: the other providers need it too
+    written: dict[int, str] = {}  # the provider's state after the run (--wait-replication)
     failure: ReconcilerError | None = None
     credentials = None
     directory = None
@@ -143,7 +152,11 @@ def apply(
         # the apply here, and a server that cannot be reached is on record too.
         audit.record("apply", outcome="started", operations=len(saved.operations))
         credentials = CredentialsFile(credentials_out) if credentials_out else None
-        directory = open_from(connection, "create")
+        directory = open_from(connection, "create", "Writing to")
+        if len(directory.providers) > 1:  # which provider of the list this run writes to
+            audit.record(
+                "provider", url=directory.url, skipped=list(directory.skipped), outcome="ok"
+            )
         # the directory's own history: every record of the run from its first on (a directory
         # whose schema lacks the history's object class stops the apply here, unchanged)
         writer = history.Writer(directory, saved.base_dn, uuid.uuid4().hex[:12])
@@ -162,6 +175,7 @@ def apply(
                 accept_unverified_lock=accept_unverified_lock,
                 trusted=trusted,
                 digest_bound=bool(expect_digest),
+                wait_replication=wait_replication,
             )
         finally:
             progress.close()
@@ -191,6 +205,9 @@ def apply(
                 else:  # the run failed anyway: that failure is what to report
                     click.echo(f"Warning: {error} (the local audit log has every record)", err=True)
         if directory is not None:
+            if wait_replication is not None and recap is not None and not recap.failed:
+                with suppress(ReconcilerError):  # what the run left, history included
+                    written = replicas.state(directory, saved.base_dn)
             try:
                 directory.close()
             except ReconcilerError as error:
@@ -235,6 +252,11 @@ def apply(
             err=True,
         )
         sys.exit(1)
+    if written and directory is not None and wait_replication is not None:
+        try:
+            wait_for_providers(others, directory, saved.base_dn, written, wait_replication)
+        except ReconcilerError as error:
+            fail(error)
 
 
 def notify(saved: Plan, recap: Recap, folder: Path) -> None:
