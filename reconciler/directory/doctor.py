@@ -15,12 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import csn
 from reconciler.attributes import LOCKED, MANAGED, SUSPENSION, format_time, people_dn
+from reconciler.directory import replicas
 from reconciler.directory.ldap import LdapDirectory
 from reconciler.directory.policy import (
     MIN_LENGTH,
@@ -55,10 +57,49 @@ class Finding:
     remedy: str = ""  # what to do (MISSING) or how to check by hand (UNKNOWN)
 
 
-def diagnose(directory: LdapDirectory, base_dn: str | None, canary: bool | None) -> list[Finding]:
-    """Every check against one server. `canary`: None = only where cn=config cannot be read."""
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One server of those checked together, as `survey` found it: its contextCSN per serverID
+    (None: it did not answer) and its base entry's entryUUID."""
+
+    url: str
+    state: dict[int, str] | None
+    uuid: str = ""
+
+
+#: A replica this far behind (seconds of a provider's changes) is still "in step": the servers
+#: are read one after the other, and a busy provider writes meanwhile.
+LAG_OK = 5.0
+
+
+def base_of(directory: LdapDirectory, base_dn: str | None) -> str | None:
+    """The base to check: `base_dn`, else the server's only naming context."""
+    return base_dn or _only_context(directory)
+
+
+def survey(directory: LdapDirectory, base_dn: str | None) -> Peer:
+    """What the replication report compares of a server (`replication`)."""
+    base = base_of(directory, base_dn)
+    if base is None:
+        return Peer(directory.url, {})
+    return Peer(
+        directory.url, replicas.state(directory, base), replicas.entry_uuid(directory, base)
+    )
+
+
+def diagnose(
+    directory: LdapDirectory,
+    base_dn: str | None,
+    canary: bool | None,
+    peers: Sequence[Peer] = (),
+    *,
+    replica: bool = False,
+) -> list[Finding]:
+    """Every check against one server. `canary`: None = only where cn=config cannot be read.
+    `peers`: every server checked together (this one included), for the replication report. A
+    `replica` (a consumer the reconciler only reads) is checked for what a read needs."""
     findings = [_transport(directory)]
-    base = base_dn or _only_context(directory)
+    base = base_of(directory, base_dn)
     if base is None:
         findings.append(
             Finding(
@@ -86,14 +127,91 @@ def diagnose(directory: LdapDirectory, base_dn: str | None, canary: bool | None)
         )
     )
     findings.append(_schema(directory))
-    config = server_config(directory, base)
-    policy = default_policy(directory, base, config)
-    findings += _settings(config, policy)
-    findings.append(_lock_entry_rights(directory, base))
-    if canary or (canary is None and config is None):
-        findings += Canary(directory, base).run()
-    # Replication (issue 21): the state of each provider and replica goes here.
+    if not replica:
+        config = server_config(directory, base)
+        policy = default_policy(directory, base, config)
+        findings += _settings(config, policy)
+        findings.append(_lock_entry_rights(directory, base))
+        if canary or (canary is None and config is None):
+            findings += Canary(directory, base).run()
+    findings += replication(directory.url, peers)
     return _merge(findings)
+
+
+def replication(url: str, peers: Sequence[Peer], now: dt.datetime | None = None) -> list[Finding]:
+    """The replication state of `url` among `peers`: its contextCSN per serverID, and what it
+    lacks of the newest any of them holds. Lacking only changes made in the last `LAG_OK`
+    seconds is replicating as usual; lacking older ones is being behind."""
+    now = now or dt.datetime.now(dt.UTC)
+    me = next((p for p in peers if p.url == url), None)
+    answered = [p for p in peers if p.state is not None]
+    if me is None or not any(p.state for p in answered):
+        if len(peers) > 1:
+            return [
+                Finding(
+                    "replication",
+                    MISSING,
+                    "none of the servers keeps a contextCSN: they do not replicate",
+                    "configure syncprov on the providers and syncrepl on every server "
+                    "(README: the directory server)",
+                )
+            ]
+        return []
+    held = me.state or {}
+    if not held:
+        return [
+            Finding(
+                "replication",
+                MISSING,
+                "this server keeps no contextCSN while the others do: it does not replicate "
+                "with them",
+                "configure syncrepl on it (and syncprov on a provider), then let it refresh",
+            )
+        ]
+    others = [p for p in answered if p.url != url and p.state]
+    alien = [p.url for p in others if p.uuid and me.uuid and p.uuid != me.uuid]
+    if alien:
+        return [
+            Finding(
+                "replication",
+                MISSING,
+                f"diverged: its base entry is another entry than on {', '.join(alien)} "
+                f"(entryUUID {me.uuid}): it was loaded apart, not replicated",
+                "empty its database (slapadd -b SUFFIX -l /dev/null) and let syncrepl fill it "
+                "from a provider",
+            )
+        ]
+    newest = csn.newest(p.state or {} for p in answered)
+    text = ", ".join(f"serverID {sid} at {csn.clock(value)}" for sid, value in sorted(held.items()))
+    if not csn.lacking(held, newest):
+        return [Finding("replication", OK, f"{text}: holds every change the others hold")]
+    behind = csn.age(held, newest, now)
+    window = f"{csn.window(held, newest)} (the newest made {behind:.1f} s ago)"
+    if behind <= LAG_OK:
+        return [Finding("replication", OK, f"{text}: replicating, lacks {window}")]
+    theirs = csn.newest(p.state or {} for p in others)
+    if csn.lacking(theirs, held):
+        return [
+            Finding(
+                "replication",
+                MISSING,
+                f"diverged: lacks {window}, and holds {csn.describe(theirs, held)} of changes "
+                f"other servers lack; it holds {text}",
+                "replication is broken both ways: check each server's syncrepl (provider URL, "
+                "bind DN and credentials), that every provider has its own serverID, and "
+                "slapd's log (loglevel sync)",
+            )
+        ]
+    return [
+        Finding(
+            "replication",
+            MISSING,
+            f"behind: lacks {window}; it holds {text}",
+            "check its syncrepl (provider URL, bind DN and credentials), that it reaches the "
+            "provider, and slapd's log (loglevel sync); it catches up by itself once it does. "
+            "Plan from it only with --wait-replication",
+        )
+    ]
 
 
 def _transport(directory: LdapDirectory) -> Finding:
