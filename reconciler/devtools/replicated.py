@@ -14,7 +14,7 @@ Three `Slapd`s on 127.0.0.1, each with the project's schema and the password pol
         directory.providers_url      # "ldap://127.0.0.1:P1,ldap://127.0.0.1:P2"
         directory.consumer.url
         directory.wait_in_sync(10)   # every server holds every provider's changes
-        directory.pause_consumer()   # the consumer stops receiving changes, until resume_consumer()
+        directory.pause()            # the consumer stops receiving changes, until resume()
 
 Only subprocesses (slapd, slapadd, ldapsearch, ldapmodify over ldapi as the local user): no ldap3.
 """
@@ -123,7 +123,7 @@ class Replicated:
             seed=False,
             **common,  # type: ignore[arg-type]
         )
-        self._paused: list[str] = []
+        self._paused: dict[str, list[str]] = {}  # URL -> its syncrepl values while paused
 
     def __repr__(self) -> str:  # never the password
         return f"Replicated(providers={self.providers_url!r}, consumer={self.consumer.url!r})"
@@ -171,7 +171,7 @@ class Replicated:
 
     def reset(self, extra_ldif: Path | None = None, timeout: float = 30.0) -> None:
         """Every server back to the base entries (plus `extra_ldif` on provider1), replicating."""
-        self._paused = []
+        self._paused = {}
         for server in self.servers:
             server.kill()
         for server in self.servers:
@@ -209,48 +209,59 @@ class Replicated:
             time.sleep(0.05)
         return time.monotonic() - start
 
-    def _consumer_database(self) -> str:
-        out = search(self.consumer, "cn=config", ["1.1"])
-        for line in out.splitlines():
-            if line.startswith("dn:") and "mdb" in line and line.endswith(",cn=config"):
-                return line.split(":", 1)[1].strip()
-        raise SlapdError(f"no mdb database in the consumer's cn=config: {out!r}")
-
-    def pause_consumer(self) -> None:
-        """The consumer stops receiving changes (its syncrepl points at a closed port) and keeps
-        serving what it holds, as a replica cut off from its providers would."""
-        if self._paused:
+    def pause(self, server: Slapd | None = None) -> None:
+        """`server` (default: the consumer) stops receiving changes (its syncrepl points at a
+        closed port) and keeps serving what it holds, as a server cut off from its providers
+        would; a provider still takes writes, and still sends them to the others."""
+        server = server or self.consumer
+        if server.url in self._paused:
             return
-        database = self._consumer_database()
-        out = search(self.consumer, database, ["olcSyncrepl"], scope="base")
+        database = _database(server)
+        out = search(server, database, ["olcSyncrepl"], scope="base")
         values = [
             line.split(":", 1)[1].strip()
             for line in out.splitlines()
             if line.startswith("olcSyncrepl:")
         ]
         if not values:
-            raise SlapdError(f"the consumer has no olcSyncrepl in {database}")
+            raise SlapdError(f"{server.url} has no olcSyncrepl in {database}")
         closed = f"ldap://127.0.0.1:{free_port()}"
-        cut = [
-            value.replace(self.provider1.url, closed).replace(self.provider2.url, closed)
-            for value in values
-        ]
-        self._replace_syncrepl(database, cut)
-        self._paused = values
+        cut = values
+        for provider in self.providers:
+            cut = [value.replace(f"provider={provider.url}", f"provider={closed}") for value in cut]
+        _replace_syncrepl(server, database, cut)
+        self._paused[server.url] = values
+
+    def resume(self, server: Slapd | None = None) -> None:
+        """Replication to `server` (default: the consumer) starts again; it catches up from
+        where it stopped."""
+        server = server or self.consumer
+        values = self._paused.pop(server.url, None)
+        if values is not None:
+            _replace_syncrepl(server, _database(server), values)
+
+    def pause_consumer(self) -> None:
+        self.pause(self.consumer)
 
     def resume_consumer(self) -> None:
-        """Replication to the consumer starts again (it catches up from where it stopped)."""
-        if not self._paused:
-            return
-        self._replace_syncrepl(self._consumer_database(), self._paused)
-        self._paused = []
+        self.resume(self.consumer)
 
-    def _replace_syncrepl(self, database: str, values: list[str]) -> None:
-        stripped = [value.split("}", 1)[1] if value.startswith("{") else value for value in values]
-        change = f"dn: {database}\nchangetype: modify\nreplace: olcSyncrepl\n" + "".join(
-            f"olcSyncrepl: {value}\n" for value in stripped
-        )
-        _modify(self.consumer, change)
+
+def _database(server: Slapd) -> str:
+    """The DN of the server's mdb database in cn=config."""
+    out = search(server, "cn=config", ["1.1"])
+    for line in out.splitlines():
+        if line.startswith("dn:") and "mdb" in line and line.endswith(",cn=config"):
+            return line.split(":", 1)[1].strip()
+    raise SlapdError(f"no mdb database in the cn=config of {server.url}: {out!r}")
+
+
+def _replace_syncrepl(server: Slapd, database: str, values: list[str]) -> None:
+    stripped = [value.split("}", 1)[1] if value.startswith("{") else value for value in values]
+    change = f"dn: {database}\nchangetype: modify\nreplace: olcSyncrepl\n" + "".join(
+        f"olcSyncrepl: {value}\n" for value in stripped
+    )
+    _modify(server, change)
 
 
 def _modify(server: Slapd, ldif: str) -> None:
