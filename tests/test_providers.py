@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.devtools.throwaway import Slapd, free_port
-from reconciler.directory import open_directory
+from reconciler.directory import BACKENDS, open_directory
 from reconciler.errors import DirectoryError
 
 from . import scenario
@@ -17,11 +17,17 @@ from .helpers import run_cli
 pytestmark = pytest.mark.slapd
 
 
-def test_the_first_provider_that_answers_is_used(slapd: Slapd) -> None:
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Either LDAP library: the list is opened above them, alike."""
+    return str(request.param)
+
+
+def test_the_first_provider_that_answers_is_used(slapd: Slapd, backend: str) -> None:
     dead = f"ldap://127.0.0.1:{free_port()}"
-    options = {"bind_dn": slapd.root_dn, "password": slapd.root_pw}
+    options = {"bind_dn": slapd.root_dn, "password": slapd.root_pw, "backend": backend}
     with open_directory(f"{dead}, {slapd.url}", **options) as directory:
-        assert directory.url == slapd.url
+        assert directory.url == slapd.url and directory.backend == backend
         assert directory.providers == (dead, slapd.url)
         [skipped] = directory.skipped
         assert skipped.startswith(f"{dead}: cannot reach") and "connection refused" in skipped
@@ -43,13 +49,16 @@ def test_an_ldif_file_is_not_a_provider(tmp_path: Path) -> None:
         assert directory.providers == ()
 
 
-def test_plan_and_apply_say_which_provider_they_use(slapd: Slapd, tmp_path: Path) -> None:
+def test_plan_and_apply_say_which_provider_they_use(
+    slapd: Slapd, tmp_path: Path, backend: str
+) -> None:
     dead = f"ldap://127.0.0.1:{free_port()}"
     folder = scenario.write(scenario.hg(), tmp_path / "inv")
     env = {
         "RECONCILER_DIRECTORY": f"{dead},{slapd.url}",
         "RECONCILER_BIND_DN": slapd.root_dn,
         "RECONCILER_BIND_PASSWORD": slapd.root_pw,
+        "RECONCILER_BACKEND": backend,
     }
     planned = run_cli("plan", str(folder), "--out", str(tmp_path / "plan.json"), env=env)
     assert planned.returncode == 0, planned.stderr
