@@ -15,7 +15,9 @@ its own process, `--repeat` times (the median is shown):
   (`benchmarks/ldap3_read.py`) and python-ldap (`benchmarks/python_ldap_read.py`);
 - `reconciler apply` of 1,000 creates, 1,000 renames, 1,000 updates and 1,000 suspends (each on
   a freshly loaded directory), beside `ldapadd`/`ldapmodify` of LDIF doing the same writes
-  (built from the same plan) on a freshly loaded directory.
+  (built from the same plan) on a freshly loaded directory;
+- on a replicated directory (two providers and a consumer), how long the consumer takes to hold
+  the result of an apply of `--replication` creates (`benchmarks/replication.py`).
 
 Every command that opens the directory runs once with each of `--backends` (RECONCILER_BACKEND;
 by default python-ldap, when installed, and ldap3); the table's backend column says which.
@@ -47,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import replication
 from reconciler.attributes import READ
 from reconciler.devtools import synth
 from reconciler.devtools.throwaway import Slapd
@@ -417,6 +420,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the LDAP libraries to run the commands with (default: python-ldap when installed, "
         "and ldap3)",
     )
+    parser.add_argument(
+        "--replication",
+        type=int,
+        default=10_000,
+        metavar="OPS",
+        help="also time how long a replica takes to hold an apply of OPS creates, on a "
+        "replicated directory of the smallest size (0: skip)",
+    )
+    parser.add_argument(
+        "--replication-only", action="store_true", help="only the replication measure"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
         "--dbnosync",
@@ -428,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     results: dict[int, dict[str, dict[str, float | str | int]]] = {}
     interp: dict[int, float] = {}
-    for n in sizes:
+    for n in [] if args.replication_only else sizes:
         backends = [b for b in args.backends.split(",") if b]
         bench = Bench(n, args.repeat, args.work, args.seed, args.dbnosync, backends)
         bench.run()
@@ -439,13 +453,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if not args.keep:
             shutil.rmtree(bench.work, ignore_errors=True)
+    replicated = ""
+    if args.replication:
+        backend = next(b for b in args.backends.split(",") if b)
+        measured = replication.measure(
+            min(sizes), args.replication, args.work, args.seed, args.dbnosync, backend,
+            SUFFIX, BASE_DN,
+        )  # fmt: skip
+        (args.work / "results-replication.json").write_text(json.dumps(measured, indent=1))
+        replicated = replication.table(measured)
+    median = "" if args.replication_only else f", median of {args.repeat} runs"
     header = (
         f"Measured {dt.date.today().isoformat()} on {platform.node() or 'this machine'} "
-        f"({os.cpu_count()} cores, Python {platform.python_version()}), median of "
-        f"{args.repeat} runs; slapd "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}){median}; slapd "
         f"{'with dbnosync' if args.dbnosync else 'syncing every write'}.\n"
     )
-    print(header + table(results, interp))
+    print(header + table(results, interp) + replicated)
 
 
 if __name__ == "__main__":
