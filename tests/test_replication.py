@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,9 +27,11 @@ from typing import Any
 import pytest
 
 from reconciler import csn
+from reconciler.applying import lockpeers
 from reconciler.devtools.replicated import Replicated, context_csn, search
 from reconciler.devtools.throwaway import Slapd, ensure_installed, ssha
-from reconciler.directory import BACKENDS, open_directory
+from reconciler.directory import BACKENDS, Directory, open_directory
+from reconciler.errors import LockHeld
 
 from . import scenario
 from .helpers import ldapwhoami, run_cli
@@ -393,3 +396,59 @@ def test_doctor_reports_every_servers_replication_state(replicated: Replicated) 
     assert "MISSING replication: behind: lacks every change of serverID 2 up to" in consumer, out
     assert "→ check its syncrepl" in consumer
     assert context_csn(replicated.consumer) != context_csn(replicated.provider2)
+
+
+def test_of_two_locks_taken_at_once_on_two_providers_one_is_confirmed(
+    replicated: Replicated,
+) -> None:
+    dn = f"cn=reconciler-lock,{replicated.suffix}"
+    opened = [
+        open_directory(p.url, bind_dn=replicated.root_dn, password=replicated.root_pw)
+        for p in replicated.providers
+    ]
+    one, two = opened
+    try:
+        attrs = {"objectClass": ["applicationProcess"], "cn": ["reconciler-lock"]}
+        one.add(dn, {**attrs, "description": ["free"]})
+        replicated.wait_in_sync()
+        for provider in replicated.providers:
+            replicated.pause(provider)
+        # each provider accepts its own compare-and-swap: alone, both runs would go ahead
+        one.modify(dn, {"description": ["run A"]}, {"description": ["free"]})
+        two.modify(dn, {"description": ["run B"]}, {"description": ["free"]})
+        outcome: dict[str, str] = {}
+
+        def take(name: str, home: Directory, peer: Directory) -> None:
+            try:
+                lockpeers.confirm(home, [peer], dn, f"run {name}", holder=str, timeout=30)
+                outcome[name] = "holds"
+            except LockHeld as refused:
+                outcome[name] = str(refused)
+
+        runs = [
+            threading.Thread(target=take, args=("A", one, two)),
+            threading.Thread(target=take, args=("B", two, one)),
+        ]
+        for run in runs:
+            run.start()
+        time.sleep(0.5)
+        for provider in replicated.providers:
+            replicated.resume(provider)
+        for run in runs:
+            run.join(60)
+        assert sorted(outcome) == ["A", "B"]
+        [winner] = [name for name, said in outcome.items() if said == "holds"]
+        [loser] = [name for name in outcome if name != winner]
+        assert "another apply took the lock at the same moment" in outcome[loser]
+        assert f"run {winner}" in outcome[loser]
+        replicated.wait_in_sync(servers=replicated.providers)
+        assert {d.get(dn, ["description"]).get("description") for d in opened} == {f"run {winner}"}
+
+        # a provider that does not replicate cannot confirm a lock
+        replicated.pause(replicated.provider2)
+        one.modify(dn, {"description": ["run C"]}, {"description": [f"run {winner}"]})
+        with pytest.raises(LockHeld, match=r"did not reach .* within 1 s: replication"):
+            lockpeers.confirm(one, [two], dn, "run C", holder=str, timeout=1)
+    finally:
+        for d in opened:
+            d.close()
