@@ -170,12 +170,13 @@ class Replicated:
             server.stop()
 
     def reset(self, extra_ldif: Path | None = None, timeout: float = 30.0) -> None:
-        """Every server back to the base entries (plus `extra_ldif` on provider1), replicating."""
+        """Every server back to the base entries (plus `extra_ldif` on provider1), replicating:
+        configuration too (a paused server's syncrepl points at its providers again)."""
         self._paused = {}
         for server in self.servers:
             server.kill()
         for server in self.servers:
-            server.reset(extra_ldif if server is self.provider1 else None)
+            server.start(extra_ldif if server is self.provider1 else None)
         self.wait_in_sync(timeout)
 
     def __enter__(self) -> Replicated:
@@ -204,7 +205,10 @@ class Replicated:
         start = time.monotonic()
         while not self.in_sync(servers):
             if time.monotonic() - start > timeout:
-                states = {s.url: sorted(context_csn(s)) for s in servers or self.servers}
+                states = {
+                    s.url: sorted(context_csn(s)) if s.running else "not running"
+                    for s in servers or self.servers
+                }
                 raise SlapdError(f"the servers did not converge within {timeout:g} s: {states}")
             time.sleep(0.05)
         return time.monotonic() - start
