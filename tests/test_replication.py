@@ -234,6 +234,33 @@ def test_a_plan_read_from_a_consumer_held_behind_is_refused_with_the_lag(
     assert title(replicated.provider2, dn) == "Chánh Văn phòng"
 
 
+def test_a_provider_that_lacks_what_the_plan_saw_is_waited_for(
+    replicated: Replicated, tmp_path: Path
+) -> None:
+    run = Run(replicated, tmp_path, people=3)
+    assert run.plan().returncode == 0
+    assert run.apply("--wait-replication", "30").returncode == 0
+    replicated.pause(replicated.provider2)
+    changed = spec(3)
+    changed["agencies"]["soyte"]["staff"][0]["title"] = "Phó Giám đốc Sở"
+    scenario.write(changed, run.folder)
+    assert run.plan().returncode == 0  # read from provider 1
+    assert run.apply().returncode == 0  # provider 2 hears nothing of it
+    changed["agencies"]["soyte"]["staff"][0]["title"] = "Giám đốc Sở"
+    scenario.write(changed, run.folder)
+    assert run.plan(out="next.json").returncode == 0  # provider 1 again: it saw the first
+    p2 = replicated.provider2.url
+    refused = run.apply(plan="next.json", directory=p2)
+    assert refused.returncode == 1, refused.stdout
+    assert f"{p2} does not hold every change the plan was read with" in refused.stderr
+    assert "it lacks serverID 1's changes made after" in refused.stderr
+    assert "Nothing was applied" in refused.stderr
+    threading.Timer(1.5, replicated.resume, (replicated.provider2,)).start()
+    waited = run.apply("--wait-replication", "30", plan="next.json", directory=p2)
+    assert waited.returncode == 0, waited.stderr
+    assert title(replicated.provider1, f"uid=ttlan.soyte,{PEOPLE}") == "Giám đốc Sở"
+
+
 def title(server: Slapd, dn: str) -> str | None:
     with open_directory(server.url, bind_dn=server.root_dn, password=server.root_pw) as d:
         entry = d.get(dn, ["title"])

@@ -44,7 +44,9 @@ def provider_lacks(plan: Plan, directory: Directory, wait: float | None) -> floa
         f"{directory.url} does not hold every change the plan was read with (from "
         f"{read.read_from}, {_when(read)}): it lacks {csn.window(have, want)}. Nothing was "
         "applied. Wait for replication to bring them (`--wait-replication SECONDS`), or apply "
-        "on a provider that has them."
+        "on a provider that has them. (A provider restarted after a crash may name an older "
+        "state of its own than it had already sent, until its next write: then plan again on "
+        "it.)"
     )
 
 

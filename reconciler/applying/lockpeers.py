@@ -80,8 +80,7 @@ def confirm(
                 there = seen(peer, dn)
             except DirectoryError as error:
                 raise LockHeld(
-                    f"the lock could not be confirmed on {peer.url}: {error}. Nothing was "
-                    "applied."
+                    f"the lock could not be confirmed on {peer.url}: {error}. Nothing was applied."
                 ) from None
             if there.value == mine:
                 waiting.remove(peer)

@@ -43,9 +43,10 @@ def doctor(
     base, write the people container and the lock entry); TLS. Settings are read from cn=config
     where the bind may (ldapi:// as root); elsewhere a temporary canary entry, always deleted,
     proves how the server behaves. Each problem is named with its remedy. Exit status 0 when
-    nothing is missing, 1 otherwise. A comma-separated list of URLs checks each server; with
-    replicas (--replica), each server's replication state too: its contextCSN per serverID and
-    how far behind the others it is.
+    nothing is missing, 1 otherwise. A comma-separated list of URLs (the providers) checks each
+    server, and, when they replicate, each one's replication state: its contextCSN per
+    serverID, and what it lacks of the others. --replica adds a read-only consumer, checked for
+    its replication state and what a plan reads there.
     """
     from reconciler.directory.doctor import Peer, diagnose, healthy, report, survey
     from reconciler.directory.ldap import LdapDirectory
