@@ -34,7 +34,7 @@ from reconciler.directory import BACKENDS, Directory, open_directory
 from reconciler.errors import LockHeld
 
 from . import scenario
-from .helpers import ldapwhoami, run_cli
+from .helpers import CliResult, ldapwhoami, run_cli
 
 pytestmark = [pytest.mark.slapd, pytest.mark.slow]
 
@@ -101,14 +101,12 @@ class Run:
         }
         return {**env, "RECONCILER_BACKEND": self.backend} if self.backend else env
 
-    def cli(self, *args: str, directory: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = run_cli(*args, env=self.env(directory), timeout=600)
+    def cli(self, *args: str, directory: str | None = None) -> CliResult:
+        result = run_cli(*args, env=self.env(directory))
         assert "Traceback" not in result.stdout + result.stderr, result.stderr
         return result
 
-    def plan(
-        self, *args: str, out: str = "plan.json", **kw: Any
-    ) -> subprocess.CompletedProcess[str]:
+    def plan(self, *args: str, out: str = "plan.json", **kw: Any) -> CliResult:
         return self.cli("plan", str(self.folder), "--out", str(self.tmp / out), *args, **kw)
 
     def apply_args(self, *args: str, plan: str = "plan.json") -> list[str]:
@@ -119,9 +117,7 @@ class Run:
             "--audit-log", str(self.audit), "--actor", "replication-test", *args,
         ]  # fmt: skip
 
-    def apply(
-        self, *args: str, plan: str = "plan.json", **kw: Any
-    ) -> subprocess.CompletedProcess[str]:
+    def apply(self, *args: str, plan: str = "plan.json", **kw: Any) -> CliResult:
         return self.cli(*self.apply_args(*args, plan=plan), **kw)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
