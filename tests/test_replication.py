@@ -120,15 +120,21 @@ class Run:
     def apply(self, *args: str, plan: str = "plan.json", **kw: Any) -> CliResult:
         return self.cli(*self.apply_args(*args, plan=plan), **kw)
 
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """`reconciler apply` in a process of its own, its output to files (a pipe nobody reads
+        would stop it: it prints a line per operation)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", *self.apply_args(*args)],
-            env={**env, **self.env()},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with (self.tmp / "spawned.out").open("wb") as out, self.stderr.open("wb") as err:
+            return subprocess.Popen(
+                [sys.executable, "-m", "reconciler.cli", *self.apply_args(*args)],
+                env={**env, **self.env()},
+                stdout=out,
+                stderr=err,
+            )
+
+    @property
+    def stderr(self) -> Path:
+        return self.tmp / "spawned.err"
 
     def changed(self) -> int:
         if not self.audit.exists():
@@ -330,19 +336,25 @@ def test_provider_killed_mid_apply_the_rerun_goes_on_on_the_other(
     def wait_changed(n: int) -> int:
         deadline = time.monotonic() + 300
         while (done := run.changed()) < n:
-            assert first.poll() is None, first.communicate()
+            assert first.poll() is None, run.stderr.read_text(encoding="utf-8")
             assert time.monotonic() < deadline, "the apply does not progress"
-            time.sleep(0.02)
+            time.sleep(0.01)
         return done
 
-    wait_changed(1500)
-    # provider 2 stops hearing from provider 1 a moment before it dies: the creates provider 1
-    # makes meanwhile never reach provider 2, as when a provider dies with changes in flight
-    replicated.pause(replicated.provider2)
-    unsent = wait_changed(1700)
-    replicated.provider1.kill()
-    replicated.resume(replicated.provider2)
-    _, err = first.communicate(timeout=120)
+    try:
+        wait_changed(1500)
+        # provider 2 stops hearing from provider 1 a moment before it dies: the creates provider
+        # 1 makes meanwhile never reach provider 2, as when a provider dies with changes in flight
+        replicated.pause(replicated.provider2)
+        unsent = wait_changed(1700)
+        replicated.provider1.kill()
+        replicated.resume(replicated.provider2)
+        first.wait(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    err = run.stderr.read_text(encoding="utf-8")
     assert first.returncode == 1 and "Traceback" not in err, err
     p1, p2 = replicated.provider1.url, replicated.provider2.url
     assert p1 in err
