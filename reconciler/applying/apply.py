@@ -16,10 +16,10 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.applying import freshness, mailstore
+from reconciler.applying import freshness, lockpeers, mailstore
 from reconciler.applying.audit import AuditLog, Pending
 from reconciler.applying.credentials import CredentialsFile, generate, read_password
-from reconciler.applying.lock import Lock
+from reconciler.applying.lock import Holder, Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
     CASELESS_ATTRS,
@@ -228,6 +228,8 @@ def execute(
     trusted: Settings | None = None,
     digest_bound: bool = False,
     wait_replication: float | None = None,
+    peers: Sequence[Directory] = (),
+    unanswered: Sequence[str] = (),
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -239,7 +241,9 @@ def execute(
     the plan's declared containers and limits must match; `digest_bound`: the plan is the one
     reviewers saw (--expect-digest). On a replicated directory, a provider that lacks changes the
     plan was read with is waited for up to `wait_replication` seconds, then refused
-    (`freshness`)."""
+    (`freshness`); the lock holds once every other provider listed, `peers`, holds it too
+    (`lockpeers`), and is not taken while one listed does not answer (`unanswered`) unless
+    `break_lock` says it is dead."""
     recap = Recap()
     freshness.provider_lacks(plan, directory, wait_replication)
     # what apply never does, whatever the plan says: checked before the first write
@@ -266,8 +270,24 @@ def execute(
         except EntryExists:
             pass
     held = Lock(directory, plan.base_dn, actor, digest)
+    lockpeers.check_answered(unanswered, break_lock)
     replaced = held.acquire(break_lock)
     try:
+        if peers or unanswered:  # a replicated directory: the lock holds once they all hold it
+            try:
+                took = lockpeers.confirm(
+                    directory, peers, held.dn, held.value, holder=_who, timeout=lockpeers.CONFIRM
+                )
+            except lockpeers.Lost:
+                held.value = ""  # not ours to give back: the winner's write replaces it
+                raise
+            audit.record(
+                "lock",
+                confirmed_on=[p.url for p in peers],
+                not_answering=list(unanswered),
+                seconds=round(took, 3),
+                outcome="ok",
+            )
         if replaced is not None:
             recap.replaced_lock = replaced.raw
             why = replaced.info.get("why", "")
@@ -402,6 +422,12 @@ def execute(
     finally:
         held.release()
     return recap
+
+
+def _who(raw: str) -> str:
+    """The holder a lock entry's value names, in plain words."""
+    holder = Holder.read(raw)
+    return "a run that has given it back since" if holder.free else holder.text()
 
 
 def _refuse_if(plan: Plan, audit: AuditLog, problems: list[str]) -> None:

@@ -13,7 +13,9 @@ value (`confirm`):
   whose write would win on one server wins on all of them, by the same CSN order, and its
   value would then be what they hold);
 - another run's value is on this run's home, where its own was: a newer write replaced it, and
-  it will replace it everywhere: this run lost, and stops before writing anything;
+  it will replace it everywhere: this run lost, and stops before writing anything, without
+  giving the lock back (a release is a write too: made on its home, where its own value may
+  still be, it would be newer than the winner's and replace it everywhere);
 - another run's value with a newer entryCSN than this run's on a provider: it will win there
   and everywhere: lost likewise. An older one is waited out: this run's value replaces it;
 - not confirmed within `timeout` (a provider that does not replicate): refused, the lock given
@@ -34,6 +36,31 @@ from dataclasses import dataclass
 from reconciler import csn
 from reconciler.directory import Directory
 from reconciler.errors import DirectoryError, LockHeld
+
+#: Seconds a lock taken on one provider may take to reach every other one before the run gives
+#: it back and stops (replication takes milliseconds when it works).
+CONFIRM = 30.0
+
+
+def check_answered(unanswered: Sequence[str], break_lock: str | None) -> None:
+    """Refuse (LockHeld) to take the lock while a provider listed does not answer, unless the
+    run was told it is dead (`--break-lock`): it may be serving another run that cannot reach
+    this one's provider, and only an operator can tell a dead provider from an unreachable one."""
+    if unanswered and break_lock is None:
+        missing = ", ".join(unanswered)
+        raise LockHeld(
+            f"{missing} did not answer: the lock cannot be confirmed there, and another "
+            "apply may be working there, out of this run's sight. Nothing was applied. If that "
+            "provider is down (not merely out of reach from here), run again with --break-lock: "
+            "the providers that answer confirm the lock, and a dead run's lock is taken over "
+            "under the usual rules."
+        )
+
+
+class Lost(LockHeld):
+    """Another run's write of the lock wins on every provider. The loser must not give its lock
+    back: its own provider may still show its value, and a release written there now would be
+    newer than the winner's write, and replace it everywhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +93,9 @@ def confirm(
     poll: float = 0.05,
 ) -> float:
     """Wait until every one of `peers` holds `mine` as the value of the lock entry `dn`, which
-    this run has just written on `home`; the seconds it took. LockHeld, naming the holder (in
-    `holder`'s words), when another run's write wins; LockHeld too after `timeout` seconds
-    (the caller gives its lock back then)."""
+    this run has just written on `home`; the seconds it took. Lost, naming the holder (in
+    `holder`'s words), when another run's write wins (the caller must not give the lock back);
+    LockHeld after `timeout` seconds (the caller gives its lock back then)."""
     start = time.monotonic()
     own = seen(home, dn)
     if own.value != mine:
@@ -103,9 +130,9 @@ def confirm(
     return time.monotonic() - start
 
 
-def _lost(there: Seen, holder: Callable[[str], str]) -> LockHeld:
-    who = holder(there.value) if there.value else "a run that has since released it"
-    return LockHeld(
+def _lost(there: Seen, holder: Callable[[str], str]) -> Lost:
+    who = holder(there.value) if there.value else "a run that has since given it back"
+    return Lost(
         f"another apply took the lock at the same moment on another provider, and replication "
         f"gives it that run (its write is the newer, as {there.url} shows): {who}. Nothing was "
         "applied. Wait for it to finish."

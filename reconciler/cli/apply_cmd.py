@@ -20,14 +20,17 @@ from reconciler.cli.common import (
     fail,
     load_inventory,
     open_from,
+    open_peers,
     wait_for_providers,
     wait_option,
+    warn_unlisted,
 )
 from reconciler.errors import ReconcilerError
 from reconciler.text import count
 
 if TYPE_CHECKING:
     from reconciler.applying.apply import Recap
+    from reconciler.directory import Directory
     from reconciler.model import Operation, Plan
 
 
@@ -58,7 +61,9 @@ if TYPE_CHECKING:
     default=None,
     metavar="[=RUN]",
     help="take over a lock left by a dead apply (its process gone on this host, or its lease "
-    "run out); --break-lock=RUN takes over the run named, even a live one",
+    "run out); --break-lock=RUN takes over the run named, even a live one. With a list of "
+    "providers: also go ahead when one of them does not answer (it is down), the others "
+    "confirming the lock",
 )
 @click.option(
     "--suspend-without-lock-check",
@@ -147,6 +152,7 @@ def apply(
     directory = None
     writer = None
     recap = None
+    peers: list[Directory] = []
     try:
         # On record before anything can change: a log that cannot be written (full disk) stops
         # the apply here, and a server that cannot be reached is on record too.
@@ -157,6 +163,8 @@ def apply(
             audit.record(
                 "provider", url=directory.url, skipped=list(directory.skipped), outcome="ok"
             )
+        peers, unanswered = open_peers(dict(others), directory)
+        warn_unlisted(directory, saved.base_dn)
         # the directory's own history: every record of the run from its first on (a directory
         # whose schema lacks the history's object class stops the apply here, unchanged)
         writer = history.Writer(directory, saved.base_dn, uuid.uuid4().hex[:12])
@@ -176,9 +184,13 @@ def apply(
                 trusted=trusted,
                 digest_bound=bool(expect_digest),
                 wait_replication=wait_replication,
+                peers=peers,
+                unanswered=unanswered,
             )
         finally:
             progress.close()
+            for peer in peers:
+                peer.close()
         if not recap.failed:  # the history past its retention goes, after a run that went well
             months = saved.audit_keep_months or DEFAULT_KEEP_MONTHS
             cutoff = dt.datetime.combine(

@@ -154,6 +154,45 @@ def say_which(directory: Directory, doing: str) -> None:
     )
 
 
+def open_peers(connection: dict[str, Any], home: Directory) -> tuple[list[Directory], list[str]]:
+    """The other providers of the list `home` was opened from: those that answer (they confirm
+    the lock, `applying.lockpeers`; the caller closes them) and the URLs of those that do not."""
+    from reconciler.directory import open_directory
+    from reconciler.directory.replicas import open_each
+
+    if len(home.providers) < 2:
+        return [], []
+    _, options = _connection(connection)
+    unanswered = [reason.partition(": ")[0] for reason in home.skipped]
+    peers: list[Directory] = []
+    after = home.providers[len(home.skipped) + 1 :]
+    for url, other in open_each(after, lambda u: open_directory(u, **options)):
+        if isinstance(other, str):
+            click.echo(f"{url} did not answer: {other}", err=True)
+            unanswered.append(url)
+        else:
+            peers.append(other)
+    return peers, unanswered
+
+
+def warn_unlisted(directory: Directory, base_dn: str) -> None:
+    """Say so when the directory holds the changes of more providers than `--directory` lists:
+    the lock is confirmed only on the providers listed (`applying.lockpeers`)."""
+    from reconciler.directory.replicas import state
+
+    writers = sorted(sid for sid in state(directory, base_dn) if sid)
+    listed = max(len(directory.providers), 1)
+    if len(writers) > listed:
+        click.echo(
+            f"Warning: {directory.url} holds changes made by {len(writers)} providers "
+            f"(serverIDs {', '.join(map(str, writers))}) but --directory lists {listed}: the lock "
+            "is confirmed only on the providers listed, so an apply on another one could run at "
+            "the same time. List every provider (a decommissioned one's serverID stays in "
+            "contextCSN: then ignore this).",
+            err=True,
+        )
+
+
 def wait_for_providers(
     connection: dict[str, Any],
     written: Directory,

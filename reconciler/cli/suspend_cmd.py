@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,8 +18,12 @@ from reconciler.cli.common import (
     inventory_and_audit_options,
     load_inventory,
     open_from,
+    open_peers,
 )
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.directory import Directory
 
 
 @main.command()
@@ -65,8 +69,11 @@ def suspend(
     who = actor_name(actor)
     try:
         log_path = audit_log_path(audit_log, settings.audit_log, "suspend")
-        directory = open_from(connection, "write")
+        others = dict(connection)  # open_from takes what it uses: the other providers need it
+        directory = open_from(connection, "write", "Writing to")
+        peers: list[Directory] = []
         try:
+            peers, unanswered = open_peers(others, directory)
             prepared = suspend_module.prepare(
                 loaded,
                 directory,
@@ -92,7 +99,14 @@ def suspend(
                 audit.attach(writer.add)  # in the directory's history too, as apply's
                 audit.record("apply", outcome="started", operations=len(prepared.plan.operations))
                 recap = apply_module.execute(
-                    prepared.plan, digest, directory, audit, None, actor=who
+                    prepared.plan,
+                    digest,
+                    directory,
+                    audit,
+                    None,
+                    actor=who,
+                    peers=peers,
+                    unanswered=unanswered,
                 )
                 writer.close()
             except ReconcilerError:
@@ -104,6 +118,8 @@ def suspend(
                 suspend_module.undo(prepared)
                 raise ReconcilerError("; ".join(recap.messages) or "the suspension failed")
         finally:
+            for peer in peers:
+                peer.close()
             directory.close()
         notify(prepared.plan, recap, notices_out or log_path.parent / "notices")
     except ReconcilerError as error:
