@@ -64,14 +64,18 @@ def test_plan_and_apply_say_which_provider_they_use(
     assert planned.returncode == 0, planned.stderr
     assert f"{dead} did not answer: cannot reach" in planned.stderr
     assert f"Reading from {slapd.url} (provider 2 of the 2 listed)" in planned.stderr
-    applied = run_cli(
+    apply = (
         "apply", str(tmp_path / "plan.json"), "--credentials-out", str(tmp_path / "c.csv"),
-        "--audit-log", str(tmp_path / "log" / "audit.jsonl"), env=env,
+        "--audit-log", str(tmp_path / "log" / "audit.jsonl"),
     )  # fmt: skip
+    refused = run_cli(*apply, env=env)  # a provider that does not answer cannot confirm the lock
+    assert refused.returncode == 1 and "Nothing was applied" in refused.stderr
+    assert f"{dead} did not answer: the lock cannot be confirmed there" in refused.stderr
+    applied = run_cli(*apply, "--break-lock", env=env)  # it is dead: the operator says so
     assert applied.returncode == 0, applied.stderr
     assert f"Writing to {slapd.url} (provider 2 of the 2 listed)" in applied.stderr
     audit = (tmp_path / "log" / "audit.jsonl").read_text(encoding="utf-8")
-    assert f'"url": "{slapd.url}"' in audit and "did not answer" not in audit
+    assert f'"url": "{slapd.url}"' in audit
     assert f"{dead}: cannot reach" in audit  # the audit log says which provider was written
     single = run_cli("plan", str(folder), "--directory", slapd.url, env=env)
     assert single.returncode == 0 and "provider" not in single.stderr  # one URL: nothing to say

@@ -120,21 +120,22 @@ class Run:
     def apply(self, *args: str, plan: str = "plan.json", **kw: Any) -> CliResult:
         return self.cli(*self.apply_args(*args, plan=plan), **kw)
 
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        """`reconciler apply` in a process of its own, its output to files (a pipe nobody reads
-        would stop it: it prints a line per operation)."""
+    def spawn(
+        self, *args: str, directory: str | None = None, name: str = "spawned"
+    ) -> subprocess.Popen[bytes]:
+        """`reconciler apply` in a process of its own, its output to files NAME.out and NAME.err
+        (a pipe nobody reads would stop it: it prints a line per operation)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-        with (self.tmp / "spawned.out").open("wb") as out, self.stderr.open("wb") as err:
+        with (self.tmp / f"{name}.out").open("wb") as out, self.err(name).open("wb") as err:
             return subprocess.Popen(
                 [sys.executable, "-m", "reconciler.cli", *self.apply_args(*args)],
-                env={**env, **self.env()},
+                env={**env, **self.env(directory)},
                 stdout=out,
                 stderr=err,
             )
 
-    @property
-    def stderr(self) -> Path:
-        return self.tmp / "spawned.err"
+    def err(self, name: str = "spawned") -> Path:
+        return self.tmp / f"{name}.err"
 
     def changed(self) -> int:
         if not self.audit.exists():
@@ -247,7 +248,8 @@ def test_a_provider_that_lacks_what_the_plan_saw_is_waited_for(
     changed["agencies"]["soyte"]["staff"][0]["title"] = "Phó Giám đốc Sở"
     scenario.write(changed, run.folder)
     assert run.plan().returncode == 0  # read from provider 1
-    assert run.apply().returncode == 0  # provider 2 hears nothing of it
+    # on provider 1 alone (provider 2 hears nothing of it, and could not confirm a lock either)
+    assert run.apply(directory=replicated.provider1.url).returncode == 0
     changed["agencies"]["soyte"]["staff"][0]["title"] = "Giám đốc Sở"
     scenario.write(changed, run.folder)
     assert run.plan(out="next.json").returncode == 0  # provider 1 again: it saw the first
@@ -336,7 +338,7 @@ def test_provider_killed_mid_apply_the_rerun_goes_on_on_the_other(
     def wait_changed(n: int) -> int:
         deadline = time.monotonic() + 300
         while (done := run.changed()) < n:
-            assert first.poll() is None, run.stderr.read_text(encoding="utf-8")
+            assert first.poll() is None, run.err().read_text(encoding="utf-8")
             assert time.monotonic() < deadline, "the apply does not progress"
             time.sleep(0.01)
         return done
@@ -354,13 +356,17 @@ def test_provider_killed_mid_apply_the_rerun_goes_on_on_the_other(
         if first.poll() is None:
             first.kill()
             first.wait()
-    err = run.stderr.read_text(encoding="utf-8")
+    err = run.err().read_text(encoding="utf-8")
     assert first.returncode == 1 and "Traceback" not in err, err
     p1, p2 = replicated.provider1.url, replicated.provider2.url
     assert p1 in err
     done_first = run.changed()
     assert 1700 <= done_first < 5000
 
+    # the dead provider cannot confirm the lock: only an operator can say it is dead
+    refused = run.apply()
+    assert refused.returncode == 1, refused.stdout
+    assert f"{p1} did not answer: the lock cannot be confirmed there" in refused.stderr
     again = run.apply("--break-lock")
     assert again.returncode == 0, again.stderr
     assert f"{p1} did not answer" in again.stderr
@@ -435,6 +441,69 @@ def test_doctor_reports_every_servers_replication_state(replicated: Replicated) 
     assert "MISSING replication: behind: lacks every change of serverID 2 up to" in consumer, out
     assert "→ check its syncrepl" in consumer
     assert context_csn(replicated.consumer) != context_csn(replicated.provider2)
+
+
+def test_two_applies_started_at_once_on_the_two_providers_exactly_one_proceeds(
+    replicated: Replicated, tmp_path: Path
+) -> None:
+    run = Run(replicated, tmp_path, people=20)
+    assert run.plan().returncode == 0
+    assert run.apply("--wait-replication", "30").returncode == 0  # the lock entry: free
+    changed = spec(20)
+    for agency in changed["agencies"].values():
+        for person in agency["staff"]:
+            person["title"] = "Chuyên viên chính"
+    scenario.write(changed, run.folder)
+    assert run.plan().returncode == 0
+    # neither provider hears the other: each will accept its own run's taking of the lock
+    for provider in replicated.providers:
+        replicated.pause(provider)
+    p1, p2 = replicated.provider1.url, replicated.provider2.url
+    runs = {
+        "one": run.spawn(directory=f"{p1},{p2}", name="one"),
+        "two": run.spawn(directory=f"{p2},{p1}", name="two"),
+    }
+    lock = f"cn=reconciler-lock,{BASE}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # each run has taken the lock on its own provider
+            values = {p.url: title_of(p, lock, "description") for p in replicated.providers}
+            if all(v and '"run"' in v for v in values.values()) and len(set(values.values())) == 2:
+                break
+            for name, proc in runs.items():
+                assert proc.poll() is None, run.err(name).read_text(encoding="utf-8")
+            assert time.monotonic() < deadline, values
+            time.sleep(0.05)
+        for provider in replicated.providers:
+            replicated.resume(provider)
+        for proc in runs.values():
+            proc.wait(timeout=120)
+    finally:
+        for proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    codes = {name: proc.returncode for name, proc in runs.items()}
+    assert sorted(codes.values()) == [0, 1], codes
+    loser = next(name for name, code in codes.items() if code == 1)
+    said = run.err(loser).read_text(encoding="utf-8")
+    assert "another apply took the lock at the same moment on another provider" in said, said
+    assert "Nothing was applied" in said
+    again = run.cli("plan", str(run.folder), "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout
+    # an apply told of one provider when two have written: its lock is confirmed on that one only
+    assert run.plan().returncode == 0
+    alone = run.apply(directory=p1)
+    assert alone.returncode == 0, alone.stderr
+    assert "holds changes made by 2 providers (serverIDs 1, 2) but --directory lists 1" in (
+        alone.stderr
+    )
+
+
+def title_of(server: Slapd, dn: str, attr: str = "title") -> str | None:
+    with open_directory(server.url, bind_dn=server.root_dn, password=server.root_pw) as d:
+        entry = d.get(dn, [attr])
+    return entry.get(attr) if entry else None
 
 
 def test_of_two_locks_taken_at_once_on_two_providers_one_is_confirmed(
