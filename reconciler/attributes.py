@@ -107,8 +107,6 @@ WRITABLE = (
 )
 #: Every attribute of a tombstone, the one record apply writes in ou=history (with a delete).
 TOMBSTONE_WRITABLE = HISTORY_READ
-#: The lock entry's RDN, under the base DN: one apply at a time per directory.
-LOCK_RDN = "cn=reconciler-lock"
 LOCKED = "000001010000Z"
 
 
