@@ -34,6 +34,7 @@ MANAGED = (
     "govMailQuota",
     "govMailQuotaDecision",
     "govMailAlias",
+    "govMailOrigin",
 )
 #: Attributes compared without regard to case (addresses and logins).
 CASELESS_ATTRS = frozenset({"uid", "mail", "govMailAlias"})
@@ -49,6 +50,13 @@ PASSWORD = "userPassword"
 ISSUED_AT = "govMailPasswordIssuedAt"
 #: ppolicy: TRUE makes the first bind change the password.
 MUST_CHANGE = "pwdReset"
+#: slapd's last login (lastbind; read-only to clients).
+LAST_SUCCESS = "pwdLastSuccess"
+#: A last login carried over from the directory of a former province in a merger (slapd refuses
+#: writes to pwdLastSuccess): the time rules read the later of the two.
+LAST_LOGIN = "govMailLastLogin"
+#: Where a merged mailbox came from: "<former domain> <former id>" (`Person.origin`).
+ORIGIN = "govMailOrigin"
 # The history (ou=history): a govMailTombstone entry per deleted mailbox, read by every plan in
 # one search. No mail and no govMailAlias on it: the mail server's maps never see it.
 HISTORY_OU = "history"
@@ -85,8 +93,9 @@ READ = (
     *SUSPENSION,
     RESTORED_AT,
     ISSUED_AT,
-    "pwdLastSuccess",
+    LAST_SUCCESS,
     LOGIN_FORWARDED,
+    LAST_LOGIN,
     MUST_CHANGE,
     "pwdChangedTime",
     "createTimestamp",
@@ -104,9 +113,28 @@ WRITABLE = (
     ISSUED_AT,
     MUST_CHANGE,
     PASSWORD,
+    LAST_LOGIN,  # a merger's: the last login carried over from the former directory
 )
 #: Every attribute of a tombstone, the one record apply writes in ou=history (with a delete).
 TOMBSTONE_WRITABLE = HISTORY_READ
+#: What a merger's plan reads of the source directory's entries (`carry`): never the password,
+#: which apply reads there itself, by DN, when it writes the new entry.
+SOURCE_READ = (
+    "objectClass",
+    "employeeNumber",
+    "uid",
+    "mail",
+    "cn",
+    "govMailAlias",
+    LOCK,
+    SUSPEND_REASON,
+    SUSPENDED_AT,
+    ISSUED_AT,
+    MUST_CHANGE,
+    LAST_SUCCESS,
+    LOGIN_FORWARDED,
+    LAST_LOGIN,
+)
 LOCKED = "000001010000Z"
 
 
@@ -115,6 +143,15 @@ LOCKED = "000001010000Z"
 VOLATILE = frozenset(
     {"pwdlastsuccess", "authtimestamp", "modifytimestamp", "entrycsn", "createtimestamp"}
 )
+
+
+def last_login(entry: Entry) -> dt.datetime | None:
+    """The entry's last login: the latest of slapd's own (pwdLastSuccess on a provider,
+    authTimestamp forwarded from a replica) and one carried over from a former province's
+    directory (govMailLastLogin)."""
+    logins = (LAST_SUCCESS, LOGIN_FORWARDED, LAST_LOGIN)
+    times = [t for a in logins if (t := parse_time(entry.get(a)))]
+    return max(times) if times else None
 
 
 def fingerprint(entry: Entry) -> str:
@@ -299,6 +336,35 @@ def restored_without_password(entry: Entry) -> dt.datetime | None:
     return restored
 
 
+def carry(source: Entry, declared: str | None) -> tuple[Change, ...]:
+    """What a create carries over from the `source` entry of a former province's directory in
+    a merger: its password hash (read by apply from the source, never in the plan), its
+    must-change state with the time its password was issued, its suspension with the time it
+    began (the reason the record `declared`, else the source's), and its last login. The values
+    are the source's, shown in the plan; only the hash is deferred."""
+    changes = [Change(PASSWORD, (), (Deferred.CARRIED,))]
+    if (source.get(MUST_CHANGE) or "").upper() == "TRUE":
+        changes.append(Change(MUST_CHANGE, (), ("TRUE",)))
+        if source.get(ISSUED_AT):
+            changes.append(Change(ISSUED_AT, (), (source.get(ISSUED_AT) or "",)))
+    if source.all(LOCK):
+        changes.append(Change(LOCK, (), (LOCKED,)))
+        reason = declared or source.get(SUSPEND_REASON)
+        if reason:
+            changes.append(Change(SUSPEND_REASON, (), (reason,)))
+        if source.get(SUSPENDED_AT):
+            changes.append(Change(SUSPENDED_AT, (), (source.get(SUSPENDED_AT) or "",)))
+    login = last_login(source)
+    if login is not None:
+        changes.append(Change(LAST_LOGIN, (), (format_time(login),)))
+    return tuple(changes)
+
+
+def carries(op_attributes: tuple[Change, ...]) -> bool:
+    """Does a create carry its password over from a source entry (`carry`)?"""
+    return any(c.attr == PASSWORD and c.after == (Deferred.CARRIED,) for c in op_attributes)
+
+
 #: What every operation of an action writes besides its own changes (a plan that leaves one out
 #: was made by a reconciler from before plans listed every write, and is refused).
 ALWAYS_WRITTEN = {
@@ -314,15 +380,16 @@ def misplaced(attr: str, after: tuple[Value, ...]) -> str | None:
     ever issued (never a value in a plan), and only the stamped attributes take the time of
     apply."""
     if attr.lower() == PASSWORD.lower():
-        if attr != PASSWORD or after != (Deferred.PASSWORD,):
+        if attr != PASSWORD or after not in ((Deferred.PASSWORD,), (Deferred.CARRIED,)):
             return (
                 f"{PASSWORD} can only be issued by apply (spelled {PASSWORD}, its one value the "
-                "issued marker)"
+                "issued marker, or in a merger the marker of a password carried from its source)"
             )
         return None
     for value in after:
-        if value is Deferred.PASSWORD:
-            return f"an issued password can only go to {PASSWORD}, not to {attr}"
+        if value in (Deferred.PASSWORD, Deferred.CARRIED):
+            what = "an issued" if value is Deferred.PASSWORD else "a carried"
+            return f"{what} password can only go to {PASSWORD}, not to {attr}"
         if value is Deferred.APPLY_TIME and attr.lower() not in _STAMPED_LOWER:
             stamped = " and ".join(sorted(STAMPED))
             return f"the time of apply can only be stamped on {stamped}, not on {attr}"

@@ -78,6 +78,20 @@ class Unit:
     name: str
     abbreviation: str
     loc: Loc = field(default=Loc(""), compare=False)
+    aliases: tuple[str, ...] = ()  # former unit addresses kept as aliases (e.g. after a merger)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record came from in a merger (`reconciler merge`): the former province's domain,
+    the person's id, address and agency there, and the day of the merge. The directory move
+    finds the former mailbox by `id` (its employeeNumber), else by `address`."""
+
+    domain: str
+    id: str
+    address: str = ""
+    agency: str = ""
+    merged: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,9 @@ class Person:
     #: a new request for a person whose mailbox was deleted (not recoverable): document, date
     new_request: Request | None = None
     loc: Loc = field(default=Loc(""), compare=False)
+    #: an adopted login that differs from the address's local part (uid), kept as it is
+    login: str | None = None
+    origin: Origin | None = None  # where the record came from in a merger
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +163,8 @@ class Settings:
     audit_log: str | None = None
     #: months the audit history kept in the directory is kept (None: DEFAULT_KEEP_MONTHS)
     audit_keep_months: int | None = None
+    #: the domains of former provinces merged in: their addresses are kept as aliases
+    former_domains: tuple[str, ...] = ()
 
     #: the mailbox containers (`people`), full DNs; new mailboxes go to the first; empty: the
     #: default `ou=people,<base_dn>` (`attributes.people_containers`)
@@ -313,6 +332,9 @@ class Deferred(enum.Enum):
     PASSWORD = "issued password"
     #: the moment apply writes the entry, as GeneralizedTime
     APPLY_TIME = "time of apply"
+    #: the password hash of the operation's source entry in the directory being merged in
+    #: (`Operation.source`), read by apply from there and written as it is (never in the plan)
+    CARRIED = "carried password"
 
 
 #: A value an operation writes: the value itself, or one that apply fills in.
@@ -333,12 +355,32 @@ class Change:
         return any(isinstance(v, Deferred) for v in self.after)
 
 
-def resolve(values: tuple[Value, ...], password: str, moment: str) -> list[str]:
-    """`values` as written: each `Deferred` value replaced by the `password` issued or the
-    GeneralizedTime `moment` of the write."""
+def resolve(values: tuple[Value, ...], password: str, moment: str, carried: str = "") -> list[str]:
+    """`values` as written: each `Deferred` value replaced by the `password` issued, the
+    GeneralizedTime `moment` of the write, or the hash `carried` from the source entry."""
     return [
-        v if isinstance(v, str) else password if v is Deferred.PASSWORD else moment for v in values
+        v
+        if isinstance(v, str)
+        else password
+        if v is Deferred.PASSWORD
+        else carried
+        if v is Deferred.CARRIED
+        else moment
+        for v in values
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The entry of the directory being merged in that a create carries over (its password hash,
+    must-change state, suspension and last login): its DN, the fingerprint of what the plan read
+    of it (apply refuses an entry changed since), and its login and address there (for the mail
+    team's job list)."""
+
+    dn: str
+    fingerprint: str
+    login: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +400,7 @@ class Operation:
     attributes: tuple[Change, ...] = ()  # create: every attribute of the new entry (before = ())
     fingerprint: str = ""  # of the live entry this operation was computed from ("" for create)
     address_clause: str = ""  # create and rename: the rule that gave the address, beside `clause`
+    source: Source | None = None  # create in a merger: the source entry it carries over
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -425,6 +468,10 @@ class Plan:
     directory_identity: str = ""
     limits: Limits | None = None  # the guard the plan passed, checked again by apply
     replication: ReadState | None = None  # a replicated directory: the state the plan read
+    #: a merger's source directory (`plan --source-directory`): its URL and base DN, and the
+    #: fingerprint of every source entry the plan carries over; "" when none
+    source_url: str = ""
+    source_base_dn: str = ""
 
     def count(self, action: Action) -> int:
         return sum(1 for op in self.operations if op.action is action)

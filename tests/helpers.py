@@ -146,6 +146,9 @@ class PassThrough(Directory):
     def get(self, dn: str, attributes: Any) -> Entry | None:
         return self.inner.get(dn, attributes)
 
+    def password_hashes(self, base_dn: str, attribute: str, values: Any) -> dict[str, Any]:
+        return self.inner.password_hashes(base_dn, attribute, values)
+
     def add(self, dn: str, attrs: Any) -> None:
         self.inner.add(dn, attrs)
 

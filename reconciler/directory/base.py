@@ -125,6 +125,15 @@ class Directory(abc.ABC):
     def delete(self, dn: str) -> None:
         """Delete a leaf entry. NoSuchEntry if there is none."""
 
+    @abc.abstractmethod
+    def password_hashes(
+        self, base_dn: str, attribute: str, values: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """The userPassword values (hashes, as stored) of the entries under `base_dn` whose
+        `attribute` equals one of `values`, by lower-case DN: the one read of a password, for a
+        merger's apply to carry a mailbox's password from the directory being merged in. Entries
+        whose password this bind may not read are left out."""
+
     def lock_policy(self, base_dn: str) -> LockPolicy:
         """Does a bind to an entry with pwdAccountLockedTime fail (a suspension takes effect)?
         Read only. A file directory has no binds: there is nothing a suspension could miss."""

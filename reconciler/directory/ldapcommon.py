@@ -494,6 +494,23 @@ class LdapServer(Directory):
             )
             yield from self._subtree(base_dn, asked, f"(|{terms})", None)
 
+    def password_hashes(
+        self, base_dn: str, attribute: str, values: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """OR filters of at most FIND_CHUNK values, each an unpaged search (below any server's
+        size limit): only userPassword is asked for."""
+        found: dict[str, tuple[str, ...]] = {}
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), FIND_CHUNK):
+            terms = "".join(
+                f"({attribute}={escape_filter_value(v)})"
+                for v in unique[start : start + FIND_CHUNK]
+            )
+            for dn, attrs in self.search_raw(base_dn, f"(|{terms})", "sub", ["userPassword"]):
+                if attrs.get("userpassword"):
+                    found[nfc(dn).lower()] = attrs["userpassword"]
+        return found
+
     def _subtree(
         self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
     ) -> Iterator[Entry]:

@@ -412,6 +412,18 @@ class LdifDirectory(Directory):
             if any(_fold_value(v) in wanted_values for v in record.values(attribute)):
                 yield self._entry(record, wanted)
 
+    def password_hashes(
+        self, base_dn: str, attribute: str, values: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        self._check_open()
+        wanted_values = {_fold_value(v) for v in values}
+        found: dict[str, tuple[str, ...]] = {}
+        for record in self._subtree(base_dn):
+            hashes = record.values("userPassword")
+            if hashes and any(_fold_value(v) in wanted_values for v in record.values(attribute)):
+                found[record.dn.lower()] = tuple(hashes)
+        return found
+
     # writes -----------------------------------------------------------------------------------
 
     def _prepare(self, dn: str, name: str, values: Sequence[str] | str) -> list[str]:

@@ -35,6 +35,7 @@ from reconciler.model import (
     Exemption,
     Inventory,
     Loc,
+    Origin,
     Person,
     Request,
     Settings,
@@ -262,8 +263,9 @@ def dn_problem(value: str) -> str | None:
             return "ends with a separator"
 
 
-def address_problem(value: str, domain: str | None) -> str | None:
-    """Why `value` is not an address the inventory may declare, or None."""
+def address_problem(value: str, domain: str | None, former: tuple[str, ...] = ()) -> str | None:
+    """Why `value` is not an address the inventory may declare, or None: in `domain`, or in one
+    of the `former` domains of provinces merged in (aliases only)."""
     local, at, host = value.partition("@")
     if not at or "@" in host:
         return "is not an e-mail address (one @ needed)"
@@ -272,7 +274,12 @@ def address_problem(value: str, domain: str | None) -> str | None:
             "has an invalid local part: lower-case letters a-z, digits and single dots, "
             "no dot at either end, at most 64 characters"
         )
-    if domain is not None and host != domain:
+    if domain is not None and host != domain and host not in former:
+        if former:
+            return (
+                f"is outside the directory's domain {quote(domain)} and its former domains "
+                f"({', '.join(former)})"
+            )
         return f"is outside the directory's domain {quote(domain)}"
     return None
 
@@ -522,7 +529,19 @@ class _Run:
             audit_log=audit_log,
             audit_keep_months=keep,
             people=people,
+            former_domains=self.former_domains(f),
         )
+
+    def former_domains(self, f: _File) -> tuple[str, ...]:
+        if f.broken(("former_domains",)):
+            return ()
+        found: list[str] = []
+        for i, domain in enumerate(f.data.get("former_domains") or ()):
+            if domain == f.data["domain"] or domain in found:
+                self.at(f, ("former_domains", i), f"{quote(domain)} is listed twice")
+            else:
+                found.append(domain)
+        return tuple(found)
 
     def erase(self, f: _File) -> tuple[str, ...]:
         path: tuple[str | int, ...] = ("mail_store", "erase")
@@ -623,6 +642,8 @@ class _Checks:
         self.run = run
         self.settings = settings
         self.domain = settings.domain if settings else None
+        self.former = settings.former_domains if settings else ()
+        self.logins: dict[str, str] = {}  # pinned login → where first declared
         lookup = run.regulation
         self.regulation = lookup(settings.regulation) if lookup and settings else None
         self.reserved = RESERVED | set(settings.reserved if settings else ())
@@ -675,8 +696,19 @@ class _Checks:
                 seen_abbr, u["abbreviation"], f, (*path, "abbreviation"), "unit abbreviation"
             )
             self.free_text(f, (*path, "name"), u["name"])
+            unit_aliases = (
+                ()
+                if f.broken((*path, "aliases"))
+                else self.addresses_of(f, (*path, "aliases"), u.get("aliases") or ())
+            )
             units.append(
-                Unit(u["id"], text.nfc(u["name"]), u["abbreviation"], Loc(f.rel, f.lines.at(path)))
+                Unit(
+                    u["id"],
+                    text.nfc(u["name"]),
+                    u["abbreviation"],
+                    Loc(f.rel, f.lines.at(path)),
+                    unit_aliases,
+                )
             )
         aliases = (
             ()
@@ -716,9 +748,15 @@ class _Checks:
             self.address(f, (*path, j), value)
         return tuple(out)
 
-    def address(self, f: _File, path: tuple[str | int, ...], value: str) -> None:
-        reason = address_problem(value, self.domain)
-        if reason is None and value.partition("@")[0] in self.reserved:
+    def address(
+        self, f: _File, path: tuple[str | int, ...], value: str, pinned: bool = False
+    ) -> None:
+        """An alias (in the domain or a former one), or with `pinned` the address a person's
+        record pins (in the domain). A pinned address may use a reserved local part: it is an
+        address issued before, which the plan keeps only where the directory already gives it
+        to this mailbox (an issued address is never taken back), and refuses for a new one."""
+        reason = address_problem(value, self.domain, () if pinned else self.former)
+        if reason is None and not pinned and value.partition("@")[0] in self.reserved:
             reason = "uses a reserved local part"
         if reason:
             self.at(f, path, f"address {quote(value)} {reason}")
@@ -832,7 +870,9 @@ class _Checks:
         elif quota is not None and "quota_decision" in r:
             self.quota_decision(f, p, quota, r["quota_decision"])
         if "address" in r:
-            self.address(f, (*p, "address"), r["address"])
+            self.address(f, (*p, "address"), r["address"], pinned=True)
+        if "login" in r:
+            self.unique(self.logins, r["login"].lower(), f, (*p, "login"), "login")
         aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
         restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
         new_request = None
@@ -866,7 +906,15 @@ class _Checks:
             exempt=exemptions,
             new_request=new_request,
             loc=Loc(f.rel, f.lines.at(p)),
+            login=r.get("login"),
+            origin=self.origin(f, p, r.get("origin")),
         )
+
+    def origin(self, f: _File, p: tuple[str | int, ...], o: dict[str, Any] | None) -> Origin | None:
+        if o is None:
+            return None
+        merged = self.date(f, (*p, "origin", "merged"), o["merged"]) if "merged" in o else None
+        return Origin(o["domain"], o["id"], o.get("address", ""), o.get("agency", ""), merged)
 
     def names(self, f: _File, p: tuple[str | int, ...], name: str, split: dict[str, str]) -> None:
         reason = text.check_name(name)

@@ -19,11 +19,12 @@ from reconciler.attributes import (
     DELETED_AT,
     FORMER_ADDRESS,
     FORMER_ID,
+    ORIGIN,
     is_tombstone,
     parse_time,
     people_containers,
 )
-from reconciler.dn import normalize_dn, parent_dn
+from reconciler.dn import normalize_dn, parent_dn, parse_dn
 from reconciler.errors import NamingError, Problem
 from reconciler.model import (
     Address,
@@ -380,7 +381,7 @@ class _Builder:
             manager=None,
             quota=self.default_quota,
             decision=None,
-            aliases=self.kept_aliases(key, ()),
+            aliases=self.kept_aliases(key, unit.aliases),
         )
         return Mailbox(
             key, Kind.UNIT, agency.id, name, address, attrs, State.ACTIVE, None, None, unit.loc
@@ -407,6 +408,13 @@ class _Builder:
             decision=person.quota_decision,
             aliases=self.kept_aliases(person.id, person.aliases),
         )
+        if person.login:  # an adopted login is kept as it is
+            attrs["uid"] = (person.login.lower(),)
+        if person.origin is not None:
+            attrs[ORIGIN] = (f"{person.origin.domain} {person.origin.id}",)
+        entry = self.live.get(person.id)
+        if entry is not None:
+            attrs["cn"] = _with_rdn(entry, "cn", attrs["cn"])
         plain = holder = ""
         if person.address is None and person.id in self.parts_of:
             plain = self.regulation.plain(self.parts_of[person.id], agency.abbreviation)
@@ -466,6 +474,18 @@ def mailboxes(
     return Mailboxes(build, sources), problems
 
 
+def _with_rdn(entry: Entry, attr: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`values` of `attr`, with the value naming the entry when its DN is named by `attr` (an
+    adopted legacy entry `cn=Nguyễn Văn A,ou=…` keeps its cn: LDAP refuses to remove it)."""
+    try:
+        rdn_attr, named = parse_dn(entry.dn)[0]
+    except (ValueError, IndexError):
+        return values
+    if rdn_attr.lower() != attr or named in values:
+        return values
+    return tuple(sorted((*values, named)))
+
+
 def _attrs(
     address: Address,
     *,
@@ -503,6 +523,7 @@ def _attrs(
         "govMailQuota": (str(quota),),
         "govMailQuotaDecision": one(decision),
         "govMailAlias": aliases,
+        ORIGIN: (),  # a merged person's (`_Builder.person`)
     }
 
 
@@ -685,4 +706,9 @@ def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
     inventory's own addresses do not collide. Run by `validate` without a directory: it allocates
     every address as `mailboxes` does but builds no entries (a tenth of validate's time)."""
     taken, holders = taken_addresses((), inventory)
+    for person in inventory.people:
+        if person.address:
+            # a pin is taken at face value here (it may use a reserved local part, as an address
+            # issued before); the plan checks it against the directory
+            taken.setdefault(person.address.lower(), person.id)
     return _allocated(inventory, regulation, {}, taken, holders)[2]

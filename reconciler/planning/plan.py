@@ -25,8 +25,8 @@ from reconciler.attributes import (
     people_containers,
     seen,
 )
-from reconciler.dn import child_dn, parent_dn
-from reconciler.errors import InventoryError, UnsafePlan
+from reconciler.dn import child_dn, parent_dn, parse_dn
+from reconciler.errors import InventoryError, Problem, UnsafePlan
 from reconciler.model import (
     Action,
     Change,
@@ -41,11 +41,12 @@ from reconciler.model import (
     ReadState,
     Refusal,
     Seen,
+    Source,
     State,
     agency_key,
 )
 from reconciler.planning import desired
-from reconciler.rules import lifecycle, regulations
+from reconciler.rules import lifecycle, naming, regulations
 from reconciler.rules.regulations import Regulation
 from reconciler.text import count
 
@@ -64,6 +65,11 @@ class Context:
     #: (`directory.history.applied_digests`): an entry that differs was changed by hand since
     applied: Mapping[str, str] = field(default_factory=dict)
     replication: ReadState | None = None
+    #: a merger (`plan --source-directory`): the entry of the directory being merged in that
+    #: each arriving record's mailbox is carried over from, by the record's id
+    sources: Mapping[str, Entry] = field(default_factory=dict)
+    source_url: str = ""
+    source_base_dn: str = ""
 
 
 #: Added to the reason of an update or rename that takes back a change made outside the tool.
@@ -199,8 +205,9 @@ def compute(
     `progress(done, total)` is told of the mailboxes compared, now and then."""
     settings = inventory.settings
     wanted = desired.resolve(inventory, entries, regulation, ctx.now)
-    if wanted.problems:
-        raise InventoryError(wanted.problems)
+    problems = [*wanted.problems, *_carry_problems(inventory, wanted, ctx.sources)]
+    if problems:
+        raise InventoryError(problems)
     live, boxes = wanted.live, wanted.boxes
     dir_hash = hashlib.sha256()
     known: set[str] = set()
@@ -216,7 +223,7 @@ def compute(
             progress(done, total)
         found = live.get(key)
         if found is None:
-            ops.append(_create(box, people[0], regulation, ctx.now))
+            ops.append(_create(box, people[0], regulation, ctx.now, ctx.sources.get(key)))
             continue
         entry = found
         state = lifecycle.state_operations(box, entry, regulation, ctx.now, ctx.activity)
@@ -251,6 +258,7 @@ def compute(
         + _managers_suspended(ops, boxes)
         + _ids_held_elsewhere(ops, wanted)
         + _shared_elsewhere(wanted)
+        + _not_carried(inventory, boxes, ctx)
     )
     deletes = any(op.action is Action.DELETE for op in ops)
     erase = settings.erase if deletes else ()
@@ -292,8 +300,79 @@ def compute(
         people=people,
         directory_identity=ctx.directory_identity,
         replication=ctx.replication,
+        source_url=ctx.source_url if ctx.sources else "",
+        source_base_dn=ctx.source_base_dn if ctx.sources else "",
     )
     return plan
+
+
+def _source_addresses(entry: Entry) -> set[str]:
+    return {a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias"))}
+
+
+def _carry_problems(
+    inventory: Inventory, wanted: desired.Desired, sources: Mapping[str, Entry]
+) -> list[Problem]:
+    """A merger keeps every former address on exactly one mailbox: the addresses an arriving
+    mailbox carries from its source entry must be held by no other mailbox of the target, and an
+    alias the merged record declares must not be another source entry's address (a merge made
+    without the source directory can only compute the former addresses by the regulation)."""
+    if not sources:
+        return []
+    by_address = {a: key for key, e in sources.items() for a in _source_addresses(e)}
+    people = {p.id: p for p in inventory.people}
+    problems: list[Problem] = []
+    for key, entry in sorted(sources.items()):
+        person = people.get(key)
+        if person is None or key in wanted.live:
+            continue
+        for address in sorted(_source_addresses(entry)):
+            holder = wanted.taken.get(address)
+            if holder not in (None, key):
+                problems.append(
+                    inventory.problem(
+                        person.loc,
+                        f"staff {key}: its former address {address} (source entry {entry.dn}) "
+                        f"is already held in this directory by {naming.describe_holder(holder)}"
+                        ": an address is delivered to one mailbox only; remove it from one",
+                    )
+                )
+        for alias in person.aliases:
+            other = by_address.get(alias)
+            if other is not None and other != key:
+                problems.append(
+                    inventory.problem(
+                        person.loc,
+                        f"staff {key}: alias {alias} is the address of {other}'s mailbox in the "
+                        f"source directory ({sources[other].dn}), not this person's: run "
+                        "`reconciler merge` again with --source-directory, or correct the alias",
+                    )
+                )
+    return problems
+
+
+def _not_carried(
+    inventory: Inventory, boxes: Mapping[str, Mailbox], ctx: Context
+) -> tuple[str, ...]:
+    """With a source directory: the arriving records it has no mailbox for (they get a new
+    password, as any new mailbox), said so."""
+    if not ctx.source_url:
+        return ()
+    missing = sorted(
+        p.id
+        for p in inventory.people
+        if p.origin is not None and p.id in boxes and p.id not in ctx.sources
+    )
+    if not missing:
+        return ()
+    shown = ", ".join(missing[:10]) + (
+        f", … and {len(missing) - 10} more" if len(missing) > 10 else ""
+    )
+    return (
+        f"{len(missing)} merged record{'s have' if len(missing) != 1 else ' has'} no mailbox in "
+        f"the source directory {ctx.source_url} (nothing to carry over; a new password is issued "
+        f"if created): {shown}",
+    )
 
 
 def _contacts(
@@ -381,7 +460,13 @@ def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) ->
     )
 
 
-def _create(box: Mailbox, container: str, regulation: Regulation, now: dt.datetime) -> Operation:
+def _create(
+    box: Mailbox,
+    container: str,
+    regulation: Regulation,
+    now: dt.datetime,
+    source: Entry | None = None,
+) -> Operation:
     attrs: dict[str, tuple[str, ...]] = {
         "objectClass": PERSON_CLASSES,
         "employeeNumber": (box.key,),
@@ -393,22 +478,43 @@ def _create(box: Mailbox, container: str, regulation: Regulation, now: dt.dateti
         reason = "organisation mailbox of the agency"
     elif box.kind is Kind.UNIT:
         reason = "mailbox of the unit"
-    if box.person is not None and box.person.address:
+    if source is not None:
+        reason = (
+            f"moved from {source.dn} in the merger: its password, must-change state, "
+            "suspension and last login are carried over, its former addresses kept as aliases"
+        )
+    elif box.person is not None and box.person.address:
         reason += "; keeps the address pinned in the inventory"
-    elif box.plain:
+    if box.plain and not (box.person is not None and box.person.address):
         reason += f"; {box.plain_holder}, so the collision rule gives {box.mail}"
-    written = list(attributes.issue_password())
+    declared = None
     if box.state is State.SUSPENDED and box.suspension:
-        written += attributes.suspend(None, lifecycle.declared_text(box.suspension))
+        declared = lifecycle.declared_text(box.suspension)
+    if source is None:
+        written = list(attributes.issue_password())
+    else:
+        written = list(attributes.carry(source, declared))
+        former = _source_addresses(source) - {box.mail}
+        attrs["govMailAlias"] = tuple(sorted(set(attrs.get("govMailAlias", ())) | former))
+    if box.suspension and declared and not (source is not None and source.all(LOCK)):
+        written += attributes.suspend(None, declared)
         reason += f"; created suspended ({lifecycle.ground(box.suspension)})"
     written += (Change(a, (), tuple(v)) for a, v in attrs.items())
     return box.operation(
         Action.CREATE,
         clause,
         reason,
-        new_dn=mailbox_dn(box.address.local, container),
+        new_dn=mailbox_dn(attrs["uid"][0], container),
         attributes=tuple(sorted(written, key=lambda c: c.attr)),
         address_clause="" if box.address.clause == clause else box.address.clause,
+        source=None
+        if source is None
+        else Source(
+            dn=source.dn,
+            fingerprint=fingerprint(source),
+            login=source.get("uid") or "",
+            address=source.mail or "",
+        ),
     )
 
 
@@ -446,8 +552,7 @@ def _diff(
         previous=old,
         address_clause=box.address.clause,
         reason=_rename_reason(box, entry, shared) + by_hand,
-        # in place: an adopted entry keeps its legacy parent
-        new_dn=child_dn("uid", box.address.local, parent_dn(entry.dn)),
+        new_dn=_renamed_dn(entry, box),
     )
     return [rename]
 
@@ -468,6 +573,20 @@ def _repair_passwords(box: Mailbox, entry: Entry, regulation: Regulation) -> lis
             changes=attributes.issue_password(entry),
         )
     ]
+
+
+def _renamed_dn(entry: Entry, box: Mailbox) -> str:
+    """The DN after a rename, in place (an adopted entry keeps its legacy parent): named by the
+    new uid when the entry is named by its uid; an entry named otherwise (a legacy `cn=`) or
+    whose login is pinned keeps its DN, and only its attributes change."""
+    uid = box.attrs["uid"][0]
+    try:
+        rdn_attr, value = parse_dn(entry.dn)[0]
+    except (ValueError, IndexError):
+        return entry.dn
+    if rdn_attr.lower() != "uid" or value.lower() == uid.lower():
+        return entry.dn
+    return child_dn("uid", uid, parent_dn(entry.dn))
 
 
 def _adopt(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import csn
-from reconciler.attributes import ALWAYS_WRITTEN, misplaced
+from reconciler.attributes import ALWAYS_WRITTEN, PASSWORD, carries, misplaced
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
     Action,
@@ -27,6 +27,7 @@ from reconciler.model import (
     Plan,
     ReadState,
     Refusal,
+    Source,
     Value,
 )
 
@@ -74,6 +75,13 @@ def operation_dict(op: Operation) -> dict[str, Any]:
         d["attributes"] = {c.attr: _values(c.after) for c in op.attributes}
     if op.fingerprint:
         d["fingerprint"] = op.fingerprint
+    if op.source is not None:
+        d["source"] = {
+            "dn": op.source.dn,
+            "fingerprint": op.source.fingerprint,
+            "login": op.source.login,
+            "address": op.source.address,
+        }
     return d
 
 
@@ -116,6 +124,12 @@ def _digested(plan: Plan) -> dict[str, Any]:
         **({"audit": _audit(plan)} if _audit(plan) else {}),
         # only for a replicated directory (a server that keeps contextCSNs)
         **({"replication": _replication(plan.replication)} if plan.replication else {}),
+        # a merger's source directory, only when the plan carries mailboxes over from one
+        **(
+            {"source": {"url": plan.source_url, "base_dn": plan.source_base_dn}}
+            if plan.source_url
+            else {}
+        ),
     }
 
 
@@ -257,7 +271,17 @@ def _op(d: dict[str, Any]) -> Operation:
     )
     attributes = tuple(_change(attr, [], v) for attr, v in d.get("attributes", {}).items())
     listed = {c.attr for c in (*changes, *attributes)}
-    left_out = [a for a in ALWAYS_WRITTEN.get(action, ()) if a not in listed]
+    source = _source(d.get("source"))
+    always = ALWAYS_WRITTEN.get(action, ())
+    if action is Action.CREATE and carries(attributes):
+        if source is None:
+            raise ValueError(
+                f"it carries {PASSWORD} over from a source entry, but names no source entry"
+            )
+        always = (PASSWORD,)  # the source's must-change state, as it is
+    elif source is not None:
+        raise ValueError("only a create that carries a password over names a source entry")
+    left_out = [a for a in always if a not in listed]
     if left_out:
         raise ValueError(
             f"it does not list {', '.join(left_out)}, which every {action.value} writes (a plan "
@@ -279,6 +303,17 @@ def _op(d: dict[str, Any]) -> Operation:
         changes=changes,
         attributes=attributes,
         fingerprint=d.get("fingerprint", ""),
+        source=source,
+    )
+
+
+def _source(d: Any) -> Source | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("dn"), str) or not d.get("fingerprint"):
+        raise ValueError(f"a source entry is {{dn, fingerprint, login, address}}, not {d!r}")
+    return Source(
+        str(d["dn"]), str(d["fingerprint"]), str(d.get("login", "")), str(d.get("address", ""))
     )
 
 
@@ -333,6 +368,8 @@ def from_json(text: str, source: str = "plan") -> Plan:
             audit_log=_optional(data.get("audit", {}).get("log"), str),
             audit_keep_months=_optional(data.get("audit", {}).get("keep_months"), int),
             replication=_read_state(data.get("replication")),
+            source_url=str(data.get("source", {}).get("url", "")),
+            source_base_dn=str(data.get("source", {}).get("base_dn", "")),
         )
     except ReconcilerError:
         raise

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from reconciler.attributes import (
     FORMER_ADDRESS,
     ISSUED_AT,
+    LAST_LOGIN,
     MUST_CHANGE,
     PASSWORD,
     RESTORED_AT,
@@ -62,7 +63,10 @@ def summary(plan: Plan) -> str:
 DEFERRED_TEXT = {
     Deferred.PASSWORD: "issued (credentials file)",
     Deferred.APPLY_TIME: "time of apply",
+    Deferred.CARRIED: "carried from the source entry (never shown)",
 }
+#: What a create moved from a former province's directory also shows: what it carries over.
+_CARRIED_SHOWN = frozenset({SUSPENDED_AT, LAST_LOGIN, "govMailAlias"})
 
 
 def _values(values: Sequence[Value]) -> str:
@@ -81,7 +85,8 @@ def _shown(op: Operation) -> list[Change]:
     shown = [
         c
         for c in (*op.attributes, *op.changes)
-        if (c.deferred or c.attr == MUST_CHANGE) and c.attr not in _HIDDEN
+        if (c.deferred or c.attr == MUST_CHANGE or (op.source and c.attr in _CARRIED_SHOWN))
+        and c.attr not in _HIDDEN
     ]
     return sorted(shown, key=lambda c: _APPLY_ORDER.get(c.attr, len(_APPLY_ORDER)))
 
@@ -116,6 +121,7 @@ LABELS = {
     SUSPENDED_AT: "suspended at",
     RESTORED_AT: "restored at",
     FORMER_ADDRESS: "kept from reissue",
+    LAST_LOGIN: "last login (carried)",
 }
 
 
@@ -172,6 +178,8 @@ def text(
         return f"\x1b[{code}m{s}\x1b[0m" if color else s
 
     lines = [f"Directory {plan.directory_url} — {plan.domain} ({plan.regulation})"]
+    if plan.source_url:
+        lines.append(f"Merging in {plan.source_url} ({plan.source_base_dn}), only read")
     for dn in plan.containers:
         lines.append(f"  {paint('32', '+')} container {dn}")
     for op in plan.operations:
@@ -312,6 +320,8 @@ def markdown(
     suspensions first, then one section per agency file, long sections folded, the whole kept
     under MARKDOWN_BUDGET. With `changes` (--base-ref), the staff records edited in git too."""
     head = [f"### Directory plan for `{plan.domain}` ({plan.regulation})", ""]
+    if plan.source_url:
+        head += [f"Merging in `{plan.source_url}` (`{plan.source_base_dn}`), only read.", ""]
     if plan.empty:
         head.append("**No changes.** The directory matches the inventory and the regulation.")
     else:

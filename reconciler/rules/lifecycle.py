@@ -17,7 +17,6 @@ from reconciler import attributes
 from reconciler.attributes import (
     ISSUED_AT,
     LOCK,
-    LOGIN_FORWARDED,
     MUST_CHANGE,
     RESTORED_AT,
     SUSPEND_REASON,
@@ -117,10 +116,9 @@ def last_activity(
     """The latest sign of life that counts (`kinds`: the regulation's `activity_kinds`; a login
     to the directory always counts), and what it was, in plain words."""
     candidates: list[tuple[dt.datetime, str]] = []
-    for attr in ("pwdLastSuccess", LOGIN_FORWARDED):  # on a provider, or on a replica
-        login = parse_time(entry.get(attr))
-        if login:
-            candidates.append((login, LAST_LOGIN))
+    login = attributes.last_login(entry)  # slapd's, or one carried over in a merger
+    if login:
+        candidates.append((login, LAST_LOGIN))
     for address in (entry.mail or "", *(a.lower() for a in entry.all("govMailAlias"))):
         seen = activity.get(address)
         moments = {"mail": seen} if isinstance(seen, dt.datetime) else (seen or {})
