@@ -11,6 +11,7 @@ from reconciler.cli import (  # noqa: F401  (register the commands)
     apply_cmd,
     doctor_cmd,
     inventory_cmds,
+    merge_cmd,
     plan_cmd,
     reset_cmd,
     show_cmd,

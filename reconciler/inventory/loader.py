@@ -111,13 +111,25 @@ Check = Callable[[Any], bool]
 
 
 @functools.cache
-def _validators() -> tuple[tuple[Draft202012Validator, Check], tuple[Draft202012Validator, Check]]:
-    def one(name: str) -> tuple[Draft202012Validator, Check]:
-        schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-        Draft202012Validator.check_schema(schema)
-        return Draft202012Validator(schema), _fast(schema, schema)
+def _validator(name: str) -> tuple[Draft202012Validator, Check]:
+    """The JSON Schema `name` of schemas/: jsonschema's validator and the fast check."""
+    schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema), _fast(schema, schema)
 
-    return one("directory.schema.json"), one("agency.schema.json")
+
+def read_document(path: Path, schema: str) -> tuple[Any, Lines]:
+    """One YAML file other than an inventory's (a merge map), read as strictly as the inventory
+    and checked against the JSON Schema `schema` of schemas/: its data and the lines of its
+    values; InventoryError with every problem as FILE:LINE: message."""
+    path = Path(path)
+    run = _Run(path.parent, None)
+    if not path.is_file():
+        raise InventoryError([Problem(str(path), 0, "no such file")])
+    f = run.read(path.name, path.parent.resolve(), required=True, schema=schema)
+    if run.problems or f is None:
+        raise InventoryError(run.problems)
+    return f.data, f.lines
 
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description"})
@@ -390,7 +402,9 @@ class _Run:
         self.add(rel, 1, f"is a symbolic link to {quote(target)}, outside the inventory folder")
         return False
 
-    def read(self, rel: str, root: Path, required: bool = False) -> _File | None:
+    def read(
+        self, rel: str, root: Path, required: bool = False, schema: str | None = None
+    ) -> _File | None:
         file = self.path / rel
         if not file.exists():
             if file.is_symlink():
@@ -429,7 +443,9 @@ class _Run:
         if parsed.data is None:
             return None
         f = _File(rel, str(file), parsed.data, parsed.lines)
-        validator, fast = _validators()[0 if rel == DIRECTORY else 1]
+        if schema is None:
+            schema = "directory.schema.json" if rel == DIRECTORY else "agency.schema.json"
+        validator, fast = _validator(schema)
         if not fast(f.data):
             errors = list(itertools.islice(validator.iter_errors(f.data), MAX_PROBLEMS + 1))
             for error in errors:

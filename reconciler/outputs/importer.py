@@ -695,14 +695,28 @@ def build(entries: Iterable[Entry], options: Options) -> Result:
 
 
 def _scalar(value: Any) -> str:
-    """A YAML scalar, quoted only when YAML would read it as something else than text."""
+    """A YAML value on one line: a scalar quoted only when YAML would read it as something else
+    than text; a list or a mapping in flow style (`[a, b]`, `{k: v}`)."""
     if isinstance(value, bool | int):
         return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_in_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return _flow(value)
     dumped = yaml.safe_dump(value, allow_unicode=True, width=1 << 20, default_style=None)
     return dumped.removesuffix("\n...\n").removesuffix("\n")
 
 
-_AGENCY_ORDER = ("id", "name", "abbreviation", "mailbox", "manager", "aliases", "units")
+_AGENCY_ORDER = (
+    "id",
+    "name",
+    "abbreviation",
+    "mailbox",
+    "manager",
+    "manager_delegation",
+    "aliases",
+    "units",
+)
 _STAFF_ORDER = (
     "id",
     "name",
@@ -718,9 +732,12 @@ _STAFF_ORDER = (
     "quota_decision",
     "address",
     "aliases",
+    "login",
     "restored",
     "restore_ref",
     "exempt",
+    "new_request",
+    "origin",
 )
 
 
@@ -728,13 +745,23 @@ def _ordered(d: Mapping[str, Any], order: Sequence[str]) -> list[tuple[str, Any]
     return [(k, d[k]) for k in order if k in d] + [(k, v) for k, v in d.items() if k not in order]
 
 
+def _in_flow(value: Any) -> str:
+    """A value inside `[…]` or `{…}`: text with a flow indicator (a comma, a bracket) is quoted,
+    which a plain scalar in a block needs not be."""
+    if isinstance(value, str) and any(c in value for c in ",[]{}"):
+        return json.dumps(value, ensure_ascii=False)
+    return _scalar(value)
+
+
 def _flow(d: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in d.items()) + "}"
+    return "{" + ", ".join(f"{k}: {_in_flow(v)}" for k, v in d.items()) + "}"
 
 
-def render_agency(doc: Mapping[str, Any], header: str = "") -> str:
+def render_agency(
+    doc: Mapping[str, Any], header: str = "", pinned_comment: str = LEGACY_COMMENT
+) -> str:
     """The text of `agencies/<id>.yaml`: field order of the contract, comments on pinned
-    addresses, names in Vietnamese."""
+    addresses (`pinned_comment`, none when empty), names in Vietnamese."""
     lines = [f"# {h}" if h else "#" for h in header.splitlines()]
     lines.append("agency:")
     for key, value in _ordered(doc["agency"], _AGENCY_ORDER):
@@ -742,10 +769,8 @@ def render_agency(doc: Mapping[str, Any], header: str = "") -> str:
             lines.append("  units:")
             for unit in value:
                 pairs = _ordered(unit, ("id", "name", "abbreviation"))
-                lines.append(f"    - id: {_scalar(pairs[0][1])}")
+                lines.append(f"    - {pairs[0][0]}: {_scalar(pairs[0][1])}")
                 lines.extend(f"      {k}: {_scalar(v)}" for k, v in pairs[1:])
-        elif isinstance(value, list):
-            lines.append(f"  {key}: [{', '.join(_scalar(v) for v in value)}]")
         else:
             lines.append(f"  {key}: {_scalar(value)}")
     staff = doc.get("staff") or []
@@ -758,19 +783,15 @@ def render_agency(doc: Mapping[str, Any], header: str = "") -> str:
         for key, value in _ordered(record, _STAFF_ORDER):
             lead = "  - " if first else "    "
             first = False
-            if isinstance(value, dict):
-                text_ = f"{key}: {_flow(value)}"
-            elif isinstance(value, list):
-                text_ = f"{key}: [{', '.join(_scalar(v) for v in value)}]"
-            else:
-                text_ = f"{key}: {_scalar(value)}"
-            if key == "address":
-                text_ += f"  # {LEGACY_COMMENT}"
+            text_ = f"{key}: {_scalar(value)}"
+            if key == "address" and pinned_comment:
+                text_ += f"  # {pinned_comment}"
             lines.append(lead + text_)
     return "\n".join(lines) + "\n"
 
 
 def render_directory(doc: Mapping[str, Any], header: str = "") -> str:
+    """The text of `directory.yaml`, one key a line (lists and mappings in flow style)."""
     lines = [f"# {h}" if h else "#" for h in header.splitlines()]
     for key, value in doc.items():
         if isinstance(value, list):  # a DN holds commas: each item quoted

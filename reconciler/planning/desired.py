@@ -701,14 +701,28 @@ def _is_person(entry: Entry) -> bool:
     return bool(classes & {"inetorgperson", "person", "account", "posixaccount"})
 
 
-def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
-    """The regulation's checks that need the address rules: every name gives an address, and the
-    inventory's own addresses do not collide. Run by `validate` without a directory: it allocates
-    every address as `mailboxes` does but builds no entries (a tenth of validate's time)."""
+def _offline(
+    inventory: Inventory, regulation: Regulation
+) -> tuple[list[naming.Wanted], dict[str, Address], list[Problem]]:
+    """Every address the inventory gives in an empty directory."""
     taken, holders = taken_addresses((), inventory)
     for person in inventory.people:
         if person.address:
             # a pin is taken at face value here (it may use a reserved local part, as an address
             # issued before); the plan checks it against the directory
             taken.setdefault(person.address.lower(), person.id)
-    return _allocated(inventory, regulation, {}, taken, holders)[2]
+    return _allocated(inventory, regulation, {}, taken, holders)
+
+
+def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
+    """The regulation's checks that need the address rules: every name gives an address, and the
+    inventory's own addresses do not collide. Run by `validate` without a directory: it allocates
+    every address as `mailboxes` does but builds no entries (a tenth of validate's time)."""
+    return _offline(inventory, regulation)[2]
+
+
+def addresses(inventory: Inventory, regulation: Regulation) -> dict[str, Address]:
+    """The address of every mailbox of the inventory (by stable id) as the regulation gives them
+    without a directory: what a merge records as each record's former address, when the former
+    province's directory was made from this inventory."""
+    return _offline(inventory, regulation)[1]
