@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.applying import freshness, lockpeers, mailstore
+from reconciler.applying import carry, freshness, lockpeers, mailstore
 from reconciler.applying.audit import AuditLog, Pending
 from reconciler.applying.credentials import CredentialsFile, generate, read_password
 from reconciler.applying.lock import Holder, Lock
@@ -230,6 +230,7 @@ def execute(
     wait_replication: float | None = None,
     peers: Sequence[Directory] = (),
     unanswered: Sequence[str] = (),
+    source: Directory | None = None,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -243,8 +244,10 @@ def execute(
     plan was read with is waited for up to `wait_replication` seconds, then refused
     (`freshness`); the lock holds once every other provider listed, `peers`, holds it too
     (`lockpeers`), and is not taken while one listed does not answer (`unanswered`) unless
-    `break_lock` says it is dead."""
+    `break_lock` says it is dead. A merger's plan carries password hashes from the
+    `source` directory, only read (`applying.carry`)."""
     recap = Recap()
+    carry.require_source(plan, source)
     freshness.provider_lacks(plan, directory, wait_replication)
     # what apply never does, whatever the plan says: checked before the first write
     broken = invariants.check_plan(plan)
@@ -311,6 +314,7 @@ def execute(
                 f"made:\n{shown}{more}\nNothing was applied. Run `reconciler plan` again and "
                 "review the new plan."
             )
+        hashes = carry.read_hashes(plan, todo, source) if source is not None else {}
         recap.ok = len(done)
         for op in done:
             recap.outcomes.append((op, "ok", dt.datetime.now(dt.UTC)))
@@ -363,7 +367,9 @@ def execute(
                 if _issues_password(op):
                     assert credentials is not None  # refused above
                     password, line = _hand_over(op, credentials, audit, pending, recap)
-                new_dn, before, after = _run(op, dn, state, directory, password)
+                new_dn, before, after = _run(
+                    op, dn, state, directory, password, hashes.get(op.id, ())
+                )
             except ReconcilerError as caught:
                 error = (
                     StalePlan(_CHANGED_WHILE.format(dn=dn))
@@ -593,9 +599,11 @@ def _run(
     state: dict[str, tuple[str, ...]],
     directory: Directory,
     password: str,
+    carried: tuple[str, ...] = (),
 ) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
     """Carry out one operation on the entry whose attributes this run knows as `state`, and
-    update `state` to what it wrote; returns (DN after, attributes before, attributes set)."""
+    update `state` to what it wrote; returns (DN after, attributes before, attributes set).
+    `carried`: the password hashes of a merger's create, read from its source entry."""
     if op.action is Action.DELETE:
         if op.attributes:  # its tombstone first: once the entry is gone, every plan knows
             # (already there when an apply stopped between the two)
@@ -605,8 +613,13 @@ def _run(
         return dn, _attrs(state), {}
     listed = op.attributes if op.action is Action.CREATE else op.changes
     writes = _resolve(listed, password)
-    # what the audit log keeps: the values written, an issued password only as issued
-    shown = {**writes, PASSWORD: [ISSUED]} if PASSWORD in writes else dict(writes)
+    if carried and PASSWORD in writes:
+        writes[PASSWORD] = list(carried)  # every hash the source entry holds, as it is
+    elif writes.get(PASSWORD) == [""]:
+        raise ReconcilerError(f"{op.id}: no password was read from its source entry")
+    # what the audit log keeps: the values written, a password only as issued or carried
+    label = carry.CARRIED if carried else ISSUED
+    shown = {**writes, PASSWORD: [label]} if PASSWORD in writes else dict(writes)
     if op.action is Action.CREATE:
         try:
             directory.add(op.new_dn, writes)

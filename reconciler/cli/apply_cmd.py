@@ -21,6 +21,8 @@ from reconciler.cli.common import (
     load_inventory,
     open_from,
     open_peers,
+    open_source,
+    source_options,
     wait_for_providers,
     wait_option,
     warn_unlisted,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 @main.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @connection_options
+@source_options
 @click.option(
     "--credentials-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -150,6 +153,7 @@ def apply(
     failure: ReconcilerError | None = None
     credentials = None
     directory = None
+    source = None
     writer = None
     recap = None
     peers: list[Directory] = []
@@ -165,6 +169,18 @@ def apply(
             )
         peers, unanswered = open_peers(dict(others), directory)
         warn_unlisted(directory, saved.base_dn)
+        # a merger's source directory, only read; by default at the base the plan read
+        if not connection.get("source_base_dn"):
+            connection["source_base_dn"] = saved.source_base_dn or None
+        opened = open_source(connection)
+        if opened is not None:
+            source = opened[0]
+            if saved.source_base_dn and opened[1] != saved.source_base_dn:
+                raise ReconcilerError(
+                    f"the plan carries mailboxes from {saved.source_base_dn}, not {opened[1]}: "
+                    f"give --source-base-dn {saved.source_base_dn}"
+                )
+        directory = open_from(connection, "create")
         # the directory's own history: every record of the run from its first on (a directory
         # whose schema lacks the history's object class stops the apply here, unchanged)
         writer = history.Writer(directory, saved.base_dn, uuid.uuid4().hex[:12])
@@ -186,6 +202,7 @@ def apply(
                 wait_replication=wait_replication,
                 peers=peers,
                 unanswered=unanswered,
+                source=source,
             )
         finally:
             progress.close()
@@ -224,6 +241,9 @@ def apply(
                 directory.close()
             except ReconcilerError as error:
                 failure = failure or error
+        if source is not None:
+            with suppress(ReconcilerError):
+                source.close()
         if credentials:
             credentials.close()
         with suppress(ReconcilerError):

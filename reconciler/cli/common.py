@@ -108,6 +108,78 @@ def connection_options(command: F) -> F:
     return command
 
 
+def source_options(command: F) -> F:
+    """--source-directory and its bind, for a merger's plan and apply: the directory of the
+    province being merged in, only read (README: The 2025 merger)."""
+    options = [
+        click.option(
+            "--source-directory",
+            "source_url",
+            metavar="URL",
+            help="a merger: the former province's directory, only read, whose mailboxes the "
+            "merged records carry over (password hash, must-change state, suspension, last "
+            "login)",
+        ),
+        click.option(
+            "--source-bind-dn",
+            envvar="RECONCILER_SOURCE_BIND_DN",
+            metavar="DN",
+            help="bind DN for --source-directory [env RECONCILER_SOURCE_BIND_DN]; the password "
+            "only from RECONCILER_SOURCE_BIND_PASSWORD or --source-bind-password-file",
+        ),
+        click.option(
+            "--source-bind-password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="file holding the source bind password",
+        ),
+        click.option(
+            "--source-base-dn",
+            metavar="DN",
+            help="the source directory's base (default: the plan's, or the server's suffix)",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def open_source(kw: dict[str, Any]) -> tuple[Directory, str] | None:
+    """The source directory the --source-* options name (None without --source-directory),
+    opened with the connection options' TLS settings and backend, and its base DN."""
+    from reconciler.directory import open_directory
+
+    url = kw.pop("source_url")
+    bind_dn = kw.pop("source_bind_dn")
+    password_file: Path | None = kw.pop("source_bind_password_file")
+    base_dn = kw.pop("source_base_dn")
+    if url is None:
+        return None
+    password = os.environ.get("RECONCILER_SOURCE_BIND_PASSWORD")
+    if password_file is not None:
+        password = read_password_file(password_file, "--source-bind-password-file")
+    directory = open_directory(
+        url,
+        bind_dn=bind_dn,
+        password=password,
+        starttls=kw.get("starttls", False),
+        insecure=kw.get("insecure", False),
+        ca_file=kw.get("ca_file"),
+        backend=kw.get("backend"),
+    )
+    if not base_dn:
+        root = directory.get("", ["namingContexts"])
+        contexts = root.all("namingContexts") if root is not None else ()
+        if not contexts:
+            directory.close()
+            raise ReconcilerError(
+                f"cannot find the base of the source directory {directory.url}: give "
+                "--source-base-dn"
+            )
+        base_dn = str(contexts[0])
+    return directory, base_dn
+
+
 def _connection(kw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Pop the connection options: the `--directory` value, and what opens each URL of it."""
     password = os.environ.get("RECONCILER_BIND_PASSWORD")
@@ -284,7 +356,7 @@ def replica_note(state: ReadState | None) -> str:
     )
 
 
-def read_password_file(path: Path) -> str:
+def read_password_file(path: Path, option: str = "--bind-password-file") -> str:
     """The bind password in `path`, refused when the file's mode lets its group or anyone else
     read or write it (as ssh refuses such a key): a password readable by others is not secret."""
     try:
@@ -292,18 +364,16 @@ def read_password_file(path: Path) -> str:
             mode = os.fstat(f.fileno()).st_mode & 0o777
             if mode & 0o077:
                 raise ReconcilerError(
-                    f"--bind-password-file {path} is readable by others (mode {mode:04o}): "
+                    f"{option} {path} is readable by others (mode {mode:04o}): "
                     f"make it private with `chmod 600 {path}` and give it again"
                 )
             data = f.read()
     except OSError as error:
-        raise ReconcilerError(
-            f"cannot read --bind-password-file {path}: {error.strerror}"
-        ) from None
+        raise ReconcilerError(f"cannot read {option} {path}: {error.strerror}") from None
     try:
         return data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise ReconcilerError(f"--bind-password-file {path} is not UTF-8 text") from None
+        raise ReconcilerError(f"{option} {path} is not UTF-8 text") from None
 
 
 def _utf8(value: str) -> bool:

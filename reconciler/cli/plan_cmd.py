@@ -17,10 +17,12 @@ from reconciler.cli.common import (
     fail,
     git_commit,
     load_inventory,
+    open_source,
     parse_now,
     problems,
     read_for_plan,
     replica_note,
+    source_options,
     wait_option,
 )
 from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
@@ -45,6 +47,7 @@ show_unmanaged_option = click.option(
 @main.command()
 @click.argument("inventory", type=click.Path(file_okay=False, path_type=Path))
 @connection_options
+@source_options
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -136,6 +139,7 @@ def plan(
             with collector.paused():  # both sides of the inventory, parsed
                 changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity, now) if activity else {}
+        sources, source_url, source_base = _sources(connection, loaded)
         started = time.monotonic()
         read, state = read_for_plan(connection, loaded, read_from=read_from, wait=wait_replication)
         directory = read.directory
@@ -153,6 +157,9 @@ def plan(
             applied=applied_digests(read.history),
             directory_identity=read.identity,
             replication=state,
+            sources=sources,
+            source_url=source_url,
+            source_base_dn=source_base,
         )
         computing = Progress("computing the plan")
         try:
@@ -183,6 +190,27 @@ def plan(
         click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)
     if detailed_exitcode and not result.empty:
         sys.exit(2)
+
+
+def _sources(connection: dict[str, Any], loaded: Any) -> tuple[dict[str, Any], str, str]:
+    """A merger's source entries (`pipeline.read_sources`), the source's URL and base DN."""
+    from reconciler.planning import pipeline
+
+    opened = open_source(connection)
+    if opened is None:
+        return {}, "", ""
+    directory, base = opened
+    try:
+        started = time.monotonic()
+        found = pipeline.read_sources(directory, base, loaded)
+        click.echo(
+            f"Found {len(found):,} of the merged records' mailboxes in {directory.url} ({base}) "
+            f"in {time.monotonic() - started:.1f} s; the source is only read.",
+            err=True,
+        )
+        return found, directory.url, base
+    finally:
+        directory.close()
 
 
 def print_plan(

@@ -237,12 +237,19 @@ def _value(op: Operation, change: Change, adoption: bool) -> str | None:
 
 
 def password_problem(op: Operation, change: Change) -> str | None:
-    """Why `change` is not a password apply may write: only the one it issues itself, as the
-    operation's one value. Issue 19 (merger) adds here the hash carried from a named source entry
-    of the directory being merged in; nothing else ever reaches userPassword."""
-    if change.after != (Deferred.PASSWORD,):
-        return f"{PASSWORD} is only ever a password apply issues, never a value in the plan"
-    return None
+    """Why `change` is not a password apply may write: the one it issues itself, or, for a
+    create in a merger, the hash apply reads from the source entry the operation names (its DN
+    and fingerprint: `applying.carry`), each as the operation's one value; nothing else ever
+    reaches userPassword."""
+    if change.after == (Deferred.PASSWORD,):
+        return None
+    if change.after == (Deferred.CARRIED,):
+        if op.action is not Action.CREATE or op.source is None:
+            return f"{PASSWORD} is carried only by a create that names its source entry"
+        if not op.source.dn or not op.source.fingerprint:
+            return f"{PASSWORD} is carried from a source entry named by its DN and fingerprint"
+        return None
+    return f"{PASSWORD} is only ever a password apply issues, never a value in the plan"
 
 
 def identity_problem(plan: Plan, found: str) -> str | None:

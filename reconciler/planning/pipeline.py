@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import csn
-from reconciler.attributes import HISTORY_READ, READ, TOMBSTONE, history_dn
+from reconciler.attributes import HISTORY_READ, READ, SOURCE_READ, TOMBSTONE, history_dn
 from reconciler.directory import replicas
 from reconciler.directory.base import Directory
 from reconciler.directory.history import is_audit, records
@@ -129,6 +129,35 @@ def read_at_state(
         held=tuple(sorted(held.values())),
         providers=tuple(sorted(want.values())),
     )
+
+
+def read_sources(directory: Directory, base_dn: str, loaded: Loaded) -> dict[str, Entry]:
+    """A merger: the mailbox of the former province's directory that each merged record
+    (`origin`) was, by the record's id: found by its former id (employeeNumber), else by its
+    former address (mail); a few searches, and the source is only read. An entry two records
+    claim is given to neither (the plan then issues them new passwords, and says so)."""
+    origins = {p.id: p.origin for p in loaded.inventory.people if p.origin is not None}
+    if not origins:
+        return {}
+    by_former_id = {o.id: pid for pid, o in origins.items()}
+    found: dict[str, Entry] = {}
+    with paused():
+        for entry in directory.find(base_dn, "employeeNumber", sorted(by_former_id), SOURCE_READ):
+            pid = by_former_id.get(entry.key or "")
+            if pid is not None and entry.mail:
+                found[pid] = entry
+        by_address = {
+            o.address.lower(): pid for pid, o in origins.items() if o.address and pid not in found
+        }
+        if by_address:
+            for entry in directory.find(base_dn, "mail", sorted(by_address), SOURCE_READ):
+                pid = by_address.get(entry.mail or "")
+                if pid is not None:
+                    found.setdefault(pid, entry)
+    claimed: dict[str, list[str]] = {}
+    for pid, entry in found.items():
+        claimed.setdefault(entry.dn.lower(), []).append(pid)
+    return {pid: e for pid, e in found.items() if len(claimed[e.dn.lower()]) == 1}
 
 
 def make_plan(
