@@ -1,0 +1,99 @@
+"""`reconciler merge` without a directory: the map's problems at its lines (JSON Schema and the
+two inventories), ids that clash, the prefix, and what the merged files say."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from reconciler.inventory import loader
+
+ROOT = Path(__file__).resolve().parent.parent / "inventory"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout + result.stderr
+
+
+def merge(tmp: Path, map_text: str, target: Path | None = None) -> tuple[int, str, Path]:
+    path = tmp / "map.yaml"
+    path.write_text(map_text, encoding="utf-8")
+    out = tmp / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    into = str(target or ROOT / "danang")
+    source = str(ROOT / "quangnam")
+    code, text = run(
+        "merge", "--from", source, "--into", into, "--map", str(path), "--out", str(out)
+    )
+    return code, text, path
+
+
+EXAMPLE = (ROOT / "danang" / "merge-quangnam.yaml").read_text(encoding="utf-8")
+
+
+def test_the_map_is_checked_against_its_schema_with_lines(tmp_path: Path) -> None:
+    code, text, path = merge(tmp_path, "agencies:\n  sotttt: {into: sokhcn, colour: red}\n")
+    assert code == 1
+    assert f"{path}:2: agencies.sotttt.colour: unknown key `colour`" in text
+
+
+def test_every_source_agency_needs_a_place_that_exists(tmp_path: Path) -> None:
+    broken = EXAMPLE.replace("  soyte: soyte\n", "  soyte: sosuckhoe\n").replace(
+        "  sogddt: sogddt\n", ""
+    )
+    code, text, path = merge(tmp_path, broken)
+    assert code == 1
+    lines = broken.splitlines()
+    at = lines.index("  soyte: sosuckhoe") + 1
+    said = f'{path}:{at}: agencies.soyte.into: the target inventory has no agency "sosuckhoe"'
+    assert said in text
+    assert f'the source agency "sogddt" ({ROOT / "quangnam"}/agencies/sogddt.yaml:' in text
+
+
+def test_an_id_both_provinces_use_names_both_records_or_takes_the_prefix(tmp_path: Path) -> None:
+    target = tmp_path / "danang"
+    shutil.copytree(ROOT / "danang", target)
+    agency = target / "agencies" / "soyte.yaml"
+    agency.write_text(agency.read_text(encoding="utf-8").replace("DN-0013", "QN-0029"), "utf-8")
+    code, text, _ = merge(tmp_path, EXAMPLE, target)
+    assert code == 1
+    assert (
+        f'{ROOT / "quangnam"}/agencies/soyte.yaml:15: staff id "QN-0029" is also Lê Quang Hùng\'s '
+        f"in the target ({agency}:" in text
+    )
+    code, text, _ = merge(tmp_path, "id_prefix: QN-\n" + EXAMPLE, target)
+    assert code == 0, text
+    people = {p.id: p for p in loader.load(tmp_path / "out").people}
+    assert "QN-QN-0029" in people and people["QN-QN-0029"].origin.id == "QN-0029"  # type: ignore[union-attr]
+    assert people["QN-0029"].agency == "soyte"  # the target's own record, untouched
+
+
+def test_the_merged_files_keep_every_former_address_and_say_where_records_came_from(
+    tmp_path: Path,
+) -> None:
+    code, text, _ = merge(tmp_path, EXAMPLE)
+    assert code == 0, text
+    out = tmp_path / "out"
+    settings = yaml.safe_load((out / "directory.yaml").read_text(encoding="utf-8"))
+    assert settings["former_domains"] == ["quangnam.gov.vn"]
+    inventory = loader.load(out)
+    people = {p.id: p for p in inventory.people}
+    binh = people["QN-0006"]  # pinned tvbinh@ and an alias in Quảng Nam
+    assert binh.address is None
+    assert set(binh.aliases) == {"tvbinh@quangnam.gov.vn", "tranvanbinh@quangnam.gov.vn"}
+    assert binh.origin is not None and binh.origin.agency == "sotttt"
+    assert people["DN-0033"].address == "tmduc@danang.gov.vn"  # the target's pin stays
+    xa = inventory.agency("ubnd-xa-dailoc")
+    assert xa is not None and xa.aliases == ("ubnddailoc@quangnam.gov.vn",)
+    daihung = {p.agency for p in inventory.people if p.origin and p.origin.agency == "ubnd-daihung"}
+    assert daihung == {"ubnd-xa-dailoc"}
+    khcn = inventory.agency("sokhcn")
+    assert khcn is not None and khcn.aliases == ("vanphongsotttt@quangnam.gov.vn",)
+    assert {u.id for u in khcn.units} >= {"vanphong", "cds", "bcxb", "cntt", "ttcntt"}
