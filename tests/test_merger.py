@@ -320,3 +320,26 @@ def test_identical_diacritic_free_names_under_hagiang_2024(tmp_path: Path) -> No
         and "cntt.sotttt@hagiang.gov.vn"
         in dict((c.attr, c.after) for c in unit.attributes)["govMailAlias"]
     )
+
+
+def test_the_lists_for_the_letters_and_the_mail_team(provinces: Provinces, tmp_path: Path) -> None:
+    from reconciler.planning import planfile
+
+    assert provinces.merge()[0] == 0
+    with scenario.connect(provinces.target) as d:
+        planfile.save(provinces.plan(d), tmp_path / "merge.json")
+    code, _, err = run("merge-lists", str(tmp_path / "merge.json"), "--out", str(tmp_path / "l"))
+    assert code == 0, err
+    lists = tmp_path / "l"
+    rows = (lists / "agencies" / "sokhcn.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "\ufeffHọ và tên,Chức danh,Địa chỉ cũ,Địa chỉ mới,Địa chỉ cũ vẫn nhận thư"
+    assert "Nguyễn Văn Nam,Giám đốc,namnv@quangnam.gov.vn,namnv2@danang.gov.vn" in "\n".join(rows)
+    page = (lists / "agencies" / "sokhcn.html").read_text(encoding="utf-8")
+    assert '<html lang="vi">' in page and "namnv2@danang.gov.vn" in page and "<script" not in page
+    jobs = (lists / "imap-sync-jobs.csv").read_text(encoding="utf-8").splitlines()
+    assert "QN-0001,namnv,namnv@quangnam.gov.vn,namnv2,namnv2@danang.gov.vn" in jobs
+    routing = (lists / "mail-routing.txt").read_text(encoding="utf-8")
+    assert "virtual_mailbox_domains = danang.gov.vn quangnam.gov.vn" in routing
+    assert all(p.stat().st_mode & 0o077 == 0 for p in lists.rglob("*") if p.is_file())
+    everything = "".join(p.read_text(encoding="utf-8") for p in lists.rglob("*") if p.is_file())
+    assert not any(pw in everything for pw in provinces.qn_passwords.values())

@@ -108,3 +108,39 @@ def merge(source: Path, target: Path, map_file: Path, out: Path, now: dt.datetim
         f"{len(merged.agencies)} agencies, {len(merged.people)} staff, {merged.settings.domain} "
         f"({merged.settings.regulation})"
     )
+
+
+@main.command("merge-lists")
+@click.argument("plan_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the folder to write the lists to",
+)
+def merge_lists(plan_file: Path, out: Path) -> None:
+    """Write a merger's lists from its saved plan: per agency, each moved person's former and new
+    address (agencies/<id>.csv and .html, in Vietnamese, for the letters); imap-sync-jobs.csv
+    (source login → target login, for imapsync or `doveadm sync`); mail-routing.txt (the former
+    domains the mail server accepts as alias domains). Files are 0600: they hold personal data.
+    """
+    import os
+
+    from reconciler.outputs import mergelists
+    from reconciler.planning import planfile
+
+    try:
+        saved = planfile.load(plan_file)
+    except ReconcilerError as error:
+        fail(error)
+    files = mergelists.build(saved)
+    if len(files) <= 2:
+        fail(ReconcilerError(f"{plan_file} moves no mailbox (make it with --source-directory)"))
+    for rel, content in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(content)
+    moved = len(mergelists.moves(saved))
+    click.echo(f"{out}: lists of {moved} moved mailboxes ({len(files) - 2} files per agency)")
