@@ -143,4 +143,5 @@ def merge_lists(plan_file: Path, out: Path) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(content)
     moved = len(mergelists.moves(saved))
-    click.echo(f"{out}: lists of {moved} moved mailboxes ({len(files) - 2} files per agency)")
+    agencies = (len(files) - 2) // 2
+    click.echo(f"{out}: lists of {moved} moved mailboxes, {agencies} agencies")
