@@ -185,6 +185,9 @@ def _rename_reason(box: Mailbox, entry: Entry, shared: desired.Shared) -> str:
         reasons.append(f"transferred from {before_agency} to {box.agency}")
     if (entry.get("cn") or "") != box.name:
         reasons.append(f"name changed from {entry.get('cn')} to {box.name}")
+    old_domain = (entry.mail or "").rpartition("@")[2]
+    if old_domain and old_domain != box.address.domain:
+        reasons.append(f"the domain changed from {old_domain} to {box.address.domain}")
     if not reasons:
         reasons.append("the agency's abbreviation changed")
     return "; ".join(reasons) + "; the old address stays as an alias"
