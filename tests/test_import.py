@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import subprocess
 import unicodedata
 from pathlib import Path
 from typing import Any
 
+import ldap3
 import pytest
 import yaml
 
@@ -184,26 +186,27 @@ def test_what_cannot_be_placed_is_reported_never_guessed() -> None:
         "uid=c",
         "uid=d",
         "uid=e",
-        "uid=other",
         "uid=g",
         "uid=h",
-        "cn=Le Van K",
     }
     assert "duplicate mail dup@quangnam.gov.vn" in why["uid=dup"]
     assert "duplicate mail dup@quangnam.gov.vn" in why["uid=dup,ou=old"]
     assert "outside the directory's domain" in why["uid=c"]
     assert "no mail" in why["uid=d"]
     assert "looks like" in why["uid=e"]
-    assert "would change the login" in why["uid=other"]
     assert "no agency" in why["uid=g"]
     assert "cannot be an inventory id" in why["uid=h"]
-    assert "rename the entry to uid=k first" in why["cn=Le Van K"]
     unmanaged = {r.dn.split(",")[0] for r in result.report if r.status == importer.UNMANAGED}
     assert unmanaged == {"uid=postmaster", "cn=relay"}
     notes = [r.reason for r in result.report if r.status == importer.NOTE]
     assert any("x@gmail.com" in n for n in notes)  # an alias outside the domain is dropped
     assert any("dup@quangnam.gov.vn is also held by" in n for n in notes)
-    assert list(staff_of(result)) == ["ok@quangnam.gov.vn"]
+    # a login other than the local part is kept as the login; a cn= entry keeps its cn and DN
+    assert any("uid=other differs from the address's local part f: kept" in n for n in notes)
+    assert any("named by cn=Le Van K: the entry keeps that cn" in n for n in notes)
+    staff = staff_of(result)
+    assert sorted(staff) == ["f@quangnam.gov.vn", "k@quangnam.gov.vn", "ok@quangnam.gov.vn"]
+    assert staff["f@quangnam.gov.vn"]["login"] == "other"
 
 
 def test_mapping_file_by_value_and_dn_suffix() -> None:
@@ -576,3 +579,82 @@ def test_import_adopt_then_nothing_to_do(slapd: Slapd, tmp_path: Path) -> None:
         assert moved["userpassword"] == before[f"uid=hunglv,ou=users,{base}"]["userpassword"]
     finally:
         directory.close()
+
+
+def test_real_layouts_are_adopted_without_a_rename_or_a_password_change(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """What merge sources look like after years: uid the whole address, uid not the local part,
+    entries in several containers, `cn=` RDNs, a person's legacy `admin@` mailbox (a staff
+    number says it is a person's): each adopted in place, its login and password kept; the
+    plan after the adoption is empty. An import that imports nothing exits 1."""
+    base = f"dc=quangtri,{slapd.suffix}"
+    chunks = [
+        _ldif(base, {"objectClass": ["dcObject", "organization"], "dc": ["quangtri"],
+                     "o": ["quangtri"]}),
+        _ldif(f"ou=staff,{base}", {"objectClass": ["organizationalUnit"], "ou": ["staff"]}),
+        _ldif(f"ou=so-yte,ou=staff,{base}", {"objectClass": ["organizationalUnit"],
+                                             "ou": ["so-yte"]}),
+        _ldif(f"ou=old,{base}", {"objectClass": ["organizationalUnit"], "ou": ["old"]}),
+    ]  # fmt: skip
+    people = {
+        f"uid=hoatt@quangtri.gov.vn,ou=staff,{base}": ("hoatt@quangtri.gov.vn", "Trần Thị Hoa",
+                                                        "hoatt@quangtri.gov.vn", None),
+        f"uid=lenhung,ou=so-yte,ou=staff,{base}": ("lenhung", "Lê Nhung", "nhungl@quangtri.gov.vn",
+                                                   None),
+        f"cn=Nguyễn Văn Phúc,ou=old,{base}": (None, "Nguyễn Văn Phúc", "phucnv@quangtri.gov.vn",
+                                              None),
+        f"uid=admin,ou=staff,{base}": ("admin", "Hồ Văn Quản", "admin@quangtri.gov.vn", "QT-0007"),
+    }  # fmt: skip
+    for dn, (uid, name, mail, number) in people.items():
+        attrs = {"objectClass": ["inetOrgPerson"], "cn": [name], "sn": [name.split()[0]],
+                 "mail": [mail], "o": ["Sở Y tế"]}  # fmt: skip
+        attrs["userPassword"] = [ssha(f"Cu-{mail}")]
+        if uid:
+            attrs["uid"] = [uid]
+        if number:
+            attrs["employeeNumber"] = [number]
+        chunks.append(_ldif(dn, attrs))
+    ldif = tmp_path / "legacy.ldif"
+    ldif.write_text("".join(chunks[1:]), encoding="utf-8")
+    with admin_connection(slapd) as conn:
+        conn.add(base, ["dcObject", "organization"], {"dc": "quangtri", "o": "quangtri"})
+    subprocess.run(
+        ["ldapadd", "-x", "-H", slapd.url, "-D", slapd.root_dn, "-w", slapd.root_pw, "-f",
+         str(ldif)], check=True, capture_output=True,
+    )  # fmt: skip
+    out = tmp_path / "inv"
+    args = ["import", "--directory", slapd.url, "--bind-dn", slapd.root_dn, "--out", str(out),
+            "--regulation", "quangnam-2020", "--domain", "quangtri.gov.vn", "--base-dn", base,
+            "--agency-attribute", "o"]  # fmt: skip
+    env = {"RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    result = CliRunner(env=env).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    records = {
+        r["address"]: r
+        for f in (out / "agencies").glob("*.yaml")
+        for r in yaml.safe_load(f.read_text(encoding="utf-8"))["staff"]
+    }
+    assert set(records) == {m for _, _, m, _ in people.values()}
+    assert records["hoatt@quangtri.gov.vn"]["login"] == "hoatt@quangtri.gov.vn"
+    assert records["nhungl@quangtri.gov.vn"]["login"] == "lenhung"
+    assert "login" not in records["admin@quangtri.gov.vn"]
+    assert CliRunner().invoke(main, ["validate", str(out)]).exit_code == 0
+    with scenario.connect(slapd) as d:
+        adopt = scenario.plan(out, d)
+        assert {op.action for op in adopt.operations} == {Action.UPDATE}
+        assert {op.dn for op in adopt.operations} == set(people)
+        scenario.apply(adopt, d, tmp_path / "apply")
+        assert scenario.plan(out, d).empty
+    for dn, (_, _, mail, _) in people.items():
+        conn = ldap3.Connection(slapd.url, user=dn, password=f"Cu-{mail}")
+        try:
+            assert conn.bind(), dn  # the DN and the password are as they were
+        finally:
+            conn.unbind()
+    # nothing to import: the report says why, and the command fails
+    empty = CliRunner(env=env).invoke(main, [*args[:-6], "--out", str(tmp_path / "none"),
+                                             "--regulation", "quangnam-2020", "--domain",
+                                             "example.gov.vn", "--base-dn", base])  # fmt: skip
+    assert empty.exit_code == 1 and "no mailbox was imported" in empty.output
+    assert (tmp_path / "none" / "import-report.csv").exists()

@@ -141,6 +141,14 @@ def import_(
         f"{out / report}",
         err=True,
     )
+    if result.staff == 0:
+        fail(
+            ReconcilerError(
+                f"no mailbox was imported from {options.source} under {options.people_base}: "
+                f"see {out / report} for every entry and why (check --people-base, --domain and "
+                "--agency-attribute)"
+            )
+        )
 
 
 def _read_map(path: Path) -> Any:

@@ -21,10 +21,12 @@ What is imported, and how (the README's "Adopting an existing directory" says it
   abbreviation the folded name when short (≤ 10 letters), else the first word and the initials of
   the others ("và" left out): Sở Thông tin và Truyền thông → `so-thong-tin-va-truyen-thong`,
   `sotttt`.
+- A login (`uid`) other than the address's local part (the whole address `hoatt@quangtri.gov.vn`,
+  or another word) is kept as the record's `login`; an entry named `cn=…` keeps that cn and its DN.
 - Entries that cannot be placed without guessing (no usable name, no mail, a duplicate mail or id,
-  an address outside the domain or that the inventory cannot hold, a login other than the
-  address, no agency) are left out and reported with the reason; service accounts (no person
-  class, or a role local part such as postmaster) are reported as unmanaged. Neither is changed.
+  an address outside the domain or that the inventory cannot hold, no agency) are left out and
+  reported with the reason; service accounts (no person class, or a role local part such as
+  postmaster without a staff number) are reported as unmanaged. Neither is changed.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ NOTE = "note"
 LEGACY_COMMENT = "legacy address kept as issued"
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*\Z")
 _AGENCY_ID = re.compile(r"[a-z0-9-]+\Z")
 _ABBR = re.compile(r"[a-z0-9]+\Z")
 _PERSON = frozenset({"person", "organizationalperson", "inetorgperson"})
@@ -303,6 +306,7 @@ class _Person:
     title: str | None
     locked: bool
     quota: int | None
+    login: str | None = None  # a uid other than the address's local part, kept
 
 
 def _containers(people: Iterable[_Person], base_dn: str) -> list[str]:
@@ -359,8 +363,8 @@ def _primary(entry: Entry) -> str | None:
         return None
     uid = (entry.get("uid") or "").lower()
     for mail in mails:
-        if mail.lower().rpartition("@")[0] == uid:
-            return mail
+        if mail.lower() == uid or mail.lower().rpartition("@")[0] == uid:
+            return mail  # the login is the whole address, or its local part
     return sorted(mails, key=str.lower)[0]
 
 
@@ -421,7 +425,9 @@ class _Importer:
             return None
         primary = _primary(entry)
         local = (primary or "").lower().rpartition("@")[0]
-        if uid in SERVICE or local in SERVICE:
+        if (uid in SERVICE or local in SERVICE) and not entry.get("employeeNumber"):
+            # a role address; one with a staff number is a person's legacy mailbox, imported
+            # with its address pinned (an issued address is never taken back)
             self.out(entry, UNMANAGED, f"service account ({uid or local}): left as is")
             return None
         if "inetorgperson" not in classes:
@@ -439,15 +445,24 @@ class _Importer:
         if shared:
             self.out(entry, LEFT_OUT, f"duplicate mail {mail}: also held by {'; '.join(shared)}")
             return None
+        login = None
         if uid and uid != local:
+            login = entry.get("uid") or ""
+            if not _LOGIN.match(login):
+                self.out(
+                    entry,
+                    LEFT_OUT,
+                    f"the login uid={login} cannot be kept as a login (letters, digits, . _ @ -)",
+                    primary,
+                )
+                return None
             self.out(
                 entry,
-                LEFT_OUT,
-                f"the login uid={entry.get('uid')} differs from the address's local part "
-                f"{local}: adopting it would change the login",
+                NOTE,
+                f"the login uid={login} differs from the address's local part {local}: kept as "
+                "the record's login",
                 primary,
             )
-            return None
         name, why = _name(entry)
         if name is None:
             self.out(entry, LEFT_OUT, f"no usable name: {why}", primary)
@@ -456,12 +471,11 @@ class _Importer:
         if rdn_attr.lower() == "cn" and " ".join(text.nfc(rdn_value).split()) != name:
             self.out(
                 entry,
-                LEFT_OUT,
-                f"its DN is named by cn={rdn_value}, which the name {name} would change; "
-                f"rename the entry to uid={local} first",
+                NOTE,
+                f"its DN is named by cn={rdn_value}: the entry keeps that cn beside the name "
+                f"{name}, and its DN",
                 primary,
             )
-            return None
         number = entry.get("employeeNumber")
         if number is not None and not _ID.match(number):
             self.out(
@@ -510,6 +524,7 @@ class _Importer:
             title=title,
             locked=bool(entry.all("pwdAccountLockedTime")),
             quota=quota,
+            login=login,
         )
 
     # -- across entries ------------------------------------------------------------------------
@@ -674,6 +689,8 @@ class _Importer:
             r["quota"] = p.quota
             r["quota_decision"] = f"found at import on {self.o.today.isoformat()}"
         r["address"] = p.mail
+        if p.login:
+            r["login"] = p.login
         if p.others:
             r["aliases"] = list(p.others)
         return r
