@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
@@ -97,3 +98,85 @@ def test_the_merged_files_keep_every_former_address_and_say_where_records_came_f
     khcn = inventory.agency("sokhcn")
     assert khcn is not None and khcn.aliases == ("vanphongsotttt@quangnam.gov.vn",)
     assert {u.id for u in khcn.units} >= {"vanphong", "cds", "bcxb", "cntt", "ttcntt"}
+
+
+def _carried_plan(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A saved plan of the merged example that carries QN-0001's mailbox from a source entry."""
+    import datetime as dt
+    import json
+
+    from reconciler.model import Entry
+    from reconciler.planning import pipeline, planfile
+    from reconciler.planning.plan import Context
+
+    code, text, _ = merge(tmp_path, EXAMPLE)
+    assert code == 0, text
+    loaded = pipeline.load(tmp_path / "out")
+    source = Entry(
+        "uid=namnv,ou=people,dc=quangnam,dc=gov,dc=vn",
+        {
+            "objectclass": ("inetOrgPerson", "govMailAccount"),
+            "employeenumber": ("QN-0001",),
+            "uid": ("namnv",),
+            "mail": ("namnv@quangnam.gov.vn",),
+            "govmailalias": ("nguyenvannam@quangnam.gov.vn",),
+            "pwdaccountlockedtime": ("000001010000Z",),
+            "govmailsuspendedat": ("20250301000000Z",),
+            "pwdlastsuccess": ("20250630080000Z",),
+        },
+    )
+    context = Context(
+        now=dt.datetime(2025, 7, 2, tzinfo=dt.UTC),
+        sources={"QN-0001": source},
+        source_url="ldap://127.0.0.1:1",
+        source_base_dn="dc=quangnam,dc=gov,dc=vn",
+    )
+    plan = pipeline.make_plan(loaded, [], context, limits=None)
+    path = tmp_path / "plan.json"
+    planfile.save(plan, path)
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_carried_create_lists_what_it_carries_and_never_the_password(tmp_path: Path) -> None:
+    from reconciler.model import Deferred
+    from reconciler.planning import planfile
+
+    path, data = _carried_plan(tmp_path)
+    op = next(o for o in data["operations"] if o["id"] == "QN-0001")
+    assert op["source"]["dn"] == "uid=namnv,ou=people,dc=quangnam,dc=gov,dc=vn"
+    written = op["attributes"]
+    assert written["userPassword"] == [{"deferred": "carried password"}]
+    assert written["pwdAccountLockedTime"] == ["000001010000Z"]
+    assert written["govMailSuspendedAt"] == ["20250301000000Z"]  # its start, not the apply's
+    assert written["govMailLastLogin"] == ["20250630080000Z"]
+    assert set(written["govMailAlias"]) == {"namnv@quangnam.gov.vn", "nguyenvannam@quangnam.gov.vn"}
+    assert "pwdReset" not in written and "govMailPasswordIssuedAt" not in written
+    assert data["source"] == {"url": "ldap://127.0.0.1:1", "base_dn": "dc=quangnam,dc=gov,dc=vn"}
+    loaded = planfile.load(path)
+    carried = next(o for o in loaded.operations if o.id == "QN-0001")
+    assert carried.source is not None and carried.source.login == "namnv"
+    assert dict((c.attr, c.after) for c in carried.attributes)["userPassword"] == (
+        Deferred.CARRIED,
+    )
+
+
+def test_a_plan_file_with_a_carried_marker_out_of_place_is_refused(tmp_path: Path) -> None:
+    import json
+
+    import pytest
+
+    from reconciler.errors import ReconcilerError
+    from reconciler.planning import planfile
+
+    _, data = _carried_plan(tmp_path)
+    for edit, says in (
+        (lambda o: o.pop("source"), "names no source entry"),
+        (lambda o: o["attributes"].update(title=[{"deferred": "carried password"}]),
+         "a carried password can only go to userPassword, not to title"),
+    ):  # fmt: skip
+        edited = json.loads(json.dumps(data))
+        target = next(o for o in edited["operations"] if o["id"] == "QN-0001")
+        edit(target)
+        (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+        with pytest.raises(ReconcilerError, match=says):
+            planfile.load(tmp_path / "edited.json")
