@@ -180,3 +180,23 @@ def test_a_plan_file_with_a_carried_marker_out_of_place_is_refused(tmp_path: Pat
         (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
         with pytest.raises(ReconcilerError, match=says):
             planfile.load(tmp_path / "edited.json")
+
+
+def test_a_merged_inventory_planned_without_its_source_says_what_it_would_not_carry(
+    tmp_path: Path,
+) -> None:
+    import datetime as dt
+
+    from reconciler.planning import pipeline
+    from reconciler.planning.plan import Context
+
+    assert merge(tmp_path, EXAMPLE)[0] == 0
+    loaded = pipeline.load(tmp_path / "out")
+    plan = pipeline.make_plan(
+        loaded, [], Context(now=dt.datetime(2025, 7, 2, tzinfo=dt.UTC)), limits=None
+    )
+    assert any(
+        note.startswith("60 merged records from a former province get a new mailbox with a new "
+                        "password") and "--source-directory" in note
+        for note in plan.notes
+    )  # fmt: skip

@@ -261,7 +261,7 @@ def compute(
         + _managers_suspended(ops, boxes)
         + _ids_held_elsewhere(ops, wanted)
         + _shared_elsewhere(wanted)
-        + _not_carried(inventory, boxes, ctx)
+        + _not_carried(inventory, boxes, ctx, live)
     )
     deletes = any(op.action is Action.DELETE for op in ops)
     erase = settings.erase if deletes else ()
@@ -355,26 +355,32 @@ def _carry_problems(
 
 
 def _not_carried(
-    inventory: Inventory, boxes: Mapping[str, Mailbox], ctx: Context
+    inventory: Inventory, boxes: Mapping[str, Mailbox], ctx: Context, live: Mapping[str, Entry]
 ) -> tuple[str, ...]:
-    """With a source directory: the arriving records it has no mailbox for (they get a new
-    password, as any new mailbox), said so."""
-    if not ctx.source_url:
-        return ()
+    """The merged records (`origin`) this plan creates without carrying their mailbox over:
+    without a source directory, or not found in it. They get a new password, as any new mailbox:
+    said so, since it is most often a forgotten --source-directory."""
     missing = sorted(
         p.id
         for p in inventory.people
-        if p.origin is not None and p.id in boxes and p.id not in ctx.sources
+        if p.origin is not None and p.id in boxes and p.id not in live and p.id not in ctx.sources
     )
     if not missing:
         return ()
     shown = ", ".join(missing[:10]) + (
         f", … and {len(missing) - 10} more" if len(missing) > 10 else ""
     )
+    n = len(missing)
+    records = f"{n} merged record{'s' if n != 1 else ''}"
+    if not ctx.source_url:
+        return (
+            f"{records} from a former province get a new mailbox with a new password: to carry "
+            f"their mailboxes over (password, suspension, last login), plan with "
+            f"--source-directory: {shown}",
+        )
     return (
-        f"{len(missing)} merged record{'s have' if len(missing) != 1 else ' has'} no mailbox in "
-        f"the source directory {ctx.source_url} (nothing to carry over; a new password is issued "
-        f"if created): {shown}",
+        f"{records} have no mailbox in the source directory {ctx.source_url} (nothing to "
+        f"carry over; a new password is issued): {shown}",
     )
 
 
