@@ -200,3 +200,51 @@ def test_a_merged_inventory_planned_without_its_source_says_what_it_would_not_ca
                         "password") and "--source-directory" in note
         for note in plan.notes
     )  # fmt: skip
+
+
+def test_a_legacy_source_entry_is_found_by_its_former_address_and_its_hash_carried(
+    tmp_path: Path,
+) -> None:
+    """A source directory the reconciler never managed (no employeeNumber): the former mailbox
+    is found by the record's former address, and apply writes its hash as it was (LDIF files as
+    both directories)."""
+    import datetime as dt
+
+    from reconciler.devtools.throwaway import ssha
+    from reconciler.directory import open_directory
+    from reconciler.planning import pipeline
+    from reconciler.planning.plan import Context
+
+    from . import scenario
+
+    assert merge(tmp_path, EXAMPLE)[0] == 0
+    hashed = ssha("Mat-khau-cu-1")
+    source_file = tmp_path / "source.ldif"
+    source_file.write_text(
+        "version: 1\n\ndn: dc=quangnam,dc=gov,dc=vn\nobjectClass: dcObject\nobjectClass: "
+        "organization\ndc: quangnam\no: quangnam\n\n"
+        "dn: cn=Nguyen Van Nam,dc=quangnam,dc=gov,dc=vn\nobjectClass: inetOrgPerson\n"
+        "cn: Nguyen Van Nam\nsn: Nguyen\nuid: nam.nv\nmail: namnv@quangnam.gov.vn\n"
+        f"userPassword: {hashed}\n\n",
+        encoding="utf-8",
+    )
+    loaded = pipeline.load(tmp_path / "out")
+    with open_directory(f"ldif:{source_file}") as source:
+        found = pipeline.read_sources(source, "dc=quangnam,dc=gov,dc=vn", loaded)
+        assert list(found) == ["QN-0001"]
+        target_url = f"ldif:{tmp_path / 'target.ldif'}"
+        with open_directory(target_url) as target:
+            context = Context(
+                now=dt.datetime(2025, 7, 2, tzinfo=dt.UTC),
+                directory_url=target_url,
+                sources=found,
+                source_url=source.url,
+                source_base_dn="dc=quangnam,dc=gov,dc=vn",
+            )
+            plan = pipeline.make_plan(loaded, pipeline.read(target, loaded), context, limits=None)
+            recap = scenario.apply(plan, target, tmp_path / "apply", source=source)
+            assert recap.failed == 0
+    written = (tmp_path / "target.ldif").read_text(encoding="utf-8")
+    block = next(b for b in written.split("\n\n") if "employeeNumber: QN-0001" in b)
+    assert f"userPassword: {hashed}" in block and "govMailAlias: namnv@quangnam.gov.vn" in block
+    assert "nam.nv" not in written  # the login changes with the address: the job list says so
