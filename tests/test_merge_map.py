@@ -248,3 +248,31 @@ def test_a_legacy_source_entry_is_found_by_its_former_address_and_its_hash_carri
     block = next(b for b in written.split("\n\n") if "employeeNumber: QN-0001" in b)
     assert f"userPassword: {hashed}" in block and "govMailAlias: namnv@quangnam.gov.vn" in block
     assert "nam.nv" not in written  # the login changes with the address: the job list says so
+
+
+def test_a_unit_whose_abbreviation_the_destination_uses_is_a_problem_of_the_map(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "danang"
+    shutil.copytree(ROOT / "danang", target)
+    agency = target / "agencies" / "sokhcn.yaml"
+    text = agency.read_text(encoding="utf-8")
+    agency.write_text(
+        text.replace(
+            "    - {id: cds, name: Phòng Chuyển đổi số, abbreviation: cds}\n",
+            "    - {id: cds, name: Phòng Chuyển đổi số, abbreviation: cntt}\n",
+        ),
+        encoding="utf-8",
+    )
+    code, text, path = merge(tmp_path, EXAMPLE, target)
+    assert code == 1
+    line = EXAMPLE.splitlines().index("  sotttt: sokhcn") + 1
+    assert (
+        f'{path}:{line}: agencies.sotttt: unit "cntt" of the source agency "sotttt" becomes a '
+        'unit of "sokhcn", which already has the abbreviation "cntt"'
+    ) in text
+    fixed = EXAMPLE.replace("  sotttt: sokhcn\n", "  sotttt: {into: sokhcn, units: {cntt: cds}}\n")
+    code, text, _ = merge(tmp_path, fixed, target)
+    assert code == 0, text
+    people = {p.id: p for p in loader.load(tmp_path / "out").people}
+    assert people["QN-0005"].unit == "cds"  # Phòng CNTT of Quảng Nam joins Phòng Chuyển đổi số

@@ -256,7 +256,10 @@ class _Merge:
         agency = self.docs[aid]["agency"]
         holder = agency
         if unit_id is not None and self.t.regulation.unit_local("x", "y") is not None:
-            holder = next(u for u in agency.get("units", []) if u["id"] == unit_id)
+            found = [u for u in agency.get("units", []) if u["id"] == unit_id]
+            if not found:
+                return  # the unit could not be added: `ensure_unit` said why
+            holder = found[0]
         aliases = holder.setdefault("aliases", [])
         if address not in aliases:
             aliases.append(address)
