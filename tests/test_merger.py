@@ -343,3 +343,42 @@ def test_the_lists_for_the_letters_and_the_mail_team(provinces: Provinces, tmp_p
     assert all(p.stat().st_mode & 0o077 == 0 for p in lists.rglob("*") if p.is_file())
     everything = "".join(p.read_text(encoding="utf-8") for p in lists.rglob("*") if p.is_file())
     assert not any(pw in everything for pw in provinces.qn_passwords.values())
+
+
+def test_the_command_line_move_binds_to_the_source_with_its_own_variables(
+    provinces: Provinces, tmp_path: Path
+) -> None:
+    assert provinces.merge()[0] == 0
+    source, target = provinces.source, provinces.target
+    env = {
+        "RECONCILER_BIND_DN": target.root_dn,
+        "RECONCILER_BIND_PASSWORD": target.root_pw,
+        "RECONCILER_SOURCE_BIND_DN": source.root_dn,
+    }
+    secret = tmp_path / "source.pw"
+    secret.write_text(source.root_pw + "\n", encoding="utf-8")
+    plan_file = tmp_path / "merge.json"
+    runner = CliRunner(env=env)
+    planned = runner.invoke(main, [
+        "plan", str(provinces.merged), "--directory", target.url, "--now", "2025-07-02",
+        "--source-directory", source.url, "--source-bind-password-file", str(secret),
+        "--source-base-dn", SOURCE_BASE, "--out", str(plan_file),
+    ])  # fmt: skip
+    assert planned.exit_code == 0, planned.output
+    assert "Found 60 of the merged records' mailboxes" in planned.stderr
+    assert "Merging in" in planned.stdout and source.root_pw not in planned.output
+    apply_args = ["apply", str(plan_file), "--directory", target.url, "--credentials-out",
+                  str(tmp_path / "pw.csv"), "--audit-log",
+                  str(tmp_path / "audit.jsonl")]  # fmt: skip
+    refused = runner.invoke(main, apply_args)
+    assert refused.exit_code == 1 and "give --source-directory" in refused.stderr
+    wrong = CliRunner(env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": "wrong"}).invoke(
+        main, [*apply_args, "--source-directory", source.url]
+    )
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
+    done = CliRunner(env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": source.root_pw}).invoke(
+        main, [*apply_args, "--source-directory", source.url]
+    )
+    assert done.exit_code == 0, done.output
+    audit = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert "QN-0001" in audit and "{SSHA}" not in audit  # never a hash in the audit log
