@@ -628,8 +628,8 @@ def test_real_layouts_are_adopted_without_a_rename_or_a_password_change(
             "--regulation", "quangnam-2020", "--domain", "quangtri.gov.vn", "--base-dn", base,
             "--agency-attribute", "o"]  # fmt: skip
     env = {"RECONCILER_BIND_PASSWORD": slapd.root_pw}
-    result = CliRunner(env=env).invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.output
     records = {
         r["address"]: r
         for f in (out / "agencies").glob("*.yaml")
@@ -639,7 +639,7 @@ def test_real_layouts_are_adopted_without_a_rename_or_a_password_change(
     assert records["hoatt@quangtri.gov.vn"]["login"] == "hoatt@quangtri.gov.vn"
     assert records["nhungl@quangtri.gov.vn"]["login"] == "lenhung"
     assert "login" not in records["admin@quangtri.gov.vn"]
-    assert CliRunner().invoke(main, ["validate", str(out)]).exit_code == 0
+    assert run_cli("validate", str(out)).returncode == 0
     with scenario.connect(slapd) as d:
         adopt = scenario.plan(out, d)
         assert {op.action for op in adopt.operations} == {Action.UPDATE}
@@ -653,8 +653,7 @@ def test_real_layouts_are_adopted_without_a_rename_or_a_password_change(
         finally:
             conn.unbind()
     # nothing to import: the report says why, and the command fails
-    empty = CliRunner(env=env).invoke(main, [*args[:-6], "--out", str(tmp_path / "none"),
-                                             "--regulation", "quangnam-2020", "--domain",
-                                             "example.gov.vn", "--base-dn", base])  # fmt: skip
-    assert empty.exit_code == 1 and "no mailbox was imported" in empty.output
+    empty = run_cli(*args[:-6], "--out", str(tmp_path / "none"), "--regulation", "quangnam-2020",
+                    "--domain", "example.gov.vn", "--base-dn", base, env=env)  # fmt: skip
+    assert empty.returncode == 1 and "no mailbox was imported" in empty.stderr
     assert (tmp_path / "none" / "import-report.csv").exists()

@@ -8,19 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner
 
-from reconciler.cli import main
 from reconciler.inventory import loader
+
+from .helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent / "inventory"
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout + result.stderr
+    result = run_cli(*args)
+    return result.returncode, result.stdout + result.stderr
 
 
 def merge(tmp: Path, map_text: str, target: Path | None = None) -> tuple[int, str, Path]:

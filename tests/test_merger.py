@@ -14,10 +14,8 @@ from typing import Any
 
 import ldap3
 import pytest
-from click.testing import CliRunner
 
 from reconciler.attributes import LAST_LOGIN, LOCK, SUSPENDED_AT
-from reconciler.cli import main
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory
 from reconciler.errors import ReconcilerError
@@ -25,7 +23,7 @@ from reconciler.model import Action, Entry, Plan
 from reconciler.planning import pipeline
 
 from . import scenario
-from .helpers import PassThrough
+from .helpers import PassThrough, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_BASE = "ou=quangnam,dc=example,dc=gov,dc=vn"
@@ -44,10 +42,8 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+    result = run_cli(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def bind(server: Slapd, dn: str, password: str) -> bool:
@@ -357,28 +353,30 @@ def test_the_command_line_move_binds_to_the_source_with_its_own_variables(
     }
     secret = tmp_path / "source.pw"
     secret.write_text(source.root_pw + "\n", encoding="utf-8")
+    secret.chmod(0o600)
     plan_file = tmp_path / "merge.json"
-    runner = CliRunner(env=env)
-    planned = runner.invoke(main, [
+    planned = run_cli(
         "plan", str(provinces.merged), "--directory", target.url, "--now", "2025-07-02",
         "--source-directory", source.url, "--source-bind-password-file", str(secret),
-        "--source-base-dn", SOURCE_BASE, "--out", str(plan_file),
-    ])  # fmt: skip
-    assert planned.exit_code == 0, planned.output
+        "--source-base-dn", SOURCE_BASE, "--out", str(plan_file), env=env,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.output
     assert "Found 60 of the merged records' mailboxes" in planned.stderr
     assert "Merging in" in planned.stdout and source.root_pw not in planned.output
     apply_args = ["apply", str(plan_file), "--directory", target.url, "--credentials-out",
                   str(tmp_path / "pw.csv"), "--audit-log",
                   str(tmp_path / "audit.jsonl")]  # fmt: skip
-    refused = runner.invoke(main, apply_args)
-    assert refused.exit_code == 1 and "give --source-directory" in refused.stderr
-    wrong = CliRunner(env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": "wrong"}).invoke(
-        main, [*apply_args, "--source-directory", source.url]
-    )
-    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
-    done = CliRunner(env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": source.root_pw}).invoke(
-        main, [*apply_args, "--source-directory", source.url]
-    )
-    assert done.exit_code == 0, done.output
+    refused = run_cli(*apply_args, env=env)
+    assert refused.returncode == 1 and "give --source-directory" in refused.stderr
+    wrong = run_cli(
+        *apply_args, "--source-directory", source.url,
+        env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": "wrong"},
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "Traceback" not in wrong.output
+    done = run_cli(
+        *apply_args, "--source-directory", source.url,
+        env={**env, "RECONCILER_SOURCE_BIND_PASSWORD": source.root_pw},
+    )  # fmt: skip
+    assert done.returncode == 0, done.output
     audit = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     assert "QN-0001" in audit and "{SSHA}" not in audit  # never a hash in the audit log
