@@ -57,6 +57,9 @@ LAST_SUCCESS = "pwdLastSuccess"
 LAST_LOGIN = "govMailLastLogin"
 #: Where a merged mailbox came from: "<former domain> <former id>" (`Person.origin`).
 ORIGIN = "govMailOrigin"
+#: When a merged mailbox was created in its former province's directory: the time rules count
+#: from it (`created`), not from the move, which is the entry's own createTimestamp.
+CREATED_AT = "govMailCreatedAt"
 # The history (ou=history): a govMailTombstone entry per deleted mailbox, read by every plan in
 # one search. No mail and no govMailAlias on it: the mail server's maps never see it.
 HISTORY_OU = "history"
@@ -96,6 +99,7 @@ READ = (
     LAST_SUCCESS,
     LOGIN_FORWARDED,
     LAST_LOGIN,
+    CREATED_AT,
     MUST_CHANGE,
     "pwdChangedTime",
     "createTimestamp",
@@ -130,10 +134,13 @@ SOURCE_READ = (
     SUSPEND_REASON,
     SUSPENDED_AT,
     ISSUED_AT,
+    RESTORED_AT,
     MUST_CHANGE,
     LAST_SUCCESS,
     LOGIN_FORWARDED,
     LAST_LOGIN,
+    CREATED_AT,
+    "createTimestamp",
 )
 LOCKED = "000001010000Z"
 
@@ -143,6 +150,12 @@ LOCKED = "000001010000Z"
 VOLATILE = frozenset(
     {"pwdlastsuccess", "authtimestamp", "modifytimestamp", "entrycsn", "createtimestamp"}
 )
+
+
+def created(entry: Entry) -> dt.datetime | None:
+    """When the mailbox was created: in its former province's directory for a merged one
+    (govMailCreatedAt), else the entry's createTimestamp."""
+    return parse_time(entry.get(CREATED_AT)) or parse_time(entry.get("createTimestamp"))
 
 
 def last_login(entry: Entry) -> dt.datetime | None:
@@ -340,8 +353,9 @@ def carry(source: Entry, declared: str | None) -> tuple[Change, ...]:
     """What a create carries over from the `source` entry of a former province's directory in
     a merger: its password hash (read by apply from the source, never in the plan), its
     must-change state with the time its password was issued, its suspension with the time it
-    began (the reason the record `declared`, else the source's), and its last login. The values
-    are the source's, shown in the plan; only the hash is deferred."""
+    began (the reason the record `declared`, else the source's), its last restore, its last
+    login and its creation, so that the time rules continue, not restart. The values are the
+    source's, shown in the plan; only the hash is deferred."""
     changes = [Change(PASSWORD, (), (Deferred.CARRIED,))]
     if (source.get(MUST_CHANGE) or "").upper() == "TRUE":
         changes.append(Change(MUST_CHANGE, (), ("TRUE",)))
@@ -354,9 +368,14 @@ def carry(source: Entry, declared: str | None) -> tuple[Change, ...]:
             changes.append(Change(SUSPEND_REASON, (), (reason,)))
         if source.get(SUSPENDED_AT):
             changes.append(Change(SUSPENDED_AT, (), (source.get(SUSPENDED_AT) or "",)))
+    if source.get(RESTORED_AT):
+        changes.append(Change(RESTORED_AT, (), (source.get(RESTORED_AT) or "",)))
     login = last_login(source)
     if login is not None:
         changes.append(Change(LAST_LOGIN, (), (format_time(login),)))
+    born = created(source)
+    if born is not None:
+        changes.append(Change(CREATED_AT, (), (format_time(born),)))
     return tuple(changes)
 
 

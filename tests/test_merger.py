@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ def test_a_whole_province_moves_with_its_passwords_suspensions_and_logins(
 
     assert provinces.merge()[0] == 0
     assert run("validate", str(provinces.merged))[0] == 0
+    time.sleep(1.1)  # the move's createTimestamp is not the source's creation
     with scenario.connect(target) as d:
         result = provinces.plan(d)
         creates = [op for op in result.operations if op.action is Action.CREATE]
@@ -175,6 +177,14 @@ def test_a_whole_province_moves_with_its_passwords_suspensions_and_logins(
         carried = d.get(here.dn, [LAST_LOGIN, "pwdReset"])
     assert carried is not None and carried.get(LAST_LOGIN)
     assert carried.get("pwdReset") is None  # the user had changed the issued password
+    # the time rules continue, not restart: the same last activity and issue of the password
+    from reconciler.rules import lifecycle
+
+    for key in ("QN-0039", "QN-0040"):
+        was, now_ = source_entries[key], moved[key]
+        assert lifecycle.last_activity(now_, {}) == lifecycle.last_activity(was, {}), key
+        assert lifecycle.password_issued(now_) == lifecycle.password_issued(was), key
+    assert lifecycle.password_issued(moved["QN-0040"]) is None  # changed: no rule to fire
     # a suspended one is still suspended, since the moment it was suspended
     was = source_entries["QN-0013"]
     now = moved["QN-0013"]

@@ -125,7 +125,7 @@ def last_activity(
         for kind, moment in moments.items():
             if kinds is None or kind in kinds:
                 candidates.append((moment, EVIDENCE.get(kind, kind)))
-    created = parse_time(entry.get("createTimestamp"))
+    created = attributes.created(entry)  # in the former province's directory, if merged
     if created:
         candidates.append((created, CREATED))
     restored = parse_time(entry.get(RESTORED_AT))
@@ -333,7 +333,9 @@ def password_issued(entry: Entry) -> dt.datetime | None:
     if attributes.restored_without_password(entry) is not None:
         return None
     moments = [
-        parse_time(entry.get(attr)) for attr in (ISSUED_AT, "pwdChangedTime", "createTimestamp")
+        parse_time(entry.get(ISSUED_AT)),
+        parse_time(entry.get("pwdChangedTime")),
+        attributes.created(entry),
     ]
     known = [t for t in moments if t is not None]
     return max(known) if known else None
