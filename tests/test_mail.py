@@ -41,6 +41,10 @@ DOMAIN = "hagiang.gov.vn"
 PASSWORD_URL = "https://mail.hagiang.gov.vn/doi-mat-khau"
 SERVICE_DN = "cn=mailserver,dc=example,dc=gov,dc=vn"
 OUTSIDE = "someone@outside.example"
+#: A former province merged into this one (README "After a merger"): its domain and the alias a
+#: moved mailbox keeps in it.
+FORMER = "tinhcu.gov.vn"
+FORMER_ALIAS = f"son.nv@{FORMER}"
 
 
 @dataclass
@@ -104,8 +108,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             bind_pw=service_pw,
             domain=DOMAIN,
             password_url=PASSWORD_URL,
+            former_domains=(FORMER,),
         )
         spec = scenario.hg()
+        spec["former_domains"] = [FORMER]
+        spec["agencies"]["sotttt"]["staff"][0]["aliases"] = [FORMER_ALIAS]
         spec["agencies"]["sotttt"]["staff"] += [
             *_staff(
                 ("HG-0002", "Lê Thị Mai"),
@@ -390,3 +397,18 @@ def _local_zone() -> str:
     with contextlib.suppress(OSError):
         return Path("/etc/timezone").read_text(encoding="utf-8").strip() or "UTC"
     return "UTC"
+
+
+def test_a_former_domain_after_a_merger_is_delivered_and_logs_in(world: World) -> None:
+    """After a merger the former province's addresses are aliases in their own domain: with the
+    domain added as the README says, mail to them arrives in the moved mailbox, an unknown address
+    there is refused like any other, and the user logs in with the old address too."""
+    assert world.staff("HG-0001")["aliases"] == [FORMER_ALIAS]
+    before = len(messages(world, "HG-0001"))
+    assert send(world, [FORMER_ALIAS], "gửi đến địa chỉ cũ")[FORMER_ALIAS][0] == 250
+    wait_for(world, lambda: len(messages(world, "HG-0001")) == before + 1, "delivery to the alias")
+    unknown = f"khongco@{FORMER}"
+    code, says = send(world, [unknown])[unknown]
+    assert code == 550 and "5.1.1" in says
+    ok, says, _ = imap_login(world, FORMER_ALIAS, world.password["HG-0001"])
+    assert ok, says

@@ -193,12 +193,14 @@ class MailServer:
         domain: str,
         password_url: str = "https://mail.example.gov.vn/doi-mat-khau",
         workdir: Path | None = None,
+        former_domains: tuple[str, ...] = (),
     ) -> None:
         self.ldap_uri = ldap_uri
         self.base_dn = base_dn
         self.bind_dn = bind_dn
         self.bind_pw = bind_pw
         self.domain = domain
+        self.former_domains = former_domains  # a merged province's: README "After a merger"
         self.password_url = password_url
         self._given_workdir = workdir
         self.workdir = Path()
@@ -273,9 +275,24 @@ class MailServer:
 
     # configuration ----------------------------------------------------------------------------
 
+    def _merged(self, text: str) -> str:
+        """After a merger, the former domains beside the domain, as the README's "After a
+        merger" says: on `virtual_mailbox_domains` and on each map's `domain =` line."""
+        if not self.former_domains:
+            return text
+        domains = [self.domain, *self.former_domains]
+        text = re.sub(
+            r"^virtual_mailbox_domains = .*$",
+            "virtual_mailbox_domains = " + " ".join(domains),
+            text,
+            flags=re.M,
+        )
+        return re.sub(r"^domain = .*$", "domain = " + ", ".join(domains), text, flags=re.M)
+
     def _copy(self, name: str, target: Path, mode: int, group: str | None = None) -> None:
         source = EXAMPLES / name
-        target.write_text(render(source.read_text(encoding="utf-8"), self.values(), name))
+        rendered = render(source.read_text(encoding="utf-8"), self.values(), name)
+        target.write_text(self._merged(rendered) if name.startswith("postfix/") else rendered)
         os.chmod(target, mode)
         if group is not None:
             shutil.chown(target, "root", group)
@@ -308,7 +325,9 @@ class MailServer:
             domain=self.domain,
             log=self.postfix_log,
         )
-        fragment = render((EXAMPLES / "postfix/main.cf").read_text(), self.values(), "main.cf")
+        fragment = self._merged(
+            render((EXAMPLES / "postfix/main.cf").read_text(), self.values(), "main.cf")
+        )
         (self.postfix_dir / "main.cf").write_text(main + "\n" + fragment)
         submission = render(
             (EXAMPLES / "postfix/master.cf").read_text(), self.values(), "master.cf"
