@@ -390,3 +390,36 @@ def test_the_command_line_move_binds_to_the_source_with_its_own_variables(
     assert done.returncode == 0, done.output
     audit = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     assert "QN-0001" in audit and "{SSHA}" not in audit  # never a hash in the audit log
+
+
+def test_a_merge_that_reads_the_source_keeps_the_addresses_its_mailboxes_hold(
+    provinces: Provinces, tmp_path: Path
+) -> None:
+    """An address a mailbox holds in the source directory but the source inventory does not
+    name (an alias left by a rename there) is kept too: by the plan that carries the mailbox,
+    and already by a merge given --source-directory."""
+    source = provinces.source
+    entry = next(e for e in _entries(source, SOURCE_BASE) if e.key == "QN-0040")
+    with scenario.connect(source) as s:
+        s.modify(entry.dn, {"govMailAlias": ["do.van.luc@quangnam.gov.vn"]})
+    secret = tmp_path / "source.pw"
+    secret.write_text(source.root_pw, encoding="utf-8")
+    secret.chmod(0o600)
+    out = tmp_path / "merged-read"
+    merged = run_cli(
+        "merge", "--from", str(provinces.qn), "--into", str(provinces.dn),
+        "--map", str(provinces.dn / "merge-quangnam.yaml"), "--out", str(out),
+        "--source-directory", source.url, "--source-bind-dn", source.root_dn,
+        "--source-bind-password-file", str(secret), "--source-base-dn", SOURCE_BASE,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.output
+    assert "Read the addresses of 60 of 60 records' mailboxes" in merged.stderr
+    from reconciler.inventory import loader
+
+    people = {p.id: p for p in loader.load(out).people}
+    assert set(people["QN-0040"].aliases) == {"lucdv@quangnam.gov.vn", "do.van.luc@quangnam.gov.vn"}
+    assert provinces.merge()[0] == 0  # without the source: the regulation's address only
+    with scenario.connect(provinces.target) as d:
+        op = next(o for o in provinces.plan(d).operations if o.id == "QN-0040")
+    aliases = dict((c.attr, c.after) for c in op.attributes)["govMailAlias"]
+    assert set(aliases) == {"lucdv@quangnam.gov.vn", "do.van.luc@quangnam.gov.vn"}

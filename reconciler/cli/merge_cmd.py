@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from reconciler.cli.app import main
-from reconciler.cli.common import fail, load_inventory, parse_now, problems
+from reconciler.cli.common import (
+    fail,
+    load_inventory,
+    open_source,
+    parse_now,
+    problems,
+    source_options,
+)
 from reconciler.errors import InventoryError, ReconcilerError
 
 
@@ -70,11 +77,16 @@ def _files(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
     metavar="DATE",
     help="the day of the merger when the map gives none (default: today)",
 )
-def merge(source: Path, target: Path, map_file: Path, out: Path, now: dt.datetime) -> None:
+@source_options
+def merge(
+    source: Path, target: Path, map_file: Path, out: Path, now: dt.datetime, **connection: Any
+) -> None:
     """Write the merged province's inventory: every person and agency of --from placed into
     --into by the map, ids kept (or prefixed), every former address kept as an alias, and each
     moved record's origin.
 
+    The former addresses are those the source's regulation gives its records, or, with
+    --source-directory (only read), those their mailboxes hold there, aliases included.
     Then: `reconciler validate OUT`, and `reconciler plan OUT --directory TARGET_URL
     --source-directory SOURCE_URL` to move the mailboxes with their passwords.
     """
@@ -87,8 +99,9 @@ def merge(source: Path, target: Path, map_file: Path, out: Path, now: dt.datetim
     t_loaded = load_inventory(target)
     try:
         mmap = mergemap.load(map_file, now.date())
+        held = _held(connection, s_loaded)
         result = merger.merge(
-            merger.Side(s_loaded.inventory, s_loaded.regulation, _files(source)),
+            merger.Side(s_loaded.inventory, s_loaded.regulation, _files(source), held),
             merger.Side(t_loaded.inventory, t_loaded.regulation, _files(target)),
             mmap,
         )
@@ -108,6 +121,35 @@ def merge(source: Path, target: Path, map_file: Path, out: Path, now: dt.datetim
         f"{len(merged.agencies)} agencies, {len(merged.people)} staff, {merged.settings.domain} "
         f"({merged.settings.regulation})"
     )
+
+
+def _held(connection: dict[str, Any], loaded: Any) -> dict[str, tuple[str, ...]]:
+    """With --source-directory: the addresses each source record's mailbox holds there (mail,
+    then aliases), found by its id (employeeNumber); only read."""
+    from reconciler.attributes import SOURCE_READ
+    from reconciler.planning.collector import paused
+
+    connection.update(starttls=False, insecure=False, ca_file=None, backend=None)
+    opened = open_source(connection)
+    if opened is None:
+        return {}
+    directory, base = opened
+    ids = [p.id for p in loaded.inventory.people]
+    held: dict[str, tuple[str, ...]] = {}
+    try:
+        with paused():
+            for entry in directory.find(base, "employeeNumber", ids, SOURCE_READ):
+                if entry.key and entry.mail:
+                    aliases = sorted({a.lower() for a in entry.all("govMailAlias")} - {entry.mail})
+                    held[entry.key] = (entry.mail, *aliases)
+    finally:
+        directory.close()
+    click.echo(
+        f"Read the addresses of {len(held):,} of {len(ids):,} records' mailboxes in "
+        f"{directory.url} ({base}); the source is only read.",
+        err=True,
+    )
+    return held
 
 
 @main.command("merge-lists")

@@ -43,11 +43,14 @@ from reconciler.rules.regulations import Regulation
 @dataclass(frozen=True, slots=True)
 class Side:
     """One inventory of a merger: checked, with its regulation and its files' data as parsed
-    (`files`: relative path → (data, leading comment lines))."""
+    (`files`: relative path → (data, leading comment lines)). For the source, `held`: the
+    addresses each record's mailbox holds in the source directory (mail first, then its
+    aliases), by stable id, when the merge read it; else the addresses are the regulation's."""
 
     inventory: Inventory
     regulation: Regulation
     files: Mapping[str, tuple[dict[str, Any], str]]
+    held: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -353,8 +356,11 @@ class _Merge:
                         "state the ground the target's regulation gives before merging",
                     )
                 )
-        address = person.address or (str(former[person.id]) if person.id in former else "")
-        aliases = [a for a in (address, *person.aliases) if a]
+        held = self.s.held.get(person.id, ())
+        address = (held[0] if held else "") or person.address or ""
+        if not address and person.id in former:
+            address = str(former[person.id])
+        aliases = [a for a in (address, *held[1:], *person.aliases) if a]
         if aliases:
             out["aliases"] = sorted(dict.fromkeys(aliases))
         origin: dict[str, Any] = {"domain": s_domain, "id": person.id}

@@ -348,7 +348,8 @@ def _carry_problems(
                         person.loc,
                         f"staff {key}: alias {alias} is the address of {other}'s mailbox in the "
                         f"source directory ({sources[other].dn}), not this person's: run "
-                        "`reconciler merge` again with --source-directory, or correct the alias",
+                        "`reconciler merge` again with --source-directory (it then takes the "
+                        "addresses the mailboxes hold there), or correct the alias",
                     )
                 )
     return problems
