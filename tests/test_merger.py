@@ -344,6 +344,11 @@ def test_the_lists_for_the_letters_and_the_mail_team(provinces: Provinces, tmp_p
     assert '<html lang="vi">' in page and "namnv2@danang.gov.vn" in page and "<script" not in page
     jobs = (lists / "imap-sync-jobs.csv").read_text(encoding="utf-8").splitlines()
     assert "QN-0001,namnv,namnv@quangnam.gov.vn,namnv2,namnv2@danang.gov.vn" in jobs
+    # the abolished Sở TT&TT's organisation mailbox into its successor's
+    assert (
+        "agency:sokhcn,vanphongsotttt,vanphongsotttt@quangnam.gov.vn,vanphongsokhcn,"
+        "vanphongsokhcn@danang.gov.vn"
+    ) in jobs
     routing = (lists / "mail-routing.txt").read_text(encoding="utf-8")
     assert "virtual_mailbox_domains = danang.gov.vn quangnam.gov.vn" in routing
     assert all(p.stat().st_mode & 0o077 == 0 for p in lists.rglob("*") if p.is_file())

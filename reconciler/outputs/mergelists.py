@@ -3,7 +3,8 @@
 Pure: `build(plan)` returns the text of each file. For the letters the agencies send, one list
 per agency (CSV and printable HTML, in Vietnamese) of each moved person's former and new address;
 for the mail team, the job list of an IMAP sync tool (imapsync, `doveadm sync`: the source login
-and address, the target login and address of every moved mailbox); and the mail-routing facts
+and address, the target login and address of every moved mailbox, and of every abolished
+organisation or unit mailbox into its successor's); and the mail-routing facts
 (the former domains the mail server must accept, as alias domains). No password anywhere.
 """
 
@@ -13,9 +14,10 @@ import csv
 import html
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.model import Action, Operation, Plan
+from reconciler.model import Action, Kind, Operation, Plan
 from reconciler.outputs.publish import vi_key
 
 #: The CSV header of an agency's list (Vietnamese, for the letters).
@@ -65,7 +67,31 @@ def moves(plan: Plan) -> list[Move]:
     return sorted(found, key=lambda m: (m.agency, vi_key(m.name), m.id))
 
 
-def _csv(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def inherited(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+    """The job rows of the organisation and unit mailboxes abolished in the merger: each former
+    address a successor's mailbox gains as an alias (in a domain not the plan's), from the
+    mailbox that held it (its login there is its local part, as the reconciler names them) to
+    the successor's."""
+    rows = []
+    for op in plan.operations:
+        if op.kind is Kind.PERSON or op.action not in (Action.CREATE, Action.UPDATE):
+            continue
+        listed = op.attributes if op.action is Action.CREATE else op.changes
+        for change in listed:
+            if change.attr != "govMailAlias":
+                continue
+            gained = [a for a in change.after if isinstance(a, str) and a not in change.before]
+            for former in sorted(gained):
+                if former.endswith("@" + plan.domain):
+                    continue
+                target = op.address
+                rows.append(
+                    (op.id, former.partition("@")[0], former, target.partition("@")[0], target)
+                )
+    return rows
+
+
+def _csv(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
@@ -144,7 +170,8 @@ def build(plan: Plan) -> dict[str, str]:
         )
         files[f"agencies/{agency}.html"] = _html(agency, moved, plan)
     files["imap-sync-jobs.csv"] = _csv(
-        [(m.id, m.source_login, m.former, m.target_login, m.new) for m in rows], JOBS_HEADER
+        [(m.id, m.source_login, m.former, m.target_login, m.new) for m in rows] + inherited(plan),
+        JOBS_HEADER,
     )
     files["mail-routing.txt"] = routing(plan, rows)
     return files
