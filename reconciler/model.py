@@ -105,6 +105,9 @@ class Agency:
     manager_delegation: str | None = None  # the written delegation of a manager not the head
     aliases: tuple[str, ...] = ()  # former organisation addresses kept as aliases
     loc: Loc = field(default=Loc(""), compare=False)
+    #: the regulation governing its organisation and unit mailboxes when not the inventory's (a
+    #: former territory kept under its own regulation after a merger); None: the inventory's
+    regulation: str | None = None
 
     def unit(self, unit_id: str) -> Unit | None:
         for unit in self.units:
@@ -139,6 +142,9 @@ class Person:
     #: an adopted login that differs from the address's local part (uid), kept as it is
     login: str | None = None
     origin: Origin | None = None  # where the record came from in a merger
+    #: the regulation governing this mailbox when not the inventory's (a former territory kept
+    #: under its own regulation after a merger); None: the inventory's
+    regulation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +507,7 @@ class Mailbox:
     loc: Loc
     plain: str = ""  # the plain form of a person's address, when the regulation gave another
     plain_holder: str = ""  # who holds `plain`, in words
+    regulation: str = ""  # the regulation governing it when not the inventory's ("")
 
     @property
     def mail(self) -> str:

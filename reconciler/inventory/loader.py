@@ -11,6 +11,7 @@ in (`load(path, regulations.get)`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
@@ -662,6 +663,7 @@ class _Checks:
         self.logins: dict[str, str] = {}  # pinned login → where first declared
         lookup = run.regulation
         self.regulation = lookup(settings.regulation) if lookup and settings else None
+        self.inventory_regulation = self.regulation
         self.reserved = RESERVED | set(settings.reserved if settings else ())
         #: staff id → (file shown, line, state, agency id, rank)
         self.ids: dict[str, tuple[str, int, State, str, Any]] = {}
@@ -677,7 +679,15 @@ class _Checks:
 
     def agency(self, f: _File) -> Agency | None:
         a = f.data.get("agency")
-        header = ("id", "name", "abbreviation", "mailbox", "manager", "manager_delegation")
+        header = (
+            "id",
+            "name",
+            "abbreviation",
+            "mailbox",
+            "manager",
+            "manager_delegation",
+            "regulation",
+        )
         if (
             not isinstance(a, dict)
             or ("agency",) in f.exact
@@ -742,6 +752,7 @@ class _Checks:
             a.get("manager_delegation"),
             aliases,
             loc,
+            regulation=a.get("regulation"),
         )
 
     def unique(
@@ -850,7 +861,25 @@ class _Checks:
             f"unit {quote(unit)} does not exist in agency {quote(agency.id)} (units: {known})",
         )
 
+    @contextlib.contextmanager
+    def governed(self, regulation_id: str | None) -> Iterator[None]:
+        """Check what follows under `regulation_id` (a former territory kept under its own
+        regulation after a merger), else under the inventory's."""
+        lookup = self.run.regulation
+        if regulation_id and lookup is not None:
+            self.regulation = lookup(regulation_id)
+        try:
+            yield
+        finally:
+            self.regulation = self.inventory_regulation
+
     def person(
+        self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
+    ) -> Person | None:
+        with self.governed(r.get("regulation") or agency.regulation):
+            return self._person(f, i, r, agency, units)
+
+    def _person(
         self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
     ) -> Person | None:
         p: tuple[str | int, ...] = ("staff", i)
@@ -924,6 +953,7 @@ class _Checks:
             loc=Loc(f.rel, f.lines.at(p)),
             login=r.get("login"),
             origin=self.origin(f, p, r.get("origin")),
+            regulation=r.get("regulation") or agency.regulation,
         )
 
     def origin(self, f: _File, p: tuple[str | int, ...], o: dict[str, Any] | None) -> Origin | None:
@@ -1021,8 +1051,10 @@ class _Checks:
                 )
             elif known[2] is State.ABSENT:
                 self.at(f, path, f"manager {quote(agency.manager)} is marked `state: absent`")
-            elif self.regulation is not None and self.regulation.manager_clause:
-                self.manager_of(f, agency, known)
+            else:
+                with self.governed(agency.regulation):
+                    if self.regulation is not None and self.regulation.manager_clause:
+                        self.manager_of(f, agency, known)
 
     def manager_of(self, f: _File, agency: Agency, known: tuple[str, int, State, str, Any]) -> None:
         """The regulation's rule on who manages an organisation mailbox (HG-2024 Đ11.2): the

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Action, Operation, Plan, Refusal
+from reconciler.rules import regulations
 from reconciler.rules.lifecycle import ZONE
 from reconciler.rules.regulations import Regulation
 
@@ -66,12 +67,17 @@ def _done(op: Operation, regulation: Regulation, when: dt.datetime) -> str:
         what += f" {op.previous} thành {op.address}"
     else:
         what += f" {op.address}"
-    text = f"{what} của {who}, lúc {_time(when)}, theo {regulation.in_vietnamese(op.clause)}."
+    text = f"{what} của {who}, lúc {_time(when)}, theo {regulations.cite(op.clause, regulation)}."
     if op.address_clause:
-        text += f" Địa chỉ theo {regulation.in_vietnamese(op.address_clause)}."
+        text += f" Địa chỉ theo {regulations.cite(op.address_clause, regulation)}."
     if op.action is Action.RENAME:
         text += " Địa chỉ cũ vẫn nhận thư."
-    if any(c.attr == "userPassword" for c in (*op.attributes, *op.changes)):
+    if op.source is not None:  # moved in a merger: the password it had
+        text += (
+            " Hộp thư được chuyển từ hệ thống của tỉnh cũ: mật khẩu giữ nguyên, địa chỉ cũ vẫn "
+            "nhận thư."
+        )
+    elif any(c.attr == "userPassword" for c in (*op.attributes, *op.changes)):
         text += (
             " Mật khẩu tạm thời được bàn giao riêng, không gửi qua thư này, và phải đổi ở lần "
             "đăng nhập đầu tiên."
@@ -86,7 +92,7 @@ def _done(op: Operation, regulation: Regulation, when: dt.datetime) -> str:
 def _refused(r: Refusal, regulation: Regulation) -> str:
     return (
         f"Hộp thư của {r.name} ({r.id}): không cấp lại, vì hộp thư của người này đã bị xóa và "
-        f"không thể khôi phục ({regulation.in_vietnamese(r.clause)}). Đề nghị cơ quan bỏ hồ sơ "
+        f"không thể khôi phục ({regulations.cite(r.clause, regulation)}). Đề nghị cơ quan bỏ hồ sơ "
         "khỏi danh sách, hoặc gửi văn bản đề nghị cấp mới; hộp thư mới sẽ có địa chỉ mới."
     )
 

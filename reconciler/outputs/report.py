@@ -29,7 +29,7 @@ from reconciler.directory.history import moment
 from reconciler.dn import normalize_dn
 from reconciler.model import Entry, Inventory, Mailbox, Operation, Seen
 from reconciler.planning import desired
-from reconciler.rules import lifecycle
+from reconciler.rules import lifecycle, regulations
 from reconciler.rules.regulations import Regulation
 
 HORIZON_DAYS = 30
@@ -304,7 +304,8 @@ def build(
             active[agency] += 1
         box = boxes.get(key)
         if box is not None:
-            soon = _due(box, entry, regulation, now, activity or {})
+            rule = regulations.get(box.regulation) if box.regulation else regulation
+            soon = _due(box, entry, rule, now, activity or {})
             if soon is not None:
                 (overdue if soon.overdue else due).setdefault(box.agency, []).append(soon)
 

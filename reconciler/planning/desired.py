@@ -43,8 +43,13 @@ from reconciler.model import (
     deleted_key,
     unit_key,
 )
-from reconciler.rules import lifecycle, naming
+from reconciler.rules import lifecycle, naming, regulations
 from reconciler.rules.regulations import Regulation
+
+
+def rule_of(regulation_id: str | None) -> Regulation | None:
+    """The regulation a record names for itself (a former territory's, after a merger)."""
+    return regulations.get(regulation_id) if regulation_id else None
 
 
 def _display_split(person: Person) -> tuple[str, str]:
@@ -74,6 +79,7 @@ def _wanted(
                 rank=None,
                 pinned=None,
                 current=current,
+                regulation=rule_of(agency.regulation),
             )
         )
         for unit in agency.units:
@@ -90,6 +96,7 @@ def _wanted(
                     rank=None,
                     pinned=None,
                     current=current,
+                    regulation=rule_of(agency.regulation),
                 )
             )
     agencies = {a.id: a for a in inventory.agencies}
@@ -113,6 +120,7 @@ def _wanted(
                 rank=person.rank,
                 pinned=person.address,
                 current=current,
+                regulation=rule_of(person.regulation),
             )
         )
     return wanted, problems
@@ -298,9 +306,10 @@ class _Builder:
         better = person.rank is not None and (
             rival is None or rival.rank is None or person.rank < rival.rank
         )
-        if self.regulation.rank_keeps_plain and key in self.live and better:
+        rule = rule_of(person.regulation) or self.regulation
+        if rule.rank_keeps_plain and key in self.live and better:
             text += (
-                f"; {self.regulation.collision_clause} gives the plain form to the higher rank, "
+                f"; {rule.collision_clause} gives the plain form to the higher rank, "
                 "but an issued address is never taken back (this project's policy)"
             )
         return text
@@ -362,6 +371,7 @@ class _Builder:
             None,
             None,
             agency.loc,
+            regulation=agency.regulation or "",
         )
 
     def unit(self, key: str, agency: Agency, unit: Unit) -> Mailbox:
@@ -384,7 +394,17 @@ class _Builder:
             aliases=self.kept_aliases(key, unit.aliases),
         )
         return Mailbox(
-            key, Kind.UNIT, agency.id, name, address, attrs, State.ACTIVE, None, None, unit.loc
+            key,
+            Kind.UNIT,
+            agency.id,
+            name,
+            address,
+            attrs,
+            State.ACTIVE,
+            None,
+            None,
+            unit.loc,
+            regulation=agency.regulation or "",
         )
 
     def person(self, person: Person) -> Mailbox:
@@ -417,7 +437,8 @@ class _Builder:
             attrs["cn"] = _with_rdn(entry, "cn", attrs["cn"])
         plain = holder = ""
         if person.address is None and person.id in self.parts_of:
-            plain = self.regulation.plain(self.parts_of[person.id], agency.abbreviation)
+            rule = rule_of(person.regulation) or self.regulation
+            plain = rule.plain(self.parts_of[person.id], agency.abbreviation)
             plain = "" if plain == address.local else f"{plain}@{address.domain}"
             holder = self.holder(plain, person) if plain else ""
         return Mailbox(
@@ -433,6 +454,7 @@ class _Builder:
             person.loc,
             plain,
             holder,
+            regulation=person.regulation or "",
         )
 
 

@@ -225,22 +225,24 @@ def compute(
         if progress is not None and done % PROGRESS_EVERY == 0:
             progress(done, total)
         found = live.get(key)
+        # a former territory kept under its own regulation after a merger: its mailboxes' rules
+        rule = regulations.get(box.regulation) if box.regulation else regulation
         if found is None:
-            ops.append(_create(box, people[0], regulation, ctx.now, ctx.sources.get(key)))
+            ops.append(_create(box, people[0], rule, ctx.now, ctx.sources.get(key)))
             continue
         entry = found
-        state = lifecycle.state_operations(box, entry, regulation, ctx.now, ctx.activity)
+        state = lifecycle.state_operations(box, entry, rule, ctx.now, ctx.activity)
         if entry.managed and not any(op.action is Action.RESTORE for op in state):
-            expired = lifecycle.expiry(box, entry, regulation, ctx.now)
+            expired = lifecycle.expiry(box, entry, rule, ctx.now)
             if expired is not None:
                 # nothing else is worth doing to a mailbox about to go
                 ops.append(_with_tombstone(expired, entry, settings.base_dn))
                 continue
-        ops.extend(_diff(box, entry, wanted.shared, regulation, ctx.applied.get(key)))
-        ops.extend(_repair_passwords(box, entry, regulation))
+        ops.extend(_diff(box, entry, wanted.shared, rule, ctx.applied.get(key)))
+        ops.extend(_repair_passwords(box, entry, rule))
         ops.extend(state)
         if entry.managed and not state:
-            reissued = lifecycle.unrestored_password(box, entry, regulation)
+            reissued = lifecycle.unrestored_password(box, entry, rule)
             if reissued is not None:
                 ops.append(reissued)
     absent = {p.id: p for p in inventory.people if p.state is State.ABSENT}

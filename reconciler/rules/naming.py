@@ -56,6 +56,9 @@ class Wanted:
     rank: int | None = None
     pinned: str | None = None
     current: str | None = None
+    #: the regulation that gives this mailbox its address when not the allocation's (a former
+    #: territory kept under its own regulation after a merger)
+    regulation: Regulation | None = None
 
 
 _MAILBOX = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
@@ -151,10 +154,13 @@ class _Allocator:
         if name is not None:
             self.names[address] = name
 
-    def numbered(self, key: str, parts: NameParts, stem: str, abbr: str) -> str:
+    def numbered(
+        self, key: str, parts: NameParts, stem: str, abbr: str, reg: Regulation | None = None
+    ) -> str:
         """The smallest free numbered form 1, 2, 3… of `stem`."""
-        render = self.regulation.render
-        hint_key = (stem + "\x00" + parts.given, abbr)
+        reg = reg or self.regulation
+        render = reg.render
+        hint_key = (stem + "\x00" + parts.given + "\x00" + reg.id, abbr)
         n = self.hint.get(hint_key, 1)
         contiguous = True
         while True:
@@ -172,7 +178,7 @@ class _Allocator:
 
     def person(self, w: Wanted, parts: NameParts) -> tuple[str, bool]:
         """(local part, is the plain form) for a person who needs a new address."""
-        reg = self.regulation
+        reg = w.regulation or self.regulation
         abbr = w.agency_abbr
         first: str | None = None
         for stem in reg.stems(parts):
@@ -186,8 +192,8 @@ class _Allocator:
                 break
             if self.holder_name(address) == parts.full:
                 # hagiang-2024 Đ5.2 b: identical names are numbered on the form that met them
-                return self.numbered(w.key, parts, stem, abbr), False
-        return self.numbered(w.key, parts, first or "", abbr), False
+                return self.numbered(w.key, parts, stem, abbr, reg), False
+        return self.numbered(w.key, parts, first or "", abbr, reg), False
 
 
 def allocate(
@@ -275,16 +281,18 @@ def allocate(
         return describe_holder(taken_l.get(address) or "")
 
     def fixed_local(w: Wanted) -> str | None:
+        rule = w.regulation or reg
         if w.kind is Kind.AGENCY:
-            return reg.agency_local(w.agency_abbr, w.mailbox)
-        return reg.unit_local(w.unit_abbr or "", w.agency_abbr)
+            return rule.agency_local(w.agency_abbr, w.mailbox)
+        return rule.unit_local(w.unit_abbr or "", w.agency_abbr)
 
     def fixed(w: Wanted) -> None:
         """An organisation or unit mailbox: its address is the regulation's, or a problem."""
+        rule = w.regulation or reg
         what = "unit mailbox" if w.kind is Kind.UNIT else "organisation mailbox"
         if w.kind is Kind.UNIT:
             change = "another unit abbreviation"
-        elif reg.agency_mailboxes:
+        elif rule.agency_mailboxes:
             change = "another agency abbreviation"
         else:
             change = "another `mailbox`"
@@ -314,7 +322,7 @@ def allocate(
                 f"{change} (an address is never taken back)",
             )
         else:
-            give(w, local, domain, reg.unit_clause if w.kind is Kind.UNIT else reg.agency_clause)
+            give(w, local, domain, rule.unit_clause if w.kind is Kind.UNIT else rule.agency_clause)
 
     def newcomer(w: Wanted) -> None:
         if w.kind is not Kind.PERSON:
@@ -326,7 +334,8 @@ def allocate(
         except NamingError as error:
             refuse(w, f"no address fits: {error}")
             return
-        give(w, local, domain, reg.person_clause if plain_form else reg.collision_clause)
+        rule = w.regulation or reg
+        give(w, local, domain, rule.person_clause if plain_form else rule.collision_clause)
 
     # 1. pins
     for w in ordered:
@@ -346,7 +355,8 @@ def allocate(
         elif local in state.reserved and not own:
             refuse(w, f"the pinned address {pinned} cannot be issued: {why_reserved(local)}")
         else:
-            clause = reg.agency_clause if w.kind is not Kind.PERSON else reg.person_clause
+            rule = w.regulation or reg
+            clause = rule.agency_clause if w.kind is not Kind.PERSON else rule.person_clause
             give(w, local, dom, clause)
 
     # 2. sticky
@@ -360,14 +370,15 @@ def allocate(
         held_by = taken_l.get(address)
         if held_by is not None and held_by != w.key:
             continue
+        rule = w.regulation or reg
         try:
             if w.kind is Kind.PERSON:
-                if w.parts is None or not reg.accepts(local, w.parts, w.agency_abbr):
+                if w.parts is None or not rule.accepts(local, w.parts, w.agency_abbr):
                     continue
-                plain = reg.plain(w.parts, w.agency_abbr)
-                clause = reg.person_clause if local == plain else reg.collision_clause
+                plain = rule.plain(w.parts, w.agency_abbr)
+                clause = rule.person_clause if local == plain else rule.collision_clause
             elif local == fixed_local(w):
-                clause = reg.unit_clause if w.kind is Kind.UNIT else reg.agency_clause
+                clause = rule.unit_clause if w.kind is Kind.UNIT else rule.agency_clause
             else:
                 continue
         except NamingError:

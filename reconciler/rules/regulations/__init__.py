@@ -31,6 +31,15 @@ def get(regulation_id: str) -> Regulation:
         ) from None
 
 
+def cite(clause: str, default: Regulation) -> str:
+    """`clause` in Vietnamese, by the regulation whose code it starts with (a merged directory
+    may hold mailboxes of a former territory's regulation), else by `default`."""
+    for regulation in _TABLE.values():
+        if clause.startswith(regulation.code + " "):
+            return regulation.in_vietnamese(clause)
+    return default.in_vietnamese(clause)
+
+
 def for_domain(domain: str) -> Regulation | None:
     """The built-in regulation decided for the mail domain `domain`, if any."""
     for regulation in _TABLE.values():
