@@ -274,3 +274,69 @@ def test_a_unit_whose_abbreviation_the_destination_uses_is_a_problem_of_the_map(
     assert code == 0, text
     people = {p.id: p for p in loader.load(tmp_path / "out").people}
     assert people["QN-0005"].unit == "cds"  # Phòng CNTT of Quảng Nam joins Phòng Chuyển đổi số
+
+
+KEEP = """merged: 2025-07-01
+keep_regulation: true
+agencies:
+  sotttt: sokhcn
+  soyte: soyte
+  vpubnd: vpubnd
+  ubnd-dongvan: {id: ubnd-xa-dongvan, name: Ủy ban nhân dân xã Đồng Văn, abbreviation: xadongvan}
+  ubnd-lungcu: {id: ubnd-xa-lungcu, name: Ủy ban nhân dân xã Lũng Cú, abbreviation: xalungcu}
+"""
+
+
+def test_a_former_territory_keeps_its_own_regulation_until_the_province_issues_one(
+    tmp_path: Path,
+) -> None:
+    """Hà Giang (hagiang-2024) merged into Đà Nẵng (quangnam-2020) with `keep_regulation`: the
+    moved people and the new communes keep hagiang-2024's addresses (in the merged domain),
+    clauses, suspension grounds and time rules; Đà Nẵng's own keep quangnam-2020's."""
+    import datetime as dt
+
+    from reconciler.directory import open_directory
+    from reconciler.model import Action
+    from reconciler.outputs import notices
+    from reconciler.rules import regulations
+
+    from . import scenario
+
+    path = tmp_path / "map.yaml"
+    path.write_text(KEEP, encoding="utf-8")
+    out = tmp_path / "out"
+    code, text = run("merge", "--from", str(ROOT / "hagiang"), "--into", str(ROOT / "danang"),
+                     "--map", str(path), "--out", str(out))  # fmt: skip
+    assert code == 0, text
+    inventory = loader.load(out)
+    people = {p.id: p for p in inventory.people}
+    assert people["HG-0001"].regulation == "hagiang-2024" and people["DN-0001"].regulation is None
+    assert people["HG-0011"].suspension.clause == "HG-2024 Đ8.2.b"  # type: ignore[union-attr]
+    assert inventory.agency("ubnd-xa-dongvan").regulation == "hagiang-2024"  # type: ignore[union-attr]
+    started = dt.datetime.now(dt.UTC)  # the LDIF file stamps its entries with the clock
+    url = f"ldif:{tmp_path / 'danang.ldif'}"
+    with open_directory(url, access="create") as d:
+        first = scenario.plan(out, d, started)
+        ops = {op.id: op for op in first.operations}
+        assert ops["HG-0001"].address == "nvson.sokhcn@danang.gov.vn"  # HG-2024 Đ5.2 form
+        assert (ops["HG-0001"].clause, ops["HG-0001"].address_clause) == (
+            "HG-2024 Đ7.1",
+            "HG-2024 Đ5.2",
+        )
+        assert ops["DN-0001"].address == "hungtv@danang.gov.vn"  # QN-2020 Đ4.1 form
+        assert ops["DN-0001"].clause == "QN-2020 Đ5.1"
+        assert ops["agency:ubnd-xa-dongvan"].address == "xadongvan@danang.gov.vn"  # HG-2024 Đ5.1
+        assert ops["unit:ubnd-xa-dongvan/vanphong"].address == "vanphong.xadongvan@danang.gov.vn"
+        assert "unit:sokhcn/vanphong" not in ops  # quangnam-2020 gives units no mailbox
+        words = notices.build(first, [(ops["HG-0001"], "changed", started)],
+                              regulations.get("quangnam-2020"), started)  # fmt: skip
+        assert "Điều 7 khoản 1 (HG-2024 Đ7.1)" in str(words)
+        scenario.apply(first, d, tmp_path / "apply")
+        # nobody logs in: four months later quangnam-2020's 3-month rule has fired for Đà Nẵng's
+        # own; hagiang-2024's 6-month rule not yet for Hà Giang's, only its rule on a first
+        # password unchanged after a month (Đ8.2.d), which quangnam-2020 does not have
+        later = scenario.plan(out, d, started + dt.timedelta(days=122))
+        suspended = {op.id: op.clause for op in later.operations if op.action is Action.SUSPEND}
+        assert suspended["DN-0001"] == "QN-2020 Đ7.2"
+        assert {c for k, c in suspended.items() if k.startswith("HG-")} == {"HG-2024 Đ8.2.d"}
+        assert {c for k, c in suspended.items() if k.startswith("DN-")} == {"QN-2020 Đ7.2"}

@@ -57,6 +57,7 @@ class MergeMap:
     domain: str | None = None
     id_prefix: str = ""
     merged: dt.date | None = None
+    keep_regulation: bool = False  # the former territory keeps its own regulation
 
     def at(self, path: tuple[str | int, ...], message: str) -> Problem:
         """A problem at the line of the map's value at `path`."""
@@ -93,6 +94,7 @@ def load(path: Path, today: dt.date) -> MergeMap:
         domain=data.get("domain"),
         id_prefix=data.get("id_prefix", ""),
         merged=merged,
+        keep_regulation=bool(data.get("keep_regulation", False)),
     )
 
 

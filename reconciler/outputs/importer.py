@@ -731,6 +731,7 @@ _AGENCY_ORDER = (
     "mailbox",
     "manager",
     "manager_delegation",
+    "regulation",
     "aliases",
     "units",
 )
@@ -754,6 +755,7 @@ _STAFF_ORDER = (
     "restore_ref",
     "exempt",
     "new_request",
+    "regulation",
     "origin",
 )
 

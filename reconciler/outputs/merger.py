@@ -37,6 +37,7 @@ from reconciler.inventory.mergemap import MergeMap, Placement
 from reconciler.model import Agency, Inventory, Person, agency_key, unit_key
 from reconciler.outputs.importer import render_agency, render_directory
 from reconciler.planning import desired
+from reconciler.rules import regulations
 from reconciler.rules.regulations import Regulation
 
 
@@ -73,6 +74,10 @@ class _Merge:
         self.problems: list[Problem] = []
         self.domain = mmap.domain or target.inventory.settings.domain
         self.docs: dict[str, dict[str, Any]] = {}  # agency id → {"agency": …, "staff": […]}
+        #: the regulation the moved records and the new agencies name: the source's, when the
+        #: map keeps the former territory under it and it is not the target's
+        kept = source.regulation.id != target.regulation.id and mmap.keep_regulation
+        self.kept = source.regulation.id if kept else None
         self.headers: dict[str, str] = {}
         self.result = Result({})
 
@@ -206,6 +211,8 @@ class _Merge:
             if placement.new is None:
                 continue
             agency: dict[str, Any] = dict(placement.new)
+            if self.kept:
+                agency["regulation"] = self.kept
             src = self.s.inventory.agency(source)
             if src is not None and src.manager:
                 agency["manager"] = self.new_id(src.manager)
@@ -258,7 +265,7 @@ class _Merge:
         mailbox)."""
         agency = self.docs[aid]["agency"]
         holder = agency
-        if unit_id is not None and self.t.regulation.unit_local("x", "y") is not None:
+        if unit_id is not None and self.rule(aid).unit_local("x", "y") is not None:
             found = [u for u in agency.get("units", []) if u["id"] == unit_id]
             if not found:
                 return  # the unit could not be added: `ensure_unit` said why
@@ -268,9 +275,14 @@ class _Merge:
             aliases.append(address)
             self.result.aliases += 1
 
+    def rule(self, aid: str) -> Regulation:
+        """The regulation of the merged agency `aid` (its own, kept, or the target's)."""
+        named = self.docs[aid]["agency"].get("regulation")
+        return regulations.get(named) if named else self.t.regulation
+
     def has_mailbox(self, aid: str) -> bool:
         agency = self.docs[aid]["agency"]
-        local = self.t.regulation.agency_local(agency["abbreviation"], agency.get("mailbox"))
+        local = self.rule(aid).agency_local(agency["abbreviation"], agency.get("mailbox"))
         return local is not None
 
     def place(self) -> None:
@@ -298,7 +310,7 @@ class _Merge:
                         ("agencies", s_agency.id),
                         f"the organisation address {org[0]} of {quote(s_agency.id)} would lose "
                         f"its mail: {quote(successor)} has no organisation mailbox under "
-                        f"{self.t.regulation.id} (give it `mailbox` in the target, or name a "
+                        f"{self.rule(successor).id} (give it `mailbox` in the target, or name a "
                         "`successor` that has one)",
                     )
                 )
@@ -309,7 +321,7 @@ class _Merge:
                 key = unit_key(s_agency.id, unit.id)
                 aid, uid = self.unit_place(placement, unit.id)
                 for address in ([str(former[key])] if key in former else []) + list(unit.aliases):
-                    if self.t.regulation.unit_local("x", "y") is None and not self.has_mailbox(aid):
+                    if self.rule(aid).unit_local("x", "y") is None and not self.has_mailbox(aid):
                         self.problems.append(
                             self.map.at(
                                 ("agencies", s_agency.id),
@@ -343,8 +355,10 @@ class _Merge:
         out["id"] = self.new_id(person.id)
         if unit is not None:
             out["unit"] = unit
+        if self.kept:
+            out["regulation"] = self.kept
         suspension = out.get("suspension")
-        if isinstance(suspension, dict) and "clause" in suspension:
+        if isinstance(suspension, dict) and "clause" in suspension and not self.kept:
             why = self.t.regulation.suspension_problem(suspension["clause"])
             if why:
                 self.problems.append(
@@ -353,7 +367,8 @@ class _Merge:
                         person.loc,
                         f"staff {person.id}: its suspension {quote(suspension['clause'])} is not "
                         f"a ground of the target's regulation {self.t.regulation.id} ({why}): "
-                        "state the ground the target's regulation gives before merging",
+                        "state the ground the target's regulation gives before merging, or keep "
+                        "the former territory under its own regulation (`keep_regulation: true`)",
                     )
                 )
         held = self.s.held.get(person.id, ())
