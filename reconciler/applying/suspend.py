@@ -69,10 +69,13 @@ def prepare(
     inventory, regulation = loaded.inventory, loaded.regulation
     settings = inventory.settings
     problem = regulation.suspension_problem(clause)
-    if problem:
-        raise ReconcilerError(f"--clause {clause!r} {problem}")
     entry = _find(directory, settings.base_dn, address)
     person = next((p for p in inventory.people if p.id == entry.key), None)
+    if person is not None and person.regulation:
+        # a former territory kept under its own regulation: its grounds
+        problem = regulations.get(person.regulation).suspension_problem(clause)
+    if problem:
+        raise ReconcilerError(f"--clause {clause!r} {problem}")
     if person is None:
         raise ReconcilerError(
             f"{address} is {entry.key}, which has no staff record in the inventory: only a "
