@@ -117,7 +117,10 @@ WRITABLE = (
     ISSUED_AT,
     MUST_CHANGE,
     PASSWORD,
-    LAST_LOGIN,  # a merger's: the last login carried over from the former directory
+    # a merger's (`carry`): the last login and the creation carried over from the former
+    # directory, so that the time rules continue
+    LAST_LOGIN,
+    CREATED_AT,
 )
 #: Every attribute of a tombstone, the one record apply writes in ou=history (with a delete).
 TOMBSTONE_WRITABLE = HISTORY_READ

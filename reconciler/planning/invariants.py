@@ -308,7 +308,9 @@ def _entry(op: Operation, entry: Entry, scope: Scope) -> str | None:
         return f"an adoption takes the entry whose address its record pins, not {entry.dn}"
     if entry.key and entry.key != op.id:
         return f"{entry.dn} has the id {entry.key} of another record"
-    if local in RESERVED:
+    if local in RESERVED and entry.key != op.id:
+        # a role address is a service's, never adopted; one whose entry carries the record's
+        # staff number is a person's legacy mailbox (`reconciler import` keeps it pinned)
         return f"{entry.dn} is a service address ({local}), never adopted"
     return None
 
