@@ -340,3 +340,36 @@ def test_a_former_territory_keeps_its_own_regulation_until_the_province_issues_o
         assert suspended["DN-0001"] == "QN-2020 Đ7.2"
         assert {c for k, c in suspended.items() if k.startswith("HG-")} == {"HG-2024 Đ8.2.d"}
         assert {c for k, c in suspended.items() if k.startswith("DN-")} == {"QN-2020 Đ7.2"}
+
+
+def test_apply_refuses_a_carried_password_without_its_source_entry(tmp_path: Path) -> None:
+    """The invariants (issue 15's hook): a hash is carried only by a create that names its
+    source entry by DN and fingerprint; a plan made by `plan` passes, an edited one does not."""
+    from dataclasses import replace
+
+    from reconciler.model import Action, Change, Deferred
+    from reconciler.planning import invariants, planfile
+
+    path, _ = _carried_plan(tmp_path)
+    plan = planfile.load(path)
+    assert invariants.check_plan(plan) == []
+    carried = next(op for op in plan.operations if op.source is not None)
+    for edited, says in (
+        (replace(carried, source=None), "carried only by a create that names its source entry"),
+        (replace(carried, source=replace(carried.source, fingerprint="")),  # type: ignore[arg-type]
+         "named by its DN and fingerprint"),
+    ):  # fmt: skip
+        bad = replace(
+            plan, operations=tuple(edited if o is carried else o for o in plan.operations)
+        )
+        assert any(says in p for p in invariants.check_plan(bad)), says
+    # a create of the target's own (no source entry) may not carry one either
+    own = next(op for op in plan.operations if op.action is Action.CREATE and op.source is None)
+    marked = tuple(
+        Change(c.attr, c.before, (Deferred.CARRIED,)) if c.attr == "userPassword" else c
+        for c in own.attributes
+    )
+    bad = replace(plan, operations=tuple(
+        replace(own, attributes=marked) if o is own else o for o in plan.operations
+    ))  # fmt: skip
+    assert any("carried only by a create that names" in p for p in invariants.check_plan(bad))
