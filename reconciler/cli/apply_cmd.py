@@ -162,13 +162,6 @@ def apply(
         # the apply here, and a server that cannot be reached is on record too.
         audit.record("apply", outcome="started", operations=len(saved.operations))
         credentials = CredentialsFile(credentials_out) if credentials_out else None
-        directory = open_from(connection, "create", "Writing to")
-        if len(directory.providers) > 1:  # which provider of the list this run writes to
-            audit.record(
-                "provider", url=directory.url, skipped=list(directory.skipped), outcome="ok"
-            )
-        peers, unanswered = open_peers(dict(others), directory)
-        warn_unlisted(directory, saved.base_dn)
         # a merger's source directory, only read; by default at the base the plan read
         if not connection.get("source_base_dn"):
             connection["source_base_dn"] = saved.source_base_dn or None
@@ -180,7 +173,13 @@ def apply(
                     f"the plan carries mailboxes from {saved.source_base_dn}, not {opened[1]}: "
                     f"give --source-base-dn {saved.source_base_dn}"
                 )
-        directory = open_from(connection, "create")
+        directory = open_from(connection, "create", "Writing to")
+        if len(directory.providers) > 1:  # which provider of the list this run writes to
+            audit.record(
+                "provider", url=directory.url, skipped=list(directory.skipped), outcome="ok"
+            )
+        peers, unanswered = open_peers(dict(others), directory)
+        warn_unlisted(directory, saved.base_dn)
         # the directory's own history: every record of the run from its first on (a directory
         # whose schema lacks the history's object class stops the apply here, unchanged)
         writer = history.Writer(directory, saved.base_dn, uuid.uuid4().hex[:12])
