@@ -14,6 +14,7 @@ from reconciler.applying.credentials import generate
 from reconciler.model import (
     Action,
     Agency,
+    Change,
     Entry,
     Inventory,
     Kind,
@@ -21,8 +22,9 @@ from reconciler.model import (
     Person,
     Plan,
     Settings,
+    Source,
 )
-from reconciler.outputs import importer, publish, report, report_render
+from reconciler.outputs import importer, mergelists, publish, report, report_render
 from reconciler.planning import render
 from reconciler.rules import regulations
 
@@ -100,6 +102,29 @@ def test_import_report_csv_neutralises_formulas() -> None:
     reported = [importer.Reported("left out", "uid=x,dc=y", "=1+1", "@SUM(1)")]
     rows = cells(importer.render_report_csv(reported))
     assert formula_cells(rows) == []
+
+
+def test_merge_lists_csv_neutralises_formulas_from_titles() -> None:
+    moved = tuple(
+        Operation(
+            Action.CREATE,
+            f"HG-{i:04d}",
+            f"nvson{i}.sotttt@{DOMAIN}",
+            "HG-2024 Đ7.1",
+            "moved",
+            agency="sotttt",
+            name="Nguyễn Văn Sơn",
+            attributes=(Change("title", (), (title,)), Change("uid", (), (f"nvson{i}.sotttt",))),
+            source=Source(f"uid=son{i},ou=people,dc=x", "sha256:0", f"son{i}", f"son{i}@x.vn"),
+        )
+        for i, title in enumerate(HOSTILE, 1)
+    )
+    plan = Plan("hagiang-2024", DOMAIN, BASE, dt.datetime(2026, 7, 1, tzinfo=dt.UTC), "", "", "",
+                "", moved)  # fmt: skip
+    for name, content in mergelists.build(plan).items():
+        if name.endswith(".csv"):
+            assert content.startswith("\ufeff")
+            assert formula_cells(cells(content)) == [], name
 
 
 def test_issued_passwords_never_start_like_a_formula() -> None:

@@ -10,15 +10,13 @@ organisation or unit mailbox into its successor's); and the mail-routing facts
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.model import Action, Kind, Operation, Plan
 from reconciler.outputs.publish import vi_key
+from reconciler.sheets import csv_text
 
 #: The CSV header of an agency's list (Vietnamese, for the letters).
 HEADER = ("Họ và tên", "Chức danh", "Địa chỉ cũ", "Địa chỉ mới", "Địa chỉ cũ vẫn nhận thư")
@@ -91,16 +89,6 @@ def inherited(plan: Plan) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def _csv(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        # a cell starting like a formula is kept as text (OWASP CSV injection)
-        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in row])
-    return "\ufeff" + out.getvalue()  # a byte order mark: Excel opens UTF-8 as UTF-8
-
-
 def _html(agency: str, rows: list[Move], plan: Plan) -> str:
     def cell(value: str) -> str:
         return f"<td>{html.escape(value)}</td>"
@@ -165,13 +153,13 @@ def build(plan: Plan) -> dict[str, str]:
         by_agency[move.agency].append(move)
     files: dict[str, str] = {}
     for agency, moved in sorted(by_agency.items()):
-        files[f"agencies/{agency}.csv"] = _csv(
-            [(m.name, m.title, m.former, m.new, ", ".join(m.kept)) for m in moved], HEADER
+        files[f"agencies/{agency}.csv"] = csv_text(
+            HEADER, [(m.name, m.title, m.former, m.new, ", ".join(m.kept)) for m in moved]
         )
         files[f"agencies/{agency}.html"] = _html(agency, moved, plan)
-    files["imap-sync-jobs.csv"] = _csv(
-        [(m.id, m.source_login, m.former, m.target_login, m.new) for m in rows] + inherited(plan),
+    files["imap-sync-jobs.csv"] = csv_text(
         JOBS_HEADER,
+        [(m.id, m.source_login, m.former, m.target_login, m.new) for m in rows] + inherited(plan),
     )
     files["mail-routing.txt"] = routing(plan, rows)
     return files
