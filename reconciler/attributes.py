@@ -147,6 +147,13 @@ SOURCE_READ = (
 )
 LOCKED = "000001010000Z"
 
+#: Attributes that hold a secret or a password hash, lower case: never in an export, an audit
+#: record or any output, whatever else is shown of an entry (a legacy directory that also serves
+#: Samba keeps NT and LM hashes beside userPassword).
+SECRET = frozenset(
+    {"userpassword", "pwdhistory", "authpassword", "sambantpassword", "sambalmpassword"}
+)
+
 
 #: Attributes that change on every login or write, left out of an entry's fingerprint so that a
 #: user logging in between plan and apply does not make the plan stale.

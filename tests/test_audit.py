@@ -88,3 +88,22 @@ def test_a_write_cut_short_leaves_no_half_line(
         ("apply", "failed"),
     ]
     assert "message" not in records[-1]
+
+
+def test_no_password_hash_of_any_kind_reaches_a_record(tmp_path: Path) -> None:
+    """A delete records the entry as it was; a legacy entry that also serves Samba holds NT and
+    LM hashes beside userPassword, which the log must not keep either."""
+    path = tmp_path / "audit.jsonl"
+    log = new_log(path)
+    before = {
+        "cn": ["Nguyễn Văn Sơn"],
+        "userPassword": ["{SSHA}secret-1"],
+        "sambaNTPassword": ["SECRET2NTHASH"],
+        "sambaLMPassword": ["SECRET3LMHASH"],
+        "authPassword": ["SECRET4"],
+    }
+    log.record("delete", id="HG-0001", outcome="started", before=before)
+    log.close()
+    text = path.read_text(encoding="utf-8")
+    assert "Nguyễn Văn Sơn" in text
+    assert "secret" not in text.lower()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.attributes import SECRET
 from reconciler.errors import InventoryError, Problem, ReconcilerError
 
 _TORN = (
@@ -41,7 +42,6 @@ _TORN = (
     "removed from the log and is kept here as `fragment`"
 )
 
-SECRET_ATTRIBUTES = frozenset({"userpassword", "pwdhistory", "authpassword"})
 #: Seconds between disk syncs of the records of a run of changes.
 SYNC_EVERY = 0.2
 #: Bytes kept beside the log for the closing record of a run that fills the disk.
@@ -51,7 +51,8 @@ _BULK = frozenset({"changed", "ok", "pending"})
 
 
 def scrub(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attrs.items() if k.lower() not in SECRET_ATTRIBUTES}
+    """`attrs` without the secrets (`attributes.SECRET`): what a record keeps of an entry."""
+    return {k: v for k, v in attrs.items() if k.lower() not in SECRET}
 
 
 #: Mode of the audit log and of the applied plans kept beside it (personal data).
