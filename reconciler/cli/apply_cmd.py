@@ -120,8 +120,7 @@ def apply(
     # the inventory, when given, is checked first: its problems are printed as FILE:LINE
     trusted = load_inventory(inventory_path).inventory.settings if inventory_path else None
     try:
-        saved = planfile.load(plan_file)
-        digest = planfile.digest(saved)
+        saved, digest = planfile.load_sealed(plan_file)
         if expect_digest and expect_digest != digest:
             raise ReconcilerError(
                 f"the plan's digest is {digest}, not the expected {expect_digest}: this is not "

@@ -184,10 +184,10 @@ def plan(
     print_plan(result, fmt, show_unmanaged, changes)
     if out is not None:
         try:
-            planfile.save(result, out)
+            sealed = planfile.save(result, out)
         except ReconcilerError as error:
             fail(error)
-        click.echo(f"Saved the plan to {out} (digest {planfile.digest(result)}).", err=True)
+        click.echo(f"Saved the plan to {out} (digest {sealed}).", err=True)
     if detailed_exitcode and not result.empty:
         sys.exit(2)
 

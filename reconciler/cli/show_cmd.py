@@ -23,9 +23,9 @@ def show(plan_file: Path, fmt: str, show_unmanaged: bool) -> None:
     from reconciler.planning import planfile
 
     try:
-        saved = planfile.load(plan_file)
+        saved, digest = planfile.load_sealed(plan_file)
     except ReconcilerError as error:
         fail(error)
     print_plan(saved, fmt, show_unmanaged)
     if fmt == "text":
-        click.echo(f"Digest {planfile.digest(saved)}, made at {saved.now:%Y-%m-%dT%H:%M:%SZ}.")
+        click.echo(f"Digest {digest}, made at {saved.now:%Y-%m-%dT%H:%M:%SZ}.")
