@@ -41,10 +41,11 @@ from reconciler.attributes import (
     TOMBSTONE,
     TOMBSTONE_WRITABLE,
     WRITABLE,
+    history_dn,
     misplaced,
     people_containers,
 )
-from reconciler.dn import child_dn, is_descendant, normalize_dn, parent_dn, parse_dn
+from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
 from reconciler.errors import UnsafePlan
 from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, Settings
 from reconciler.names import RESERVED
@@ -64,7 +65,7 @@ class Scope:
         self.base = normalize_dn(plan.base_dn)
         self.containers = frozenset(normalize_dn(c) for c in plan.people)
         self.lock = normalize_dn(f"{LOCK_RDN},{plan.base_dn}")
-        self.history = normalize_dn(child_dn("ou", HISTORY_OU, plan.base_dn))
+        self.history = normalize_dn(history_dn(plan.base_dn))
 
     def not_a_record(self, dn: str) -> str | None:
         """Why `dn` is not where a tombstone goes (directly in ou=history), or None."""
@@ -125,9 +126,7 @@ def _containers(plan: Plan, scope: Scope) -> list[str]:
     for dn in plan.people:
         if not is_descendant(dn, plan.base_dn):
             problems.append(f"the mailbox container {dn} is outside the base DN {plan.base_dn}")
-        elif normalize_dn(dn) in (scope.lock, scope.history) or is_descendant(
-            dn, child_dn("ou", HISTORY_OU, plan.base_dn)
-        ):
+        elif normalize_dn(dn) == scope.lock or is_descendant(dn, history_dn(plan.base_dn)):
             problems.append(f"{dn} cannot be a mailbox container")
     for dn in plan.containers:
         leads = any(is_descendant(c, dn) for c in plan.people)
