@@ -56,7 +56,6 @@ _PRE = str.maketrans(
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _NOT_ALNUM = re.compile("[^a-z0-9]+")
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff]")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -99,9 +98,16 @@ class NameParts:
         return self.family + self.middle
 
 
-def _name_words(text: str) -> list[str]:
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", _SURROGATES.sub("", text)))
+def folded_words(text: str) -> list[str]:
+    """The words of a name, each folded (`fold`: NFC, invisible characters and lone surrogates
+    dropped, none of which is a space); a word that folds to nothing is dropped."""
     return [f for f in (fold(w) for w in text.split()) if f]
+
+
+def folded_name(text: str) -> str:
+    """A name's folded words joined by one space: its `NameParts.full`, what two names are
+    compared by (hagiang-2024 Đ5.2 b), and the key agency names are told apart by at import."""
+    return " ".join(folded_words(text))
 
 
 def _find_span(words: Sequence[str], target: str, *, from_end: bool) -> tuple[int, int] | None:
@@ -147,7 +153,7 @@ def split(
     "A Huy" with given "A Huy"), and its address is the given name alone. A one-word name without
     any override, or an empty given name, raises `NamingError`.
     """
-    words = _name_words(name)
+    words = folded_words(name)
     if not words:
         raise NamingError(f"the name {name!r} has no letters that can be used in an address")
     if family is None and middle is None and given is None and len(words) < 2:
@@ -160,7 +166,7 @@ def split(
     for label, value in (("given", given), ("family", family), ("middle", middle)):
         if value is None:
             continue
-        target = "".join(_name_words(value))
+        target = "".join(folded_words(value))
         if not target:
             if label == "given":
                 raise NamingError(f"the given name {value!r} of {name!r} has no usable letters")

@@ -116,7 +116,7 @@ class AgencyMap:
         if best is not None:
             return best[1]
         if value is not None:
-            return self.values.get(_fold_words(value))
+            return self.values.get(names.folded_name(value))
         return None
 
 
@@ -161,29 +161,21 @@ class Result:
 # Names of agencies and units
 
 
-def _folded_words(value: str) -> list[str]:
-    return [f for f in (names.fold(w) for w in value.split()) if f]
-
-
-def _fold_words(value: str) -> str:
-    return " ".join(_folded_words(value))
-
-
 def agency_id(name: str) -> str:
     """`[a-z0-9-]+` from the folded name: words joined by hyphens, cut at a word (≤ 48)."""
     out = ""
-    for word in _folded_words(name):
+    for word in names.folded_words(name):
         candidate = f"{out}-{word}" if out else word
         if len(candidate) > _MAX_ID:
             break
         out = candidate
-    return out or "".join(_folded_words(name))[:_MAX_ID]
+    return out or "".join(names.folded_words(name))[:_MAX_ID]
 
 
 def abbreviation(name: str) -> str:
     """`[a-z0-9]+`: the folded name when ≤ 10 letters, else the first word and the initials of
     the others, "và" (and) left out: Sở Y tế → soyte, Sở Thông tin và Truyền thông → sotttt."""
-    words = _folded_words(name)
+    words = names.folded_words(name)
     joined = "".join(words)
     if len(joined) <= _SHORT_ABBR or len(words) < 2:
         return joined[:32]
@@ -243,7 +235,7 @@ def parse_map(data: Any) -> AgencyMap:
             except ValueError:
                 raise ImportProblem(f"mapping file: {key!r} is not a DN") from None
         else:
-            values[_fold_words(key)] = target
+            values[names.folded_name(key)] = target
     return AgencyMap(values, suffixes)
 
 
@@ -578,7 +570,7 @@ class _Importer:
                 targets[key] = p.target
             else:
                 assert p.agency_value is not None
-                folded = _fold_words(p.agency_value)
+                folded = names.folded_name(p.agency_value)
                 if not folded or text.check_text(p.agency_value):
                     why = text.check_text(p.agency_value) or "has no letters or digits"
                     self.out(
@@ -637,10 +629,10 @@ class _Importer:
     ) -> dict[str, Any]:
         units: dict[str, dict[str, str]] = {}
         unit_spellings: dict[str, Counter[str]] = defaultdict(Counter)
-        agency_folded = _fold_words(name)
+        agency_folded = names.folded_name(name)
         for p in people:
             if p.unit_value and not text.check_text(p.unit_value):
-                folded = _fold_words(p.unit_value)
+                folded = names.folded_name(p.unit_value)
                 if folded and folded != agency_folded:
                     unit_spellings[folded][" ".join(text.nfc(p.unit_value).split())] += 1
         unit_of: dict[str, str] = {}
@@ -666,8 +658,8 @@ class _Importer:
 
     def record(self, p: _Person, unit_of: Mapping[str, str]) -> dict[str, Any]:
         r: dict[str, Any] = {"id": p.id, "name": p.name}
-        if p.unit_value and _fold_words(p.unit_value) in unit_of:
-            r["unit"] = unit_of[_fold_words(p.unit_value)]
+        if p.unit_value and names.folded_name(p.unit_value) in unit_of:
+            r["unit"] = unit_of[names.folded_name(p.unit_value)]
         if p.title:
             r["title"] = p.title
         try:

@@ -204,7 +204,7 @@ def taken_addresses(
     for entry in entries:
         key = entry.key if entry.managed else owner.get(id(entry))
         name = entry.get("cn") or ""
-        folded = " ".join(f for f in (names.fold(w) for w in name.split()) if f)
+        folded = names.folded_name(name)
         for address in {a.lower() for a in entry.all("mail") + entry.all("govMailAlias")}:
             held = taken.setdefault(address, key or "")
             if held != (key or "") or (not held and address in holders):
@@ -705,7 +705,7 @@ def resolve(
     for stone in stones:
         # kept from everyone during the quarantine, and from the person for good
         if stone.id in renewed or _quarantined(stone, now, settings.quarantine_months):
-            folded = " ".join(f for f in (names.fold(w) for w in stone.name.split()) if f)
+            folded = names.folded_name(stone.name)
             for address in stone.addresses:
                 taken.setdefault(address, deleted_key(stone.id))
                 if folded:
