@@ -87,3 +87,14 @@ def test_quota_in_words() -> None:
     assert render.quota("5368709120") == "5 GB"
     assert render.quota("524288000") == "500 MB"
     assert render.quota("1000") == "1000 bytes"
+
+
+def test_no_operation_line_opens_a_nested_list_in_markdown() -> None:
+    """`- + **create**` is, in CommonMark, a list item holding another list: a pull request's
+    comment would show every create as a bullet inside an empty bullet."""
+    md = render.markdown(plan_of(5), "sha256:d")
+    items = [line for line in md.splitlines() if line.startswith("- ")]
+    assert any("**create**" in line for line in items)
+    for line in items:
+        assert not line[2:].startswith(("+ ", "- ", "* ")), line
+    assert "- \\+ **create** `nvson0.sotttt@hagiang.gov.vn`" in md

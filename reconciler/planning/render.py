@@ -228,8 +228,9 @@ def _md_line(op: Operation) -> str:
     what = markdown_code(op.address)
     if op.action is Action.RENAME:
         what = f"{markdown_code(op.previous)} → {what}"
+    # the symbol escaped: a create's `+` right after the item's `-` would open a nested list
     line = (
-        f"- {op.action.symbol} **{_VERBS[op.action]}** {what} {who} — {_md(_cited(op))}: "
+        f"- {_md(op.action.symbol)} **{_VERBS[op.action]}** {what} {who} — {_md(_cited(op))}: "
         f"{_md(op.reason)}"
     )
     shown = _shown(op)
