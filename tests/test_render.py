@@ -98,3 +98,24 @@ def test_no_operation_line_opens_a_nested_list_in_markdown() -> None:
     for line in items:
         assert not line[2:].startswith(("+ ", "- ", "* ")), line
     assert "- \\+ **create** `nvson0.sotttt@hagiang.gov.vn`" in md
+
+
+def test_a_create_shows_the_aliases_its_mailbox_receives_mail_for() -> None:
+    """An alias is an address: a new hire given `lanhdao@…` as an alias must be seen in review."""
+    op = Operation(
+        action=Action.CREATE,
+        id="HG-0008",
+        address="thinhvd@hagiang.gov.vn",
+        clause="HG-2024 Đ7.1",
+        reason="new in the inventory",
+        name="Vũ Đức Thịnh",
+        attributes=(
+            Change("title", (), ("Chuyên viên",)),
+            Change("govMailAlias", (), ("lanhdao@hagiang.gov.vn",)),
+        ),
+    )
+    base = plan_of(0)
+    plan = Plan(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "operations": (op,)})
+    assert "aliases: +lanhdao@hagiang.gov.vn" in render.text(plan)
+    assert "aliases: +lanhdao\\@hagiang.gov.vn" in render.markdown(plan, "d")
+    assert "Chuyên viên" not in render.text(plan)  # the rest stays in the JSON plan

@@ -77,7 +77,8 @@ def _values(values: Sequence[Value]) -> str:
 def _shown(op: Operation) -> list[Change]:
     """The changes a reviewer reads below an operation: all but the internal ones for an update
     or a rename; for the other actions (whose reason says the rest), what apply decides as it
-    writes (an issued password, a time) and whether the password must be changed."""
+    writes (an issued password, a time), whether the password must be changed, and the aliases a
+    new mailbox receives mail for (an address given is never hidden from review)."""
     if op.action in (Action.UPDATE, Action.RENAME):
         return [c for c in op.changes if c.attr not in _HIDDEN]
     if op.action is Action.DELETE:  # what its tombstone keeps
@@ -85,7 +86,11 @@ def _shown(op: Operation) -> list[Change]:
     shown = [
         c
         for c in (*op.attributes, *op.changes)
-        if (c.deferred or c.attr == MUST_CHANGE or (op.source and c.attr in _CARRIED_SHOWN))
+        if (
+            c.deferred
+            or c.attr in (MUST_CHANGE, "govMailAlias")
+            or (op.source and c.attr in _CARRIED_SHOWN)
+        )
         and c.attr not in _HIDDEN
     ]
     return sorted(shown, key=lambda c: _APPLY_ORDER.get(c.attr, len(_APPLY_ORDER)))
