@@ -20,8 +20,9 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reconciler.attributes import LOCK, SUSPEND_REASON
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, Operation, Plan, Refusal
+from reconciler.model import Action, Kind, Operation, Plan, Refusal
 from reconciler.rules import regulations
 from reconciler.rules.lifecycle import ZONE
 from reconciler.rules.regulations import Regulation
@@ -60,8 +61,30 @@ def _item(number: int, text: str) -> list[str]:
     return textwrap.wrap(text, WIDTH, initial_indent=f"{number}. ", subsequent_indent="   ")
 
 
+def _who(op: Operation) -> str:
+    """Whose mailbox: a person with their staff number; an organisation or unit mailbox by its
+    name only (its key, `agency:…` / `unit:…`, is the tool's, not words for the agency)."""
+    if op.kind is not Kind.PERSON and op.name:
+        return op.name
+    return f"{op.name} ({op.id})" if op.name else op.id
+
+
+def _created_suspended(op: Operation, regulation: Regulation) -> str:
+    """What to add when a create makes the mailbox already suspended (a record declared
+    `state: suspended`, or a moved mailbox that was): its owner cannot use it yet."""
+    if op.action is not Action.CREATE or not any(c.attr == LOCK for c in op.attributes):
+        return ""
+    reasons = [v for c in op.attributes if c.attr == SUSPEND_REASON for v in c.after]
+    clause = str(reasons[0]).split(":", 1)[0] if reasons else ""
+    ground = f" theo {regulations.cite(clause, regulation)}" if clause else ""
+    return (
+        f" Hộp thư được cấp ở trạng thái tạm khóa{ground}: chưa thể đăng nhập, gửi, nhận thư "
+        "cho đến khi được khôi phục."
+    )
+
+
 def _done(op: Operation, regulation: Regulation, when: dt.datetime) -> str:
-    who = f"{op.name} ({op.id})" if op.name else op.id
+    who = _who(op)
     what = _VERBS[op.action]
     if op.action is Action.RENAME:
         what += f" {op.previous} thành {op.address}"
@@ -82,6 +105,7 @@ def _done(op: Operation, regulation: Regulation, when: dt.datetime) -> str:
             " Mật khẩu tạm thời được bàn giao riêng, không gửi qua thư này, và phải đổi ở lần "
             "đăng nhập đầu tiên."
         )
+    text += _created_suspended(op, regulation)
     if op.action is Action.SUSPEND:
         text += " Hộp thư không thể đăng nhập, gửi, nhận thư cho đến khi được khôi phục."
     if op.action is Action.DELETE:
@@ -98,7 +122,7 @@ def _refused(r: Refusal, regulation: Regulation) -> str:
 
 
 def _failed(op: Operation, outcome: str) -> str:
-    who = f"{op.name} ({op.id})" if op.name else op.id
+    who = _who(op)
     why = "do sự cố kỹ thuật" if outcome == "failed" else "vì thao tác trước đó gặp sự cố"
     return (
         f"{_VERBS[op.action]} {op.address} của {who}: chưa thực hiện được {why}; Trung tâm sẽ "
