@@ -342,6 +342,7 @@ def test_hg_2024_d7_3_each_agency_gets_a_notice_of_what_was_done_and_refused(
         "--audit-log", str(tmp_path / "audit" / "audit.jsonl"),
     )
     assert applied.returncode == 0, applied.stderr
+    assert "Notices for 1 agency written to" in applied.stderr  # one, not "1 agencies"
     (eml,) = (tmp_path / "audit" / "notices").glob("*-soyte.eml")
     assert eml.stat().st_mode & 0o777 == 0o600
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)

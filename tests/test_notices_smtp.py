@@ -61,7 +61,7 @@ def test_hg_2024_d7_3_the_notice_reaches_the_agency_through_the_relay(tmp_path: 
                               "--credentials-out", str(tmp_path / "creds.csv"),
                               "--audit-log", str(tmp_path / "audit" / "audit.jsonl"), env=env)
             assert applied.returncode == 0, applied.stderr
-            assert "1 notices sent through smtp://127.0.0.1" in applied.stderr
+            assert "1 notice sent through smtp://127.0.0.1" in applied.stderr
             mail.flush()
             delivered = [p.read_bytes() for p in (mail.maildir("agency:soyte") / "new").iterdir()]
         (eml,) = (tmp_path / "audit" / "notices").glob("*-soyte.eml")

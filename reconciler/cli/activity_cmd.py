@@ -11,6 +11,7 @@ import click
 from reconciler.cli.app import main
 from reconciler.cli.common import fail
 from reconciler.errors import ReconcilerError
+from reconciler.text import count
 
 
 @main.command()
@@ -56,4 +57,4 @@ def activity(logs: tuple[Path, ...], out: Path | None, year: int | None, zone_na
         fail(error)
     except OSError as error:
         fail(ReconcilerError(f"cannot write {out}: {error.strerror}"))
-    click.echo(f"{len(found.seen)} addresses written to {out}", err=True)
+    click.echo(f"{count(len(found.seen), 'address', 'addresses')} written to {out}", err=True)

@@ -301,7 +301,8 @@ def notify(saved: Plan, recap: Recap, folder: Path) -> None:
         return
     sender = saved.sender or f"noreply@{saved.domain}"
     written = notices.write(built, folder, sender, when)
-    click.echo(f"Notices for {len(written)} agencies written to {folder}", err=True)
+    agencies = count(len(written), "agency", "agencies")
+    click.echo(f"Notices for {agencies} written to {folder}", err=True)
     if saved.relay:
         sent = notices.send(written, saved.relay, sender)
-        click.echo(f"{sent} notices sent through {saved.relay}", err=True)
+        click.echo(f"{count(sent, 'notice')} sent through {saved.relay}", err=True)

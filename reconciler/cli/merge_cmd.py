@@ -18,6 +18,7 @@ from reconciler.cli.common import (
     source_options,
 )
 from reconciler.errors import InventoryError, ReconcilerError
+from reconciler.text import count
 
 
 def _comments(text: str) -> str:
@@ -114,12 +115,15 @@ def merge(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
     merged = load_inventory(out).inventory  # what was written must be a valid inventory
+    aliases = count(
+        result.aliases, "organisation or unit address", "organisation and unit addresses"
+    )
     click.echo(
         f"{out}: {result.moved} staff of {source} placed into {target} "
-        f"({result.agencies_merged} agencies merged into the target's, {result.agencies_new} "
-        f"new; {result.aliases} organisation and unit addresses kept as aliases); "
-        f"{len(merged.agencies)} agencies, {len(merged.people)} staff, {merged.settings.domain} "
-        f"({merged.settings.regulation})"
+        f"({count(result.agencies_merged, 'agency', 'agencies')} merged into the target's, "
+        f"{result.agencies_new} new; {aliases} kept as aliases); "
+        f"{count(len(merged.agencies), 'agency', 'agencies')}, {len(merged.people)} staff, "
+        f"{merged.settings.domain} ({merged.settings.regulation})"
     )
 
 
@@ -186,4 +190,7 @@ def merge_lists(plan_file: Path, out: Path) -> None:
             f.write(content)
     moved = len(mergelists.moves(saved))
     agencies = (len(files) - 2) // 2
-    click.echo(f"{out}: lists of {moved} moved mailboxes, {agencies} agencies")
+    click.echo(
+        f"{out}: lists of {count(moved, 'moved mailbox', 'moved mailboxes')}, "
+        f"{count(agencies, 'agency', 'agencies')}"
+    )
