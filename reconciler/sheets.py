@@ -1,4 +1,4 @@
-"""CSV files for people (the report, the public directory): one writer for all of them.
+"""CSV files for people (the report, the public directory, a merger's lists): one writer for all.
 
 UTF-8 with a byte order mark, so that Excel on Windows opens Vietnamese text as UTF-8 rather than
 in the ANSI code page, and CRLF line ends, as spreadsheets write them. Pure: returns text, to be

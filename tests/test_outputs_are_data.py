@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import re
+from dataclasses import replace
 
 from reconciler import text
 from reconciler.applying.credentials import generate
@@ -15,6 +16,7 @@ from reconciler.model import (
     Action,
     Agency,
     Change,
+    Contact,
     Entry,
     Inventory,
     Kind,
@@ -186,3 +188,31 @@ def test_report_markdown_keeps_inventory_text_literal() -> None:
 def test_markdown_code_span_survives_backticks() -> None:
     assert text.markdown_code("a`b") == "`` a`b ``"
     assert text.markdown_code("plain") == "`plain`"
+
+
+def test_merge_lists_neutralise_formulas_and_name_the_agency() -> None:
+    moves = tuple(
+        Operation(
+            action=Action.CREATE,
+            id=f"HG-{i:04d}",
+            address=f"nvson{i}.sokhcn@tuyenquang.gov.vn",
+            clause="HG-2024 Đ7.1",
+            reason="moved",
+            kind=Kind.PERSON,
+            agency="sokhcn",
+            name="Nguyễn Văn Sơn",
+            attributes=(Change("title", (), (title,)),),
+            source=Source(f"uid=nvson{i},ou=people,{BASE}", "f", f"nvson{i}", f"nvson{i}@{DOMAIN}"),
+        )
+        for i, title in enumerate(HOSTILE, 1)
+    )
+    contacts = (Contact("sokhcn", "Sở Khoa học và Công nghệ"),)
+    plan = replace(hostile_plan(), operations=moves, contacts=contacts)
+    files = mergelists.build(plan)
+    rows = cells(files["agencies/sokhcn.csv"])
+    assert formula_cells(rows) == []
+    assert sorted(r[1] for r in rows[1:]) == sorted("'" + h for h in HOSTILE)
+    page = files["agencies/sokhcn.html"]
+    assert (
+        "<b>Sở Khoa học và Công nghệ</b>" in page and "— Sở Khoa học và Công nghệ</title>" in page
+    )

@@ -90,6 +90,8 @@ def inherited(plan: Plan) -> list[tuple[str, str, str, str, str]]:
 
 
 def _html(agency: str, rows: list[Move], plan: Plan) -> str:
+    """The printable list of one agency, named by its name (`agency`) as the letters name it."""
+
     def cell(value: str) -> str:
         return f"<td>{html.escape(value)}</td>"
 
@@ -151,12 +153,13 @@ def build(plan: Plan) -> dict[str, str]:
     by_agency: dict[str, list[Move]] = defaultdict(list)
     for move in rows:
         by_agency[move.agency].append(move)
+    names = {c.agency: c.name for c in plan.contacts}
     files: dict[str, str] = {}
     for agency, moved in sorted(by_agency.items()):
         files[f"agencies/{agency}.csv"] = csv_text(
             HEADER, [(m.name, m.title, m.former, m.new, ", ".join(m.kept)) for m in moved]
         )
-        files[f"agencies/{agency}.html"] = _html(agency, moved, plan)
+        files[f"agencies/{agency}.html"] = _html(names.get(agency, agency), moved, plan)
     files["imap-sync-jobs.csv"] = csv_text(
         JOBS_HEADER,
         [(m.id, m.source_login, m.former, m.target_login, m.new) for m in rows] + inherited(plan),
