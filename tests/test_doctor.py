@@ -129,6 +129,34 @@ def test_a_bind_dn_that_may_only_read_is_named_with_the_rights_it_lacks(populate
     assert tree(populated, bound=user) == before
 
 
+def test_the_lock_entry_an_earlier_apply_left_is_tried_not_taken_for_a_running_apply(
+    populated: Slapd,
+) -> None:
+    """Every apply leaves `cn=reconciler-lock` behind, marked free: doctor tries changing it
+    (No-Op), instead of saying an apply is running."""
+    with admin_connection(populated) as conn:
+        conn.add(
+            f"cn=reconciler-lock,{populated.suffix}",
+            attributes={"objectClass": ["top", "applicationProcess"], "cn": "reconciler-lock",
+                        "description": '{"free": true}'},
+        )  # fmt: skip
+    user = f"uid=nvson,ou=people,{populated.suffix}"
+    before = tree(populated, bound=user)
+    code, out = doctor(populated, "--no-canary")
+    assert code == 0, out
+    assert "ok      write the lock entry: the bind may change cn=reconciler-lock" in out
+    assert "an apply is running" not in out
+    reader = run_cli(
+        "doctor", "--directory", populated.url, "--bind-dn", user, "--no-canary",
+        env={"RECONCILER_BIND_PASSWORD": "Mat-khau-123"},
+    )  # fmt: skip
+    assert reader.returncode == 1, reader.stdout + reader.stderr
+    assert (
+        "MISSING write the lock entry: the bind may not change cn=reconciler-lock" in reader.stdout
+    )
+    assert tree(populated, bound=user) == before  # the No-Op changed nothing
+
+
 @pytest.fixture(params=["lockout", "lastbind", "schema"])
 def lacking(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Slapd]]:
     what = str(request.param)

@@ -399,13 +399,8 @@ def _lock_entry_rights(directory: LdapDirectory, base: str) -> Finding:
     code = (conn.result or {}).get("result")
     if code == NOOP_RESULT:
         return Finding("write the lock entry", OK, f"the bind may add and delete {dn}")
-    if code == 68:  # already there
-        return Finding(
-            "write the lock entry",
-            UNKNOWN,
-            f"{dn} exists: an apply is running, or one died holding the lock",
-            "run doctor again when no apply runs",
-        )
+    if code == 68:  # already there: it stays between applies (marked free), so try changing it
+        return _lock_entry_modify(conn, dn, base)
     if code == INSUFFICIENT_ACCESS:
         return Finding(
             "write the lock entry",
@@ -418,6 +413,46 @@ def _lock_entry_rights(directory: LdapDirectory, base: str) -> Finding:
         UNKNOWN,
         f"the server did not answer the No-Op control ({(conn.result or {}).get('description')})",
         f"check that the bind DN may add and delete {dn}",
+    )
+
+
+def _lock_entry_modify(conn: Any, dn: str, base: str) -> Finding:
+    """The lock entry exists (every apply leaves it, marked free): may the bind change it, as
+    taking, renewing and releasing the lock do? A No-Op modify of its value with itself."""
+    from ldap3 import BASE, MODIFY_REPLACE
+
+    conn.search(dn, "(objectClass=*)", BASE, attributes=["description"])
+    found = [r for r in conn.response or () if r.get("type") == "searchResEntry"]
+    if not found:
+        return Finding(
+            "write the lock entry",
+            UNKNOWN,
+            f"{dn} exists but the bind may not read it",
+            f"give the bind DN read and write access to {dn}",
+        )
+    value = [str(v) for v in found[0]["attributes"].get("description") or ()] or ["doctor"]
+    conn.modify(
+        dn, {"description": [(MODIFY_REPLACE, value)]}, controls=[(NOOP_CONTROL, True, None)]
+    )
+    code = (conn.result or {}).get("result")
+    if code == NOOP_RESULT:
+        return Finding(
+            "write the lock entry",
+            OK,
+            f"the bind may change {dn} (the lock entry, which stays between applies)",
+        )
+    if code == INSUFFICIENT_ACCESS:
+        return Finding(
+            "write the lock entry",
+            MISSING,
+            f"the bind may not change {dn}: apply cannot take its lock",
+            f"give the bind DN write access to {dn}",
+        )
+    return Finding(
+        "write the lock entry",
+        UNKNOWN,
+        f"the server did not answer the No-Op control ({(conn.result or {}).get('description')})",
+        f"check that the bind DN may change {dn}",
     )
 
 
