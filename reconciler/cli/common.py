@@ -109,16 +109,16 @@ def connection_options(command: F) -> F:
 
 
 def source_options(command: F) -> F:
-    """--source-directory and its bind, for a merger's plan and apply: the directory of the
-    province being merged in, only read (README: The 2025 merger)."""
+    """--source-directory and its bind, for a merger's merge, plan and apply: the directory of
+    the province being merged in, only read (README: The 2025 merger)."""
     options = [
         click.option(
             "--source-directory",
             "source_url",
             metavar="URL",
-            help="a merger: the former province's directory, only read, whose mailboxes the "
-            "merged records carry over (password hash, must-change state, suspension, last "
-            "login)",
+            help="a merger: the former province's directory, only read; merge takes the "
+            "addresses its mailboxes hold, plan and apply carry each mailbox over (password "
+            "hash, must-change state, suspension, last login)",
         ),
         click.option(
             "--source-bind-dn",
@@ -136,7 +136,8 @@ def source_options(command: F) -> F:
         click.option(
             "--source-base-dn",
             metavar="DN",
-            help="the source directory's base (default: the plan's, or the server's suffix)",
+            help="the source directory's base DN (default: for apply, the plan's; else the "
+            "server's first naming context)",
         ),
     ]
     for option in reversed(options):

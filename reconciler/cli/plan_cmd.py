@@ -63,7 +63,8 @@ show_unmanaged_option = click.option(
 @click.option(
     "--activity",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="CSV address,last_activity exported from the mail server's logs",
+    help="the last activity per address: the CSV `reconciler activity` makes from the mail "
+    "logs (address,last_activity,…)",
 )
 @click.option(
     "--detailed-exitcode",

@@ -70,13 +70,15 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
 @click.option(
     "--audit-log",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="count created / renamed / deleted in the period from this local audit log (JSON "
-    "lines; only its records of this directory count) instead of the directory's own history",
+    help="count what was done in the period (created, renamed, deleted, suspended, restored) "
+    "from this local audit log (JSON lines; only its records of this directory count) instead "
+    "of the directory's own history",
 )
 @click.option(
     "--activity",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="CSV address,last_activity exported from the mail server's logs",
+    help="the last activity per address: the CSV `reconciler activity` makes from the mail "
+    "logs (address,last_activity,…)",
 )
 @click.option(
     "--now",

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 @main.command()
 @click.argument("address")
 @connection_options
-@click.option("--clause", required=True, help="the suspension ground, a clause of the regulation")
+@click.option(
+    "--clause",
+    required=True,
+    help="the suspension ground: one of the regulation's, written as an agency file's "
+    "`suspension: {clause: …}` writes it",
+)
 @click.option("--note", default="", help="the facts and the deciding document (recorded)")
 @inventory_and_audit_options
 @click.option("--actor", help="who suspends (default: the CI user or $USER)")
