@@ -210,6 +210,30 @@ def test_activity_file_postpones_the_rule_and_unknown_rows_are_noted(
     )
 
 
+def test_an_activity_file_the_regulation_cannot_count_is_said_so(
+    directory: Directory, tmp_path: Path
+) -> None:
+    """A bare `address,last_activity` (CONTRACT.md's form) under quangnam-2020, which counts
+    logins only: the plan says the file was not used, instead of suspending active people
+    without a word."""
+    folder = scenario.write(scenario.qn(), tmp_path / "inv")
+    converge(folder, directory, tmp_path / "out", real_now())
+    born = created(directory, BASE_QN, "QN-0101")
+    csv = tmp_path / "activity.csv"
+    csv.write_text(
+        f"address,last_activity\nlantt@quangnam.gov.vn,{(born + 40 * DAY).isoformat()}\n",
+        encoding="utf-8",
+    )
+    activity = activity_module.load(csv)
+    plan = scenario.plan(folder, directory, fires(born, 3), activity=activity)
+    assert "QN-0101" in suspends(plan)  # logins only: the rule's text
+    assert plan.notes == (
+        "the activity file was not used: quangnam-2020 counts only last_login as activity, and "
+        "the file has only last_activity; give the CSV `reconciler activity` writes from the "
+        "mail logs",
+    )
+
+
 def test_activity_file_errors_name_the_line(tmp_path: Path) -> None:
     csv = tmp_path / "activity.csv"
     csv.write_text(

@@ -27,6 +27,7 @@ from reconciler.attributes import (
 )
 from reconciler.dn import child_dn, parent_dn, parse_dn
 from reconciler.errors import InventoryError, Problem, UnsafePlan
+from reconciler.inventory.activity import KINDS as ACTIVITY_COLUMNS
 from reconciler.model import (
     Action,
     Change,
@@ -260,6 +261,7 @@ def compute(
     ops.sort(key=lambda op: op.sort_key)
     notes = (
         _unknown_activity(ctx.activity, wanted.taken)
+        + _uncounted_activity(ctx.activity, regulation)
         + _managers_suspended(ops, boxes)
         + _ids_held_elsewhere(ops, wanted)
         + _shared_elsewhere(wanted)
@@ -469,6 +471,26 @@ def _unknown_activity(activity: Mapping[str, Seen], taken: Mapping[str, str]) ->
     return (
         f"the activity file has {n} row{'s' if n != 1 else ''} for addresses that are not in "
         f"the directory (ignored): {shown}",
+    )
+
+
+def _uncounted_activity(activity: Mapping[str, Seen], regulation: Regulation) -> tuple[str, ...]:
+    """An activity file none of whose columns the regulation counts (a bare
+    `address,last_activity` under quangnam-2020, which counts logins only) changes nothing: the
+    reviewers are told, rather than see active mailboxes suspended without a word."""
+    kinds = {
+        kind
+        for seen in activity.values()
+        for kind in ({"mail"} if isinstance(seen, dt.datetime) else seen)
+    }
+    if not kinds or kinds & regulation.activity_kinds:
+        return ()
+    column = {kind: name for name, kind in ACTIVITY_COLUMNS.items()}
+    counted = ", ".join(sorted(column[k] for k in regulation.activity_kinds))
+    return (
+        f"the activity file was not used: {regulation.id} counts only {counted} as activity, "
+        f"and the file has only {', '.join(sorted(column[k] for k in kinds))}; give the CSV "
+        "`reconciler activity` writes from the mail logs",
     )
 
 
