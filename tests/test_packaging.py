@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import schemas_folder
+from reconciler import __version__, schemas_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = re.compile(
@@ -70,3 +70,12 @@ def test_no_symbolic_link_is_tracked() -> None:
         ["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert [line for line in listed.splitlines() if line.startswith("120000")] == []
+
+
+def test_the_package_says_the_version_it_is_released_as() -> None:
+    """`reconciler --version`, the wheel's metadata and the changelog's newest entry agree."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["version"] == __version__
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## (\S+)", changelog, re.M)
+    assert newest is not None and newest.group(1) == __version__

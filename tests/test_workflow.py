@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from reconciler import __version__
 from reconciler.devtools.throwaway import Slapd
 
 from . import scenario
@@ -948,6 +949,8 @@ def test_ci_files_pin_a_release_never_a_branch() -> None:
     gitlab = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
     for version in (gh["env"]["RECONCILER_VERSION"], gitlab["variables"]["RECONCILER_VERSION"]):
         assert re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+|[0-9a-f]{40}", version), version
+        # the example files of a release pin that release: its tag is cut from this version
+        assert version == f"v{__version__}", version
     scripts = _install_scripts()
     assert len(scripts) == 5  # validate, plan, apply, daily on GitHub; GitLab's before_script
     for script in scripts.values():
