@@ -433,6 +433,10 @@ class Contact:
     to: tuple[str, ...] = ()
 
 
+#: The share of a directory's mailboxes one plan may suspend without --allow-suspends.
+SUSPEND_SHARE = 0.10
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How much destruction a plan may carry (`plan.check_limits`): deletions up to `max_deletes`
@@ -442,7 +446,7 @@ class Limits:
 
     max_deletes: int
     allow_deletes: int | None = None
-    suspend_share: float = 0.10
+    suspend_share: float = SUSPEND_SHARE
     allow_suspends: int | None = None
 
 

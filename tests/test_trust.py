@@ -408,6 +408,39 @@ def test_the_deletion_guard_is_checked_again_at_apply(slapd: Slapd, tmp_path: Pa
         assert all(d.get(e.dn, ["1.1"]) is not None for e in victims)
 
 
+@pytest.mark.parametrize("forgery", ["accounts", "share"])
+def test_the_suspension_guard_is_checked_again_at_apply(
+    slapd: Slapd, tmp_path: Path, forgery: str
+) -> None:
+    """A plan that suspends more than a tenth of the mailboxes needs --allow-suspends, which only
+    a digest-bound plan carries. A re-sealed plan that drops the allowance and raises the count
+    of mailboxes it says the directory held, or its own share, is refused: apply counts the
+    mailboxes itself, and the share is the tool's."""
+    attack = Attack(slapd, tmp_path)
+    staff = attack.spec["agencies"]["soyte"]["staff"]
+    for record in staff[:3]:
+        record |= {"state": "suspended", "suspension": {"clause": "HG-2024 Đ8.2.b", "note": "lộ"}}
+    scenario.write(attack.spec, attack.folder)
+    attack.plan("--allow-suspends", "3")
+
+    def forge(data: dict[str, Any]) -> None:
+        data["limits"]["allow_suspends"] = None
+        if forgery == "accounts":
+            data["directory"]["accounts"] = 10_000
+        else:
+            data["limits"]["suspend_share"] = 1.0
+
+    tamper.reseal(attack.plan_file, forge)
+    words = {
+        "accounts": "says the directory held 10000",
+        "share": "records a suspension guard of 100% of the mailboxes",
+    }
+    attack.refused(attack.apply("--inventory", str(attack.folder)), words[forgery])
+    with scenario.connect(slapd) as d:
+        locked = [e for e in d.read(BASE_HG, READ) if e.get("pwdAccountLockedTime")]
+    assert not locked
+
+
 def test_a_forged_adoption_or_a_move_out_of_the_containers_is_refused(
     slapd: Slapd, tmp_path: Path
 ) -> None:

@@ -253,6 +253,9 @@ def execute(
     broken = invariants.check_plan(plan)
     if trusted is not None:
         broken += invariants.settings_problems(plan, trusted, digest_bound=digest_bound)
+    if not broken and invariants.rests_on_accounts(plan):
+        counted = count_mailboxes(directory, plan.base_dn)
+        broken += [p for p in (invariants.accounts_problem(plan, counted),) if p]
     _refuse_if(plan, audit, broken)
     wrong = invariants.identity_problem(plan, directory.identity(plan.base_dn))
     if wrong:
@@ -469,6 +472,12 @@ DEPENDS = (*READ, "entryCSN")
 #: Naming attributes the directory indexes for equality (README: the directory server): DNs named
 #: by another attribute (legacy `cn=` entries being adopted) are read one by one instead.
 _INDEXED_RDN = frozenset({"uid", "mail", "employeenumber"})
+
+
+def count_mailboxes(directory: Directory, base_dn: str) -> int:
+    """The mailboxes the tool manages under `base_dn`, counted as `plan` counts them."""
+    read = directory.read(base_dn, ["objectClass", "employeeNumber"])
+    return sum(1 for entry in read if entry.key and entry.managed)
 
 
 def read_dependencies(

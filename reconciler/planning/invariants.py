@@ -47,7 +47,16 @@ from reconciler.attributes import (
 )
 from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
 from reconciler.errors import UnsafePlan
-from reconciler.model import Action, Change, Deferred, Entry, Operation, Plan, Settings
+from reconciler.model import (
+    SUSPEND_SHARE,
+    Action,
+    Change,
+    Deferred,
+    Entry,
+    Operation,
+    Plan,
+    Settings,
+)
 from reconciler.names import RESERVED
 
 _WRITABLE = {a.lower(): a for a in WRITABLE}
@@ -105,6 +114,11 @@ def check_plan(plan: Plan) -> list[str]:
     if plan.limits is None:
         problems.append("the plan records no limits for deletions and suspensions")
     else:
+        if plan.limits.suspend_share != SUSPEND_SHARE:
+            problems.append(
+                f"the plan records a suspension guard of {plan.limits.suspend_share:.0%} of the "
+                f"mailboxes; the tool's is {SUSPEND_SHARE:.0%} (--allow-suspends allows more)"
+            )
         try:
             check_limits(plan, plan.limits)
         except UnsafePlan as error:
@@ -112,6 +126,30 @@ def check_plan(plan: Plan) -> list[str]:
     for number, op in enumerate(plan.operations, 1):
         problems += [f"{_name(number, op)}: {why}" for why in _operation(op, scope)]
     return problems
+
+
+def rests_on_accounts(plan: Plan) -> bool:
+    """Whether the plan's suspensions pass the guard only through the number of mailboxes the
+    plan says the directory held (`Plan.accounts`, a number apply must not take on trust)."""
+    suspends = plan.count(Action.SUSPEND)
+    return plan.limits is not None and suspends > (plan.limits.allow_suspends or 0)
+
+
+def accounts_problem(plan: Plan, counted: int) -> str | None:
+    """The suspension guard again, on the `counted` mailboxes apply found in the directory
+    rather than on the plan's own count: None when it holds."""
+    limits = plan.limits
+    if limits is None:
+        return None
+    suspends = plan.count(Action.SUSPEND)
+    allowed = max(int(counted * limits.suspend_share), limits.allow_suspends or 0)
+    if suspends <= allowed:
+        return None
+    return (
+        f"the plan suspends {suspends} mailboxes and says the directory held {plan.accounts}; it "
+        f"holds {counted}, of which the guard allows {allowed} to be suspended "
+        f"({limits.suspend_share:.0%}). Make a new plan, or allow them with --allow-suspends."
+    )
 
 
 def _name(number: int, op: Operation) -> str:
