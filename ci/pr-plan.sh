@@ -7,6 +7,9 @@
 #   BASE_REF               the pull request's base (for --base-ref); empty to leave it out
 #   RECONCILER_WORK        a scratch folder outside the checkout
 #   RECONCILER_SRC         where this script's folder lives (for plan_comment.py)
+#   RECONCILER_READ_FROM   optional: a replica (consumer) that pull requests' plans read, so that
+#                          reviews never load the providers (README: A replicated directory);
+#                          waited for up to RECONCILER_WAIT_REPLICATION seconds (default 60)
 # The digest, clock and commit of the plan go into the comment's hidden marker, with the digest
 # of the operations this pull request itself causes: those of its plan that the plan of its
 # merge base (the same directory, the same clock) does not hold. The merge job applies when what
@@ -16,6 +19,10 @@ src=${RECONCILER_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 # shellcheck source=ci/lib.sh
 . "$src/ci/lib.sh"
 trap remove_trees EXIT
+if [ -n "${RECONCILER_READ_FROM:-}" ] && [[ "${RECONCILER_DIRECTORY:-}" != ldif:* ]]; then
+  # the plan of the merge base reads the same replica (plan_tree), so that both see one state
+  extra+=(--read-from "$RECONCILER_READ_FROM" --wait-replication "${RECONCILER_WAIT_REPLICATION:-60}")
+fi
 args=("${extra[@]}")
 base=""
 if [ -n "${BASE_REF:-}" ]; then

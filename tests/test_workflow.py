@@ -308,6 +308,7 @@ class GitHubCI:
             "DISPATCH_DIGEST": "",
             "DISPATCH_NOW": "",
             "RECONCILER_REPORT_DAYS": "",
+            "RECONCILER_READ_FROM": "",
             **extra,
         }
         env = {
@@ -323,9 +324,9 @@ class GitHubCI:
         }
         return ctx, env
 
-    def pull_request(self, number: int, head: str, base: str) -> tuple[str, Path]:
+    def pull_request(self, number: int, head: str, base: str, **extra: str) -> tuple[str, Path]:
         self.repo.git("checkout", "-q", "--detach", head)
-        ctx, env = self.context("pull_request", head, {"BASE_REF": base})
+        ctx, env = self.context("pull_request", head, {"BASE_REF": base, **extra})
         event = {
             "pull_request": {
                 "number": number,
@@ -518,6 +519,29 @@ def branch(github: GitHubCI, name: str, edit: dict[str, Any], number: int) -> No
     repo.git("checkout", "-q", "-b", name)
     head = repo.commit(edit, name)
     github.pull_request(number, head, base)
+
+
+@pytest.mark.slapd
+def test_github_pull_request_plans_from_the_replica_the_variable_names(
+    github: GitHubCI, forge: FakeForge, slapd: Slapd
+) -> None:
+    """RECONCILER_READ_FROM: the pull request's plan (and its merge base's) reads that server,
+    says so, and its comment still reaches the pull request; the merge job is not told."""
+    repo = github.repo
+    base = repo.git("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", "first")
+    head = repo.commit(spec(), "Hà Giang's first inventory")
+    dead = "ldap://127.0.0.1:9"  # the discard port: nothing answers LDAP there
+    with pytest.raises(AssertionError, match=re.escape(dead)):
+        github.pull_request(1, head, base, RECONCILER_READ_FROM=dead)
+    [failed] = forge.plan_comments("1")
+    assert "the plan failed" in failed["body"] and dead in failed["body"], failed["body"]
+    out, _ = github.pull_request(1, head, base, RECONCILER_READ_FROM=slapd.url)
+    assert f"from {slapd.url} with" in out, out
+    [comment] = forge.plan_comments("1")
+    assert "| 5 | 0 | 0 | 0 | 0 | 0 |" in comment["body"], comment["body"]
+    merge_env = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]["apply"]
+    assert "RECONCILER_READ_FROM" not in json.dumps(merge_env)
 
 
 @pytest.mark.slapd
