@@ -276,6 +276,29 @@ def test_a_unit_whose_abbreviation_the_destination_uses_is_a_problem_of_the_map(
     assert people["QN-0005"].unit == "cds"  # Phòng CNTT of Quảng Nam joins Phòng Chuyển đổi số
 
 
+def test_a_unit_of_a_source_agency_may_go_to_another_agency_of_the_target(
+    tmp_path: Path,
+) -> None:
+    """Split by unit: the Sở TT&TT joins the Sở KH&CN, but its press division goes elsewhere
+    (`units: {bcxb: {agency: …, unit: …}}`); a unit given without `unit` goes whole, a new unit of
+    that agency under its own id."""
+    split = EXAMPLE.replace(
+        "  sotttt: sokhcn\n",
+        "  sotttt: {into: sokhcn, units: {bcxb: {agency: vpubnd, unit: tonghop}, "
+        "ttcntt: {agency: soyte}}}\n",
+    )
+    code, text, _ = merge(tmp_path, split, ROOT / "danang")
+    assert code == 0, text
+    people = {p.id: p for p in loader.load(tmp_path / "out").people}
+    moved = people["QN-0006"]  # Phòng Báo chí – Xuất bản
+    assert (moved.agency, moved.unit) == ("vpubnd", "tonghop")
+    assert people["QN-0001"].agency == "sokhcn"  # the rest of the Sở joins the Sở KH&CN
+    centre = people["QN-0011"]  # the Trung tâm CNTT&TT, moved whole into the Sở Y tế
+    assert (centre.agency, centre.unit) == ("soyte", "ttcntt")
+    merged = loader.load(tmp_path / "out").agency("soyte")
+    assert merged is not None and "ttcntt" in {u.id for u in merged.units}
+
+
 KEEP = """merged: 2025-07-01
 keep_regulation: true
 agencies:
