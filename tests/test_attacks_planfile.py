@@ -1,0 +1,248 @@
+"""Attacks by whoever can write a plan file (an artifact, a file handed to an admin), on the parts
+of a plan that came after issue 15: the mail-store erase command, the notices' relay, the audit
+settings, the ids apply hands to the erase command. Each on a real throwaway slapd, through the
+command line as an admin would run it; the plan is re-sealed as an attacker would
+(`tests/tamper.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from reconciler.devtools.mailserver import render
+from reconciler.devtools.throwaway import Slapd
+from reconciler.model import Entry
+
+from . import scenario, tamper
+from .scenario import BASE_HG
+from .test_trust import Attack
+
+ERASER = Path(__file__).resolve().parents[1] / "examples" / "mail" / "reconciler-erase-mailbox"
+
+
+def _inventory(attack: Attack, **settings: Any) -> tuple[str, str]:
+    attack.spec.update(settings)
+    scenario.write(attack.spec, attack.folder)
+    return ("--inventory", str(attack.folder))
+
+
+def _installed_eraser(tmp: Path) -> tuple[Path, list[str]]:
+    """examples/mail/reconciler-erase-mailbox installed with its mail folder in `tmp`."""
+    vmail = tmp / "vmail"
+    vmail.mkdir()
+    script = tmp / "reconciler-erase-mailbox"
+    script.write_text(
+        render(
+            ERASER.read_text(encoding="utf-8"), {"VMAIL": str(vmail), "DOVECOT_CONF": "/dev/null"}
+        )
+    )
+    script.chmod(0o755)
+    return vmail, [str(script), "{id}", "{address}"]
+
+
+def test_a_resealed_plan_cannot_run_a_command_of_its_own_after_a_delete(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The erase command is the plan's word: a forged one ran as the admin, --inventory or not."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"] = []  # one delete, inside the guard
+    inventory = _inventory(attack)
+    attack.plan()
+    pwned = tmp_path / "pwned"
+
+    def edit(data: dict[str, Any]) -> None:
+        data["mail_store"] = {"erase": ["/bin/sh", "-c", f"id > {pwned}", "{id}"]}
+
+    tamper.reseal(attack.plan_file, edit)
+    attack.refused(attack.apply(*inventory), "mail_store")
+    assert not pwned.exists()
+    attack.refused(attack.apply(), "mail_store")  # nor without the inventory to compare with
+    assert not pwned.exists()
+
+
+def test_a_delete_already_done_cannot_point_the_erase_at_a_live_mailbox(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The inventory's own erase command, a forged delete "already done" (no entry has its id):
+    apply ran the erase with the forged id, and `HG-0101/` is the live HG-0101's mail home."""
+    attack = Attack(slapd, tmp_path)
+    vmail, erase = _installed_eraser(tmp_path)
+    home = vmail / "HG-0101"
+    (home / "cur").mkdir(parents=True)
+    (home / "cur" / "1.mail").write_text("a letter")
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack, mail_store={"erase": erase})
+    attack.plan()
+
+    ghost = Entry(
+        dn=f"uid=ghost,ou=people,{BASE_HG}",
+        attrs={
+            "objectclass": ("top", "inetOrgPerson", "govMailAccount"),
+            "employeenumber": ("HG-0101/",),
+            "mail": ("ttlan.soyte@hagiang.gov.vn",),
+            "cn": ("Trần Thị Lan",),
+        },
+    )
+
+    def edit(data: dict[str, Any]) -> None:
+        data["operations"].append(tamper.operation("delete", ghost, BASE_HG))
+        data["mail_store"] = {"erase": erase}  # the inventory's own: it runs after a delete
+
+    tamper.reseal(attack.plan_file, edit)
+    attack.refused(attack.apply(*inventory), "HG-0101/")
+    assert (home / "cur" / "1.mail").exists()
+
+
+def test_a_resealed_plan_cannot_send_the_smtp_login_to_a_relay_of_its_own(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The relay is the plan's word, and apply logs in to it with RECONCILER_SMTP_USER and
+    RECONCILER_SMTP_PASSWORD: a forged relay received them."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack)
+    attack.plan()
+    heard: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def fake_relay() -> None:  # says yes to everything, keeps what it hears
+        listener.settimeout(20)
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn, conn.makefile("rwb") as f:
+            f.write(b"220 evil ESMTP\r\n")
+            f.flush()
+            data = False
+            for line in f:
+                heard.append(line)
+                if data:
+                    if line == b".\r\n":
+                        data = False
+                        f.write(b"250 ok\r\n")
+                elif line.upper().startswith(b"EHLO"):
+                    f.write(b"250-evil\r\n250 AUTH PLAIN LOGIN\r\n")
+                elif line.upper().startswith(b"AUTH"):
+                    f.write(b"235 ok\r\n")
+                elif line.upper().startswith(b"DATA"):
+                    data = True
+                    f.write(b"354 go\r\n")
+                elif line.upper().startswith(b"QUIT"):
+                    f.write(b"221 bye\r\n")
+                    f.flush()
+                    return
+                else:
+                    f.write(b"250 ok\r\n")
+                f.flush()
+
+    thread = threading.Thread(target=fake_relay, daemon=True)
+    thread.start()
+
+    def edit(data: dict[str, Any]) -> None:
+        data["notices"] = {
+            "relay": f"smtp://127.0.0.1:{port}",
+            "from": "noreply@hagiang.gov.vn",
+            "agencies": {"soyte": {"name": "Sở Y tế", "to": ["spy@example.org"]}},
+        }
+
+    tamper.reseal(attack.plan_file, edit)
+    secret = {"RECONCILER_SMTP_USER": "notices", "RECONCILER_SMTP_PASSWORD": "Relay-Secret-1"}
+    os.environ.update(secret)
+    try:
+        result = attack.apply(*inventory)
+    finally:
+        for key in secret:
+            os.environ.pop(key, None)
+        listener.close()
+        thread.join(5)
+    attack.refused(result, "notices")
+    assert not heard, b"".join(heard)
+
+
+def test_a_resealed_plan_cannot_prune_the_audit_history(slapd: Slapd, tmp_path: Path) -> None:
+    """audit.keep_months is the plan's word: -1 put the prune's cutoff a month in the future and
+    erased the history in ou=history (the report's source), the earlier runs' records and this
+    run's own but its last batch."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack)
+    attack.plan()
+    assert attack.apply(*inventory).returncode == 0  # a run on record in ou=history
+
+    def history() -> list[str]:
+        with scenario.connect(slapd) as d:
+            return [
+                e.dn for e in d.read(f"ou=history,{BASE_HG}", ["objectClass"]) if e.dn[:3] == "cn="
+            ]
+
+    before = history()
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Phó phòng"
+    inventory = _inventory(attack)
+    attack.plan()
+    tamper.reseal(attack.plan_file, lambda data: data.update(audit={"keep_months": -1}))
+    attack.refused(attack.apply(*inventory), "keep_months")
+    attack.refused(attack.apply(), "keep_months")
+    assert set(before) <= set(history())
+
+
+def test_a_forged_pending_password_is_not_handed_to_a_new_mailbox(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The audit log's place is the plan's word when no --audit-log says otherwise; a log the
+    attacker wrote says a run stopped after putting a password on file for the new mailbox, in a
+    credentials file the attacker wrote too: apply reused that password, known to the attacker."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"].append({"id": "HG-0102", "name": "Lê Văn Bàn"})
+    inventory = _inventory(attack)
+    attack.plan()
+    address = "lvban.soyte@hagiang.gov.vn"
+    lair = tmp_path / "lair"
+    lair.mkdir()
+    os.chmod(lair, 0o777)
+    forged_creds = lair / "creds.csv"
+    forged_creds.write_text(f"address,password\n{address},Known-To-Me-1\n")
+    os.chmod(forged_creds, 0o666)
+    os.chown(forged_creds, 65534, 65534)
+    log = lair / "audit.jsonl"
+    record = {
+        "time": "2026-11-30T00:00:00Z",
+        "run": "sha256:x",
+        "event": "create",
+        "id": "HG-0102",
+        "address": address,
+        "credentials": str(forged_creds),
+        "outcome": "pending",
+    }
+    log.write_text(json.dumps(record) + "\n")
+    os.chown(log, 65534, 65534)
+    tamper.reseal(attack.plan_file, lambda data: data.update(audit={"log": str(log)}))
+    applied = scenario_apply_without_log(attack, *inventory)
+    assert "Known-To-Me-1" not in applied.stdout + applied.stderr
+    from ldap3 import Connection
+
+    dn = f"uid=lvban.soyte,ou=people,{BASE_HG}"
+    conn = Connection(slapd.url, dn, "Known-To-Me-1")
+    assert not conn.bind(), "the new mailbox opens with the attacker's password"
+
+
+def scenario_apply_without_log(attack: Attack, *extra: str) -> Any:
+    """apply as an admin who relies on the audit log's place the plan names (directory.yaml's
+    audit_log)."""
+    from .helpers import run_cli
+    from .test_trust import env_for
+
+    attack.n += 1
+    return run_cli(
+        "apply",
+        str(attack.plan_file),
+        "--credentials-out",
+        str(attack.tmp / f"c{attack.n}.csv"),
+        *extra,
+        env=env_for(attack.server),
+    )
