@@ -71,7 +71,8 @@ def test_audit_log_place_is_asked_for_never_the_current_folder(tmp_path: Path) -
     assert not any(work.iterdir())  # no plans/ folder made where the command ran
     assert ldif.read_text(encoding="utf-8") == ""  # nothing applied
 
-    # directory.yaml's audit_log reaches apply through the plan (an absolute path)
+    # directory.yaml's audit_log reaches apply from the inventory, or through a plan bound by
+    # its digest (a plan file alone cannot name a file for apply to append to)
     log = tmp_path / "kept" / "audit.jsonl"
     spec = scenario.hg(BASE) | {"audit_log": str(log), "audit_keep_months": 18}
     scenario.write(spec, folder)
@@ -80,9 +81,15 @@ def test_audit_log_place_is_asked_for_never_the_current_folder(tmp_path: Path) -
         "log": str(log),
         "keep_months": 18,
     }
-    done = run_cli(
+    unbound = run_cli(
         "apply", str(tmp_path / "p.json"), "--credentials-out", str(tmp_path / "c.csv"),
         env=env, cwd=work,
+    )  # fmt: skip
+    assert unbound.returncode == 1 and f"the plan names the audit log {log}" in unbound.stderr
+    assert not log.exists()
+    done = run_cli(
+        "apply", str(tmp_path / "p.json"), "--credentials-out", str(tmp_path / "c.csv"),
+        "--inventory", str(folder), env=env, cwd=work,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert log.is_file() and not any(work.iterdir())

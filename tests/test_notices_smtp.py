@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def test_hg_2024_d7_3_the_notice_reaches_the_agency_through_the_relay(tmp_path: 
             assert made.returncode == 0, made.stderr
             applied = run_cli("apply", str(tmp_path / "plan.json"), "--directory", slapd.url,
                               "--credentials-out", str(tmp_path / "creds.csv"),
-                              "--audit-log", str(tmp_path / "audit" / "audit.jsonl"), env=env)
+                              "--audit-log", str(tmp_path / "audit" / "audit.jsonl"),
+                              "--expect-digest", _digest(tmp_path / "plan.json"), env=env)
             assert applied.returncode == 0, applied.stderr
             assert "1 notice sent through smtp://127.0.0.1" in applied.stderr
             mail.flush()
@@ -79,3 +81,9 @@ def test_hg_2024_d7_3_the_notice_reaches_the_agency_through_the_relay(tmp_path: 
                                             policy=email.policy.default).get_content()
     for line in (tmp_path / "creds.csv").read_text().splitlines()[1:]:
         assert line.split(",", 1)[1].encode() not in delivered[0]
+
+
+def _digest(plan: Path) -> str:
+    """The digest reviewers saw: a plan names its relay, which apply logs in to, only bound to it
+    (or to the inventory's directory.yaml)."""
+    return str(json.loads(plan.read_text(encoding="utf-8"))["digest"])

@@ -114,7 +114,7 @@ def apply(
     from reconciler.cli.progress import Progress
     from reconciler.directory import history, replicas
     from reconciler.model import DEFAULT_KEEP_MONTHS
-    from reconciler.planning import planfile
+    from reconciler.planning import invariants, planfile
     from reconciler.rules.lifecycle import add_months
 
     # the inventory, when given, is checked first: its problems are printed as FILE:LINE
@@ -126,7 +126,18 @@ def apply(
                 f"the plan's digest is {digest}, not the expected {expect_digest}: this is not "
                 "the plan that was reviewed. Nothing was applied."
             )
-        log_path = audit_log_path(audit_log, saved.audit_log, "apply")
+        # what the plan makes apply do outside the directory (run a command, log in to a relay,
+        # append to a file) is trusted only bound to what was reviewed: before the log is opened
+        if trusted is not None:
+            beyond = invariants.settings_problems(saved, trusted, digest_bound=bool(expect_digest))
+        elif not expect_digest:
+            beyond = invariants.unbound_problems(saved, audit_log_given=audit_log is not None)
+        else:
+            beyond = []
+        if beyond:
+            raise invariants.refuse(saved, beyond)
+        setting = trusted.audit_log if trusted is not None else saved.audit_log
+        log_path = audit_log_path(audit_log, setting, "apply")
         audit = AuditLog(
             log_path,
             run=digest,

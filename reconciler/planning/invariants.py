@@ -374,6 +374,7 @@ def settings_problems(plan: Plan, settings: Settings, *, digest_bound: bool) -> 
             f"inventory declares {', '.join(people_containers(settings))} (people in "
             "directory.yaml)"
         )
+    problems += _outside_world(plan, settings)
     limits = plan.limits
     if limits is not None:
         if limits.max_deletes != settings.max_deletes:
@@ -394,6 +395,58 @@ def settings_problems(plan: Plan, settings: Settings, *, digest_bound: bool) -> 
                 f"the plan was made with {' and '.join(allowed)}: a decision only a reviewed "
                 "plan carries, so apply it with --expect-digest and the digest reviewers saw"
             )
+    return problems
+
+
+def _outside_world(plan: Plan, settings: Settings) -> list[str]:
+    """What the plan makes apply do beyond the directory (the command it runs after a delete, the
+    relay it logs in to and sends through, where it keeps its audit log and how long the history
+    stays), against the inventory's directory.yaml."""
+    problems = []
+    if plan.erase and plan.erase != settings.erase:
+        problems.append(
+            f"the plan runs the mail_store erase command {list(plan.erase)}, the inventory's "
+            f"directory.yaml names {list(settings.erase) or 'none'}"
+        )
+    for what, declared, trusted in (
+        ("notices.relay", plan.relay, settings.relay),
+        ("notices.from", plan.sender, settings.sender),
+    ):
+        if declared and declared != trusted:
+            problems.append(
+                f"the plan's {what} is {declared}, the inventory's is {trusted or 'none'}"
+            )
+    for what, declared_value, trusted_value in (
+        ("audit_log", plan.audit_log, settings.audit_log),
+        ("audit_keep_months", plan.audit_keep_months, settings.audit_keep_months),
+    ):
+        if declared_value != trusted_value:
+            problems.append(
+                f"the plan's {what} is {declared_value}, the inventory's directory.yaml says "
+                f"{trusted_value}"
+            )
+    return problems
+
+
+def unbound_problems(plan: Plan, *, audit_log_given: bool) -> list[str]:
+    """What a plan neither bound by --expect-digest nor checked against --inventory may not make
+    apply do: run its own command (mail_store.erase, after a delete), log in to and send through
+    its own relay (with RECONCILER_SMTP_USER / RECONCILER_SMTP_PASSWORD), or name the file apply
+    appends its audit log to (and reads its passwords pending from). Anyone can write these in a
+    plan file and re-seal it; only the reviewed inventory or the reviewed digest says them."""
+    problems = []
+    why = (
+        "apply takes it only from the inventory (--inventory, its directory.yaml) or from a plan "
+        "bound by --expect-digest"
+    )
+    if plan.erase and any(op.action is Action.DELETE for op in plan.operations):
+        problems.append(f"the plan runs the mail_store erase command {list(plan.erase)}: {why}")
+    if plan.relay:
+        problems.append(f"the plan sends its notices through notices.relay {plan.relay}: {why}")
+    if plan.audit_log and not audit_log_given:
+        problems.append(
+            f"the plan names the audit log {plan.audit_log}: {why}, or give --audit-log"
+        )
     return problems
 
 
