@@ -48,6 +48,7 @@ from reconciler.attributes import (
 from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
 from reconciler.errors import UnsafePlan
 from reconciler.model import (
+    MIN_KEEP_MONTHS,
     SUSPEND_SHARE,
     Action,
     Change,
@@ -64,6 +65,8 @@ _TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
 _PERSON_CLASSES = frozenset(c.lower() for c in PERSON_CLASSES)
 #: Object classes of entries the tool never touches, whatever else they carry.
 _NEVER = frozenset({"pwdpolicy", "pwdpolicychecker", "subentry", "applicationprocess"})
+#: The longest retention of the audit history a plan may record (100 years).
+_MAX_KEEP_MONTHS = 1200
 
 
 class Scope:
@@ -123,6 +126,12 @@ def check_plan(plan: Plan) -> list[str]:
             check_limits(plan, plan.limits)
         except UnsafePlan as error:
             problems.append(f"the plan goes past the limits it records: {error}")
+    keep = plan.audit_keep_months
+    if keep is not None and not MIN_KEEP_MONTHS <= keep <= _MAX_KEEP_MONTHS:
+        problems.append(
+            f"the plan keeps the audit history {keep} months (audit_keep_months): at least "
+            f"{MIN_KEEP_MONTHS}, at most {_MAX_KEEP_MONTHS}"
+        )
     for number, op in enumerate(plan.operations, 1):
         problems += [f"{_name(number, op)}: {why}" for why in _operation(op, scope)]
     return problems
