@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ def test_a_delete_already_done_cannot_point_the_erase_at_a_live_mailbox(
 
     tamper.reseal(attack.plan_file, edit)
     attack.refused(attack.apply(*inventory), "HG-0101/")
+    assert (home / "cur" / "1.mail").exists()
+    # and the erase script itself, wherever else it is called from, refuses the trailing slash
+    said = subprocess.run([erase[0], "HG-0101/", "x@y"], capture_output=True, text=True)
+    assert said.returncode == 2 and "refusing the id" in said.stderr
     assert (home / "cur" / "1.mail").exists()
 
 

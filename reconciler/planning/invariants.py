@@ -28,6 +28,7 @@ runs it too, so that a plan apply would refuse is refused where it is made.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from reconciler.attributes import (
@@ -65,6 +66,13 @@ _TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
 _PERSON_CLASSES = frozenset(c.lower() for c in PERSON_CLASSES)
 #: Object classes of entries the tool never touches, whatever else they carry.
 _NEVER = frozenset({"pwdpolicy", "pwdpolicychecker", "subentry", "applicationprocess"})
+#: The stable ids the tool gives (a person's, as agency.schema.json says; an organisation's and a
+#: unit's mailbox): the mail store's folder name too, which the erase command is handed.
+_KEY = re.compile(
+    r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,255}|agency:[a-z0-9-]+|unit:[a-z0-9-]+/[a-z0-9-]+)\Z"
+)
+#: An address handed to the erase command: no blank, no shell or path syntax, no leading dash.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+\Z")
 #: The longest retention of the audit history a plan may record (100 years).
 _MAX_KEEP_MONTHS = 1200
 
@@ -134,6 +142,10 @@ def check_plan(plan: Plan) -> list[str]:
         )
     for number, op in enumerate(plan.operations, 1):
         problems += [f"{_name(number, op)}: {why}" for why in _operation(op, scope)]
+        if plan.erase and op.action is Action.DELETE and not _PLAIN_ADDRESS.match(op.address):
+            problems.append(
+                f"{_name(number, op)}: the erase command is never handed the address {op.address!r}"
+            )
     return problems
 
 
@@ -198,6 +210,9 @@ def adopts(op: Operation) -> bool:
 def _operation(op: Operation, scope: Scope) -> Iterable[str]:
     if not op.id:
         yield "it names no stable id"
+    elif not _KEY.match(op.id):
+        # the erase command gets it as the mail store's folder: `HG-0001/` is HG-0001's
+        yield f"{op.id!r} is not a stable id the tool gives"
     if op.action is Action.CREATE:
         if op.dn or op.changes:
             yield "a create changes no existing entry"
