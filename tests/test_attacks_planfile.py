@@ -102,6 +102,51 @@ def test_a_delete_already_done_cannot_point_the_erase_at_a_live_mailbox(
     assert (home / "cur" / "1.mail").exists()
 
 
+class FakeRelay:
+    """An SMTP server on 127.0.0.1 that says yes to everything and keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"smtp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(20)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        replies = {b"EHLO": b"250-evil\r\n250 AUTH PLAIN LOGIN\r\n", b"AUTH": b"235 ok\r\n"}
+        with conn, conn.makefile("rwb") as f:
+            f.write(b"220 evil ESMTP\r\n")
+            f.flush()
+            data = False
+            for line in f:
+                self.heard.append(line)
+                verb = line[:4].upper()
+                if data:
+                    if line == b".\r\n":
+                        data = False
+                        f.write(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    data = True
+                    f.write(b"354 go\r\n")
+                elif verb == b"QUIT":
+                    f.write(b"221 bye\r\n")
+                    f.flush()
+                    return
+                else:
+                    f.write(replies.get(verb, b"250 ok\r\n"))
+                f.flush()
+
+    def close(self) -> bytes:
+        self.listener.close()
+        self.thread.join(5)
+        return b"".join(self.heard)
+
+
 def test_a_resealed_plan_cannot_send_the_smtp_login_to_a_relay_of_its_own(
     slapd: Slapd, tmp_path: Path
 ) -> None:
@@ -111,47 +156,11 @@ def test_a_resealed_plan_cannot_send_the_smtp_login_to_a_relay_of_its_own(
     attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
     inventory = _inventory(attack)
     attack.plan()
-    heard: list[bytes] = []
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def fake_relay() -> None:  # says yes to everything, keeps what it hears
-        listener.settimeout(20)
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn, conn.makefile("rwb") as f:
-            f.write(b"220 evil ESMTP\r\n")
-            f.flush()
-            data = False
-            for line in f:
-                heard.append(line)
-                if data:
-                    if line == b".\r\n":
-                        data = False
-                        f.write(b"250 ok\r\n")
-                elif line.upper().startswith(b"EHLO"):
-                    f.write(b"250-evil\r\n250 AUTH PLAIN LOGIN\r\n")
-                elif line.upper().startswith(b"AUTH"):
-                    f.write(b"235 ok\r\n")
-                elif line.upper().startswith(b"DATA"):
-                    data = True
-                    f.write(b"354 go\r\n")
-                elif line.upper().startswith(b"QUIT"):
-                    f.write(b"221 bye\r\n")
-                    f.flush()
-                    return
-                else:
-                    f.write(b"250 ok\r\n")
-                f.flush()
-
-    thread = threading.Thread(target=fake_relay, daemon=True)
-    thread.start()
+    relay = FakeRelay()
 
     def edit(data: dict[str, Any]) -> None:
         data["notices"] = {
-            "relay": f"smtp://127.0.0.1:{port}",
+            "relay": relay.url,
             "from": "noreply@hagiang.gov.vn",
             "agencies": {"soyte": {"name": "Sở Y tế", "to": ["spy@example.org"]}},
         }
@@ -164,10 +173,32 @@ def test_a_resealed_plan_cannot_send_the_smtp_login_to_a_relay_of_its_own(
     finally:
         for key in secret:
             os.environ.pop(key, None)
-        listener.close()
-        thread.join(5)
+        heard = relay.close()
     attack.refused(result, "notices")
-    assert not heard, b"".join(heard)
+    assert not heard, heard
+
+
+def test_a_resealed_plan_cannot_send_the_notices_outside_the_domain(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The inventory's own relay, and the plan's recipients: a forged one outside the province got
+    the agency's notice (names, addresses, what was done), --inventory or not."""
+    attack = Attack(slapd, tmp_path)
+    relay = FakeRelay()
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack, notices={"relay": relay.url})
+    attack.plan()
+
+    def edit(data: dict[str, Any]) -> None:
+        data["notices"]["agencies"]["soyte"]["to"].append("spy@example.org")
+
+    tamper.reseal(attack.plan_file, edit)
+    try:
+        result = attack.apply(*inventory)
+    finally:
+        heard = relay.close()
+    attack.refused(result, "spy@example.org")
+    assert b"spy@example.org" not in heard, heard
 
 
 def test_a_resealed_plan_cannot_prune_the_audit_history(slapd: Slapd, tmp_path: Path) -> None:
