@@ -201,6 +201,32 @@ def test_a_resealed_plan_cannot_send_the_notices_outside_the_domain(
     assert b"spy@example.org" not in heard, heard
 
 
+def test_a_resealed_plan_cannot_send_a_notice_to_another_mailbox_of_the_domain(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """Inside the domain, a forged recipient is still someone else: a notice goes only to the
+    agency's organisation mailbox, as the directory (or the plan's own create or rename of it)
+    gives it; a person's mailbox, or an address nobody holds, got the agency's notice."""
+    attack = Attack(slapd, tmp_path)
+    relay = FakeRelay()
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack, notices={"relay": relay.url})
+    attack.plan()
+    own = json.loads(attack.plan_file.read_text("utf-8"))["notices"]["agencies"]["soyte"]["to"]
+    assert own and all(a.endswith("@hagiang.gov.vn") for a in own)  # its organisation mailbox
+
+    def edit(data: dict[str, Any]) -> None:
+        data["notices"]["agencies"]["soyte"]["to"] = ["ttlan.soyte@hagiang.gov.vn"]
+
+    tamper.reseal(attack.plan_file, edit)
+    try:
+        result = attack.apply(*inventory)
+    finally:
+        heard = relay.close()
+    attack.refused(result, "ttlan.soyte@hagiang.gov.vn", "organisation mailbox", own[0])
+    assert b"ttlan.soyte" not in heard, heard
+
+
 def test_a_resealed_plan_cannot_prune_the_audit_history(slapd: Slapd, tmp_path: Path) -> None:
     """audit.keep_months is the plan's word: -1 put the prune's cutoff a month in the future and
     erased the history in ou=history (the report's source), the earlier runs' records and this

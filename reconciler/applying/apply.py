@@ -50,6 +50,7 @@ from reconciler.model import (
     Operation,
     Plan,
     Settings,
+    agency_key,
     resolve,
 )
 from reconciler.names import fold
@@ -305,7 +306,12 @@ def execute(
         if missed:
             audit.record("stale", entries=missed, outcome="refused")
             raise freshness.refuse_missed(plan, missed)
-        _refuse_if(plan, audit, invariants.entry_problems(plan, live, by_dn))
+        _refuse_if(
+            plan,
+            audit,
+            invariants.entry_problems(plan, live, by_dn)
+            + invariants.recipient_problems(plan, _organisations(directory, plan, live)),
+        )
         todo, done, stale = check(plan, live, by_dn, holders)
         if stale:
             audit.record("stale", entries=stale, outcome="refused")
@@ -520,6 +526,20 @@ def read_dependencies(
             for address in entry.all(attr):
                 holders.setdefault(address.lower(), set()).add(entry.dn.lower())
     return live, by_dn, holders
+
+
+def _organisations(directory: Directory, plan: Plan, live: Mapping[str, Entry]) -> dict[str, Entry]:
+    """The tool's organisation mailboxes of the agencies the plan sends a notice to, by stable
+    id (one search; those the plan touches are already read)."""
+    keys = {agency_key(c.agency) for c in plan.contacts if c.to}
+    found = {key: live[key] for key in keys if key in live}
+    missing = sorted(keys - found.keys())
+    for entry in (
+        directory.find(plan.base_dn, "employeeNumber", missing, DEPENDS) if missing else ()
+    ):
+        if entry.key in keys and entry.managed:
+            found[entry.key] = entry
+    return found
 
 
 def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

@@ -18,6 +18,9 @@ refuses it whole, naming each operation that breaks one:
   `LOCKED` or nothing, `pwdReset` TRUE or nothing; userPassword only as the password apply issues
   (`password_problem`);
 - the deletion and suspension guards hold for the limits the plan records;
+- an agency's notice goes only to its organisation mailbox: a plain address in the plan's domain
+  (`check_plan`), the one the directory gives the agency's organisation mailbox or this plan
+  gives it (`recipient_problems`);
 - the entries touched are the tool's: they carry govMailAccount, or the plan adopts them from a
   declared container with the address its record pins and no other record's id; never a password
   policy, a configuration or a service entry (`entry_problems`, with the entries apply reads).
@@ -58,6 +61,7 @@ from reconciler.model import (
     Operation,
     Plan,
     Settings,
+    agency_key,
 )
 from reconciler.names import RESERVED
 
@@ -140,6 +144,7 @@ def check_plan(plan: Plan) -> list[str]:
             f"the plan keeps the audit history {keep} months (audit_keep_months): at least "
             f"{MIN_KEEP_MONTHS}, at most {_MAX_KEEP_MONTHS}"
         )
+    problems += _notices(plan)
     for number, op in enumerate(plan.operations, 1):
         problems += [f"{_name(number, op)}: {why}" for why in _operation(op, scope)]
         if plan.erase and op.action is Action.DELETE and not _PLAIN_ADDRESS.match(op.address):
@@ -171,6 +176,49 @@ def accounts_problem(plan: Plan, counted: int) -> str | None:
         f"holds {counted}, of which the guard allows {allowed} to be suspended "
         f"({limits.suspend_share:.0%}). Make a new plan, or allow them with --allow-suspends."
     )
+
+
+def _notices(plan: Plan) -> list[str]:
+    """Where the agencies' notices go: each recipient a plain address in the plan's domain (an
+    agency's organisation mailbox; `recipient_problems` checks whose). A forged recipient got
+    the notice (names, addresses, what was done)."""
+    problems = []
+    domain = plan.domain.lower()
+    for contact in plan.contacts:
+        for to in contact.to:
+            if not _PLAIN_ADDRESS.match(to) or to.rpartition("@")[2].lower() != domain:
+                problems.append(
+                    f"the notice to {contact.agency} goes to {to!r}, outside the domain "
+                    f"{plan.domain}: a notice goes only to the agency's organisation mailbox"
+                )
+    return problems
+
+
+def recipient_problems(plan: Plan, organisations: Mapping[str, Entry]) -> list[str]:
+    """Every recipient of a notice that is not its agency's organisation mailbox: the address of
+    the tool's entry with the agency's id (`organisations`, by stable id, read by apply) or the
+    mail this plan writes to that mailbox (a create, a rename). Inside the domain, a forged
+    recipient would still be someone else's mailbox."""
+    given: dict[str, set[str]] = {}
+    for op in plan.operations:
+        written = op.attributes if op.action is Action.CREATE else op.changes
+        for change in written if op.action is not Action.DELETE else ():
+            if change.attr.lower() == "mail":
+                mail = {v.lower() for v in change.after if isinstance(v, str)}
+                given.setdefault(op.id, set()).update(mail)
+    problems = []
+    for contact in plan.contacts:
+        key = agency_key(contact.agency)
+        entry = organisations.get(key)
+        own = given.get(key, set()) | ({entry.mail.lower()} if entry and entry.mail else set())
+        for to in contact.to:
+            if to.lower() not in own:
+                known = ", ".join(sorted(own)) or "none in the directory or the plan"
+                problems.append(
+                    f"the notice to {contact.agency} goes to {to}, which is not the agency's "
+                    f"organisation mailbox ({key}: {known}): a notice goes only there"
+                )
+    return problems
 
 
 def _name(number: int, op: Operation) -> str:
