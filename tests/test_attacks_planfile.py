@@ -6,6 +6,7 @@ command line as an admin would run it; the plan is re-sealed as an attacker woul
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 from reconciler.devtools.mailserver import render
 from reconciler.devtools.throwaway import Slapd
 from reconciler.model import Entry
+from reconciler.outputs import notices
 
 from . import scenario, tamper
 from .scenario import BASE_HG
@@ -225,6 +227,63 @@ def test_a_resealed_plan_cannot_send_a_notice_to_another_mailbox_of_the_domain(
         heard = relay.close()
     attack.refused(result, "ttlan.soyte@hagiang.gov.vn", "organisation mailbox", own[0])
     assert b"ttlan.soyte" not in heard, heard
+
+
+def test_a_resealed_plan_cannot_name_the_notices_files_or_break_their_headers(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The agency a notice is for names its file, and the sender goes in its header: a forged
+    agency `soyte/../../x` made the notice's path leave the folder (refused by the OS only because
+    the time stamp before it is no folder: the notices were lost after the directory was written),
+    one with a NUL byte and a sender with a line break ended in a traceback, also after the
+    directory was written. Now the plan is refused whole, before the first write."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    inventory = _inventory(attack)
+    attack.plan()
+    clean = attack.plan_file.read_text("utf-8")
+    # each as the refusal shows it
+    forged = {"soyte/../../../x": "'soyte/../../../x'", "soyte\0": "'soyte\\x00'"}
+    for agency, shown in forged.items():
+        attack.plan_file.write_text(clean, "utf-8")
+
+        def edit(data: dict[str, Any], agency: str = agency) -> None:
+            for op in data["operations"]:
+                op["agency"] = agency
+            notices = data["notices"]["agencies"]
+            notices[agency] = notices.pop("soyte")
+
+        tamper.reseal(attack.plan_file, edit)
+        attack.refused(attack.apply(*inventory), shown)
+        attack.refused(attack.apply(), shown)
+    attack.plan_file.write_text(clean, "utf-8")
+    tamper.reseal(
+        attack.plan_file,
+        lambda data: data["notices"].update({"from": "noreply@hagiang.gov.vn\r\nBcc: spy@x.org"}),
+    )
+    attack.refused(attack.apply(), "notices.from")
+    assert not list(tmp_path.rglob("x.eml")) and not (tmp_path / "x.eml").exists()
+
+
+def test_a_notice_stays_in_its_folder_whatever_agency_it_is_for(tmp_path: Path) -> None:
+    """An operation's agency is the plan's word (or a deleted entry's govMailAgency, written by
+    hand): it named the notice's file as it was, so `soyte/../../x` made its path leave the
+    folder, a NUL byte raised a ValueError, 300 letters a name too long, each after the directory
+    was written, and the agencies were never told."""
+    folder = tmp_path / "log" / "notices"
+    agencies = ["soyte/../../x", "soyte\0", "a" * 300, "soyte", ""]
+    when = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+    written = notices.write(
+        [notices.Notice(a, (), "s", "b\n") for a in agencies],
+        folder,
+        "noreply@hagiang.gov.vn",
+        when,
+    )
+    paths = [path for _, path in written]
+    assert [p.parent for p in paths] == [folder] * len(agencies)
+    assert len(set(paths)) == len(agencies)
+    assert paths[3].name == "20261129T000000Z-soyte.eml"  # an agency's id names it as it is
+    assert sorted(tmp_path.rglob("*.eml")) == sorted(paths)
 
 
 def test_a_resealed_plan_cannot_prune_the_audit_history(slapd: Slapd, tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ carried in the plan so that the reviewed plan says where its notices go).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import re
 import smtplib
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -28,6 +30,8 @@ from reconciler.rules.lifecycle import ZONE
 from reconciler.rules.regulations import Regulation
 
 WIDTH = 76
+#: An agency id that names its notice's file as it is (agency.schema.json; short enough for a name).
+_FILE_AGENCY = re.compile(r"[a-z0-9-]{0,200}\Z")
 #: What apply did with an operation (`Recap.outcomes`).
 DONE = frozenset({"changed", "ok"})
 
@@ -202,6 +206,15 @@ def message(notice: Notice, sender: str, when: dt.datetime) -> EmailMessage:
     return msg
 
 
+def file_name(agency: str) -> str:
+    """The agency's part of its notice's file name: its id; anything else (a plan's or an
+    entry's govMailAgency that is no id: a slash, a NUL byte, a name too long) by its digest,
+    so that the file stays in its folder."""
+    if _FILE_AGENCY.match(agency):
+        return agency
+    return "agency-" + hashlib.sha256(agency.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def write(
     notices: Iterable[Notice], folder: Path, sender: str, when: dt.datetime
 ) -> list[tuple[Notice, Path]]:
@@ -210,7 +223,7 @@ def write(
     stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     written = []
     for notice in notices:
-        path = folder / f"{stamp}-{notice.agency}.eml"
+        path = folder / f"{stamp}-{file_name(notice.agency)}.eml"
         data = bytes(message(notice, sender, when))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -20,7 +20,7 @@ refuses it whole, naming each operation that breaks one:
 - the deletion and suspension guards hold for the limits the plan records;
 - an agency's notice goes only to its organisation mailbox: a plain address in the plan's domain
   (`check_plan`), the one the directory gives the agency's organisation mailbox or this plan
-  gives it (`recipient_problems`);
+  gives it (`recipient_problems`), from a plain sender address;
 - the entries touched are the tool's: they carry govMailAccount, or the plan adopts them from a
   declared container with the address its record pins and no other record's id; never a password
   policy, a configuration or a service entry (`entry_problems`, with the entries apply reads).
@@ -75,6 +75,8 @@ _NEVER = frozenset({"pwdpolicy", "pwdpolicychecker", "subentry", "applicationpro
 _KEY = re.compile(
     r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,255}|agency:[a-z0-9-]+|unit:[a-z0-9-]+/[a-z0-9-]+)\Z"
 )
+#: An agency's id (agency.schema.json): a notice's recipient and file name.
+_AGENCY = re.compile(r"[a-z0-9-]{1,256}\Z")
 #: An address handed to the erase command: no blank, no shell or path syntax, no leading dash.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+\Z")
 #: The longest retention of the audit history a plan may record (100 years).
@@ -179,12 +181,19 @@ def accounts_problem(plan: Plan, counted: int) -> str | None:
 
 
 def _notices(plan: Plan) -> list[str]:
-    """Where the agencies' notices go: each recipient a plain address in the plan's domain (an
-    agency's organisation mailbox; `recipient_problems` checks whose). A forged recipient got
-    the notice (names, addresses, what was done)."""
+    """Where and from whom the agencies' notices go: each recipient a plain address in the
+    plan's domain (an agency's organisation mailbox; `recipient_problems` checks whose), the
+    sender a plain address. A forged recipient got the notice (names, addresses, what was done);
+    a line break in a header stopped the notices after the directory was written."""
     problems = []
     domain = plan.domain.lower()
+    if not _PLAIN_ADDRESS.match(f"noreply@{plan.domain}"):
+        problems.append(f"the plan's domain {plan.domain!r} is not a mail domain")
+    if plan.sender and not _PLAIN_ADDRESS.match(plan.sender):
+        problems.append(f"the notices' sender (notices.from) {plan.sender!r} is not an address")
     for contact in plan.contacts:
+        if not _AGENCY.match(contact.agency):  # it names the notice's file, too
+            problems.append(f"the plan sends a notice to the agency {contact.agency!r}, not an id")
         for to in contact.to:
             if not _PLAIN_ADDRESS.match(to) or to.rpartition("@")[2].lower() != domain:
                 problems.append(
