@@ -374,10 +374,14 @@ def test_provider_killed_mid_apply_the_rerun_goes_on_on_the_other(
     recap = re.search(r"Recap: ok=(\d+) changed=(\d+) failed=0", again.stdout)
     assert recap and int(recap[1]) + int(recap[2]) == 5000, again.stdout
     assert 1500 <= int(recap[1]) < unsent  # it went on from what provider 2 had received
+    # the creates provider 2 never received are made again, with new passwords: the first run's
+    # line for each is said to be void (in the output and the audit log), never silently dead
+    voided = " ".join(again.stderr.split()).count("that line is void")
+    assert 0 < voided <= done_first - 1500, again.stderr[-2000:]
 
     # provider 1 comes back holding its own creates that never left it: each DN was created
     # again, later, on provider 2, and the later add wins on every server (its entryUUID and
-    # its password too: the first run's line for it in its credentials file is dead)
+    # its password too: the first run's line for it, said above to be void, is dead)
     replicated.provider1.restart()
     took = replicated.wait_in_sync(120, servers=replicated.providers)  # equal contextCSNs
     for url in (p1, p2):

@@ -408,6 +408,41 @@ def test_the_deletion_guard_is_checked_again_at_apply(slapd: Slapd, tmp_path: Pa
         assert all(d.get(e.dn, ["1.1"]) is not None for e in victims)
 
 
+def test_a_mailbox_created_again_says_the_earlier_password_line_is_void(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """A mailbox written with a handed-over password, then gone (deleted by hand here; after a
+    failover, lost with the provider that never replicated it), is created again with a new
+    password: the first credentials file's line for it is said to be dead, in the output and in
+    the audit log, so nobody hands over a password that opens nothing."""
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"].append({"id": "HG-0777", "name": "Hoàng Văn Phúc"})
+    scenario.write(attack.spec, attack.folder)
+    attack.plan()
+    first = attack.apply()
+    assert first.returncode == 0, first.stderr
+    with scenario.connect(slapd) as d:
+        [entry] = d.find(BASE_HG, "employeeNumber", ["HG-0777"], ["mail"])
+        address = entry.mail
+        d.delete(entry.dn)
+    attack.plan()
+    again = attack.apply()
+    assert again.returncode == 0, again.stderr
+    c1, c2 = tmp_path / "c1.csv", tmp_path / "c2.csv"
+    said = " ".join(again.stderr.split())
+    assert f"{address}: the password put in {c1.resolve()}" in said, again.stderr
+    assert f"that line is void, the working one is in {c2}" in said, again.stderr
+    assert address in c1.read_text("utf-8") and address in c2.read_text("utf-8")
+    log = [
+        json.loads(x)
+        for x in (tmp_path / "log" / "audit.jsonl").read_text("utf-8").split("\n")
+        if x
+    ]
+    assert [r["credentials"] for r in log if r["outcome"] == "voided"] == [str(c1.resolve())]
+    third = attack.apply()  # the same plan again: done, nothing voided twice
+    assert "void" not in third.stderr, third.stderr
+
+
 @pytest.mark.parametrize("forgery", ["accounts", "share"])
 def test_the_suspension_guard_is_checked_again_at_apply(
     slapd: Slapd, tmp_path: Path, forgery: str

@@ -341,6 +341,8 @@ def execute(
             if on_result:
                 on_result(op, "ok")
         pending = audit.pending_passwords() if issued else {}
+        again = {op.address.lower() for op in todo if op.action is Action.CREATE and op.address}
+        used = audit.used_passwords(again) if issued else {}
         current_dn = {key: e.dn for key, e in live.items()}
         # each entry as this run knows it: as read by the stale check, then as this run wrote it;
         # every modify is a compare-and-swap against it, so a hand change made while the apply
@@ -375,7 +377,7 @@ def execute(
                 password = ""
                 if _issues_password(op):
                     assert credentials is not None  # refused above
-                    password, line = _hand_over(op, credentials, audit, pending, recap)
+                    password, line = _hand_over(op, credentials, audit, pending, recap, used)
                 new_dn, before, after = _run(
                     op, dn, state, directory, password, hashes.get(op.id, ())
                 )
@@ -576,13 +578,34 @@ def _hand_over(
     audit: AuditLog,
     pending: Mapping[str, Pending],
     recap: Recap,
+    used: Mapping[str, Pending] | None = None,
 ) -> tuple[str, bool]:
     """The password the operation writes, on file before the entry has it, and whether this run
     put it on file. A password an interrupted run put on file for this address and never used
     is used now, so its line works and no second one is handed over; when that file cannot be
-    read any more, a new password is issued and the old line said to be void. The audit log
-    records (without the secret) which file holds it before it is written there."""
+    read any more, a new password is issued and the old line said to be void. A create at an
+    address whose mailbox an earlier run wrote with a password it handed over (`used`: the entry
+    has gone since, deleted or lost with a provider that failed before it replicated) says that
+    earlier line is void too. The audit log records (without the secret) which file holds it
+    before it is written there."""
     earlier = pending.get(op.address.lower())
+    gone = (used or {}).get(op.address.lower()) if op.action is Action.CREATE else None
+    if earlier is None and gone is not None:
+        void = (
+            f"{op.address}: the password put in {gone.file} by run {gone.run} at {gone.time} no "
+            "longer works: the mailbox it was written to is not in the directory now (deleted "
+            "since, or lost with a directory server that stopped before it replicated) and is "
+            f"created again; that line is void, the working one is in {credentials.path}"
+        )
+        audit.record(
+            "password",
+            id=op.id,
+            address=op.address,
+            credentials=gone.file,
+            outcome="voided",
+            message=void,
+        )
+        recap.messages.append(void)
     if earlier is not None:
         kept = read_password(Path(earlier.file), op.address)
         if kept is not None:

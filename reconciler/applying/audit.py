@@ -25,10 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,49 @@ class Pending:
     file: str  # the credentials file that holds it
     run: str
     time: str
+
+
+#: The address of a record, as `AuditLog.record` writes it (sorted keys, one line of JSON).
+_ADDRESS = re.compile(rb'"address": ("(?:[^"\\]|\\.)*")')
+
+
+def used_passwords(path: Path, addresses: Collection[str]) -> dict[str, Pending]:
+    """By lower-case address among `addresses` (lower case), the last password the log says was
+    handed over and then written (its write recorded "changed"). When a mailbox is created again
+    at such an address (its entry was deleted, or lost with a provider that stopped before it
+    replicated), that file's line for it no longer works, and apply says so. One pass over the
+    log; only the records of `addresses` are parsed."""
+    if not addresses:
+        return {}
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    handed: dict[str, Pending] = {}
+    used: dict[str, Pending] = {}
+    for line in data.splitlines():
+        found = _ADDRESS.search(line)
+        if found is None:
+            continue
+        try:
+            address = str(json.loads(found.group(1))).lower()
+            if address not in addresses:
+                continue
+            record = json.loads(line)
+        except ValueError:
+            continue
+        outcome = record.get("outcome")
+        if outcome == "pending" and record.get("credentials"):
+            handed[address] = Pending(
+                str(record["credentials"]), str(record.get("run", "")), str(record["time"])
+            )
+        elif outcome == "changed" and address in handed:
+            used[address] = handed.pop(address)
+        elif outcome == "voided" and record.get("credentials"):
+            handed.pop(address, None)
+            if address in used and used[address].file == record["credentials"]:
+                del used[address]
+    return used
 
 
 #: The outcomes that end a pending password: the entry has it, or its line was taken back.
@@ -301,6 +345,10 @@ class AuditLog:
     def pending_passwords(self) -> dict[str, Pending]:
         """`pending_passwords` of this log."""
         return pending_passwords(self.path)
+
+    def used_passwords(self, addresses: Collection[str]) -> dict[str, Pending]:
+        """`used_passwords` of this log."""
+        return used_passwords(self.path, addresses)
 
     def keep_plan(self, plan_file: Path, digest: str) -> Path | None:
         """Keep the applied plan beside the log, named by time and digest; None when the log's
