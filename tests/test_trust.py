@@ -337,14 +337,10 @@ def test_a_resealed_plan_cannot_write_a_second_password_or_another_attribute(
     assert lan is not None and lan.get("title") != "Trưởng phòng"
 
 
-def test_a_plan_for_another_directory_is_refused(slapd: Slapd, tmp_path: Path) -> None:
-    attack = Attack(slapd, tmp_path)
-    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
-    scenario.write(attack.spec, attack.folder)
-    # the same province in an LDIF file: another directory, whatever its content
-    copy = tmp_path / "copy.ldif"
-    with scenario.connect(slapd) as live, open_directory(f"ldif:{copy}") as other:
-        for entry in live.read(slapd.suffix, ["*"]):
+def ldif_copy(server: Slapd, copy: Path) -> Path:
+    """The server's entries in the LDIF file `copy`: the same content, another directory."""
+    with scenario.connect(server) as live, open_directory(f"ldif:{copy}") as other:
+        for entry in live.read(server.suffix, ["*", *READ]):
             other.add(
                 entry.dn,
                 {
@@ -353,6 +349,55 @@ def test_a_plan_for_another_directory_is_refused(slapd: Slapd, tmp_path: Path) -
                     if k not in ("createtimestamp", "modifytimestamp")
                 },
             )
+    return copy
+
+
+def test_a_plan_for_another_directory_applies_only_when_told_so(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """A plan made against the directory's copy (a fork's snapshot) is refused with the way out
+    named; --accept-other-directory applies it, the override recorded, and the entries it
+    touches are still checked against what the plan read: a new hire is created, a change to an
+    entry the copy holds otherwise than the server (no password in a snapshot) is stale."""
+    attack = Attack(slapd, tmp_path)
+    staff = attack.spec["agencies"]["soyte"]["staff"]
+    staff.append({"id": "HG-0888", "name": "Vàng Thị Mỷ"})
+    scenario.write(attack.spec, attack.folder)
+    copy = ldif_copy(slapd, tmp_path / "copy.ldif")
+
+    def plan_on_copy() -> None:
+        made = run_cli(
+            "plan", str(attack.folder), "--directory", f"ldif:{copy}", "--out",
+            str(attack.plan_file),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+
+    plan_on_copy()
+    attack.refused(attack.apply(), "--accept-other-directory applies it")
+    applied = attack.apply("--accept-other-directory")
+    assert applied.returncode == 0, applied.stderr
+    with scenario.connect(slapd) as d:
+        assert list(d.find(BASE_HG, "employeeNumber", ["HG-0888"], ["mail"]))
+    log = (tmp_path / "log" / "audit.jsonl").read_text("utf-8").splitlines()
+    overridden = [json.loads(x) for x in log if '"overridden"' in x]
+    assert overridden and overridden[0]["event"] == "identity"
+
+    staff[0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    ldif_copy(slapd, copy.with_name("copy2.ldif")).replace(copy)
+    plan_on_copy()
+    stale = attack.apply("--accept-other-directory")
+    assert stale.returncode == 1 and "changed since the plan was made" in stale.stderr
+    lan = attack.entry(f"uid=ttlan.soyte,ou=people,{BASE_HG}")
+    assert lan is not None and lan.get("title") != "Trưởng phòng"
+
+
+def test_a_plan_for_another_directory_is_refused(slapd: Slapd, tmp_path: Path) -> None:
+    attack = Attack(slapd, tmp_path)
+    attack.spec["agencies"]["soyte"]["staff"][0]["title"] = "Trưởng phòng"
+    scenario.write(attack.spec, attack.folder)
+    # the same province in an LDIF file: another directory, whatever its content
+    copy = ldif_copy(slapd, tmp_path / "copy.ldif")
     made = run_cli(
         "plan", str(attack.folder), "--directory", f"ldif:{copy}", "--out", str(attack.plan_file)
     )

@@ -225,6 +225,7 @@ def execute(
     break_lock: str | None = None,
     progress: Progress | None = None,
     accept_unverified_lock: bool = False,
+    accept_other_directory: bool = False,
     on_result: Shown | None = None,
     trusted: Settings | None = None,
     digest_bound: bool = False,
@@ -235,9 +236,11 @@ def execute(
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
-    (`accept_unverified_lock`: where that cannot be read, go on); stops at the first failing
-    operation (recorded in the recap and the audit log). After each delete the plan's mail-store
-    erase runs (again too for a delete already done, so that a failed erase is retried).
+    (`accept_unverified_lock`: where that cannot be read, go on), and one made for another
+    directory unless `accept_other_directory` (an operator's word, recorded); stops at the first
+    failing operation (recorded in the recap and the audit log). After each delete the plan's
+    mail-store erase runs (again too for a delete already done, so that a failed erase is
+    retried).
     `break_lock`: None, "" to take over a dead holder's lock, or the run id of a holder to take
     over (`Lock.acquire`). `trusted`: the inventory's own settings (apply --inventory), which
     the plan's declared containers and limits must match; `digest_bound`: the plan is the one
@@ -259,9 +262,14 @@ def execute(
         broken += [p for p in (invariants.accounts_problem(plan, counted),) if p]
     _refuse_if(plan, audit, broken)
     wrong = invariants.identity_problem(plan, directory.identity(plan.base_dn))
-    if wrong:
+    if wrong and accept_other_directory:
+        audit.record("identity", outcome="overridden", message=wrong)
+    elif wrong:
         audit.record("identity", outcome="refused", message=wrong)
-        raise ReconcilerError(f"{wrong} Nothing was applied.")
+        raise ReconcilerError(
+            f"{wrong} Nothing was applied. (If this plan, made against another directory, is "
+            "meant for this one, --accept-other-directory applies it.)"
+        )
     ensure_locking(plan, directory, accept_unverified_lock)
     issued = sum(1 for op in plan.operations if _issues_password(op))
     if credentials is None and issued:

@@ -76,6 +76,13 @@ if TYPE_CHECKING:
     "pwdLockout: TRUE, suspended mailboxes still log in (check first with `reconciler doctor`)",
 )
 @click.option(
+    "--accept-other-directory",
+    is_flag=True,
+    help="apply a plan made against another directory (its LDIF snapshot, a copy of the "
+    "server): its identity is not checked, and the refusal is recorded as overridden; every "
+    "entry the plan touches must still be as it read it",
+)
+@click.option(
     "--notices-out",
     type=click.Path(file_okay=False, path_type=Path),
     help="folder for the agencies' notices (.eml) [default: notices/ beside the audit log]",
@@ -93,6 +100,7 @@ def apply(
     actor: str | None,
     break_lock: str | None,
     accept_unverified_lock: bool,
+    accept_other_directory: bool,
     notices_out: Path | None,
     wait_replication: float | None,
     **connection: Any,
@@ -206,6 +214,7 @@ def apply(
                 progress=progress,
                 on_result=shown,
                 accept_unverified_lock=accept_unverified_lock,
+                accept_other_directory=accept_other_directory,
                 trusted=trusted,
                 digest_bound=bool(expect_digest),
                 wait_replication=wait_replication,
