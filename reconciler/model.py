@@ -145,6 +145,9 @@ class Person:
     #: the regulation governing this mailbox when not the inventory's (a former territory kept
     #: under its own regulation after a merger); None: the inventory's
     regulation: str | None = None
+    #: the person's own address outside the directory (`external_email`): where the notice of
+    #: their mailbox's suspension reaches them (QN-2020 Đ7.2: a suspended mailbox cannot receive)
+    external_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +436,17 @@ class Contact:
     to: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A person told of their own mailbox's suspension at their external address (QN-2020 Đ7.2:
+    the owner is notified; a suspended mailbox cannot receive). Apply sends to `to` only when the
+    inventory gives that person that address, or the plan is the one reviewed."""
+
+    id: str  # the person's stable id: the suspend operation's
+    agency: str
+    to: str
+
+
 #: The share of a directory's mailboxes one plan may suspend without --allow-suspends.
 SUSPEND_SHARE = 0.10
 
@@ -469,6 +483,7 @@ class Plan:
     directory_backend: str = ""  # the library that read it (python-ldap, ldap3, ldif)
     refused: tuple[Refusal, ...] = ()  # records the plan does not carry out, and why
     contacts: tuple[Contact, ...] = ()  # the agencies told after the apply (notices)
+    owners: tuple[Owner, ...] = ()  # suspended people told at their external address too
     relay: str = ""  # the SMTP relay of the notices ("" = written as files only)
     sender: str = ""  # the notices' From
     audit_log: str | None = None  # directory.yaml's audit_log, for apply

@@ -26,6 +26,15 @@ ALPHABET = _alphabet()  #: every letter a name may hold (after NFC), besides ơ�
 _APOSTROPHES = "'’ʼ"
 _NAME_CHARS = re.compile(f"[{re.escape(ALPHABET)}{_APOSTROPHES} -]*\\Z")
 _BREVE_ON_O = re.compile("[ơƠ]\u0306")
+#: A person's external address (`external_email`): a plain address, no display name, no quoting,
+#: no comment, no blank or line break; a local part of at most 64 characters without a dot at
+#: either end, a domain of labels with a top-level name of letters.
+_EXTERNAL_ADDRESS = re.compile(
+    r"[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z"
+)
+#: The longest address SMTP carries (RFC 5321: a path of 256 octets, its brackets included).
+MAX_ADDRESS = 254
 
 # VNI writes a toned vowel as a plain vowel followed by a mark character (Vaên = Văn,
 # Nguyeãn = Nguyễn). Vietnamese never writes `a`/`e` before a vowel with diacritics, nor `o`
@@ -194,6 +203,25 @@ def check_text(value: str) -> str | None:
         if legacy:
             return f"looks like {legacy}: {_FIX}"
     return invisible(value) or mixed_script(value)
+
+
+def external_address_problem(value: str, domain: str) -> str | None:
+    """Why `value` is not a person's external address (outside the directory's `domain`, where a
+    notice reaches them while their mailbox is suspended), in plain words; None when it is."""
+    if len(value) > MAX_ADDRESS:
+        return f"is longer than {MAX_ADDRESS} characters"
+    if not _EXTERNAL_ADDRESS.match(value) or ".." in value:
+        return (
+            "is not a plain e-mail address (name@example.com: no display name, no blank, no "
+            "line break, no quotes)"
+        )
+    host = value.rpartition("@")[2].lower()
+    if host == domain.lower() or host.endswith("." + domain.lower()):
+        return (
+            f"is in the directory's domain {domain}: an external address is outside it (a "
+            "suspended mailbox cannot receive)"
+        )
+    return None
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

@@ -918,6 +918,12 @@ class _Checks:
             self.address(f, (*p, "address"), r["address"], pinned=True)
         if "login" in r:
             self.unique(self.logins, r["login"].lower(), f, (*p, "login"), "login")
+        external = r.get("external_email")
+        if external is not None:
+            reason = text.external_address_problem(external, self.domain or "")
+            if reason:
+                self.at(f, (*p, "external_email"), f"{quote(external)} {reason}")
+                external = None
         aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
         restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
         new_request = None
@@ -954,6 +960,7 @@ class _Checks:
             login=r.get("login"),
             origin=self.origin(f, p, r.get("origin")),
             regulation=r.get("regulation") or agency.regulation,
+            external_email=external,
         )
 
     def origin(self, f: _File, p: tuple[str | int, ...], o: dict[str, Any] | None) -> Origin | None:
