@@ -360,6 +360,60 @@ def test_hg_2024_d7_3_each_agency_gets_a_notice_of_what_was_done_and_refused(
     assert not list((tmp_path / "audit" / "notices").glob("*-sotttt.eml"))  # nothing done there
 
 
+def test_qn_2020_d7_2_the_owner_of_a_suspended_mailbox_is_told_at_their_own_address(
+    slapd, tmp_path: Path
+) -> None:
+    """QN-2020 Đ7.2 notifies the owner of a suspension, and a suspended mailbox cannot receive:
+    the owner is told through the agency, and at the external address their record holds
+    (`external_email`), in a notice of their own (.eml, 0600) that names no one else."""
+    import json
+    from email import message_from_bytes, policy
+
+    from .helpers import run_cli
+
+    spec = scenario.qn()
+    spec["agencies"]["soyte"]["mailbox"] = "vanphongsyt"  # the organisation mailbox (QN)
+    soyte = spec["agencies"]["soyte"]["staff"]
+    soyte[0]["external_email"] = "lan.tt@gmail.com"
+    soyte.append({"id": "QN-0102", "name": "Nguyễn Văn Bình", "external_email": "binh@yahoo.com"})
+    folder = scenario.write(spec, tmp_path / "inv")
+    with scenario.connect(slapd) as directory:
+        converge(folder, directory, tmp_path / "out")
+    soyte[0].update(state="suspended", suspension={"clause": "QN-2020 Đ7.2", "note": "CV 45/SYT"})
+    scenario.write(spec, folder)
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    plan_file = tmp_path / "p.json"
+    made = run_cli("plan", str(folder), "--directory", slapd.url, "--out", str(plan_file),
+                   "--allow-suspends", "1", env=env)
+    assert made.returncode == 0, made.stderr
+    owners = json.loads(plan_file.read_text("utf-8"))["notices"]["owners"]
+    # Bình has an external address too, but is not suspended
+    assert owners == {"QN-0101": {"agency": "soyte", "to": "lan.tt@gmail.com"}}
+    digest = json.loads(plan_file.read_text("utf-8"))["digest"]
+    applied = run_cli(
+        "apply", str(plan_file), "--directory", slapd.url, "--inventory", str(folder),
+        "--expect-digest", digest, "--audit-log", str(tmp_path / "audit" / "audit.jsonl"),
+        env=env,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "Notices for 1 agency and 1 person at their own address written to" in applied.stderr
+    folder_out = tmp_path / "audit" / "notices"
+    (own,) = folder_out.glob("*-soyte-owner-QN-0101.eml")
+    (agency,) = folder_out.glob("*-soyte.eml")
+    assert own.stat().st_mode & 0o777 == 0o600
+    message = message_from_bytes(own.read_bytes(), policy=policy.default)
+    assert message["To"] == "lan.tt@gmail.com"
+    body = " ".join(message.get_content().split())
+    assert body.startswith("Kính gửi: Ông/Bà Trần Thị Lan")
+    assert "lantt@quangnam.gov.vn của Ông/Bà đã bị tạm khóa lúc" in body
+    assert "Điều 7 khoản 2 (QN-2020 Đ7.2)" in body
+    assert "liên hệ Sở Y tế qua hộp thư vanphongsyt@quangnam.gov.vn" in body
+    assert "Bình" not in body and "CV 45" not in body
+    to_agency = message_from_bytes(agency.read_bytes(), policy=policy.default)
+    assert to_agency["To"] == "vanphongsyt@quangnam.gov.vn"  # the agency is told as before
+    assert "lan.tt@gmail.com" not in to_agency.get_content()
+
+
 # ---------------------------------------------------------------------------------------------
 # What counts as activity: HG-2024 Đ8.2.a logins, sending and receiving; QN-2020 Đ7.2 logins
 

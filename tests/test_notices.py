@@ -5,26 +5,35 @@ suspended says it cannot be used yet. Pure: `notices.build` from a plan and what
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
+from typing import Any
 
 from reconciler.attributes import LOCK, SUSPEND_REASON
-from reconciler.model import Action, Change, Contact, Kind, Operation, Plan
+from reconciler.model import Action, Change, Contact, Kind, Operation, Owner, Plan
 from reconciler.outputs import notices
 from reconciler.rules import regulations
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 
 
-def notice_of(*ops: Operation) -> str:
-    plan = Plan(
-        regulation="hagiang-2024",
-        domain="hagiang.gov.vn",
-        base_dn="dc=hagiang,dc=gov,dc=vn",
+def plan_of(*ops: Operation, province: str = "hagiang", **more: Any) -> Plan:
+    return Plan(
+        regulation=f"{province}-{2020 if province == 'quangnam' else 2024}",
+        domain=f"{province}.gov.vn",
+        base_dn=f"dc={province},dc=gov,dc=vn",
         now=NOW,
         inventory_digest="sha256:i",
         inventory_commit="",
         directory_url="ldap://x",
         directory_fingerprint="f",
         operations=ops,
+        **more,
+    )
+
+
+def notice_of(*ops: Operation) -> str:
+    plan = plan_of(
+        *ops,
         contacts=(Contact("sotttt", "Sở Thông tin và Truyền thông", ("sotttt@hagiang.gov.vn",)),),
     )
     outcomes = [(op, "changed", NOW) for op in ops]
@@ -76,3 +85,52 @@ def test_a_mailbox_created_suspended_says_it_cannot_be_used_yet() -> None:
     assert "được cấp ở trạng thái tạm khóa theo Điều 8 khoản 2" in khanh
     assert "(HG-2024 Đ8.2.b)" in khanh and "chưa thể đăng nhập" in khanh
     assert "tạm khóa" not in son
+
+
+def test_qn_2020_d7_2_the_owner_of_a_suspended_mailbox_is_told_at_their_own_address() -> None:
+    """A suspended mailbox cannot receive: its owner is told at the external address the
+    inventory holds (`external_email`), of their own case only: what, when, which clause, whom
+    to ask (the agency's organisation mailbox); never a password, nor anyone else's case."""
+    suspend, other = (
+        replace(
+            create(key, address, name, Kind.PERSON),
+            action=Action.SUSPEND,
+            clause="QN-2020 Đ7.2",
+            reason="declared suspended: CV 45/SYT",
+            agency="soyte",
+            attributes=(),
+            changes=(Change(LOCK, (), ("000001010000Z",)),),
+        )
+        for key, address, name in (
+            ("QN-0101", "lantt@quangnam.gov.vn", "Trần Thị Lan"),
+            ("QN-0102", "binhnv@quangnam.gov.vn", "Nguyễn Văn Bình"),
+        )
+    )
+    plan = plan_of(
+        suspend,
+        other,
+        province="quangnam",
+        contacts=(Contact("soyte", "Sở Y tế", ("soyte@quangnam.gov.vn",)),),
+        owners=(Owner("QN-0101", "soyte", "lan.tt@gmail.com"),),
+    )
+    outcomes = [(suspend, "changed", NOW), (other, "changed", NOW)]
+    regulation = regulations.get("quangnam-2020")
+    agency, owner = notices.build(plan, outcomes, regulation, NOW, plan.owners)
+    assert (agency.owner, agency.to) == ("", ("soyte@quangnam.gov.vn",))
+    assert (owner.owner, owner.agency, owner.to) == ("QN-0101", "soyte", ("lan.tt@gmail.com",))
+    assert owner.subject == "Thông báo tạm khóa hộp thư điện tử công vụ lantt@quangnam.gov.vn"
+    body = " ".join(owner.body.split())
+    assert owner.body.startswith("Kính gửi: Ông/Bà Trần Thị Lan\n")
+    assert "hộp thư điện tử công vụ lantt@quangnam.gov.vn của Ông/Bà đã bị tạm khóa" in body
+    assert "lúc 10:00 ngày 01/12/2026" in body  # the province's time
+    assert "(QN-2020 Đ7.2)" in body and "không thể đăng nhập, gửi, nhận thư" in body
+    assert "liên hệ Sở Y tế qua hộp thư soyte@quangnam.gov.vn" in body
+    assert "binhnv" not in body and "Bình" not in body and "CV 45" not in body  # only their case
+    assert all(len(line) <= 80 and line.isprintable() for line in owner.body.splitlines())
+    assert "mật khẩu không bao giờ được gửi" in body
+    # an owner apply does not trust gets nothing; nor does one whose mailbox was not suspended
+    assert len(notices.build(plan, outcomes, regulation, NOW)) == 1
+    failed = [(suspend, "failed", NOW), (other, "changed", NOW)]
+    assert len(notices.build(plan, failed, regulation, NOW, plan.owners)) == 1
+    assert notices.file_name("soyte", "QN-0101") == "soyte-owner-QN-0101"
+    assert notices.file_name("soyte", "../x").startswith("soyte-owner-id-")

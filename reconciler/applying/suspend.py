@@ -28,6 +28,7 @@ from reconciler.model import (
     Kind,
     Limits,
     Operation,
+    Owner,
     Plan,
     State,
     Suspension,
@@ -140,6 +141,12 @@ def prepare(
                 agency.name if agency else person.agency,
                 tuple(e.mail for e in org if e.mail),
             ),
+        ),
+        # the owner is told at their own address too (QN-2020 Đ7.2), as the inventory gives it
+        owners=(
+            (Owner(person.id, person.agency, person.external_email),)
+            if person.external_email
+            else ()
         ),
         relay=settings.relay,
         sender=settings.sender,

@@ -31,9 +31,11 @@ from reconciler.errors import ReconcilerError
 from reconciler.text import count
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from reconciler.applying.apply import Recap
     from reconciler.directory import Directory
-    from reconciler.model import Operation, Plan
+    from reconciler.model import Operation, Owner, Plan
 
 
 @main.command()
@@ -126,7 +128,8 @@ def apply(
     from reconciler.rules.lifecycle import add_months
 
     # the inventory, when given, is checked first: its problems are printed as FILE:LINE
-    trusted = load_inventory(inventory_path).inventory.settings if inventory_path else None
+    loaded = load_inventory(inventory_path).inventory if inventory_path else None
+    trusted = loaded.settings if loaded is not None else None
     try:
         saved, digest = planfile.load_sealed(plan_file)
         if expect_digest and expect_digest != digest:
@@ -292,7 +295,12 @@ def apply(
             err=True,
         )
     try:
-        notify(saved, recap, notices_out or log_path.parent / "notices")
+        owners, withheld = invariants.trusted_owners(
+            saved, loaded.people if loaded else None, digest_bound=bool(expect_digest)
+        )
+        for message in withheld:
+            click.echo(message, err=True)
+        notify(saved, recap, notices_out or log_path.parent / "notices", owners)
     except ReconcilerError as error:
         fail(error)
     if recap.failed:
@@ -309,20 +317,23 @@ def apply(
             fail(error)
 
 
-def notify(saved: Plan, recap: Recap, folder: Path) -> None:
-    """The agencies' notices of what this apply did (and refused): written, and sent when the
-    plan names a relay."""
+def notify(saved: Plan, recap: Recap, folder: Path, owners: Sequence[Owner] = ()) -> None:
+    """The agencies' notices of what this apply did (and refused), and to each of `owners` (the
+    trusted ones: `invariants.trusted_owners`) whose mailbox it suspended: written, and sent when
+    the plan names a relay."""
     from reconciler.outputs import notices
     from reconciler.rules import regulations
 
     when = dt.datetime.now(dt.UTC)
-    built = notices.build(saved, recap.outcomes, regulations.get(saved.regulation), when)
+    built = notices.build(saved, recap.outcomes, regulations.get(saved.regulation), when, owners)
     if not built:
         return
     sender = saved.sender or f"noreply@{saved.domain}"
     written = notices.write(built, folder, sender, when)
-    agencies = count(len(written), "agency", "agencies")
-    click.echo(f"Notices for {agencies} written to {folder}", err=True)
+    agencies = count(sum(1 for n, _ in written if not n.owner), "agency", "agencies")
+    told = sum(1 for n, _ in written if n.owner)
+    people = f" and {count(told, 'person', 'people')} at their own address" if told else ""
+    click.echo(f"Notices for {agencies}{people} written to {folder}", err=True)
     if saved.relay:
         sent = notices.send(written, saved.relay, sender)
         click.echo(f"{count(sent, 'notice')} sent through {saved.relay}", err=True)

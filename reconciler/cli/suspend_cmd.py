@@ -126,7 +126,10 @@ def suspend(
             for peer in peers:
                 peer.close()
             directory.close()
-        notify(prepared.plan, recap, notices_out or log_path.parent / "notices")
+        # the plan is made here from the inventory: its owner's address is the inventory's
+        notify(
+            prepared.plan, recap, notices_out or log_path.parent / "notices", prepared.plan.owners
+        )
     except ReconcilerError as error:
         fail(error)
     click.echo(

@@ -1,6 +1,8 @@
 """Notices after an apply (QN-2020 Đ7.2, HG-2024 Đ7.3; replies to requests, QN-2020 Đ5.2, Đ6.2,
 Đ7.1): one per agency, in Vietnamese, plain and printable: what was done to which mailbox, when,
-under which clause; what was refused or not done, and why. Never a password.
+under which clause; what was refused or not done, and why. Never a password. A person whose
+mailbox a plan suspends and whose record gives an external address (`external_email`) is told
+of their own case there too, since the mailbox cannot receive (QN-2020 Đ7.2): only that.
 
 `build()` is pure (the plan, what apply did, the clock); `write()` puts each notice in a `.eml`
 file (RFC 5322, UTF-8), `send()` hands them to an SMTP relay (`notices.relay` in directory.yaml,
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 
 from reconciler.attributes import LOCK, SUSPEND_REASON
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, Kind, Operation, Plan, Refusal
+from reconciler.model import Action, Contact, Kind, Operation, Owner, Plan, Refusal
 from reconciler.rules import regulations
 from reconciler.rules.lifecycle import ZONE
 from reconciler.rules.regulations import Regulation
@@ -32,6 +34,8 @@ from reconciler.rules.regulations import Regulation
 WIDTH = 76
 #: An agency id that names its notice's file as it is (agency.schema.json; short enough for a name).
 _FILE_AGENCY = re.compile(r"[a-z0-9-]{0,200}\Z")
+#: A person's id that names their notice's file as it is (agency.schema.json's staff id).
+_FILE_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,200}\Z")
 #: What apply did with an operation (`Recap.outcomes`).
 DONE = frozenset({"changed", "ok"})
 
@@ -51,6 +55,8 @@ class Notice:
     to: tuple[str, ...]
     subject: str
     body: str
+    #: the person's id when the notice is to the owner of a suspended mailbox ("" = the agency)
+    owner: str = ""
 
 
 def _day(moment: dt.datetime) -> str:
@@ -139,8 +145,11 @@ def build(
     outcomes: Sequence[tuple[Operation, str, dt.datetime]],
     regulation: Regulation,
     when: dt.datetime,
+    owners: Sequence[Owner] = (),
 ) -> list[Notice]:
-    """One notice per agency the plan touched (operations or refusals), in the plan's order."""
+    """One notice per agency the plan touched (operations or refusals), in the plan's order;
+    then one to each of `owners` (those apply trusts, `invariants.trusted_owners`) whose mailbox
+    this apply suspended."""
     contacts = {c.agency: c for c in plan.contacts}
     agencies = [c.agency for c in plan.contacts]
     agencies += sorted({op.agency for op, _, _ in outcomes} - set(agencies))
@@ -191,7 +200,45 @@ def build(
                 body="\n".join(lines) + "\n",
             )
         )
+    suspended = {
+        (op.id, op.agency): (op, at)
+        for op, outcome, at in outcomes
+        if op.action is Action.SUSPEND and op.kind is Kind.PERSON and outcome in DONE
+    }
+    for owner in owners:
+        if (owner.id, owner.agency) in suspended:
+            op, at = suspended[owner.id, owner.agency]
+            notices.append(_to_owner(owner, op, at, contacts.get(owner.agency), regulation))
     return notices
+
+
+def _to_owner(
+    owner: Owner, op: Operation, at: dt.datetime, contact: Contact | None, regulation: Regulation
+) -> Notice:
+    """The notice to the owner of a mailbox this apply suspended, at their external address: what
+    was done to their own mailbox, when, under which clause, and whom to ask; nothing of anyone
+    else's case."""
+    agency = contact.name if contact else op.agency
+    where = f"{agency} qua hộp thư {', '.join(contact.to)}" if contact and contact.to else agency
+    paragraphs = [
+        "Trung tâm quản lý hệ thống thư điện tử công vụ thông báo, theo "
+        f"{regulation.decision}: hộp thư điện tử công vụ {op.address} của Ông/Bà đã bị tạm "
+        f"khóa lúc {_time(at)}, theo {regulations.cite(op.clause, regulation)}.",
+        "Hộp thư không thể đăng nhập, gửi, nhận thư cho đến khi được khôi phục; vì vậy thông báo "
+        "này được gửi đến địa chỉ thư riêng mà cơ quan đã đăng ký cho Ông/Bà.",
+        f"Mọi thắc mắc, hoặc đề nghị khôi phục hộp thư, xin liên hệ {where}.",
+        "Thư này được gửi tự động; mật khẩu không bao giờ được gửi qua thư.",
+    ]
+    lines = [f"Kính gửi: Ông/Bà {op.name or op.id}"]
+    for paragraph in paragraphs:
+        lines += ["", *textwrap.wrap(paragraph, WIDTH, break_on_hyphens=False)]
+    return Notice(
+        agency=owner.agency,
+        to=(owner.to,),
+        subject=f"Thông báo tạm khóa hộp thư điện tử công vụ {op.address}",
+        body="\n".join(lines) + "\n",
+        owner=owner.id,
+    )
 
 
 def message(notice: Notice, sender: str, when: dt.datetime) -> EmailMessage:
@@ -206,13 +253,18 @@ def message(notice: Notice, sender: str, when: dt.datetime) -> EmailMessage:
     return msg
 
 
-def file_name(agency: str) -> str:
-    """The agency's part of its notice's file name: its id; anything else (a plan's or an
-    entry's govMailAgency that is no id: a slash, a NUL byte, a name too long) by its digest,
-    so that the file stays in its folder."""
-    if _FILE_AGENCY.match(agency):
-        return agency
-    return "agency-" + hashlib.sha256(agency.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+def file_name(agency: str, owner: str = "") -> str:
+    """The notice's part of its file name: its agency's id, and for an owner's notice the
+    person's id after it; anything else (a plan's or an entry's govMailAgency that is no id: a
+    slash, a NUL byte, a name too long) by its digest, so that the file stays in its folder."""
+    name = _safe(agency, _FILE_AGENCY, "agency-")
+    return f"{name}-owner-{_safe(owner, _FILE_OWNER, 'id-')}" if owner else name
+
+
+def _safe(value: str, plain: re.Pattern[str], prefix: str) -> str:
+    if plain.match(value):
+        return value
+    return prefix + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def write(
@@ -223,7 +275,7 @@ def write(
     stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     written = []
     for notice in notices:
-        path = folder / f"{stamp}-{file_name(notice.agency)}.eml"
+        path = folder / f"{stamp}-{file_name(notice.agency, notice.owner)}.eml"
         data = bytes(message(notice, sender, when))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

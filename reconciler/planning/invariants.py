@@ -20,7 +20,10 @@ refuses it whole, naming each operation that breaks one:
 - the deletion and suspension guards hold for the limits the plan records;
 - an agency's notice goes only to its organisation mailbox: a plain address in the plan's domain
   (`check_plan`), the one the directory gives the agency's organisation mailbox or this plan
-  gives it (`recipient_problems`), from a plain sender address;
+  gives it (`recipient_problems`), from a plain sender address; a notice to a person's own
+  address outside the domain is only for a person the plan suspends, a plain address
+  (`_owners`), and is sent only when the inventory gives that person that address or the plan
+  is the one reviewed (`trusted_owners`);
 - the entries touched are the tool's: they carry govMailAccount, or the plan adopts them from a
   declared container with the address its record pins and no other record's id; never a password
   policy, a configuration or a service entry (`entry_problems`, with the entries apply reads).
@@ -58,12 +61,16 @@ from reconciler.model import (
     Change,
     Deferred,
     Entry,
+    Kind,
     Operation,
+    Owner,
+    Person,
     Plan,
     Settings,
     agency_key,
 )
 from reconciler.names import RESERVED
+from reconciler.text import external_address_problem
 
 _WRITABLE = {a.lower(): a for a in WRITABLE}
 _TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
@@ -200,7 +207,64 @@ def _notices(plan: Plan) -> list[str]:
                     f"the notice to {contact.agency} goes to {to!r}, outside the domain "
                     f"{plan.domain}: a notice goes only to the agency's organisation mailbox"
                 )
+    return problems + _owners(plan)
+
+
+def _owners(plan: Plan) -> list[str]:
+    """A notice to a person's own address (QN-2020 Đ7.2) goes only to a person this plan
+    suspends, once, at a plain address outside the domain: a forged one told a stranger of
+    someone's case, or put a header of its own in the notice."""
+    suspended = {
+        op.id: op.agency
+        for op in plan.operations
+        if op.action is Action.SUSPEND and op.kind is Kind.PERSON
+    }
+    problems = []
+    seen: set[str] = set()
+    for owner in plan.owners:
+        if suspended.get(owner.id) != owner.agency or owner.id in seen:
+            problems.append(
+                f"the plan sends {owner.id!r} of {owner.agency!r} a notice at {owner.to!r}: an "
+                "owner's notice is only for a person the plan suspends, once"
+            )
+        seen.add(owner.id)
+        reason = external_address_problem(owner.to, plan.domain)
+        if reason:
+            problems.append(
+                f"the notice to the owner {owner.id!r} goes to {owner.to!r}, which {reason}"
+            )
     return problems
+
+
+def trusted_owners(
+    plan: Plan, people: Iterable[Person] | None, *, digest_bound: bool
+) -> tuple[list[Owner], list[str]]:
+    """The owners' notices apply sends, and in plain words each one it does not send. An owner's
+    address is the plan's word, which anyone can re-seal: apply sends to it only when the
+    inventory (--inventory) gives that person that address, or, without the inventory, when the
+    plan is bound by --expect-digest to the one reviewed."""
+    if people is None:
+        if digest_bound:
+            return list(plan.owners), []
+        return [], [
+            f"The notice of {owner.id}'s suspension was not sent to {owner.to}: apply sends to "
+            "an address outside the directory only when the inventory gives it (--inventory) or "
+            "the plan is the one reviewed (--expect-digest). The agency's notice still goes."
+            for owner in plan.owners
+        ]
+    given = {p.id: p.external_email for p in people}
+    sent, withheld = [], []
+    for owner in plan.owners:
+        own = given.get(owner.id)
+        if own is not None and own.lower() == owner.to.lower():
+            sent.append(owner)
+        else:
+            withheld.append(
+                f"The notice of {owner.id}'s suspension was not sent to {owner.to}: the "
+                f"inventory gives {owner.id} {own or 'no external address'} (external_email). "
+                "The agency's notice still goes."
+            )
+    return sent, withheld
 
 
 def recipient_problems(plan: Plan, organisations: Mapping[str, Entry]) -> list[str]:

@@ -38,6 +38,7 @@ from reconciler.model import (
     Limits,
     Mailbox,
     Operation,
+    Owner,
     Plan,
     ReadState,
     Refusal,
@@ -300,6 +301,7 @@ def compute(
         erase=erase,
         refused=tuple(sorted(wanted.refused, key=lambda r: (r.agency, r.id))),
         contacts=_contacts(inventory, ops, wanted.refused, boxes),
+        owners=_owners(inventory, ops),
         relay=settings.relay,
         sender=settings.sender,
         audit_log=settings.audit_log,
@@ -405,6 +407,17 @@ def _contacts(
             to = (boxes[key].mail,) if key in boxes else ()
             contacts.append(Contact(agency.id, agency.name, to))
     return tuple(contacts)
+
+
+def _owners(inventory: Inventory, ops: Sequence[Operation]) -> tuple[Owner, ...]:
+    """The people this plan suspends who have an external address (`external_email`): each is
+    told of their own suspension there too, since the mailbox cannot receive (QN-2020 Đ7.2)."""
+    external = {p.id: p.external_email for p in inventory.people if p.external_email}
+    return tuple(
+        Owner(op.id, op.agency, external[op.id])
+        for op in ops
+        if op.action is Action.SUSPEND and op.kind is Kind.PERSON and op.id in external
+    )
 
 
 def _managers_suspended(ops: Sequence[Operation], boxes: Mapping[str, Mailbox]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from reconciler.model import (
     Kind,
     Limits,
     Operation,
+    Owner,
     Plan,
     ReadState,
     Refusal,
@@ -121,7 +122,7 @@ def _digested(plan: Plan) -> dict[str, Any]:
         **({"mail_store": {"erase": list(plan.erase)}} if plan.erase else {}),
         # only when there are some: plans without one keep the digest they always had
         **({"refused": [_refusal(r) for r in plan.refused]} if plan.refused else {}),
-        **({"notices": _notices(plan)} if plan.contacts else {}),
+        **({"notices": _notices(plan)} if plan.contacts or plan.owners else {}),
         # directory.yaml's audit settings, for apply (absent when not set)
         **({"audit": _audit(plan)} if _audit(plan) else {}),
         # only for a replicated directory (a server that keeps contextCSNs)
@@ -145,6 +146,12 @@ def _notices(plan: Plan) -> dict[str, Any]:
         "relay": plan.relay,
         "from": plan.sender,
         "agencies": {c.agency: {"name": c.name, "to": list(c.to)} for c in plan.contacts},
+        # only when there are some: plans without one keep the digest they always had
+        **(
+            {"owners": {o.id: {"agency": o.agency, "to": o.to} for o in plan.owners}}
+            if plan.owners
+            else {}
+        ),
     }
 
 
@@ -374,6 +381,10 @@ def _read(text: str, source: str) -> tuple[Plan, str]:
             contacts=tuple(
                 Contact(agency, c["name"], tuple(c["to"]))
                 for agency, c in data.get("notices", {}).get("agencies", {}).items()
+            ),
+            owners=tuple(
+                Owner(str(key), str(o["agency"]), str(o["to"]))
+                for key, o in data.get("notices", {}).get("owners", {}).items()
             ),
             relay=data.get("notices", {}).get("relay", ""),
             sender=data.get("notices", {}).get("from", ""),
