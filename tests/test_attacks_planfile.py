@@ -22,7 +22,7 @@ from reconciler.outputs import notices
 
 from . import scenario, tamper
 from .scenario import BASE_HG
-from .test_trust import Attack
+from .test_trust import Attack, converged
 
 ERASER = Path(__file__).resolve().parents[1] / "examples" / "mail" / "reconciler-erase-mailbox"
 
@@ -372,3 +372,75 @@ def scenario_apply_without_log(attack: Attack, *extra: str) -> Any:
         *extra,
         env=env_for(attack.server),
     )
+
+
+def _owner_suspended(attack: Attack) -> tuple[str, str]:
+    """Trần Thị Lan (HG-0101) with an external address, suspended by the plan made now, among
+    enough mailboxes for one suspension to pass the guard without --allow-suspends (a decision
+    only a reviewed plan carries); the inventory's option for apply."""
+    soyte = attack.spec["agencies"]["soyte"]["staff"]
+    soyte += [{"id": f"HG-011{n}", "name": f"Lò Văn {given}"} for n, given in enumerate("ABCDEF")]
+    _inventory(attack)
+    with scenario.connect(attack.server) as d:
+        converged(attack.folder, d, attack.tmp / "setup")
+    soyte[0].update(external_email="lan.tt@gmail.com", state="suspended",
+                    suspension={"clause": "HG-2024 Đ8.2.b", "note": "lộ mật khẩu"})
+    inventory = _inventory(attack)
+    attack.plan()
+    owners = json.loads(attack.plan_file.read_text("utf-8"))["notices"]["owners"]
+    assert owners == {"HG-0101": {"agency": "soyte", "to": "lan.tt@gmail.com"}}
+    return inventory
+
+
+def _told(attack: Attack) -> tuple[list[str], list[str]]:
+    """The notices apply wrote: to the agencies, to owners (their recipients)."""
+    from email import message_from_bytes, policy
+
+    folder = attack.tmp / "log" / "notices"
+    to = {p.name: str(message_from_bytes(p.read_bytes(), policy=policy.default)["To"])
+          for p in folder.glob("*.eml")}
+    return ([t for name, t in to.items() if "-owner-" not in name],
+            [t for name, t in to.items() if "-owner-" in name])
+
+
+def test_a_resealed_plan_cannot_redirect_an_owners_notice(slapd: Slapd, tmp_path: Path) -> None:
+    """The notice to the owner of a suspended mailbox goes outside the domain (QN-2020 Đ7.2), to
+    the address the plan names: a forged one told a stranger of Lan's case, a forged owner told
+    someone of a suspension that is not theirs, a line break in it put a header in the notice."""
+    attack = Attack(slapd, tmp_path)
+    inventory = _owner_suspended(attack)
+    made = attack.plan_file.read_text("utf-8")
+    forged: list[dict[str, Any]] = [
+        {"HG-0001": {"agency": "sotttt", "to": "spy@example.org"}},  # not suspended
+        {"HG-0101": {"agency": "soyte", "to": "lan@gmail.com\r\nBcc: spy@example.org"}},
+        {"HG-0101": {"agency": "soyte", "to": "spy@hagiang.gov.vn"}},  # inside the domain
+    ]
+    for owners in forged:
+        attack.plan_file.write_text(made, "utf-8")
+        tamper.reseal(attack.plan_file, lambda data, o=owners: data["notices"].update(owners=o))
+        attack.refused(attack.apply(*inventory), "owner")
+        attack.refused(attack.apply(), "owner")
+    # the address changed to another outside the domain: the plan applies, the agency is told,
+    # and the owner's notice goes nowhere, said in plain words
+    attack.plan_file.write_text(made, "utf-8")
+    tamper.reseal(attack.plan_file, lambda data: data["notices"]["owners"]["HG-0101"].update(
+        to="spy@example.org"))
+    applied = attack.apply(*inventory)
+    assert applied.returncode == 0, applied.stderr
+    assert "not sent to spy@example.org" in applied.stderr
+    assert "the inventory gives HG-0101 lan.tt@gmail.com" in applied.stderr
+    assert _told(attack) == (["soyte@hagiang.gov.vn"], [])
+
+
+def test_an_owners_notice_goes_only_where_the_inventory_or_the_reviewed_plan_says(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """A plan neither checked against the inventory nor bound to its reviewed digest names an
+    owner's address only on its own word: apply does not send it, and says so; the agency's
+    notice still goes."""
+    attack = Attack(slapd, tmp_path)
+    _owner_suspended(attack)
+    applied = attack.apply()
+    assert applied.returncode == 0, applied.stderr
+    assert "was not sent to lan.tt@gmail.com" in applied.stderr and "--inventory" in applied.stderr
+    assert _told(attack) == (["soyte@hagiang.gov.vn"], [])

@@ -134,3 +134,23 @@ def test_qn_2020_d7_2_the_owner_of_a_suspended_mailbox_is_told_at_their_own_addr
     assert len(notices.build(plan, failed, regulation, NOW, plan.owners)) == 1
     assert notices.file_name("soyte", "QN-0101") == "soyte-owner-QN-0101"
     assert notices.file_name("soyte", "../x").startswith("soyte-owner-id-")
+
+
+def test_an_owners_address_is_trusted_only_from_the_inventory_or_the_reviewed_plan() -> None:
+    """The plan file can be re-sealed by whoever writes it: apply sends an owner's notice to the
+    address the inventory gives that person (--inventory), or, without it, to the plan's only
+    when the plan is bound by --expect-digest; each one withheld is said in plain words."""
+    from reconciler.model import Person
+    from reconciler.planning.invariants import trusted_owners
+
+    lan = Owner("QN-0101", "soyte", "lan.tt@gmail.com")
+    plan = plan_of(province="quangnam", owners=(lan,))
+    record = Person("QN-0101", "Trần Thị Lan", "soyte", external_email="Lan.TT@gmail.com")
+    assert trusted_owners(plan, [record], digest_bound=False) == ([lan], [])
+    assert trusted_owners(plan, None, digest_bound=True) == ([lan], [])
+    sent, withheld = trusted_owners(plan, None, digest_bound=False)
+    assert not sent and "not sent to lan.tt@gmail.com" in withheld[0]
+    moved = replace(record, external_email="lan@yahoo.com")
+    for people in ([moved], [replace(record, external_email=None)], []):
+        sent, withheld = trusted_owners(plan, people, digest_bound=True)  # the inventory decides
+        assert not sent and "The agency's notice still goes." in withheld[0], withheld
