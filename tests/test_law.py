@@ -386,6 +386,7 @@ def test_qn_2020_d7_2_the_owner_of_a_suspended_mailbox_is_told_at_their_own_addr
     made = run_cli("plan", str(folder), "--directory", slapd.url, "--out", str(plan_file),
                    "--allow-suspends", "1", env=env)
     assert made.returncode == 0, made.stderr
+    assert "the owner is told at lan.tt@gmail.com too (external_email)" in made.stdout
     owners = json.loads(plan_file.read_text("utf-8"))["notices"]["owners"]
     # Bình has an external address too, but is not suspended
     assert owners == {"QN-0101": {"agency": "soyte", "to": "lan.tt@gmail.com"}}

@@ -187,12 +187,17 @@ def text(
         lines.append(f"Merging in {plan.source_url} ({plan.source_base_dn}), only read")
     for dn in plan.containers:
         lines.append(f"  {paint('32', '+')} container {dn}")
+    told = {(o.id, o.agency): o.to for o in plan.owners}
     for op in plan.operations:
         head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
         lines.append(f"  {head} {_headline(op)}")
         lines.append(f"      {_cited(op)}: {op.reason}")
         for change in _shown(op):
             lines.append(f"      {_change_text(change)}")
+        if op.action is Action.SUSPEND and (op.id, op.agency) in told:
+            lines.append(
+                f"      the owner is told at {told[op.id, op.agency]} too (external_email)"
+            )
     for r in plan.refused:
         lines.append(f"  {paint('31', '✗ refused')} {r.name} ({r.id})")
         lines.append(f"      {r.clause}: {r.reason}")
