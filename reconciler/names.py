@@ -33,6 +33,15 @@ from reconciler.errors import NamingError
 RESERVED = frozenset(
     {"postmaster", "abuse", "admin", "root", "webmaster", "noreply", "hostmaster", "security"}
 )
+
+
+def why_reserved(local: str) -> str:
+    """Why no mailbox is given `local`, a reserved local part: in `RESERVED`, or in the
+    inventory's own `reserved` list (directory.yaml)."""
+    where = "always reserved" if local in RESERVED else "reserved in directory.yaml"
+    return f'"{local}" is {where}'
+
+
 #: RFC 5321 limit of a local part.
 MAX_LOCAL = 64
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from reconciler.errors import NamingError
 from reconciler.model import Address, Kind
-from reconciler.names import MAX_LOCAL, RESERVED, NameParts, split
+from reconciler.names import MAX_LOCAL, RESERVED, NameParts, split, why_reserved
 from reconciler.rules.regulations import Regulation
 
 
@@ -270,10 +270,6 @@ def allocate(
     def refuse(w: Wanted, reason: str) -> None:
         state.pending.discard(w.key)
         problems[w.key] = reason
-
-    def why_reserved(local: str) -> str:
-        where = "always reserved" if local in RESERVED else "reserved in directory.yaml"
-        return f'"{local}" is {where}'
 
     def who_holds(address: str) -> str:
         if address in state.allocated:
