@@ -292,6 +292,29 @@ def test_written_inventory_is_readable_and_validates(tmp_path: Path) -> None:
     assert header == ["status", "dn", "mail", "reason"]
 
 
+def test_a_legacy_role_address_is_pinned_with_the_statement_that_it_was_issued(
+    tmp_path: Path,
+) -> None:
+    """A person's legacy `admin@` mailbox (a staff number says it is a person's) keeps its address
+    pinned, with `legacy: true` after the comment: validate refuses a pin on a reserved local part
+    without it (issue 14). Other pins do not need it and do not get it."""
+    entries = [
+        person("admin", "Hồ Văn Quản", employeeNumber="QN-0007"),
+        person("nguyenvannam", "Nguyễn Văn Nam"),
+    ]
+    opts = options()
+    result = importer.build(entries, opts)
+    staff = staff_of(result)
+    assert staff["admin@quangnam.gov.vn"]["legacy"] is True
+    assert "legacy" not in staff["nguyenvannam@quangnam.gov.vn"]
+    folder = write(result, opts, tmp_path / "inv")
+    text = (folder / "agencies" / "so-y-te.yaml").read_text(encoding="utf-8")
+    assert (
+        "    address: admin@quangnam.gov.vn  # legacy address kept as issued\n    legacy: true\n"
+    ) in text
+    assert run_cli("validate", str(folder)).returncode == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # On slapd
 

@@ -8,7 +8,9 @@ What is imported, and how (the README's "Adopting an existing directory" says it
 
 - Every `inetOrgPerson` entry under the people base with one `mail` in the domain becomes a staff
   record whose current address is pinned (`address:`), its other addresses (`mail` values,
-  `govMailAlias`, `mailAlternateAddress`) kept as `aliases`.
+  `govMailAlias`, `mailAlternateAddress`) kept as `aliases`. A pin on a reserved local part (a
+  person's legacy `admin@` mailbox, which has a staff number) says it was issued before:
+  `legacy: true`, which validate asks of it.
 - The stable id is the entry's `employeeNumber`, or else ``IMP-`` followed by the first 10 hex
   digits of the SHA-256 of the lower-cased address: deterministic, so importing twice gives the
   same ids, and meant to be replaced by the real staff number before adopting.
@@ -680,6 +682,10 @@ class _Importer:
             r["quota"] = p.quota
             r["quota_decision"] = f"found at import on {self.o.today.isoformat()}"
         r["address"] = p.mail
+        if p.mail.partition("@")[0] in names.RESERVED:
+            # a person's legacy role address (`admin@`): the record says it was issued before,
+            # which validate asks of a pin on a reserved local part
+            r["legacy"] = True
         if p.login:
             r["login"] = p.login
         if p.others:
@@ -740,6 +746,7 @@ _STAFF_ORDER = (
     "quota",
     "quota_decision",
     "address",
+    "legacy",
     "aliases",
     "login",
     "restored",
