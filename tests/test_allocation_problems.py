@@ -85,28 +85,35 @@ def first_staff_name(agency_file: Path) -> str:
 
 
 @pytest.mark.parametrize(("reg_id", "local", "where"), RESERVED_CASES, ids=CASE_IDS)
-def test_a_pinned_reserved_address_is_refused_for_a_new_mailbox_at_its_record(
+def test_a_pinned_reserved_address_is_a_problem_of_its_record_unless_it_says_it_was_issued(
     reg_id: str, local: str, where: str, tmp_path: Path
 ) -> None:
-    """A pin on a reserved local part is an address issued before the rule (a legacy `admin@`
-    mailbox an import kept): `validate`, which has no directory, accepts it; the plan keeps it
-    only where the directory already gives it to this mailbox (an issued address is never taken
-    back; tests/test_import.py adopts one), and refuses it for a new mailbox, at its record."""
+    """Issue 14: a pin on a reserved local part is a problem of its record for `validate` (no
+    directory) and `plan` alike: FILE:LINE, a plain message, exit 1. A record that states the
+    address was issued before this inventory (`legacy: true`, which `reconciler import` writes on
+    a legacy `admin@` mailbox) passes validate; the plan keeps such a pin only where the directory
+    already gives it to this mailbox (an issued address is never taken back; tests/test_import.py
+    adopts one) and still refuses it for a new mailbox, at its record."""
     folder = example(reg_id, tmp_path)
     agency_file = folder / "agencies" / "sotttt.yaml"
     address = f"{local}@{regulations.get(reg_id).domain}"
     name = first_staff_name(agency_file)
     line = edit(agency_file, name, f"{name}\n    address: {address}") - 1
-    assert run("validate", str(folder)) == (0, "")
-    empty = tmp_path / "empty.ldif"
-    empty.write_text("version: 1\n", encoding="utf-8")
-    code, err = run("plan", str(folder), "--directory", f"ldif:{empty}")
-    staff = next(p.id for p in loader.load(folder).people if p.agency == "sotttt")
-    assert code == 1
-    assert err.splitlines()[0] == (
-        f'{agency_file}:{line}: staff {staff}: the pinned address {address} cannot be issued: '
+    staff = agency_file.read_text(encoding="utf-8").split("\n")[line - 1].removeprefix("  - id: ")
+    refused = (
+        f"{agency_file}:{line}: staff {staff}: the pinned address {address} cannot be issued: "
         f'"{local}" is {where}'
     )
+    assert both(folder, tmp_path) == [
+        f"{refused} (an address issued before this inventory says so with `legacy: true`)"
+    ]
+    # the statement: validate accepts the pin, the plan of a new mailbox refuses it
+    edit(agency_file, f"    address: {address}", f"    address: {address}\n    legacy: true")
+    assert run("validate", str(folder)) == (0, "")
+    empty = tmp_path / "empty.ldif"
+    code, err = run("plan", str(folder), "--directory", f"ldif:{empty}")
+    assert code == 1
+    assert err.splitlines()[0] == refused
 
 
 @pytest.mark.parametrize(("reg_id", "local", "where"), RESERVED_CASES, ids=CASE_IDS)

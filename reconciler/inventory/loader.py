@@ -44,7 +44,7 @@ from reconciler.model import (
     Suspension,
     Unit,
 )
-from reconciler.names import RESERVED
+from reconciler.names import RESERVED, why_reserved
 
 SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
@@ -652,6 +652,12 @@ class _Run:
         return agencies, people
 
 
+def issued_before(record: dict[str, Any]) -> bool:
+    """Whether a staff record says its addresses were issued before this inventory: `legacy:
+    true` (its pin, kept by an import or through a merger) or a merger's `origin`."""
+    return record.get("legacy") is True or "origin" in record
+
+
 class _Checks:
     """Checks that need more than one value, or the whole inventory."""
 
@@ -777,11 +783,10 @@ class _Checks:
 
     def address(
         self, f: _File, path: tuple[str | int, ...], value: str, pinned: bool = False
-    ) -> None:
+    ) -> bool:
         """An alias (in the domain or a former one), or with `pinned` the address a person's
-        record pins (in the domain). A pinned address may use a reserved local part: it is an
-        address issued before, which the plan keeps only where the directory already gives it
-        to this mailbox (an issued address is never taken back), and refuses for a new one."""
+        record pins (in the domain; its local part is checked by `pin`). Whether `value` is an
+        address the inventory may declare (a duplicate is one, reported as such)."""
         reason = address_problem(value, self.domain, () if pinned else self.former)
         if reason is None and not pinned and value.partition("@")[0] in self.reserved:
             reason = "uses a reserved local part"
@@ -793,6 +798,41 @@ class _Checks:
             )
         else:
             self.addresses[value] = self.here(f, path)
+        return reason is None
+
+    def pin(self, f: _File, p: tuple[str | int, ...], r: dict[str, Any], stated: bool) -> None:
+        """The address staff record `r` pins, if any. One on a reserved local part is an address
+        issued before this inventory (a legacy `admin@` mailbox an import kept) only when the
+        record says so: `legacy: true`, or a merger's `origin`; the plan then keeps it only where
+        the directory already gives it to this mailbox (an issued address is never taken back)
+        and refuses it for a new one. Without the statement it cannot be issued: a problem of the
+        record, as the plan words it. `stated` is False when `legacy` itself is broken (reported
+        by the schema): nothing more is said of the pin then."""
+        legacy = r.get("legacy") is True
+        if "address" not in r:
+            if legacy:
+                self.at(
+                    f,
+                    (*p, "legacy"),
+                    "`legacy: true` says the pinned `address` was issued before this inventory, "
+                    "but the record pins none: add the address, or remove `legacy`",
+                )
+            return
+        value = r["address"]
+        local = value.partition("@")[0]
+        if (
+            self.address(f, (*p, "address"), value, pinned=True)
+            and local in self.reserved
+            and stated
+            and not issued_before(r)
+        ):
+            self.run.add(
+                f.rel,
+                f.lines.at(p),
+                f"staff {r['id']}: the pinned address {value} cannot be issued: "
+                f"{why_reserved(local)} (an address issued before this inventory says so with "
+                "`legacy: true`)",
+            )
 
     def staff_id(self, f: _File, i: int, r: Any) -> None:
         path = ("staff", i, "id")
@@ -846,8 +886,8 @@ class _Checks:
             self.suspension(f, p, r["suspension"])
         if sound("quota"):
             self.run.quota(f, (*p, "quota"), r["quota"])
-        if sound("address"):
-            self.address(f, (*p, "address"), r["address"])
+        if sound("address") or "address" not in r:
+            self.pin(f, p, r, stated=not f.broken((*p, "legacy")))
         if sound("aliases"):
             self.addresses_of(f, (*p, "aliases"), r["aliases"] or ())
         if sound("restored"):
@@ -914,8 +954,7 @@ class _Checks:
             )
         elif quota is not None and "quota_decision" in r:
             self.quota_decision(f, p, quota, r["quota_decision"])
-        if "address" in r:
-            self.address(f, (*p, "address"), r["address"], pinned=True)
+        self.pin(f, p, r, stated=True)
         if "login" in r:
             self.unique(self.logins, r["login"].lower(), f, (*p, "login"), "login")
         external = r.get("external_email")

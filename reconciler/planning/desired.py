@@ -730,8 +730,9 @@ def _offline(
     taken, holders = taken_addresses((), inventory)
     for person in inventory.people:
         if person.address:
-            # a pin is taken at face value here (it may use a reserved local part, as an address
-            # issued before); the plan checks it against the directory
+            # a pin is taken at face value here (one on a reserved local part is there only where
+            # the record says it was issued before: the loader refuses it otherwise); the plan
+            # checks it against the directory
             taken.setdefault(person.address.lower(), person.id)
     return _allocated(inventory, regulation, {}, taken, holders)
 
