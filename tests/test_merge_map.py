@@ -98,6 +98,41 @@ def test_the_merged_files_keep_every_former_address_and_say_where_records_came_f
     assert {u.id for u in khcn.units} >= {"vanphong", "cds", "bcxb", "cntt", "ttcntt"}
 
 
+def test_a_legacy_reserved_pin_is_carried_through_the_merge(tmp_path: Path) -> None:
+    """Issue 14: a legacy `admin@` pin says it was issued before (`legacy: true`). The target's
+    record keeps it with its pin; a source record loses its pin, and `legacy` with it, and keeps
+    the address as an alias in the former domain, which its `origin` says was issued there."""
+    source, target = tmp_path / "quangnam", tmp_path / "danang"
+    shutil.copytree(ROOT / "quangnam", source)
+    shutil.copytree(ROOT / "danang", target)
+    for path, record, address in (
+        (source / "agencies" / "sotttt.yaml", "  - id: QN-0002\n", "admin@quangnam.gov.vn"),
+        (target / "agencies" / "sogddt.yaml", "  - id: DN-0022\n", "admin@danang.gov.vn"),
+    ):
+        text = path.read_text(encoding="utf-8")
+        assert record in text
+        pin = f"    address: {address}  # legacy address kept as issued\n    legacy: true\n"
+        path.write_text(text.replace(record, record + pin), encoding="utf-8")
+    out = tmp_path / "out"
+    code, text = run(
+        "merge", "--from", str(source), "--into", str(target), "--map",
+        str(target / "merge-quangnam.yaml"), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, text
+    assert run("validate", str(out))[0] == 0
+    records = {
+        r["id"]: r
+        for f in (out / "agencies").glob("*.yaml")
+        for r in yaml.safe_load(f.read_text(encoding="utf-8"))["staff"]
+    }
+    moved = records["QN-0002"]
+    assert "address" not in moved and "legacy" not in moved
+    assert moved["aliases"] == ["admin@quangnam.gov.vn"]
+    assert moved["origin"]["address"] == "admin@quangnam.gov.vn"
+    kept = records["DN-0022"]
+    assert (kept["address"], kept["legacy"]) == ("admin@danang.gov.vn", True)
+
+
 def _carried_plan(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     """A saved plan of the merged example that carries QN-0001's mailbox from a source entry."""
     import datetime as dt

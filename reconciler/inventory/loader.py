@@ -774,21 +774,37 @@ class _Checks:
         if reason:
             self.at(f, path, f"{quote(value)} {reason}")
 
-    def addresses_of(self, f: _File, path: tuple[str | int, ...], values: Any) -> tuple[str, ...]:
+    def addresses_of(
+        self, f: _File, path: tuple[str | int, ...], values: Any, issued: bool = False
+    ) -> tuple[str, ...]:
         out: list[str] = []
         for j, value in enumerate(values):
             out.append(value)
-            self.address(f, (*path, j), value)
+            self.address(f, (*path, j), value, issued=issued)
         return tuple(out)
 
     def address(
-        self, f: _File, path: tuple[str | int, ...], value: str, pinned: bool = False
+        self,
+        f: _File,
+        path: tuple[str | int, ...],
+        value: str,
+        pinned: bool = False,
+        issued: bool = False,
     ) -> bool:
         """An alias (in the domain or a former one), or with `pinned` the address a person's
-        record pins (in the domain; its local part is checked by `pin`). Whether `value` is an
-        address the inventory may declare (a duplicate is one, reported as such)."""
+        record pins (in the domain; its local part is checked by `pin`). An alias on a reserved
+        local part is refused, except in a former domain on a record that says its addresses
+        were issued before (`issued`: `legacy: true` or a merger's `origin`), where no address
+        is issued any more: a legacy `admin@` mailbox's address kept through a merger. Whether
+        `value` is an address the inventory may declare (a duplicate is one, reported as such)."""
         reason = address_problem(value, self.domain, () if pinned else self.former)
-        if reason is None and not pinned and value.partition("@")[0] in self.reserved:
+        local, _, host = value.partition("@")
+        if (
+            reason is None
+            and not pinned
+            and local in self.reserved
+            and not (issued and host in self.former)
+        ):
             reason = "uses a reserved local part"
         if reason:
             self.at(f, path, f"address {quote(value)} {reason}")
@@ -889,7 +905,7 @@ class _Checks:
         if sound("address") or "address" not in r:
             self.pin(f, p, r, stated=not f.broken((*p, "legacy")))
         if sound("aliases"):
-            self.addresses_of(f, (*p, "aliases"), r["aliases"] or ())
+            self.addresses_of(f, (*p, "aliases"), r["aliases"] or (), issued_before(r))
         if sound("restored"):
             self.date(f, (*p, "restored"), r["restored"])
 
@@ -963,7 +979,7 @@ class _Checks:
             if reason:
                 self.at(f, (*p, "external_email"), f"{quote(external)} {reason}")
                 external = None
-        aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or ())
+        aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or (), issued_before(r))
         restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
         new_request = None
         if "new_request" in r:

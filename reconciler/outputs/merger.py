@@ -12,11 +12,12 @@ What it does (README: The 2025 merger):
 - Every source agency goes where the map says: into a target agency, as a new agency, or unit by
   unit. Every source person goes with their agency (or their unit), keeps their id (or takes the
   map's `id_prefix`; an id both provinces use is otherwise an error naming both records), loses
-  any pinned address or login (they get the address the target's regulation gives them in the
-  merged domain, by the plan, against every address the target holds or keeps in quarantine),
-  and keeps every former address as an alias: the address the source inventory gives them (as
-  its regulation gives it without a directory, or pinned) and its aliases. `origin` records where
-  the record came from, which `plan --source-directory` uses to carry the mailbox over.
+  any pinned address (with its `legacy`) or login (they get the address the target's regulation
+  gives them in the merged domain, by the plan, against every address the target holds or keeps
+  in quarantine), and keeps every former address as an alias: the address the source inventory
+  gives them (as its regulation gives it without a directory, or pinned) and its aliases.
+  `origin` records where the record came from (a legacy `admin@` kept as an alias is an address
+  issued there), which `plan --source-directory` uses to carry the mailbox over.
 - An abolished agency's organisation address, and its units' addresses, become aliases of the
   successor's organisation and unit mailboxes (of the new agency's own, for a new agency).
 - `directory.yaml` is the target's, with the merged domain and the former domains listed in
@@ -351,7 +352,10 @@ class _Merge:
         s_domain: str,
         merged: str,
     ) -> dict[str, Any]:
-        out = {k: v for k, v in raw.items() if k not in ("address", "login", "aliases", "unit")}
+        # the pin goes (and with it `legacy`, which speaks of it): the former address becomes an
+        # alias, which `origin` says was issued there
+        dropped = ("address", "legacy", "login", "aliases", "unit")
+        out = {k: v for k, v in raw.items() if k not in dropped}
         out["id"] = self.new_id(person.id)
         if unit is not None:
             out["unit"] = unit
