@@ -30,6 +30,8 @@ Both backends share these semantics:
   message saying which directory, what failed and what to check. Passwords never appear in
   messages or reprs.
 - Values and DNs written are normalized to NFC (userPassword excepted).
+- `pipeline` sends writes without waiting for each answer (`Pipeline`); a backend that cannot
+  (ldap3's, the LDIF file) does each write as it is sent: one in flight.
 - `identity` names the directory a base DN belongs to, whatever URL reached it: on a server the
   base entry's `entryUUID` (every replica of one directory shares it), for an LDIF file an
   identity of its own kept in the file (`ldif:…`, never equal to a server's); "" when there is
@@ -40,9 +42,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
+from reconciler.errors import DirectoryError
 from reconciler.model import Entry
 
 #: Operational attributes returned only when asked for by name.
@@ -70,6 +73,74 @@ class LockPolicy:
 
     locks: bool | None
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write request, as `Directory.add`, `modify`, `rename` and `delete` take it: `attrs`
+    is the entry of an add and the changes of a modify."""
+
+    kind: str  # "add", "modify", "rename" or "delete"
+    dn: str
+    attrs: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    expect: Mapping[str, Sequence[str]] | None = None
+    new_rdn: str = ""
+
+
+#: What became of a write sent through a `Pipeline`: the caller's tag, and None or its failure.
+Answer = tuple[object, DirectoryError | None]
+
+
+class Pipeline:
+    """Writes sent without waiting for each answer: RFC 4511 lets a client have many requests in
+    flight on one connection. The server may carry them out in any order, so a write that
+    depends on another (the same entry, an address or DN the other frees) is sent only once
+    that one is answered: the caller's part. `window`: how many may be unanswered at once.
+
+    This one, every backend's unless it has better, does each write as it is sent and keeps its
+    answer until asked: one request in flight, the one-at-a-time behaviour of `add` and co."""
+
+    window = 1
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self._answers: list[Answer] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Writes sent whose answers `answers` has not returned yet."""
+        return len(self._answers)
+
+    def send(self, write: Write, tag: object) -> None:
+        """Send `write`; its answer comes back with `tag` from `answers`. Never raises a
+        DirectoryError: a write that could not be sent is answered with its failure."""
+        try:
+            perform(self.directory, write)
+        except DirectoryError as error:
+            self._answers.append((tag, error))
+        else:
+            self._answers.append((tag, None))
+
+    def answers(self, wait: bool = True) -> list[Answer]:
+        """The answers come in since the last call; with `wait`, at least one when any write is
+        in flight (waiting up to the connection's timeout, a lost connection answering every
+        write in flight with its failure)."""
+        out, self._answers = self._answers, []
+        return out
+
+
+def perform(directory: Directory, write: Write) -> None:
+    """Carry out one write, waiting for its answer."""
+    if write.kind == "add":
+        directory.add(write.dn, write.attrs)
+    elif write.kind == "modify":
+        directory.modify(write.dn, write.attrs, write.expect)
+    elif write.kind == "rename":
+        directory.rename(write.dn, write.new_rdn)
+    elif write.kind == "delete":
+        directory.delete(write.dn)
+    else:
+        raise ValueError(f"unknown write {write.kind!r}")
 
 
 class Directory(abc.ABC):
@@ -143,6 +214,11 @@ class Directory(abc.ABC):
         """The identity of the directory holding `base_dn` (see the module docstring)."""
         entry = self.get(base_dn, ["entryUUID"])
         return (entry.get("entryUUID") or "") if entry is not None else ""
+
+    def pipeline(self, window: int) -> Pipeline:
+        """A pipeline of at most `window` writes in flight (`Pipeline`); one at a time unless the
+        backend can do better."""
+        return Pipeline(self)
 
     def flush(self) -> None:  # noqa: B027 - a no-op unless the backend buffers writes
         """Make every write so far durable (the LDIF backend rewrites its file)."""

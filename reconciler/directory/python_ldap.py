@@ -16,6 +16,7 @@ what failed and what to check.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import ssl
@@ -27,7 +28,7 @@ import ldap
 from ldap.controls.libldap import SimplePagedResultsControl
 
 from reconciler.directory import ldapcommon as common
-from reconciler.directory.base import PAGE_SIZE
+from reconciler.directory.base import PAGE_SIZE, Answer, Pipeline, Write
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
 
@@ -266,25 +267,44 @@ class PythonLdapDirectory(common.LdapServer):
 
     # writes -----------------------------------------------------------------------------------
 
-    def _write(
-        self, what: str, dn: str, fn: Callable[[], object], new_dn: str | None = None
-    ) -> None:
-        verb = {"add": "adding", "modify": "modifying", "rename": "renaming", "delete": "deleting"}
+    def _refusal(self, write: Write, error: ldap.LDAPError) -> DirectoryError:
+        """What a write the server refused means (a compare-and-swap refused: StaleEntry)."""
+        code, _, _ = _details(error)
+        if write.kind == "modify" and write.expect is not None and code in common.STALE_CODES:
+            return common.stale(write.dn, self.url, _says(error))
+        new_dn = common.renamed_dn(write.dn, write.new_rdn) if write.kind == "rename" else None
+        return common.refused(self.url, write.kind, write.dn, code, _says(error), new_dn)
+
+    def _start(self, write: Write) -> int:
+        """Send `write` without waiting for its answer; its message id."""
+        conn, dn = self._conn, write.dn
+        if write.kind == "add":
+            addlist = [
+                (name, [v.encode("utf-8") for v in common.values(name, vals)])
+                for name, vals in write.attrs.items()
+                if vals
+            ]
+            return conn.add_ext(dn, addlist)  # type: ignore[no-any-return]
+        if write.kind == "modify":
+            modlist = [
+                (_KIND[kind], name, [v.encode("utf-8") for v in vals] or None)
+                for name, kind, vals in common.modifications(write.attrs, write.expect)
+            ]
+            return conn.modify_ext(dn, modlist)  # type: ignore[no-any-return]
+        if write.kind == "rename":
+            return conn.rename(dn, write.new_rdn, delold=1)  # type: ignore[no-any-return]
+        return conn.delete_ext(dn)  # type: ignore[no-any-return]
+
+    def _do(self, write: Write) -> None:
+        """Send `write` and wait for its answer: one round trip."""
+        conn = self._conn
         try:
-            self._call(f"{verb[what]} {dn}", fn)
+            self._call(_doing(write), lambda: conn.result3(self._start(write)))
         except ldap.LDAPError as error:
-            code, _, _ = _details(error)
-            raise common.refused(self.url, what, dn, code, _says(error), new_dn) from None
+            raise self._refusal(write, error) from None
 
     def add(self, dn: str, attrs: Mapping[str, Sequence[str]]) -> None:
-        dn = common.nfc(dn)
-        addlist = [
-            (name, [v.encode("utf-8") for v in common.values(name, vals)])
-            for name, vals in attrs.items()
-            if vals
-        ]
-        conn = self._conn
-        self._write("add", dn, lambda: conn.add_ext_s(dn, addlist))
+        self._do(Write("add", common.nfc(dn), attrs))
 
     def modify(
         self,
@@ -292,33 +312,82 @@ class PythonLdapDirectory(common.LdapServer):
         changes: Mapping[str, Sequence[str]],
         expect: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        dn = common.nfc(dn)
-        modlist = [
-            (_KIND[kind], name, [v.encode("utf-8") for v in vals] or None)
-            for name, kind, vals in common.modifications(changes, expect)
-        ]
-        if not modlist:
-            return
-        conn = self._conn
-        try:
-            self._call(f"modifying {dn}", lambda: conn.modify_ext_s(dn, modlist))
-        except ldap.LDAPError as error:
-            code, _, _ = _details(error)
-            if expect is not None and code in common.STALE_CODES:
-                raise common.stale(dn, self.url, _says(error)) from None
-            raise common.refused(self.url, "modify", dn, code, _says(error)) from None
+        if common.modifications(changes, expect):
+            self._do(Write("modify", common.nfc(dn), changes, expect))
 
     def rename(self, dn: str, new_rdn: str) -> str:
         dn, new_rdn = common.nfc(dn), common.nfc(new_rdn)
-        new_dn = common.renamed_dn(dn, new_rdn)
-        conn = self._conn
-        self._write("rename", dn, lambda: conn.rename_s(dn, new_rdn, delold=1), new_dn)
-        return new_dn
+        self._do(Write("rename", dn, new_rdn=new_rdn))
+        return common.renamed_dn(dn, new_rdn)
 
     def delete(self, dn: str) -> None:
-        dn = common.nfc(dn)
-        conn = self._conn
-        self._write("delete", dn, lambda: conn.delete_ext_s(dn))
+        self._do(Write("delete", common.nfc(dn)))
+
+    def pipeline(self, window: int) -> Pipeline:
+        return _Pipeline(self, window) if window > 1 else Pipeline(self)
 
     def close(self) -> None:
         self._abort()
+
+
+def _doing(write: Write) -> str:
+    verb = {"add": "adding", "modify": "modifying", "rename": "renaming", "delete": "deleting"}
+    return f"{verb[write.kind]} {write.dn}"
+
+
+class _Pipeline(Pipeline):
+    """libldap's asynchronous operations: each write sent at once (`add_ext`, `modify_ext`,
+    `rename`, `delete_ext`), the answers read as they come (`result3` of any message id)."""
+
+    def __init__(self, directory: PythonLdapDirectory, window: int) -> None:
+        super().__init__(directory)
+        self.window = window
+        self._ldap = directory
+        self._sent: dict[int, tuple[Write, object]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._sent) + len(self._answers)
+
+    def send(self, write: Write, tag: object) -> None:
+        d = self._ldap
+        dn, rdn = common.nfc(write.dn), common.nfc(write.new_rdn)
+        write = Write(write.kind, dn, write.attrs, write.expect, rdn)
+        if write.kind == "modify" and not common.modifications(write.attrs, write.expect):
+            self._answers.append((tag, None))  # nothing to change: nothing to send
+            return
+        try:
+            msgid = d._call(_doing(write), lambda: d._start(write))
+        except DirectoryError as error:  # the connection is gone
+            self._answers.append((tag, error))
+        except ldap.LDAPError as error:  # libldap would not send it
+            self._answers.append((tag, d._refusal(write, error)))
+        else:
+            self._sent[msgid] = (write, tag)
+
+    def answers(self, wait: bool = True) -> list[Answer]:
+        out, self._answers = self._answers, []
+        d, conn = self._ldap, self._ldap._conn
+        while self._sent:
+            first = next(iter(self._sent.values()))[0]
+            timeout = None if wait and not out else 0  # None: the connection's timeout
+            try:
+                _, _, msgid, _ = d._call(
+                    _doing(first), functools.partial(conn.result3, ldap.RES_ANY, 1, timeout)
+                )
+            except DirectoryError as error:  # lost: every write in flight with it
+                out += [(tag, error) for _, tag in self._sent.values()]
+                self._sent.clear()
+                break
+            except ldap.LDAPError as error:  # the server refused one: its id is in the error
+                info = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+                sent = self._sent.pop(info.get("msgid", -1), None)
+                if sent is not None:
+                    out.append((sent[1], d._refusal(sent[0], error)))
+                continue
+            if msgid is None:  # nothing more answered yet
+                break
+            sent = self._sent.pop(msgid, None)
+            if sent is not None:
+                out.append((sent[1], None))
+        return out
