@@ -12,34 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from reconciler.applying import carry, freshness, lockpeers, mailstore
-from reconciler.applying.audit import AuditLog, Pending
-from reconciler.applying.credentials import CredentialsFile, generate, read_password
+from reconciler.applying import carry, freshness, inflight, lockpeers, mailstore
+from reconciler.applying.audit import AuditLog
+from reconciler.applying.credentials import CredentialsFile
+from reconciler.applying.inflight import Recap
 from reconciler.applying.lock import Holder, Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
     CASELESS_ATTRS,
     LOCK,
     LOCKED,
-    PASSWORD,
     READ,
     SUSPEND_REASON,
     fingerprint,
-    format_time,
-    managed_digest,
 )
 from reconciler.directory import Directory
-from reconciler.dn import parse_dn, split_dn
+from reconciler.dn import parse_dn
 from reconciler.errors import (
     EntryExists,
-    NoSuchEntry,
     ReconcilerError,
-    Refused,
-    StaleEntry,
     StalePlan,
 )
 from reconciler.model import (
@@ -51,38 +43,14 @@ from reconciler.model import (
     Plan,
     Settings,
     agency_key,
-    resolve,
 )
-from reconciler.names import fold
 from reconciler.planning import invariants
 from reconciler.text import count
-
-
-@dataclass(slots=True)
-class Recap:
-    ok: int = 0  # already done
-    changed: int = 0
-    failed: int = 0
-    skipped: int = 0  # not attempted (after a failure)
-    messages: list[str] = field(default_factory=list)
-    replaced_lock: str = ""
-    #: each operation with what became of it ("changed", "ok", "failed", "skipped") and when:
-    #: what the notices tell the agencies
-    outcomes: list[tuple[Operation, str, dt.datetime]] = field(default_factory=list)
-    #: passwords an interrupted run had put on file, used now (address and file)
-    reused: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return f"ok={self.ok} changed={self.changed} failed={self.failed} skipped={self.skipped}"
-
 
 Progress = Callable[[int, int], None]
 #: Told of each operation's result as apply goes: the operation, "ok" (already done), "changed"
 #: or "failed".
 Shown = Callable[[Operation, str], None]
-#: Actions whose writes change the managed attributes: their audit record keeps the digest of
-#: what apply left (`attributes.managed_digest`), for the next plan's hand-change check.
-_DIGESTED = frozenset({Action.CREATE, Action.RENAME, Action.UPDATE})
 
 
 def _same(entry: Entry, change: Change) -> bool:
@@ -233,6 +201,7 @@ def execute(
     peers: Sequence[Directory] = (),
     unanswered: Sequence[str] = (),
     source: Directory | None = None,
+    window: int = inflight.WINDOW,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -249,7 +218,8 @@ def execute(
     (`freshness`); the lock holds once every other provider listed, `peers`, holds it too
     (`lockpeers`), and is not taken while one listed does not answer (`unanswered`) unless
     `break_lock` says it is dead. A merger's plan carries password hashes from the
-    `source` directory, only read (`applying.carry`)."""
+    `source` directory, only read (`applying.carry`). `window`: the writes in flight at once
+    (`applying.inflight`: on a failure, those finish and are recorded, nothing more is sent)."""
     recap = Recap()
     carry.require_source(plan, source)
     freshness.provider_lacks(plan, directory, wait_replication)
@@ -271,7 +241,7 @@ def execute(
             "meant for this one, --accept-other-directory applies it.)"
         )
     ensure_locking(plan, directory, accept_unverified_lock)
-    issued = sum(1 for op in plan.operations if _issues_password(op))
+    issued = sum(1 for op in plan.operations if inflight.issues_password(op))
     if credentials is None and issued:
         raise ReconcilerError(
             f"this plan issues {issued} password{'s' if issued != 1 else ''}, which must go "
@@ -351,99 +321,51 @@ def execute(
         pending = audit.pending_passwords() if issued else {}
         again = {op.address.lower() for op in todo if op.action is Action.CREATE and op.address}
         used = audit.used_passwords(again) if issued else {}
-        current_dn = {key: e.dn for key, e in live.items()}
-        # each entry as this run knows it: as read by the stale check, then as this run wrote it;
-        # every modify is a compare-and-swap against it, so a hand change made while the apply
-        # runs is never overwritten (no second read per operation)
-        known: dict[str, dict[str, tuple[str, ...]]] = {}
-        written: set[str] = set()  # keys this run has changed
-        total = len(todo)
-        for index, op in enumerate(todo):
-            held.renew()  # the lease, every RENEW_EVERY seconds; stops if taken over
-            dn = current_dn.get(op.id, op.dn)
-            entry = live.get(op.id) or by_dn.get(op.dn.lower())
-            state = known.setdefault(op.id, dict(entry.attrs) if entry else {})
-            line = False  # this run put a password for the operation on file
-            try:
-                if op.action is Action.DELETE:
-                    # irreversible (HG-2024 Đ7.2): the record of what goes is written first
-                    whole = directory.get(dn, ["*", *READ])
-                    if whole is not None and op.id not in written:
-                        read_then = fingerprint(Entry(dn=whole.dn, attrs=state))
-                        if fingerprint(_project(whole)) != read_then:
-                            raise StalePlan(_CHANGED_WHILE.format(dn=dn))
-                    audit.record(
-                        "delete",
-                        id=op.id,
-                        dn=dn,
-                        address=op.address,
-                        clause=op.clause,
-                        reason=op.reason,
-                        before=_attrs(whole.attrs if whole else {}),
-                        outcome="started",
-                    )
-                password = ""
-                if _issues_password(op):
-                    assert credentials is not None  # refused above
-                    password, line = _hand_over(op, credentials, audit, pending, recap, used)
-                new_dn, before, after = _run(
-                    op, dn, state, directory, password, hashes.get(op.id, ())
-                )
-            except ReconcilerError as caught:
-                error = (
-                    StalePlan(_CHANGED_WHILE.format(dn=dn))
-                    if isinstance(caught, StaleEntry)
-                    else caught
-                )
-                recap.failed = 1
-                recap.skipped = total - index - 1
-                withdrawn = _settle_line(op, caught, line, credentials, recap)
-                audit.record(
-                    op.action.value,
-                    id=op.id,
-                    dn=dn,
-                    address=op.address,
-                    agency=op.agency,
-                    outcome="failed",
-                    message=str(error),
-                    **({"withdrawn": True} if withdrawn else {}),
-                )
-                recap.messages.append(f"{op.action.value} {op.address} ({op.id}) failed: {error}")
-                moment = dt.datetime.now(dt.UTC)
-                recap.outcomes.append((op, "failed", moment))
-                recap.outcomes += [(later, "skipped", moment) for later in todo[index + 1 :]]
-                if on_result:
-                    on_result(op, "failed")
-                break
-            current_dn[op.id] = new_dn
-            written.add(op.id)
-            recap.changed += 1
-            recap.outcomes.append((op, "changed", dt.datetime.now(dt.UTC)))
-            digested = {"digest": managed_digest(state)} if op.action in _DIGESTED else {}
+
+        def before_delete(
+            op: Operation, dn: str, state: dict[str, tuple[str, ...]], written: bool
+        ) -> None:
+            # irreversible (HG-2024 Đ7.2): the record of what goes is written first
+            whole = directory.get(dn, ["*", *READ])
+            if whole is not None and not written:
+                read_then = fingerprint(Entry(dn=whole.dn, attrs=state))
+                if fingerprint(_project(whole)) != read_then:
+                    raise StalePlan(inflight.CHANGED_WHILE.format(dn=dn))
             audit.record(
-                op.action.value,
+                "delete",
                 id=op.id,
-                dn=new_dn,
+                dn=dn,
                 address=op.address,
-                agency=op.agency,
                 clause=op.clause,
                 reason=op.reason,
-                before=before,
-                after=after,
-                outcome="changed",
-                **digested,
+                before=inflight.attrs_of(whole.attrs if whole else {}),
+                outcome="started",
             )
-            if op.action is Action.DELETE and plan.erase:
-                try:
-                    mailstore.erase(plan.erase, op, audit)
-                except ReconcilerError as error:
-                    recap.failed, recap.skipped = 1, total - index - 1
-                    recap.messages.append(f"delete {op.address} ({op.id}): {error}")
-                    break
-            if on_result:
-                on_result(op, "changed")
-            if progress:
-                progress(index + 1, total)
+
+        def after_delete(op: Operation) -> None:
+            if plan.erase:
+                mailstore.erase(plan.erase, op, audit)
+
+        def read(op: Operation) -> dict[str, tuple[str, ...]]:
+            entry = live.get(op.id) or by_dn.get(op.dn.lower())
+            return dict(entry.attrs) if entry else {}
+
+        sender = inflight.Sender(
+            directory.pipeline(window),
+            audit,
+            credentials,
+            recap,
+            renew=held.renew,
+            before_delete=before_delete,
+            after_delete=after_delete,
+            pending=pending,
+            used=used,
+            hashes=hashes,
+            shown=on_result,
+            progress=progress,
+        )
+        sender.current_dn.update((key, e.dn) for key, e in live.items())
+        sender.run(todo, read)
     finally:
         held.release()
     return recap
@@ -461,18 +383,6 @@ def _refuse_if(plan: Plan, audit: AuditLog, problems: list[str]) -> None:
         raise invariants.refuse(plan, problems)
 
 
-#: An issued password, as the audit log records it.
-ISSUED = f"({Deferred.PASSWORD.value})"
-
-
-def _issues_password(op: Operation) -> bool:
-    return any(Deferred.PASSWORD in c.after for c in (*op.attributes, *op.changes))
-
-
-_CHANGED_WHILE = (
-    "{dn} changed in the directory while the plan was being applied (by hand?); it was not "
-    "written. Run `reconciler plan` again and review the new plan."
-)
 _READ_LOWER = frozenset(a.lower() for a in READ)
 
 
@@ -550,167 +460,6 @@ def _organisations(directory: Directory, plan: Plan, live: Mapping[str, Entry]) 
         if entry.key in keys and entry.managed:
             found[entry.key] = entry
     return found
-
-
-def _attrs(attrs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    return {k: list(v) for k, v in attrs.items()}
-
-
-def _settle_line(
-    op: Operation,
-    caught: ReconcilerError,
-    line: bool,
-    credentials: CredentialsFile | None,
-    recap: Recap,
-) -> bool:
-    """After a failed write, the password this run put on file for it: taken back when the
-    server refused the write (nothing was written, it opens nothing); kept when the outcome is
-    unknown (the connection was lost with the write on its way), for the next apply, which finds
-    the mailbox written or writes it with that password. True when it was taken back."""
-    if not line or credentials is None:
-        return False
-    if isinstance(caught, Refused):
-        return credentials.withdraw()
-    credentials.count -= 1  # not counted as handed over: it may open nothing yet
-    recap.messages.append(
-        f"the password for {op.address} stays in {credentials.path}: whether its mailbox was "
-        "written is not known (the write got no answer); the next apply settles it, using that "
-        "password if the mailbox is not there"
-    )
-    return False
-
-
-def _hand_over(
-    op: Operation,
-    credentials: CredentialsFile,
-    audit: AuditLog,
-    pending: Mapping[str, Pending],
-    recap: Recap,
-    used: Mapping[str, Pending] | None = None,
-) -> tuple[str, bool]:
-    """The password the operation writes, on file before the entry has it, and whether this run
-    put it on file. A password an interrupted run put on file for this address and never used
-    is used now, so its line works and no second one is handed over; when that file cannot be
-    read any more, a new password is issued and the old line said to be void. A create at an
-    address whose mailbox an earlier run wrote with a password it handed over (`used`: the entry
-    has gone since, deleted or lost with a provider that failed before it replicated) says that
-    earlier line is void too. The audit log records (without the secret) which file holds it
-    before it is written there."""
-    earlier = pending.get(op.address.lower())
-    gone = (used or {}).get(op.address.lower()) if op.action is Action.CREATE else None
-    if earlier is None and gone is not None:
-        void = (
-            f"{op.address}: the password put in {gone.file} by run {gone.run} at {gone.time} no "
-            "longer works: the mailbox it was written to is not in the directory now (deleted "
-            "since, or lost with a directory server that stopped before it replicated) and is "
-            f"created again; that line is void, the working one is in {credentials.path}"
-        )
-        audit.record(
-            "password",
-            id=op.id,
-            address=op.address,
-            credentials=gone.file,
-            outcome="voided",
-            message=void,
-        )
-        recap.messages.append(void)
-    if earlier is not None:
-        kept = read_password(Path(earlier.file), op.address)
-        if kept is not None:
-            audit.record(
-                op.action.value,
-                id=op.id,
-                address=op.address,
-                credentials=earlier.file,
-                reused=True,
-                outcome="pending",
-            )
-            recap.reused.append(f"{op.address} ({earlier.file})")
-            return kept, False
-        void = (
-            f"{op.address}: the password put in {earlier.file} by run {earlier.run} at "
-            f"{earlier.time} was never used (that run stopped before the mailbox was written) and "
-            f"that file cannot be read now: it is void; the working one is in {credentials.path}"
-        )
-        audit.record(
-            "password",
-            id=op.id,
-            address=op.address,
-            credentials=earlier.file,
-            outcome="voided",
-            message=void,
-        )
-        recap.messages.append(void)
-    audit.record(
-        op.action.value,
-        id=op.id,
-        address=op.address,
-        credentials=str(credentials.path.resolve()),
-        outcome="pending",
-    )
-    password = generate([fold(w) for w in op.name.split()])
-    credentials.add(op.address, password)
-    return password, True
-
-
-def _run(
-    op: Operation,
-    dn: str,
-    state: dict[str, tuple[str, ...]],
-    directory: Directory,
-    password: str,
-    carried: tuple[str, ...] = (),
-) -> tuple[str, dict[str, list[str]], dict[str, list[str]]]:
-    """Carry out one operation on the entry whose attributes this run knows as `state`, and
-    update `state` to what it wrote; returns (DN after, attributes before, attributes set).
-    `carried`: the password hashes of a merger's create, read from its source entry."""
-    if op.action is Action.DELETE:
-        if op.attributes:  # its tombstone first: once the entry is gone, every plan knows
-            # (already there when an apply stopped between the two)
-            with suppress(EntryExists):
-                directory.add(op.new_dn, _resolve(op.attributes, ""))
-        directory.delete(dn)
-        return dn, _attrs(state), {}
-    listed = op.attributes if op.action is Action.CREATE else op.changes
-    writes = _resolve(listed, password)
-    if carried and PASSWORD in writes:
-        writes[PASSWORD] = list(carried)  # every hash the source entry holds, as it is
-    elif writes.get(PASSWORD) == [""]:
-        raise ReconcilerError(f"{op.id}: no password was read from its source entry")
-    # what the audit log keeps: the values written, a password only as issued or carried
-    label = carry.CARRIED if carried else ISSUED
-    shown = {**writes, PASSWORD: [label]} if PASSWORD in writes else dict(writes)
-    if op.action is Action.CREATE:
-        try:
-            directory.add(op.new_dn, writes)
-        except EntryExists:
-            raise ReconcilerError(f"{op.new_dn} appeared while applying") from None
-        state.update({k.lower(): tuple(v) for k, v in writes.items() if k != PASSWORD})
-        return op.new_dn, {}, shown
-    before = {c.attr: list(c.before) for c in op.changes}
-    if op.action is Action.RENAME:
-        if dn.lower() != op.new_dn.lower():
-            (attr, old_value), (_, new_value) = parse_dn(dn)[0], parse_dn(op.new_dn)[0]
-            dn = directory.rename(dn, split_dn(op.new_dn)[0])
-            kept = tuple(v for v in state.get(attr.lower(), ()) if v.lower() != old_value.lower())
-            state[attr.lower()] = (*kept, new_value)
-        writes.pop("uid", None)  # the RDN carries it
-    if writes:
-        expect = {attr: state.get(attr.lower(), ()) for attr in writes if attr != PASSWORD}
-        try:
-            directory.modify(dn, writes, expect)
-        except NoSuchEntry:
-            raise ReconcilerError(f"{dn} disappeared while applying") from None
-        state.update({a.lower(): tuple(v) for a, v in writes.items() if a != PASSWORD})
-    return dn, before, shown
-
-
-def _resolve(listed: tuple[Change, ...], password: str) -> dict[str, list[str]]:
-    """The attributes the operation lists, as they are written now: an issued password is the one
-    put on file (`_hand_over`), a time of apply is now."""
-    after = {c.attr: c.after for c in listed}
-    moment = format_time(dt.datetime.now(dt.UTC))
-    return {attr: resolve(values, password, moment) for attr, values in after.items()}
 
 
 __all__ = ["LOCKED", "Recap", "check", "execute", "read_dependencies"]

@@ -1,10 +1,12 @@
 """Issued passwords: generated with `secrets`, handed over only through a 0600 CSV file.
 
 A password reaches the file (flushed and synced to disk) before the entry that uses it is written,
-so a crash never leaves a mailbox whose password nobody holds; a line whose entry could not be
-written is taken back (`CredentialsFile.withdraw`), and the password of a create that a killed
-run put on file but never used is found there again by the next run (`read_password`, from the
-audit log's record of which file holds it) and used, so that no line is ever dead.
+so a crash never leaves a mailbox whose password nobody holds (the passwords of the writes sent
+together are synced together, before the first is sent: `add(sync=False)`, then `sync`); a line
+whose entry could not be written is taken back (`CredentialsFile.withdraw`), and the password of
+a create that a killed run put on file but never used is found there again by the next run
+(`read_password`, from the audit log's record of which file holds it) and used, so that no line
+is ever dead.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class CredentialsFile:
                 "a CI secure-files folder)."
             )
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise ReconcilerError(
                 f"--credentials-out {path} already exists; it may hold passwords that were "
@@ -95,7 +97,10 @@ class CredentialsFile:
             raise ReconcilerError(f"cannot create {path}: {error.strerror}") from None
         self._fd = fd
         self.count = 0  # passwords on file
-        self._before_last = -1  # the file's size before its last line
+        self._size = 0  # the file's size
+        self._unsynced = False
+        #: where each address's line written by this run starts, while it may be taken back
+        self._lines: dict[str, int] = {}
         try:
             os.fchmod(fd, 0o600)
             self._write("address,password\n")
@@ -103,17 +108,22 @@ class CredentialsFile:
             self.close()
             raise
 
-    def _write(self, line: str) -> None:
-        """One whole line, synced, or nothing: a write cut short (a full disk) is cut back off,
-        so the file never holds half a password."""
+    def _write(self, line: str, sync: bool = True) -> None:
+        """One whole line, synced unless told (`sync` then syncs it), or nothing: a write cut
+        short (a full disk) is cut back off, so the file never holds half a password."""
         data = line.encode("utf-8")
-        size = os.fstat(self._fd).st_size
+        size = self._size
         try:
             written = 0
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
-            os.fsync(self._fd)
+            while written < len(data):  # at the end as this run knows it, after a withdrawal too
+                written += os.pwrite(self._fd, data[written:], size + written)
+            self._size += len(data)
+            if sync:
+                os.fsync(self._fd)
+            else:
+                self._unsynced = True
         except OSError as error:
+            self._size = size
             with suppress(OSError):
                 os.ftruncate(self._fd, size)
                 os.fsync(self._fd)
@@ -122,28 +132,82 @@ class CredentialsFile:
                 "was not handed over and nothing was written with it"
             ) from None
 
-    def add(self, address: str, password: str) -> None:
+    def add(self, address: str, password: str, *, sync: bool = True) -> None:
+        """Put a line on file, synced to disk; with `sync` False, synced by `sync()`, which must
+        come before the entry is written."""
         cells = (address, password)
         if any(csv_cell(c) != c or any(ch in c for ch in ',"\r\n') for c in cells):
             raise ReconcilerError(f"refusing to write an unsafe CSV cell for {address}")
-        size = os.fstat(self._fd).st_size
-        self._write(f"{address},{password}\n")
-        self._before_last = size
+        start = self._size
+        self._write(f"{address},{password}\n", sync)
+        self._lines[address.lower()] = start
         self.count += 1
 
-    def withdraw(self) -> bool:
-        """Take the last line back (its entry could not be written: the password works nowhere);
-        True when it was cut off the file."""
-        if self._before_last < 0:
+    def sync(self) -> None:
+        """Sync the lines written with `sync=False` to disk."""
+        if not self._unsynced:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            raise ReconcilerError(
+                f"cannot write the credentials file {self.path}: {error.strerror}; the passwords "
+                "were not handed over and nothing was written with them"
+            ) from None
+        self._unsynced = False
+
+    def settled(self, address: str) -> None:
+        """The line of `address` is for good (its entry has the password): forget where it is."""
+        self._lines.pop(address.lower(), None)
+
+    def withdraw(self, address: str) -> bool:
+        """Take back the line this run wrote for `address` (its entry could not be written: the
+        password works nowhere); True when it is off the file. The last line is cut off; one
+        before it (writes sent together, answered out of order) goes by rewriting the file into
+        a new one that replaces it whole, so that a crash leaves either file, never half."""
+        start = self._lines.get(address.lower())
+        if start is None:
             return False
         try:
-            os.ftruncate(self._fd, self._before_last)
-            os.fsync(self._fd)
-        except OSError:
+            data = os.pread(self._fd, self._size, 0)
+            end = data.index(b"\n", start) + 1
+            if end == len(data):
+                os.ftruncate(self._fd, start)
+                os.fsync(self._fd)
+            else:
+                self._replace(data[:start] + data[end:])
+        except (OSError, ValueError):
             return False
-        self._before_last = -1
+        del self._lines[address.lower()]
+        for other, at in self._lines.items():
+            if at > start:
+                self._lines[other] = at - (end - start)
+        self._size -= end - start
         self.count -= 1
         return True
+
+    def _replace(self, data: bytes) -> None:
+        """The file's content replaced by `data`, through a new file renamed over it, synced."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+            os.replace(temporary, self.path)
+        except OSError:
+            os.close(fd)
+            temporary.unlink(missing_ok=True)
+            raise
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+        os.close(self._fd)
+        self._fd = fd
 
     def close(self) -> None:
         """Close the file; one that received no password is removed, so that a run that failed
