@@ -95,11 +95,13 @@ def check(
 ) -> tuple[list[Operation], list[Operation], list[str]]:
     """Split the plan's operations into (to do, already done, stale reasons). `holders`: the
     lower-case DNs holding each address the plan gives (as mail or alias), to check that they
-    are still free."""
+    are still free, but for those an earlier operation of the plan frees (a rename gives up its
+    DN, a mailbox an address: apply sends the later one once the earlier one is answered)."""
     todo: list[Operation] = []
     done: list[Operation] = []
     stale: list[str] = []
     seen: dict[str, bool] = {}  # key -> an earlier operation on it is still to do
+    freed: dict[str, set[str]] = {}  # "dn:…" or "a:…" -> the DNs that give it up
     for op in plan.operations:
         entry = live.get(op.id)
         if entry is None and op.dn.lower() in by_dn and not by_dn[op.dn.lower()].managed:
@@ -117,7 +119,7 @@ def check(
         if op.action is Action.CREATE:
             if entry is not None:
                 stale.append(f"{op.id}: now exists in the directory as {entry.dn}")
-            elif op.new_dn.lower() in by_dn:
+            elif op.new_dn.lower() in by_dn and f"dn:{op.new_dn.lower()}" not in freed:
                 stale.append(f"{op.id}: the DN {op.new_dn} is now held by another entry")
             else:
                 todo.append(op)
@@ -128,11 +130,38 @@ def check(
         else:
             stale.append(f"{op.id} ({entry.dn}): changed since the plan was made")
         seen[op.id] = True
-        taken = _taken(op, entry, holders or {}) if todo and todo[-1] is op else None
+        taken = _taken(op, entry, holders or {}, freed) if todo and todo[-1] is op else None
         if taken:
             todo.pop()
             stale.append(taken)
+        elif todo and todo[-1] is op and entry is not None:
+            for given_up in _gives_up(op, entry):
+                freed.setdefault(given_up, set()).add(entry.dn.lower())
     return todo, done, stale
+
+
+_ADDRESS_ATTRS = ("mail", "govMailAlias")
+
+
+def _gives_up(op: Operation, entry: Entry) -> set[str]:
+    """The DN ("dn:…") and the addresses ("a:…") the entry no longer has after `op`."""
+    if op.action is Action.DELETE:
+        held = {v.lower() for attr in _ADDRESS_ATTRS for v in entry.all(attr)}
+        return {f"dn:{entry.dn.lower()}", *(f"a:{a}" for a in held)}
+    out = set()
+    if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
+        out.add(f"dn:{entry.dn.lower()}")
+    listed = {c.attr: c for c in op.changes if c.attr in _ADDRESS_ATTRS}
+    if listed:
+        before = {v.lower() for attr in _ADDRESS_ATTRS for v in entry.all(attr)}
+        after = {
+            v.lower()
+            for attr in _ADDRESS_ATTRS
+            for v in (listed[attr].after if attr in listed else entry.all(attr))
+            if isinstance(v, str)
+        }
+        out |= {f"a:{a}" for a in before - after}
+    return out
 
 
 def _resumed(op: Operation, entry: Entry) -> bool:
@@ -159,11 +188,18 @@ def _added_addresses(op: Operation) -> set[str]:
     return out
 
 
-def _taken(op: Operation, entry: Entry | None, holders: Mapping[str, set[str]]) -> str | None:
-    """Why an address the operation gives is no longer free (held by another entry), or None."""
+def _taken(
+    op: Operation,
+    entry: Entry | None,
+    holders: Mapping[str, set[str]],
+    freed: Mapping[str, set[str]],
+) -> str | None:
+    """Why an address the operation gives is no longer free (held by another entry that no
+    earlier operation of the plan makes give it up), or None."""
     own = entry.dn.lower() if entry is not None else ""
     for address in sorted(_added_addresses(op)):
-        others = sorted(dn for dn in holders.get(address, ()) if dn != own)
+        gone = freed.get(f"a:{address}", set())
+        others = sorted(dn for dn in holders.get(address, ()) if dn != own and dn not in gone)
         if others:
             return (
                 f"{op.id}: the address {address} is now held by {others[0]} (given by hand since "
