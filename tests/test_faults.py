@@ -40,7 +40,7 @@ from reconciler.model import Entry
 from reconciler.planning.planfile import digest
 
 from . import scenario
-from .helpers import CliResult, PassThrough, ldapwhoami, run_cli
+from .helpers import CliResult, PassThrough, admin_connection, ldapwhoami, run_cli
 from .proxy import Proxy
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
@@ -310,6 +310,57 @@ def test_every_mailbox_has_exactly_one_working_password_after_a_kill(
         who = ldapwhoami(slapd, mailboxes[address].dn, passwords[0])
         assert "Password must be changed" in who.stdout + who.stderr, (point, address)
     run.converges()
+
+
+def test_a_write_refused_mid_pipeline_stops_sending_and_the_rerun_converges(
+    slapd: Slapd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20's contract for pipelined writes: the 6th create of the first batch in flight is
+    refused by the server (its DN taken by hand once apply's checks are done). Nothing more is
+    sent; the 31 other writes of the batch, already in flight, finish and are recorded (audit
+    log, recap, one password line each), the refused one's line is taken back, exit 1. Once the
+    hand-made entry is gone, the same plan goes on and converges."""
+    from reconciler.directory.python_ldap import PythonLdapDirectory
+
+    run = Run(slapd, tmp_path, 60, "python-ldap")
+    assert run.plan().returncode == 0
+    ops = json.loads(run.plan_file.read_text(encoding="utf-8"))["operations"]
+    assert len(ops) > 40 and all(op["action"] == "create" for op in ops)
+    victim = ops[5]["new_dn"]
+    pipeline = PythonLdapDirectory.pipeline
+
+    def racing(self: PythonLdapDirectory, window: int) -> Any:
+        monkeypatch.setattr(PythonLdapDirectory, "pipeline", pipeline)  # once
+        with admin_connection(slapd) as admin:
+            admin.add(victim, ["inetOrgPerson"], {"cn": "by hand", "sn": "hand"})
+        return pipeline(self, window)
+
+    monkeypatch.setattr(PythonLdapDirectory, "pipeline", racing)
+    result = run.apply()
+    assert result.returncode == 1 and "appeared while applying" in result.stderr, result.stderr
+    assert "the writes already sent with it finished" in result.stderr
+    skipped = len(ops) - 32
+    assert f"ok=0 changed=31 failed=1 skipped={skipped}" in result.stdout + result.stderr
+    records = [r for r in run.records() if r["event"] == "create"]
+    changed = {r["dn"] for r in records if r["outcome"] == "changed"}
+    [failed] = [r for r in records if r["outcome"] == "failed"]
+    assert failed["dn"] in ("", victim) and failed["id"] == ops[5]["id"]
+    assert failed.get("withdrawn") is True
+    assert changed == {op["new_dn"] for op in ops[:32]} - {victim}  # the batch in flight
+    with scenario.connect(slapd) as d:
+        written = {e.dn for e in d.read(BASE, READ) if e.managed}
+    assert written == changed
+    assert set(scenario.passwords(tmp_path)) == {op["address"] for op in ops[:32]} - {
+        ops[5]["address"]
+    }
+    with admin_connection(slapd) as admin:
+        admin.delete(victim)
+    again = run.apply()
+    assert again.returncode == 0, again.stderr
+    assert f"ok=31 changed={len(ops) - 31} failed=0 skipped=0" in again.stdout + again.stderr
+    nothing = cli("plan", str(run.folder), "--detailed-exitcode", env=run.env())
+    assert nothing.returncode == 0, nothing.stdout
+    run.check_directory()
 
 
 def bulk_ldif(path: Path, count: int) -> Path:

@@ -348,7 +348,7 @@ class Sender:
             write = writes[flight.next]
             failure = explain(flight.op, write, error) if error is not None else None
             if failure is not None:
-                self._failed(flight, failure)
+                self._failed(flight, failure, refused=isinstance(error, Refused))
                 return
             flight.next += 1
             if flight.next < len(writes):  # the next write of the same operation
@@ -399,11 +399,12 @@ class Sender:
         if self.progress:
             self.progress(self.finished, self.total)
 
-    def _failed(self, flight: Flight, error: ReconcilerError) -> None:
+    def _failed(self, flight: Flight, error: ReconcilerError, *, refused: bool = False) -> None:
+        """`refused`: the server refused the write (nothing written), whatever it means."""
         self._release(flight)
         self.stopped = True
         op = flight.op
-        withdrawn = self._settle_line(op, error, flight.line)
+        withdrawn = self._settle_line(op, refused or isinstance(error, Refused), flight.line)
         self.result.failed += 1
         self.audit.record(
             op.action.value,
@@ -435,7 +436,7 @@ class Sender:
 
     # passwords ---------------------------------------------------------------------------------
 
-    def _settle_line(self, op: Operation, caught: ReconcilerError, line: bool) -> bool:
+    def _settle_line(self, op: Operation, refused: bool, line: bool) -> bool:
         """After a failed write, the password this run put on file for it: taken back when the
         server refused the write (nothing was written, it opens nothing); kept when the outcome
         is unknown (the connection was lost with the write on its way), for the next apply,
@@ -444,7 +445,7 @@ class Sender:
         credentials = self.credentials
         if not line or credentials is None:
             return False
-        if isinstance(caught, Refused):
+        if refused:
             return credentials.withdraw(op.address)
         credentials.settled(op.address)
         credentials.count -= 1  # not counted as handed over: it may open nothing yet

@@ -305,8 +305,9 @@ def apply(
         fail(error)
     if recap.failed:
         click.echo(
-            "The apply stopped at the failure above; the operations after it were not "
-            "attempted. Fix the cause and run the same apply again.",
+            "The apply stopped at the failure above: the writes already sent with it finished "
+            "and are recorded, the operations after them were not attempted. Fix the cause and "
+            "run the same apply again.",
             err=True,
         )
         sys.exit(1)

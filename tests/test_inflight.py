@@ -1,0 +1,173 @@
+"""Apply's pipelined writes (issue 20, `applying.inflight`): what waits for what, the password
+lines of writes answered out of order, and a rename whose address a create of the same plan
+reuses, on a real slapd through python-ldap's pipeline. The failure in the middle of a pipelined
+batch is in test_faults.py (`test_a_write_refused_mid_pipeline_…`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from reconciler.applying.credentials import CredentialsFile
+from reconciler.applying.inflight import keys
+from reconciler.attributes import READ
+from reconciler.devtools.throwaway import Slapd
+from reconciler.directory import Directory, open_directory
+from reconciler.directory.base import Answer, Pipeline, Write
+from reconciler.model import Action, Plan
+
+from . import scenario
+from .helpers import PassThrough
+
+BASE = scenario.BASE_HG
+MIDDLE = ["Văn", "Thị", "Minh", "Quốc", "Thanh"]
+GIVEN = ["Sơn", "Hùng", "Mai", "Tuấn", "Hoa", "Dũng", "Hà", "Nam", "Bình"]
+
+
+def reusing_plan(directory: Directory, tmp: Path, others: int = 0) -> Plan:
+    """Trần Thị Lan's mailbox renamed to ttmai, giving up ttlan (no alias kept), and a new
+    mailbox created with ttlan's DN and address, after it in the same plan; `others` more new
+    mailboxes besides. The planner keeps a renamed mailbox's address as its alias, so the plan
+    is written by hand, as a later regulation's could make it."""
+    spec = scenario.hg()
+    folder = scenario.write(spec, tmp / "inv")
+    scenario.apply(scenario.plan(folder, directory), directory, tmp / "first")
+    staff = spec["agencies"]["soyte"]["staff"]
+    staff[0]["name"] = "Trần Thị Mai"
+    staff.append({"id": "HG-0999", "name": "Trần Thị Lan"})
+    staff += [
+        {"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i % 5]} {GIVEN[i // 5]}"}
+        for i in range(others)
+    ]
+    plan = scenario.plan(scenario.write(spec, tmp / "inv2"), directory)
+    rename = next(op for op in plan.operations if op.action is Action.RENAME)
+    create = next(op for op in plan.operations if op.id == "HG-0999")
+    rest = [op for op in plan.operations if op not in (rename, create)]
+    assert rename.previous == "ttlan.soyte@hagiang.gov.vn" and create.address != rename.previous
+    rename = dataclasses.replace(
+        rename, changes=tuple(c for c in rename.changes if c.attr != "govMailAlias")
+    )
+    mine = {create.address: rename.previous, create.address.split("@")[0]: "ttlan.soyte"}
+    create = dataclasses.replace(
+        create,
+        new_dn=rename.dn,
+        address=rename.previous,
+        attributes=tuple(
+            dataclasses.replace(c, after=tuple(mine.get(v, v) for v in c.after))  # type: ignore[call-overload]
+            for c in create.attributes
+        ),
+    )
+    return dataclasses.replace(plan, operations=(rename, create, *rest))
+
+
+def test_an_operation_waits_for_the_one_in_flight_that_frees_its_address_or_dn(
+    tmp_path: Path,
+) -> None:
+    directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
+    plan = reusing_plan(directory, tmp_path, others=2)
+    rename, create, *rest = plan.operations
+    assert keys(rename, rename.dn) & keys(create, create.dn)  # its old DN and address
+    assert not keys(rename, rename.dn) & keys(rest[0], rest[0].dn)
+
+
+class Recording(Pipeline):
+    """Answers only when asked, all at once: every write sent since is in flight till then."""
+
+    window = 8
+
+    def __init__(self, directory: Directory, log: list[tuple[str, set[str]]]) -> None:
+        super().__init__(directory)
+        self.log = log
+        self.flying: dict[object, Write] = {}
+
+    def send(self, write: Write, tag: object) -> None:
+        self.log.append((f"{write.kind} {write.dn}", {w.dn for w in self.flying.values()}))
+        self.flying[tag] = write
+        super().send(write, tag)
+
+    def answers(self, wait: bool = True) -> list[Answer]:
+        self.flying.clear()
+        return super().answers(wait)
+
+
+class Watched(PassThrough):
+    def __init__(self, inner: Directory) -> None:
+        super().__init__(inner)
+        self.log: list[tuple[str, set[str]]] = []
+
+    def pipeline(self, window: int) -> Pipeline:
+        return Recording(self, self.log)
+
+
+def test_a_create_is_sent_once_the_rename_freeing_its_address_is_answered(
+    tmp_path: Path,
+) -> None:
+    directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
+    plan = reusing_plan(directory, tmp_path, others=3)
+    rename, create = plan.operations[:2]
+    watched = Watched(directory)
+    recap = scenario.apply(plan, watched, tmp_path / "second")
+    assert (recap.failed, recap.changed) == (0, len(plan.operations)), recap.messages
+    sent = [what for what, _ in watched.log]
+    at = sent.index(f"add {create.new_dn}")
+    flying = watched.log[at][1]
+    assert rename.dn not in flying and rename.new_dn not in flying  # rename and modify answered
+    assert sent.index(f"rename {rename.dn}") < sent.index(f"modify {rename.new_dn}") < at
+    # the other creates went out with the rename, without waiting for it
+    others = [i for i, (what, fly) in enumerate(watched.log) if rename.dn in fly]
+    assert others and all(watched.log[i][0].startswith("add ") for i in others)
+    entry = directory.get(create.new_dn, READ)
+    assert entry is not None and entry.key == "HG-0999" and entry.mail == rename.previous
+
+
+def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    directory = scenario.connect(slapd, "python-ldap")
+    try:
+        plan = reusing_plan(directory, tmp_path, others=40)
+        assert type(directory.pipeline(32)).__name__ == "_Pipeline"
+        recap = scenario.apply(plan, directory, tmp_path / "second")
+        assert (recap.failed, recap.changed) == (0, len(plan.operations)), recap.messages
+        rename, create = plan.operations[:2]
+        moved = directory.get(rename.new_dn, READ)
+        reused = directory.get(create.new_dn, READ)
+        assert moved is not None and moved.mail == rename.address and moved.key == rename.id
+        assert reused is not None and reused.mail == rename.previous and reused.key == "HG-0999"
+        managed = [e for e in directory.read(BASE, READ) if e.managed]
+        assert len({e.mail for e in managed}) == len(managed)
+        passwords = scenario.passwords(tmp_path / "second")
+        assert set(passwords) == {op.address for op in plan.operations[1:]}
+    finally:
+        directory.close()
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_a_line_before_the_last_is_taken_back_and_the_file_stays_private(tmp_path: Path) -> None:
+    path = tmp_path / "creds.csv"
+    with CredentialsFile(path) as creds:
+        for name in ("a", "b", "c"):
+            creds.add(f"{name}@x.gov.vn", f"Pw-{name}-123456789", sync=False)
+        creds.sync()
+        creds.settled("c@x.gov.vn")
+        assert not creds.withdraw("c@x.gov.vn")  # its entry has it: for good
+        assert creds.withdraw("a@x.gov.vn")  # answered out of order: not the last line
+        assert lines(path) == [
+            "address,password",
+            "b@x.gov.vn,Pw-b-123456789",
+            "c@x.gov.vn,Pw-c-123456789",
+        ]
+        assert creds.withdraw("b@x.gov.vn")
+        creds.add("d@x.gov.vn", "Pw-d-123456789")  # appended after what is left
+        assert creds.count == 2
+    assert lines(path) == [
+        "address,password",
+        "c@x.gov.vn,Pw-c-123456789",
+        "d@x.gov.vn,Pw-d-123456789",
+    ]
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["creds.csv"]
