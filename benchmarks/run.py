@@ -15,7 +15,9 @@ its own process, `--repeat` times (the median is shown):
   (`benchmarks/ldap3_read.py`) and python-ldap (`benchmarks/python_ldap_read.py`);
 - `reconciler apply` of 1,000 creates, 1,000 renames, 1,000 updates and 1,000 suspends (each on
   a freshly loaded directory), beside `ldapadd`/`ldapmodify` of LDIF doing the same writes
-  (built from the same plan) on a freshly loaded directory;
+  (built from the same plan) on a freshly loaded directory; with `--creates C`, also `apply` of
+  C creates in one run beside `ldapadd` of them (issue 20: pipelined writes against the
+  one-at-a-time C client); `--writes-only` leaves out validate and the reads;
 - on a replicated directory (two providers and a consumer), how long the consumer takes to hold
   the result of an apply of `--replication` creates (`benchmarks/replication.py`).
 
@@ -45,7 +47,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,8 +137,18 @@ class Row:
 
 class Bench:
     def __init__(
-        self, n: int, repeat: int, work: Path, seed: int, dbnosync: bool, backends: Sequence[str]
+        self,
+        n: int,
+        repeat: int,
+        work: Path,
+        seed: int,
+        dbnosync: bool,
+        backends: Sequence[str],
+        creates: int = 0,
+        writes_only: bool = False,
     ) -> None:
+        self.creates = creates
+        self.writes_only = writes_only
         self.dbnosync = dbnosync
         self.backends = list(backends)
         self.n = n
@@ -160,7 +172,9 @@ class Bench:
         self.entries = 2 + len(loaded.people) + sum(1 + len(a.units) for a in loaded.agencies)
         self.ldif = self.work / "converged.ldif"
         with open(self.ldif, "w", encoding="utf-8") as f:
-            f.writelines(synth.converged_ldif(loaded, skip=(SUFFIX,), seed=self.seed))
+            f.writelines(
+                same_identity(synth.converged_ldif(loaded, skip=(SUFFIX,), seed=self.seed))
+            )
         del loaded
         self.variants: dict[str, Path] = {
             "1%": synth.write(synth.changes(spec, 0.01, seed=11), self.work / "inv-1"),
@@ -178,6 +192,10 @@ class Bench:
                 synth.mutate(spec, seed=16, suspends=APPLY_OPS), self.work / "inv-suspends"
             ),
         }
+        if self.creates:
+            self.variants["many creates"] = synth.write(
+                synth.mutate(spec, seed=17, creates=self.creates), self.work / "inv-many"
+            )
         del spec
         log(f"N={self.n}: starting slapd with {self.entries:,} entries (slapadd -q)")
         self.slapd = Slapd(self.work / "slapd", suffix=SUFFIX, dbnosync=self.dbnosync)
@@ -241,8 +259,9 @@ class Bench:
                 for _ in range(3)
             )
             for i in range(self.repeat):
-                log(f"N={self.n}: round {i + 1} of {self.repeat}: reads")
-                self.reads()
+                if not self.writes_only:
+                    log(f"N={self.n}: round {i + 1} of {self.repeat}: reads")
+                    self.reads()
                 log(f"N={self.n}: round {i + 1} of {self.repeat}: writes")
                 self.writes()
         finally:
@@ -284,26 +303,29 @@ class Bench:
                 row.runs.append(measure(self.plan_args(folder, out), env=self.env_for(backend)))
 
     def writes(self) -> None:
-        for kind in ("creates", "renames", "updates", "suspends"):
+        kinds = {k: APPLY_OPS for k in ("creates", "renames", "updates", "suspends")}
+        if self.creates:
+            kinds["many creates"] = self.creates
+        for kind, expected in kinds.items():
             self.reload()
-            plan_file = self.work / f"apply-{kind}.json"
+            plan_file = self.work / f"apply-{kind.replace(' ', '-')}.json"
             measure(self.plan_args(self.variants[kind], plan_file), env=self.env)
             saved = planfile.load(plan_file)
             ops = [op for op in saved.operations]
-            if len(ops) != APPLY_OPS:
+            if len(ops) != expected:
                 raise SystemExit(f"benchmark: the {kind} plan has {len(ops)} operations")
-            ldif = self.work / f"apply-{kind}.ldif"
+            ldif = self.work / f"apply-{kind.replace(' ', '-')}.ldif"
             ldif.write_text("".join(equivalent_ldif(op) for op in ops), encoding="utf-8")
-            tool = "ldapadd" if kind == "creates" else "ldapmodify"
-            base_key = f"{tool}-{kind}"
+            tool = "ldapmodify" if kind in ("renames", "updates", "suspends") else "ldapadd"
+            base_key = f"{tool}-{kind.replace(' ', '-')}"
             for backend in self.backends:
                 self.reload()
-                run = self.work / f"run-{kind}"
+                run = self.work / f"run-{kind.replace(' ', '-')}"
                 shutil.rmtree(run, ignore_errors=True)
                 run.mkdir()
                 row = self.row(
                     f"apply-{kind}@{backend}",
-                    f"apply, {APPLY_OPS:,} {kind}",
+                    f"apply, {len(ops):,} {kind.split()[-1]}",
                     len(ops),
                     "ops",
                     backend,
@@ -342,6 +364,22 @@ class Bench:
                     item[f"vs {label}"] = row.seconds / other.seconds
             out[key] = item
         return out
+
+
+#: The base entry's entryUUID in every load: slapadd would give it a new one each time, and apply
+#: refuses a plan made for another directory (issue 15), which a reload would otherwise be.
+BASE_UUID = "5eb1c0de-0000-4000-8000-000000000020"
+
+
+def same_identity(entries: Iterator[str]) -> Iterator[str]:
+    """The LDIF entries, the base entry with `BASE_UUID`."""
+    head = f"dn: {BASE_DN}\n"
+    for text in entries:
+        yield (
+            text.replace(head, f"{head}entryUUID: {BASE_UUID}\n", 1)
+            if text.startswith(head)
+            else text
+        )
 
 
 def equivalent_ldif(op: Operation) -> str:
@@ -431,6 +469,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--replication-only", action="store_true", help="only the replication measure"
     )
+    parser.add_argument(
+        "--creates",
+        type=int,
+        default=0,
+        metavar="C",
+        help="also time an apply of C creates in one run, beside ldapadd of them",
+    )
+    parser.add_argument(
+        "--writes-only", action="store_true", help="only the applies (no validate, no reads)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
         "--dbnosync",
@@ -444,7 +492,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     interp: dict[int, float] = {}
     for n in [] if args.replication_only else sizes:
         backends = [b for b in args.backends.split(",") if b]
-        bench = Bench(n, args.repeat, args.work, args.seed, args.dbnosync, backends)
+        bench = Bench(
+            n,
+            args.repeat,
+            args.work,
+            args.seed,
+            args.dbnosync,
+            backends,
+            creates=args.creates,
+            writes_only=args.writes_only,
+        )
         bench.run()
         results[n] = bench.results()
         interp[n] = bench.interpreter_mb
