@@ -93,6 +93,16 @@ if TYPE_CHECKING:
     "the provider to hold every change the plan was read with, and afterwards for the other "
     "providers listed to hold this run's changes"
 )
+@click.option(
+    "--in-flight",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    envvar="RECONCILER_IN_FLIGHT",
+    help="writes sent before their answers come (python-ldap; ldap3 and an LDIF file write one "
+    "at a time); on a failure those already sent finish, nothing more is sent "
+    "[env RECONCILER_IN_FLIGHT]",
+)
 def apply(
     plan_file: Path,
     credentials_out: Path | None,
@@ -105,6 +115,7 @@ def apply(
     accept_other_directory: bool,
     notices_out: Path | None,
     wait_replication: float | None,
+    in_flight: int,
     **connection: Any,
 ) -> None:
     """Apply a plan saved by `reconciler plan --out`.
@@ -224,6 +235,7 @@ def apply(
                 peers=peers,
                 unanswered=unanswered,
                 source=source,
+                window=in_flight,
             )
         finally:
             progress.close()
