@@ -228,6 +228,7 @@ class Sender:
         self.after_delete = after_delete
         self.pending = pending
         self.used = used or {}
+        self.credentials_path = str(credentials.path.resolve()) if credentials else ""
         self.hashes = hashes
         self.shown = shown
         self.progress = progress
@@ -518,7 +519,7 @@ class Sender:
             op.action.value,
             id=op.id,
             address=op.address,
-            credentials=str(credentials.path.resolve()),
+            credentials=self.credentials_path,
             outcome="pending",
         )
         password = generate([fold(w) for w in op.name.split()])
