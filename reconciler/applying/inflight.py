@@ -290,7 +290,9 @@ class Sender:
                 break  # alone, once every write before it is answered
             if conflicts & self.busy:
                 break  # after the one in flight that shares an entry, a DN or an address
-            state = self.known.setdefault(op.id, read(op))
+            state = self.known.get(op.id)
+            if state is None:
+                state = self.known[op.id] = read(op)
             flight = self._prepare(position, op, dn, conflicts, state)
             position += 1
             if flight is None:
