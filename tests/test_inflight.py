@@ -121,6 +121,28 @@ def test_a_create_is_sent_once_the_rename_freeing_its_address_is_answered(
     assert entry is not None and entry.key == "HG-0999" and entry.mail == rename.previous
 
 
+def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Path) -> None:
+    directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
+    spec = scenario.hg()
+    staff = spec["agencies"]["soyte"]["staff"]
+    staff.append({"id": "HG-0102", "name": "Lê Văn Nam"})
+    scenario.apply(
+        scenario.plan(scenario.write(spec, tmp_path / "a"), directory), directory, tmp_path / "1"
+    )
+    staff.pop()
+    staff += [{"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i]} Bình"} for i in range(4)]
+    plan = scenario.plan(scenario.write(spec, tmp_path / "b"), directory)
+    assert [op.action for op in plan.operations] == [Action.CREATE] * 4 + [Action.DELETE]
+    watched = Watched(directory)
+    recap = scenario.apply(plan, watched, tmp_path / "2")
+    assert (recap.failed, recap.changed) == (0, 5), recap.messages
+    *creates, tombstone, delete = watched.log
+    assert all(what.startswith("add uid=") for what, _ in creates)
+    assert len(creates[-1][1]) == 3  # the creates went out together
+    assert tombstone[0].startswith("add ") and not tombstone[1]  # nothing else in flight
+    assert delete[0].startswith("delete ")
+
+
 def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline(
     slapd: Slapd, tmp_path: Path
 ) -> None:

@@ -3,9 +3,10 @@
 Before writing, the entries the plan depends on are read (a few searches by stable id and DN, not
 the whole directory): an operation whose result is already there is skipped ("ok"), one whose
 entry changed since the plan is refused as stale before anything is written. So an apply cut off
-half way can be run again and converges. Each write is then one round trip: a modify is a
-compare-and-swap against what was read, so a hand change made while the apply runs is refused,
-never overwritten.
+half way can be run again and converges. The writes then go out pipelined, many in flight on
+the one connection (`applying.inflight`: what waits for what, and how a failure stops the run);
+a modify is a compare-and-swap against what was read, so a hand change made while the apply runs
+is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -242,8 +243,9 @@ def execute(
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
     (`accept_unverified_lock`: where that cannot be read, go on), and one made for another
-    directory unless `accept_other_directory` (an operator's word, recorded); stops at the first
-    failing operation (recorded in the recap and the audit log). After each delete the plan's
+    directory unless `accept_other_directory` (an operator's word, recorded); on the first
+    failing operation sends nothing more, lets the writes in flight finish (each recorded in the
+    recap and the audit log, like the failure) and returns. After each delete the plan's
     mail-store erase runs (again too for a delete already done, so that a failed erase is
     retried).
     `break_lock`: None, "" to take over a dead holder's lock, or the run id of a holder to take
