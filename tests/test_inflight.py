@@ -193,3 +193,18 @@ def test_a_line_before_the_last_is_taken_back_and_the_file_stays_private(tmp_pat
     ]
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["creds.csv"]
+
+
+def test_a_file_whose_only_lines_got_no_answer_is_kept(tmp_path: Path) -> None:
+    """The connection lost with every write in flight: none counts as handed over, but each
+    entry may have been written with its password, so the file stays for the next run."""
+    path = tmp_path / "creds.csv"
+    with CredentialsFile(path) as creds:
+        creds.add("a@x.gov.vn", "Pw-a-123456789")
+        creds.unanswered("a@x.gov.vn")
+        assert creds.count == 0
+    assert lines(path) == ["address,password", "a@x.gov.vn,Pw-a-123456789"]
+    with CredentialsFile(tmp_path / "other.csv") as creds:
+        creds.add("b@x.gov.vn", "Pw-b-123456789")
+        assert creds.withdraw("b@x.gov.vn")
+    assert not (tmp_path / "other.csv").exists()  # nothing handed over: gone

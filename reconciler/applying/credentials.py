@@ -110,7 +110,8 @@ class CredentialsFile:
         except OSError as error:
             raise ReconcilerError(f"cannot create {path}: {error.strerror}") from None
         self._fd = fd
-        self.count = 0  # passwords on file
+        self.count = 0  # passwords handed over (their mailbox written)
+        self._on_file = 0  # lines on file, those whose mailbox is not known to be written too
         self._size = 0  # the file's size
         self._unsynced = False
         #: where each address's line written by this run starts, while it may be taken back
@@ -156,6 +157,7 @@ class CredentialsFile:
         self._write(f"{address},{password}\n", sync)
         self._lines[address.lower()] = start
         self.count += 1
+        self._on_file += 1
 
     def sync(self) -> None:
         """Sync the lines written with `sync=False` to disk."""
@@ -173,6 +175,13 @@ class CredentialsFile:
     def settled(self, address: str) -> None:
         """The line of `address` is for good (its entry has the password): forget where it is."""
         self._lines.pop(address.lower(), None)
+
+    def unanswered(self, address: str) -> None:
+        """The write of `address`'s entry got no answer: its line stays for the next run (which
+        finds the entry written, or writes it with that password), not counted as handed over,
+        and keeps the file."""
+        self.settled(address)
+        self.count -= 1
 
     def withdraw(self, address: str) -> bool:
         """Take back the line this run wrote for `address` (its entry could not be written: the
@@ -198,6 +207,7 @@ class CredentialsFile:
                 self._lines[other] = at - (end - start)
         self._size -= end - start
         self.count -= 1
+        self._on_file -= 1
         return True
 
     def _replace(self, data: bytes) -> None:
@@ -226,13 +236,14 @@ class CredentialsFile:
     def close(self) -> None:
         """Close the file; one that received no password is removed, so that a run that failed
         before issuing anything (a connection refused, a stale plan) can be repeated with the
-        same --credentials-out."""
+        same --credentials-out. A file with a line whose mailbox may have been written (the
+        write got no answer) stays."""
         if self._fd < 0:
             return
         with suppress(OSError):
             os.close(self._fd)
         self._fd = -1
-        if self.count == 0:
+        if self._on_file == 0:
             self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> CredentialsFile:

@@ -450,8 +450,7 @@ class Sender:
             return False
         if refused:
             return credentials.withdraw(op.address)
-        credentials.settled(op.address)
-        credentials.count -= 1  # not counted as handed over: it may open nothing yet
+        credentials.unanswered(op.address)  # not counted as handed over: it may open nothing yet
         self.result.messages.append(
             f"the password for {op.address} stays in {credentials.path}: whether its mailbox "
             "was written is not known (the write got no answer); the next apply settles it, "

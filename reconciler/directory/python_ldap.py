@@ -344,6 +344,7 @@ class _Pipeline(Pipeline):
         self.window = window
         self._ldap = directory
         self._sent: dict[int, tuple[Write, object]] = {}
+        self._gone: DirectoryError | None = None  # the connection's loss, for every later write
 
     @property
     def in_flight(self) -> int:
@@ -356,9 +357,13 @@ class _Pipeline(Pipeline):
         if write.kind == "modify" and not common.modifications(write.attrs, write.expect):
             self._answers.append((tag, None))  # nothing to change: nothing to send
             return
+        if self._gone is not None:
+            self._answers.append((tag, self._gone))
+            return
         try:
             msgid = d._call(_doing(write), lambda: d._start(write))
         except DirectoryError as error:  # the connection is gone
+            self._gone = error
             self._answers.append((tag, error))
         except ldap.LDAPError as error:  # libldap would not send it
             self._answers.append((tag, d._refusal(write, error)))
@@ -368,6 +373,9 @@ class _Pipeline(Pipeline):
     def answers(self, wait: bool = True) -> list[Answer]:
         out, self._answers = self._answers, []
         d, conn = self._ldap, self._ldap._conn
+        if self._gone is not None:  # lost while sending: no answer will come
+            out += [(tag, self._gone) for _, tag in self._sent.values()]
+            self._sent.clear()
         while self._sent:
             first = next(iter(self._sent.values()))[0]
             timeout = None if wait and not out else 0  # None: the connection's timeout
@@ -376,6 +384,7 @@ class _Pipeline(Pipeline):
                     _doing(first), functools.partial(conn.result3, ldap.RES_ANY, 1, timeout)
                 )
             except DirectoryError as error:  # lost: every write in flight with it
+                self._gone = error
                 out += [(tag, error) for _, tag in self._sent.values()]
                 self._sent.clear()
                 break
