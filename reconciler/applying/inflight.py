@@ -333,6 +333,8 @@ class Sender:
                 password, flight.line = self._hand_over(op)
             flight.prepared = prepare(op, dn, state, password, self.hashes.get(op.id, ()))
         except ReconcilerError as error:
+            if self.audit.broken:  # the audit log cannot be written: that stops the run
+                raise
             self._failed(flight, error)
             return None
         return flight
