@@ -8,6 +8,8 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from reconciler.attributes import LOCK, SUSPEND_REASON
 from reconciler.model import Action, Change, Contact, Kind, Operation, Owner, Plan
 from reconciler.outputs import notices
@@ -154,3 +156,31 @@ def test_an_owners_address_is_trusted_only_from_the_inventory_or_the_reviewed_pl
     for people in ([moved], [replace(record, external_email=None)], []):
         sent, withheld = trusted_owners(plan, people, digest_bound=True)  # the inventory decides
         assert not sent and "The agency's notice still goes." in withheld[0], withheld
+
+
+def test_a_notices_lines_are_textwraps_own_with_its_quick_fill_and_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_wrap` replaces textwrap.wrap for speed: line for line the same, on the texts it fills
+    itself (words between single blanks, ids with hyphens) and on those it hands to textwrap
+    (blanks folded, long words, words broken at a hyphen)."""
+    import random
+    import textwrap
+
+    handed: list[str] = []
+    wrap = textwrap.wrap
+    monkeypatch.setattr(
+        notices.textwrap, "wrap", lambda text, *a, **k: handed.append(text) or wrap(text, *a, **k)
+    )
+    plain = ["Cấp", "mới", "hộp", "thư", "(HG-0001)", "29/11/2026,", "Điều", "7.2.", "x" * 70]
+    odd = ["an-bình", "well-known", "x--y", "a-", "y" * 73, "z" * 75, "", "\t", "a\nb", "-a"]
+    rnd = random.Random(7)
+    for round_ in range(4000):
+        words = plain if round_ % 2 else plain + odd
+        text = " ".join(rnd.choice(words) for _ in range(rnd.randint(1, 50)))
+        for first, rest in (("", ""), ("1. ", "   "), ("12. ", "   "), ("12. ", "")):
+            expected = wrap(text, notices.WIDTH, initial_indent=first, subsequent_indent=rest)
+            handed.clear()
+            assert notices._wrap(text, first, rest) == expected, (text, first, rest)
+            if round_ % 2:
+                assert not handed, text  # the quick fill, not textwrap

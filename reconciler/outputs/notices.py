@@ -67,8 +67,39 @@ def _time(moment: dt.datetime) -> str:
     return moment.astimezone(ZONE).strftime("%H:%M ngày %d/%m/%Y")
 
 
+#: Whitespace that textwrap turns into blanks: a text holding any takes textwrap's own way.
+_ODD_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "  ")
+_CHUNKS = textwrap.TextWrapper.wordsep_re
+
+
+def _wrap(text: str, first: str = "", rest: str = "") -> list[str]:
+    """`textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest)`, line for
+    line, without its cost (it took a tenth of an apply of 20,000 creates): for the texts a notice
+    holds (words between single blanks, none longer than a line, none that textwrap would break
+    at a hyphen) the same greedy fill, a line at a time; any other text goes to textwrap."""
+    words = text.split(" ")
+    if (
+        not text
+        or not words[0]
+        or not words[-1]
+        or any(odd in text for odd in _ODD_SPACE)
+        or max(map(len, words)) > WIDTH - max(len(first), len(rest))
+        or any(len(_CHUNKS.findall(w)) > 1 for w in words if "-" in w)
+    ):
+        return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest)
+    lines = []
+    indent = first
+    while len(indent) + len(text) > WIDTH:
+        cut = text.rfind(" ", 0, WIDTH - len(indent) + 1)
+        lines.append(indent + text[:cut])
+        text = text[cut + 1 :]
+        indent = rest
+    lines.append(indent + text)
+    return lines
+
+
 def _item(number: int, text: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=f"{number}. ", subsequent_indent="   ")
+    return _wrap(text, f"{number}. ", "   ")
 
 
 def _who(op: Operation) -> str:
@@ -165,11 +196,10 @@ def build(
         lines = [
             f"Kính gửi: {name}",
             "",
-            *textwrap.wrap(
+            *_wrap(
                 "Trung tâm quản lý hệ thống thư điện tử công vụ thông báo kết quả xử lý các hộp "
                 f"thư điện tử công vụ của cơ quan, đơn vị ngày {_day(when)}, theo "
-                f"{regulation.decision}.",
-                WIDTH,
+                f"{regulation.decision}."
             ),
             "",
             "A. Đã thực hiện",
@@ -186,10 +216,9 @@ def build(
             lines.append("(không có)")
         lines += [
             "",
-            *textwrap.wrap(
+            *_wrap(
                 "Thư này được gửi tự động sau khi thực hiện; mật khẩu không bao giờ được gửi qua "
-                "thư. Mọi thắc mắc xin liên hệ Trung tâm.",
-                WIDTH,
+                "thư. Mọi thắc mắc xin liên hệ Trung tâm."
             ),
         ]
         notices.append(
