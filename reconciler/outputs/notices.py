@@ -184,11 +184,22 @@ def build(
     contacts = {c.agency: c for c in plan.contacts}
     agencies = [c.agency for c in plan.contacts]
     agencies += sorted({op.agency for op, _, _ in outcomes} - set(agencies))
+    # each agency's share, in the plan's order, in one pass (not one pass per agency)
+    done_by: dict[str, list[tuple[Operation, dt.datetime]]] = {}
+    not_done_by: dict[str, list[tuple[Operation, str]]] = {}
+    for op, outcome, at in outcomes:
+        if outcome in DONE:
+            done_by.setdefault(op.agency, []).append((op, at))
+        else:
+            not_done_by.setdefault(op.agency, []).append((op, outcome))
+    refused_by: dict[str, list[Refusal]] = {}
+    for r in plan.refused:
+        refused_by.setdefault(r.agency, []).append(r)
     notices = []
     for agency in agencies:
-        done = [(op, at) for op, outcome, at in outcomes if op.agency == agency and outcome in DONE]
-        not_done = [(op, o) for op, o, _ in outcomes if op.agency == agency and o not in DONE]
-        refused = [r for r in plan.refused if r.agency == agency]
+        done = done_by.get(agency, [])
+        not_done = not_done_by.get(agency, [])
+        refused = refused_by.get(agency, [])
         if not (done or not_done or refused):
             continue
         contact = contacts.get(agency)
