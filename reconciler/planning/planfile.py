@@ -33,6 +33,7 @@ from reconciler.model import (
 )
 
 FORMAT = 1
+_PASSWORD = PASSWORD.lower()
 
 
 #: How a value that apply fills in is written in the plan file: {"deferred": "<what>"}, an
@@ -45,7 +46,7 @@ def _value(value: Value) -> str | dict[str, str]:
 
 
 def _values(values: tuple[Value, ...]) -> list[str | dict[str, str]]:
-    return [_value(v) for v in values]
+    return [v if type(v) is str else _value(v) for v in values]
 
 
 def _changes(changes: tuple[Change, ...]) -> dict[str, dict[str, Any]]:
@@ -271,8 +272,15 @@ def _strings(values: Any) -> tuple[str, ...]:
 def _change(attr: str, before: Any, after: Any) -> Change:
     if not isinstance(after, list):
         raise ValueError(f"the values of {attr} must be a list, not {after!r}")
-    change = Change(attr, _strings(before), tuple(_read_value(v) for v in after))
-    problem = misplaced(change.attr, change.after)
+    # the common case first (a plan's 20,000 creates hold 360,000 of them): strings only, which
+    # `misplaced` finds fault with only in userPassword; anything else is read value by value
+    plain = all(type(v) is str for v in after)
+    change = Change(
+        attr,
+        () if type(before) is list and not before else _strings(before),
+        tuple(after) if plain else tuple(_read_value(v) for v in after),
+    )
+    problem = None if plain and attr.lower() != _PASSWORD else misplaced(attr, change.after)
     if problem:
         raise ValueError(problem)
     return change
