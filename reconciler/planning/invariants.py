@@ -67,6 +67,7 @@ from reconciler.model import (
     Person,
     Plan,
     Settings,
+    Value,
     agency_key,
 )
 from reconciler.names import RESERVED
@@ -75,6 +76,9 @@ from reconciler.text import external_address_problem
 _WRITABLE = {a.lower(): a for a in WRITABLE}
 _TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
 _PERSON_CLASSES = frozenset(c.lower() for c in PERSON_CLASSES)
+_PASSWORD = PASSWORD.lower()
+#: The attributes whose values `_value` checks beyond their place (lower case).
+_CHECKED = frozenset({"objectclass", "employeenumber", "mail", LOCK.lower(), MUST_CHANGE.lower()})
 #: Object classes of entries the tool never touches, whatever else they carry.
 _NEVER = frozenset({"pwdpolicy", "pwdpolicychecker", "subentry", "applicationprocess"})
 #: The stable ids the tool gives (a person's, as agency.schema.json says; an organisation's and a
@@ -387,12 +391,15 @@ def _writes(op: Operation) -> Iterable[str]:
 def _value(op: Operation, change: Change, adoption: bool) -> str | None:
     name = change.attr.lower()
     after = change.after
-    strings = {v.lower() for v in after if isinstance(v, str)}
-    if name == PASSWORD.lower():
+    if name == _PASSWORD:
         return password_problem(op, change)
-    misplaced_value = misplaced(change.attr, after)  # a value apply fills in, in its place
+    # a value apply fills in, in its place (strings alone, outside userPassword, always are)
+    misplaced_value = None if _plain(after) else misplaced(change.attr, after)
     if misplaced_value:
         return misplaced_value
+    if name not in _CHECKED:  # what follows looks at these attributes only
+        return None
+    strings = {v.lower() for v in after if isinstance(v, str)}
     if op.action is Action.DELETE:  # its tombstone
         if name == "objectclass" and strings != {"top", TOMBSTONE.lower()}:
             return "a tombstone is a govMailTombstone and nothing else"
@@ -416,6 +423,11 @@ def _value(op: Operation, change: Change, adoption: bool) -> str | None:
     if name == MUST_CHANGE.lower() and after not in ((), ("TRUE",)):
         return f"{MUST_CHANGE} is only ever TRUE or nothing"
     return None
+
+
+def _plain(values: tuple[Value, ...]) -> bool:
+    """Whether `values` are strings only, none filled in by apply."""
+    return all(type(v) is str for v in values)
 
 
 def password_problem(op: Operation, change: Change) -> str | None:

@@ -1,0 +1,99 @@
+"""The issue-15 invariants on the values an operation writes (`invariants.check_plan`), pure: each
+attribute whose values are checked beyond their place is still checked, in a create and in an
+update, whatever shortcut the check takes for the attributes it does not look into."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from reconciler.attributes import ISSUED_AT, LOCK, MUST_CHANGE, PASSWORD, PERSON_CLASSES
+from reconciler.model import Action, Change, Deferred, Limits, Operation, Plan, Value
+from reconciler.planning import invariants
+
+BASE = "dc=hagiang,dc=gov,dc=vn"
+PEOPLE = f"ou=people,{BASE}"
+
+
+def create(**values: tuple[Value, ...]) -> Operation:
+    written: dict[str, tuple[Value, ...]] = {
+        "objectClass": PERSON_CLASSES,
+        "uid": ("an.soyte",),
+        "cn": ("Nguyễn Văn An",),
+        "sn": ("Nguyễn",),
+        "employeeNumber": ("HG-0001",),
+        "mail": ("an.soyte@hagiang.gov.vn",),
+        PASSWORD: (Deferred.PASSWORD,),
+        MUST_CHANGE: ("TRUE",),
+        ISSUED_AT: (Deferred.APPLY_TIME,),
+        **values,
+    }
+    return Operation(
+        action=Action.CREATE,
+        id="HG-0001",
+        address="an.soyte@hagiang.gov.vn",
+        clause="HG-2024 Đ5.1",
+        reason="new hire",
+        new_dn=f"uid=an.soyte,{PEOPLE}",
+        attributes=tuple(Change(attr, (), after) for attr, after in written.items()),
+    )
+
+
+def plan_of(op: Operation) -> Plan:
+    return Plan(
+        regulation="hagiang-2024",
+        domain="hagiang.gov.vn",
+        base_dn=BASE,
+        now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        inventory_digest="sha256:i",
+        inventory_commit="",
+        directory_url="ldap://x",
+        directory_fingerprint="f",
+        operations=(op,),
+        people=(PEOPLE,),
+        limits=Limits(max_deletes=10),
+    )
+
+
+def test_a_create_as_plan_makes_it_keeps_every_invariant() -> None:
+    assert invariants.check_plan(plan_of(create())) == []
+
+
+@pytest.mark.parametrize(
+    ("attr", "after", "why"),
+    [
+        ("objectClass", ("top", "person", "inetOrgPerson"), "a new mailbox has the tool's classes"),
+        ("employeeNumber", ("HG-0002",), "employeeNumber is the operation's own id HG-0001"),
+        ("mail", ("boss@hagiang.gov.vn",), "a new mailbox's mail is its address"),
+        (LOCK, ("20990101000000Z",), f"{LOCK} is only ever"),
+        (MUST_CHANGE, ("FALSE",), f"{MUST_CHANGE} is only ever TRUE"),
+        (PASSWORD, ("{SSHA}backdoor",), "is only ever a password apply issues"),
+        ("title", (Deferred.PASSWORD,), "password can only go to userPassword, not to title"),
+        ("title", (Deferred.APPLY_TIME,), "the time of apply can only be stamped on"),
+        ("title", ("x", Deferred.APPLY_TIME), "the time of apply can only be stamped on"),
+    ],
+)
+def test_every_checked_value_is_still_checked(
+    attr: str, after: tuple[Value, ...], why: str
+) -> None:
+    problems = invariants.check_plan(plan_of(create(**{attr: after})))
+    assert any(why in p for p in problems), problems
+
+
+def test_an_update_sets_no_employee_number_and_no_object_class() -> None:
+    update = replace(
+        create(),
+        action=Action.UPDATE,
+        dn=f"uid=an.soyte,{PEOPLE}",
+        new_dn="",
+        attributes=(),
+        changes=(
+            Change("employeeNumber", (), ("HG-0001",)),
+            Change("objectClass", ("top", "inetOrgPerson"), ("top", "inetOrgPerson", "extra")),
+        ),
+    )
+    problems = invariants.check_plan(plan_of(update))
+    assert any("only a create or an adoption sets employeeNumber" in p for p in problems)
+    assert any("only an adoption changes an entry's object classes" in p for p in problems)
