@@ -47,6 +47,8 @@ _TORN = (
 SYNC_EVERY = 0.2
 #: Bytes kept beside the log for the closing record of a run that fills the disk.
 SPARE = 16384
+#: json.dumps(…, ensure_ascii=False, sort_keys=True), made once (not an encoder per record).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 #: Outcomes recorded in bulk; every other record is synced at once.
 _BULK = frozenset({"changed", "ok", "pending"})
 
@@ -286,7 +288,7 @@ class AuditLog:
         for key in ("before", "after"):
             if isinstance(entry.get(key), dict):
                 entry[key] = scrub(entry[key])
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+        line = _ENCODE(entry) + "\n"
         if self.broken:
             raise ReconcilerError(f"the audit log {self.path} could not be written before")
         try:

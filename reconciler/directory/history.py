@@ -62,6 +62,8 @@ COMPACT: dict[str, str] = {
     "recap": "s",
 }
 _LONG = {short: long for long, short in COMPACT.items()}
+#: json.dumps(…, ensure_ascii=False, sort_keys=True), made once (not an encoder per record).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def is_audit(entry: Entry) -> bool:
@@ -119,7 +121,7 @@ class Writer:
         data["q"] = self._sequence  # values of one attribute must differ: two equal records can't
         if not self._pending:
             self._first = str(record.get("time") or "")
-        self._pending.append(json.dumps(data, ensure_ascii=False, sort_keys=True))
+        self._pending.append(_ENCODE(data))
         if (
             len(self._pending) >= BATCH
             or record.get("outcome") in _AT_ONCE

@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-import smtplib
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -335,6 +334,8 @@ def send(written: Iterable[tuple[Notice, Path]], relay: str, sender: str) -> int
     if url.scheme not in ("smtp", "smtps") or not url.hostname:
         raise ReconcilerError(f"notices.relay {relay!r} is not smtp://HOST[:PORT] or smtps://")
     port = url.port or (465 if url.scheme == "smtps" else 25)
+    import smtplib  # only when a relay is named: most applies never load it
+
     client = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
     sent = 0
     try:
