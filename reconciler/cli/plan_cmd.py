@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,8 +26,10 @@ from reconciler.cli.common import (
     wait_option,
 )
 from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
-from reconciler.inventory.gitdiff import InventoryChanges
 from reconciler.model import Plan
+
+if TYPE_CHECKING:  # yaml, which it loads, is for the commands that read an inventory
+    from reconciler.inventory.gitdiff import InventoryChanges
 
 #: --format of the commands that print a plan (plan, show).
 plan_format = click.option(
