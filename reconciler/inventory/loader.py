@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -308,6 +308,14 @@ class _File:
     def broken(self, path: tuple[str | int, ...]) -> bool:
         return path in self.bad
 
+    def drop_staff(self) -> None:
+        """Forget the staff records once they are checked and turned into `Person`s: only the
+        agency's own values are looked at again (`_Checks.managers`)."""
+        self.data = {k: v for k, v in self.data.items() if k != "staff"}
+        children = self.lines.children
+        if isinstance(children, dict):
+            self.lines = Lines(self.lines.line, {k: v for k, v in children.items() if k != "staff"})
+
 
 class _Run:
     def __init__(self, path: Path, regulation: Callable[[str], Clauses] | None) -> None:
@@ -315,7 +323,10 @@ class _Run:
         self.regulation = regulation
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}  # problems found per file
-        self.blobs: list[tuple[str, bytes]] = []
+        #: the inventory's digest over every file read, in the order of their names: the agency
+        #: files (agencies/… sort before directory.yaml) as they are read, directory.yaml last
+        self.digest = hashlib.sha256()
+        self.directory_blob: bytes | None = None
         self.unsound: set[str] = set()  # staff ids whose record has a problem
         self.budget = yamlload.Budget()  # shared by every file: memory stays bounded
         self.total = 0  # bytes read so far
@@ -344,25 +355,29 @@ class _Run:
             raise InventoryError([Problem(str(self.path), 0, "no such inventory folder")])
         root = self.path.resolve()
         directory = self.read(DIRECTORY, root, required=True)
-        agency_files = [f for rel in self.agency_names(root) if (f := self.read(rel, root))]
         settings = self.settings(directory)
-        agencies, people = self.agencies(agency_files, settings)
+        # one agency file at a time: read, checked and turned into records, then its parsed
+        # values are dropped (all of them at once were most of validate's peak memory)
+        files = (f for rel in self.agency_names(root) if (f := self.read(rel, root)))
+        agencies, people = self.agencies(files, settings)
         if self.problems or settings is None:
             partial = None
             if settings is not None:  # the records without a problem, for the later checks
                 sound = tuple(p for p in people if p.id not in self.unsound)
                 partial = Inventory(settings, tuple(agencies), sound, folder=str(self.path))
             raise InventoryError(self.problems, partial)
-        digest = hashlib.sha256()
-        for rel, blob in sorted(self.blobs):
-            digest.update(rel.encode() + b"\0" + len(blob).to_bytes(8, "big") + blob)
+        if self.directory_blob is not None:
+            self.hash(DIRECTORY, self.directory_blob)
         return Inventory(
             settings,
             tuple(agencies),
             tuple(people),
-            f"sha256:{digest.hexdigest()}",
+            f"sha256:{self.digest.hexdigest()}",
             folder=str(self.path),
         )
+
+    def hash(self, rel: str, blob: bytes) -> None:
+        self.digest.update(rel.encode() + b"\0" + len(blob).to_bytes(8, "big") + blob)
 
     def agency_names(self, root: Path) -> Iterator[str]:
         folder = self.path / AGENCIES
@@ -435,8 +450,12 @@ class _Run:
             )
             return None
         blob = file.read_bytes()
-        self.blobs.append((rel, blob))
+        if rel == DIRECTORY:
+            self.directory_blob = blob
+        else:
+            self.hash(rel, blob)
         parsed = yamlload.parse(blob, self.budget)
+        del blob
         for line, message in parsed.problems:
             self.add(rel, line, message)
         if self.budget.mappings < 0 or self.budget.values < 0:
@@ -623,14 +642,17 @@ class _Run:
     # -- agencies ------------------------------------------------------------------------------
 
     def agencies(
-        self, files: list[_File], settings: Settings | None
+        self, files: Iterable[_File], settings: Settings | None
     ) -> tuple[list[Agency], list[Person]]:
         checks = _Checks(self, settings)
         agencies: list[Agency] = []
         people: list[Person] = []
+        read: list[_File] = []
         for f in files:
+            read.append(f)
             agency = checks.agency(f)
             if agency is None:
+                f.drop_staff()
                 continue
             agencies.append(agency)
             units = {u.id for u in agency.units}
@@ -648,7 +670,8 @@ class _Run:
                         people.append(person)
                         if sum(self.counts.values()) > before:
                             self.unsound.add(person.id)
-        checks.managers(agencies, files)
+            f.drop_staff()
+        checks.managers(agencies, read)
         return agencies, people
 
 
@@ -676,6 +699,8 @@ class _Checks:
         self.addresses: dict[str, str] = {}  # address → where first declared
         self.abbreviations: dict[str, str] = {}
         self.mailboxes: dict[str, str] = {}
+        #: one str object for each title and unit id however many records repeat it
+        self.shared: dict[str, str] = {}
 
     def at(self, f: _File, path: tuple[str | int, ...], message: str) -> None:
         self.run.at(f, path, message)
@@ -991,12 +1016,14 @@ class _Checks:
             Exemption(e["rule"], e["ref"])
             for e in ([exempt] if isinstance(exempt, dict) else exempt)
         )
+        title = r.get("title")
+        shared = self.shared
         return Person(
             id=pid,
             name=name,
             agency=agency.id,
-            unit=unit,
-            title=r.get("title"),
+            unit=None if unit is None else shared.setdefault(unit, unit),
+            title=None if title is None else shared.setdefault(title, title),
             rank=r.get("rank"),
             family=split.get("family"),
             middle=split.get("middle"),
