@@ -119,3 +119,74 @@ def test_pipeline_with_arbitrary_unicode_names(people: list[str], regulation: st
             assert box.address.domain == inv.settings.domain
     finally:
         shutil.rmtree(folder)
+
+
+#: Values at the edges of what the schemas allow: every JSON type, lengths, numbers.
+EDGES = (
+    *(None, True, False, 0, 1, 2, -1, 64, 65, "", "a", "ab", "x" * 64, "x" * 65, "x" * 256),
+    *("x" * 257, "HG-1", "vp", "active", "x@hagiang.gov.vn", "12 months", "2026-01-31", [], {}),
+    *(["a@b.vn"], [{"rule": "inactivity", "ref": "1"}], {"clause": "Đ8.1"}, {"zz": 1}),
+)
+#: Values of every JSON type, some of which the schemas allow somewhere.
+json_values = st.recursive(
+    st.sampled_from(EDGES) | st.integers(min_value=-3, max_value=70) | st.text(max_size=300),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["id", "name", "unit", "rank", "state", "rule", "ref", "clause", "zz"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
+STAFF_KEYS = (
+    "id", "name", "unit", "title", "rank", "state", "suspension", "quota", "quota_decision",
+    "address", "aliases", "family", "middle", "given", "restored", "restore_ref", "exempt",
+    "new_request", "other",
+)  # fmt: skip
+staff_keys = st.sampled_from(STAFF_KEYS)
+
+
+#: Records that pass the schema, the starting points of the mutations below.
+VALID = (
+    {"id": "HG-1", "name": "Nguyễn Văn Sơn"},
+    {"id": "HG-2", "name": "Lò Thị Mai", "unit": "vp", "title": "Chuyên viên", "rank": 2},
+    {"id": "HG-3", "name": "Vũ An", "state": "suspended", "suspension": {"clause": "Đ8.1"}},
+    {"id": "HG-4", "name": "Hà Vy", "quota": "10 GB", "quota_decision": "12/QĐ-UBND"},
+    {"id": "HG-5", "name": "Đỗ Hà", "address": "ha.do@hagiang.gov.vn", "aliases": ["a@b.vn"]},
+    {"id": "HG-6", "name": "Sùng A Páo", "exempt": [{"rule": "inactivity", "ref": "CV 1"}]},
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(VALID),
+    st.dictionaries(staff_keys, json_values, max_size=3),
+    st.sets(staff_keys, max_size=2),
+    st.booleans(),
+)
+def test_compiled_schema_check_agrees_with_jsonschema(
+    base: dict[str, object], changed: dict[str, object], dropped: set[str], whole: bool
+) -> None:
+    """The loader's compiled yes/no check (`_fast`) says what jsonschema says of a valid staff
+    record with some values changed or dropped (and of it as an agency header, and as a
+    directory.yaml)."""
+    _agree({k: v for k, v in {**base, **changed}.items() if k not in dropped})
+
+
+def test_compiled_schema_check_agrees_with_jsonschema_at_every_edge() -> None:
+    """The same, for each valid record with each key set to each edge value in turn."""
+    keys = [*STAFF_KEYS, "mail_store", "quarantine", "regulation"]
+    for base in VALID:
+        for key in keys:
+            for value in EDGES:
+                _agree({**base, key: value})
+
+
+def _agree(record: dict[str, object]) -> None:
+    (dir_validator, dir_fast), (validator, fast) = inventory._validators()
+    head = {"id": "sotttt", "name": "Sở", "abbreviation": "sotttt"}
+    for data in ({"agency": head, "staff": [VALID[0], record]}, {"agency": record}):
+        assert fast(data) == validator.is_valid(data), data
+    assert dir_fast(record) == dir_validator.is_valid(record)
