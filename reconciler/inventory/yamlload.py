@@ -64,6 +64,10 @@ _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _STR_TAGS = frozenset({"tag:yaml.org,2002:str", "!"})
+#: Plain scalars that may not be text (`_Builder._scalar` decides): nulls, booleans, and
+#: whatever starts like an integer. Any other plain scalar is text as it is.
+_SPECIAL = frozenset(_NULLS | _BOOLS.keys())
+_NUMERIC = frozenset("-0123456789")
 _MAP_TAGS = frozenset({"tag:yaml.org,2002:map"})
 _SEQ_TAGS = frozenset({"tag:yaml.org,2002:seq"})
 
@@ -140,7 +144,7 @@ def parse(data: bytes, budget: Budget | None = None) -> Parsed:
         )
     if not text.strip():
         return _fail(1, "the file is empty")
-    tabs = [m.start() for m in _TAB_INDENT.finditer(text)]
+    tabs = [m.start() for m in _TAB_INDENT.finditer(text)] if "\t" in text else []
     if tabs:
         problems = [
             (text.count("\n", 0, at) + 1, "tab used for indentation: YAML indents with spaces only")
@@ -204,16 +208,22 @@ class _Builder:
         return Parsed(root[0], lines)
 
     def _events(self, root: list[Any], root_lines: list[int | Lines]) -> None:
+        """The event loop. Scalars, most of the events, are handled inline (plain scalars that
+        are text need no more than a set probe): at 100,000 staff the method calls per event
+        took as long as libyaml's parsing itself."""
         loader = yaml.CSafeLoader(self.data)
         try:
-            # Each frame: [container, its Lines, pending key (mappings only)]
-            stack: list[list[Any]] = [[root, Lines(1, root_lines), None]]
+            # Each frame: [container, its Lines' children, pending key (mappings only), Lines]
+            stack: list[list[Any]] = [[root, root_lines, None, Lines(1, root_lines)]]
             documents = 0
             mappings = values = 0  # spent since the budget was last charged
             get_event = loader.get_event
             scalar_t, map_t = yaml.ScalarEvent, yaml.MappingStartEvent
             seq_t = yaml.SequenceStartEvent
             end_t = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+            keys = self.keys
+            special, numeric = _SPECIAL, _NUMERIC
+            frame = stack[-1]
             while True:
                 event: Any = get_event()
                 kind = type(event)
@@ -221,13 +231,32 @@ class _Builder:
                     line = event.start_mark.line + 1
                     if event.anchor is not None:
                         self._anchor(event, line)
-                    frame = stack[-1]
                     container = frame[0]
-                    if type(container) is dict and frame[2] is None:
-                        frame[2] = self._key(event.value, container, line)
-                        continue
-                    self._add(frame, self._scalar(event, line), line)
-                    values += 1
+                    value: Any = event.value
+                    if type(container) is dict:
+                        key = frame[2]
+                        if key is None:  # a key: one str object per distinct key
+                            key = keys.setdefault(value, value)
+                            if key in container:
+                                self._duplicate(key, line)
+                            frame[2] = key
+                            continue
+                        frame[2] = None
+                        if event.tag is not None or (
+                            not event.style and (value in special or value[:1] in numeric)
+                        ):
+                            value = self._scalar(event, line)
+                        container[key] = value
+                        frame[1][key] = line
+                        values += 1
+                    else:
+                        if event.tag is not None or (
+                            not event.style and (value in special or value[:1] in numeric)
+                        ):
+                            value = self._scalar(event, line)
+                        container.append(value)
+                        frame[1].append(line)
+                        values += 1
                 elif kind is map_t or kind is seq_t:
                     line = event.start_mark.line + 1
                     values += 1
@@ -238,7 +267,6 @@ class _Builder:
                         mappings = values = 0
                     if event.anchor is not None:
                         self._anchor(event, line)
-                    frame = stack[-1]
                     if type(frame[0]) is dict and frame[2] is None:
                         self.problem(
                             line,
@@ -255,9 +283,11 @@ class _Builder:
                     new: dict[str, Any] | list[Any] = {} if kind is map_t else []
                     new_lines = Lines(line, {} if kind is map_t else [])
                     self._add(frame, new, new_lines)
-                    stack.append([new, new_lines, None])
+                    frame = [new, new_lines.children, None, new_lines]
+                    stack.append(frame)
                 elif kind in end_t:
                     stack.pop()
+                    frame = stack[-1]
                 elif kind is yaml.AliasEvent:
                     line = event.start_mark.line + 1
                     self.problem(
@@ -265,7 +295,7 @@ class _Builder:
                         f"alias *{event.anchor}: anchors and aliases are not "
                         "allowed; write the value out in full",
                     )
-                    self._add(stack[-1], None, line)
+                    self._add(frame, None, line)
                 elif kind is yaml.DocumentStartEvent:
                     documents += 1
                     if documents > 1:
@@ -295,15 +325,12 @@ class _Builder:
             "write the value out in full",
         )
 
-    def _key(self, value: str, container: dict[str, Any], line: int) -> str:
-        key = self.keys.setdefault(value, value)
-        if key in container:
-            self.problem(
-                line,
-                f"duplicate key `{key}`: it is already set in this mapping "
-                "(YAML would silently keep only the last one)",
-            )
-        return key
+    def _duplicate(self, key: str, line: int) -> None:
+        self.problem(
+            line,
+            f"duplicate key `{key}`: it is already set in this mapping "
+            "(YAML would silently keep only the last one)",
+        )
 
     def _scalar(self, event: Any, line: int) -> Any:
         value: str = event.value
@@ -329,10 +356,10 @@ class _Builder:
             key = frame[2]
             frame[2] = None
             container[key] = value
-            frame[1].children[key] = line
+            frame[1][key] = line
         else:
             container.append(value)
-            frame[1].children.append(line)
+            frame[1].append(line)
 
 
 def _short(tag: str) -> str:
