@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from jsonschema import Draft202012Validator
 
@@ -45,6 +45,8 @@ from reconciler.model import (
     Unit,
 )
 from reconciler.names import RESERVED, why_reserved
+
+_STATES = {state.value: state for state in State}
 
 SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
@@ -162,6 +164,7 @@ class _Compiler:
         self.source: list[str] = []
         self.tail: list[str] = []  # tables of property checks, made once every function exists
         self.env: dict[str, Any] = {}
+        self.known: str | None = None  # the type of the value, once the function checked it
 
     def compile(self, schema: dict[str, Any]) -> Check:
         name = self.define(schema)
@@ -178,7 +181,9 @@ class _Compiler:
         if id(schema) in self.names:
             return self.names[id(schema)]
         name = self.names[id(schema)] = f"_f{len(self.names)}"
+        outer = self.known  # of the function being written when this one is needed
         body = self.body(schema)
+        self.known = outer
         if body is None:  # a keyword this check does not know: always ask jsonschema
             body = ["return False"]
         self.source += [f"def {name}(v):", *(f"    {line}" for line in body), "    return True"]
@@ -186,7 +191,12 @@ class _Compiler:
 
     def body(self, schema: dict[str, Any]) -> list[str] | None:
         lines: list[str] = []
-        for key, arg in schema.items():
+        # the type first (every keyword must hold, so their order does not matter): the
+        # keywords after it need not ask again whether the value is text, a mapping or a list
+        self.known = None
+        keys = sorted(schema, key=lambda k: k != "type")
+        for key in keys:
+            arg = schema[key]
             if key in _ANNOTATIONS or key in ("then", "else"):
                 continue
             if key == "additionalProperties" and arg is False and "properties" in schema:
@@ -195,7 +205,14 @@ class _Compiler:
             if found is None:
                 return None
             lines += found
+            if key == "type" and arg in ("string", "object", "array"):
+                self.known = _TYPES[arg]
         return lines
+
+    def only(self, json_type: str) -> str:
+        """The guard of a keyword that applies to values of one type: none once it is known."""
+        test = _TYPES[json_type]
+        return "True" if self.known == test else test
 
     def keyword(self, key: str, arg: Any, schema: dict[str, Any]) -> list[str] | None:
         if key == "$ref":
@@ -212,23 +229,23 @@ class _Compiler:
             return [f"if not (isinstance(v, str) and v in {self.const(tuple(arg))}): return False"]
         if key == "pattern":
             rx = self.const(re.compile(arg).search)
-            return [f"if isinstance(v, str) and not {rx}(v): return False"]
+            return [f"if {self.only('string')} and not {rx}(v): return False"]
         if key == "minimum":
             number = _TYPES["integer"]
             return [f"if {number} and not v >= {self.const(arg)}: return False"]
         if key == "minLength":
-            return [f"if isinstance(v, str) and len(v) < {self.const(arg)}: return False"]
+            return [f"if {self.only('string')} and len(v) < {self.const(arg)}: return False"]
         if key == "maxLength":
-            return [f"if isinstance(v, str) and len(v) > {self.const(arg)}: return False"]
+            return [f"if {self.only('string')} and len(v) > {self.const(arg)}: return False"]
         if key == "required":
             missing = " or ".join(f"{self.const(k)} not in v" for k in arg) or "False"
-            return [f"if isinstance(v, dict) and ({missing}): return False"]
+            return [f"if {self.only('object')} and ({missing}): return False"]
         if key == "properties":
             entries = ", ".join(f"{self.const(k)}: {self.define(sub)}" for k, sub in arg.items())
             table = f"_p{len(self.tail)}"  # named after the tables of the schemas inside it
             self.tail.append(f"{table} = {{{entries}}}.get")
             return [
-                "if isinstance(v, dict):",
+                f"if {self.only('object')}:",
                 "    for k, x in v.items():",
                 f"        c = {table}(k)",
                 "        if c is None or not c(x): return False",
@@ -357,6 +374,11 @@ class _File:
     def broken(self, path: tuple[str | int, ...]) -> bool:
         return path in self.bad
 
+    def record_lines(self, i: int) -> Lines:
+        """The lines of staff[i], a record without a schema error (so a mapping)."""
+        staff = cast(dict[str, Lines], self.lines.children)["staff"]
+        return cast(list[Lines], staff.children)[i]
+
     def drop_staff(self) -> None:
         """Forget the staff records once they are checked and turned into `Person`s: only the
         agency's own values are looked at again (`_Checks.managers`)."""
@@ -372,6 +394,7 @@ class _Run:
         self.regulation = regulation
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}  # problems found per file
+        self.found = 0  # problems found in all
         #: the inventory's digest over every file read, in the order of their names: the agency
         #: files (agencies/… sort before directory.yaml) as they are read, directory.yaml last
         self.digest = hashlib.sha256()
@@ -382,6 +405,7 @@ class _Run:
         self.spent = False  # the budget or MAX_TOTAL_BYTES ran out: no more files are read
 
     def add(self, rel: str, line: int, message: str) -> None:
+        self.found += 1
         count = self.counts[rel] = self.counts.get(rel, 0) + 1
         if count <= MAX_PROBLEMS:
             self.problems.append(Problem(str(self.path / rel), line, message))
@@ -713,11 +737,11 @@ class _Run:
                         # and its sound fields are checked too: every problem in one run
                         checks.fields(f, ("staff", i), record, agency, units)
                 else:
-                    before = sum(self.counts.values())
+                    before = self.found
                     person = checks.person(f, i, record, agency, units)
                     if person is not None:
                         people.append(person)
-                        if sum(self.counts.values()) > before:
+                        if self.found > before:
                             self.unsound.add(person.id)
             f.drop_staff()
         checks.managers(agencies, read)
@@ -750,6 +774,7 @@ class _Checks:
         self.mailboxes: dict[str, str] = {}
         #: one str object for each title and unit id however many records repeat it
         self.shared: dict[str, str] = {}
+        self.checked_names: dict[str, str | None] = {}  # full name -> text.check_name's answer
 
     def at(self, f: _File, path: tuple[str | int, ...], message: str) -> None:
         self.run.at(f, path, message)
@@ -943,12 +968,20 @@ class _Checks:
         state: State,
         agency: str = "",
         rank: Any = None,
+        line: int | None = None,
     ) -> None:
-        if pid in self.ids:
-            first = self.ids[pid]
+        """Take a staff id for the record at `path` (whose id is on `line`, when known)."""
+        first = self.ids.get(pid)
+        if first is not None:
             self.at(f, path, f"staff id {quote(pid)} is already used at {first[0]}:{first[1]}")
         else:
-            self.ids[pid] = (f.shown, f.lines.at(path), state, agency, rank)
+            self.ids[pid] = (
+                f.shown,
+                f.lines.at(path) if line is None else line,
+                state,
+                agency,
+                rank,
+            )
 
     def fields(
         self,
@@ -1012,19 +1045,30 @@ class _Checks:
     def _person(
         self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
     ) -> Person | None:
+        """The record at staff[i], which has no schema error, checked and made a `Person`.
+
+        The common case (an active person with a name, a title, perhaps a unit and a rank) is
+        the inventory's bulk: it builds no path and looks up no line unless there is a problem,
+        and each field absent from the record costs one dict probe."""
         p: tuple[str | int, ...] = ("staff", i)
         pid: str = r["id"]
-        state = State(r.get("state", "active"))
-        self.take_id(f, (*p, "id"), pid, state, agency.id, r.get("rank"))
+        state = _STATES[r["state"]] if "state" in r else State.ACTIVE
+        lines = f.record_lines(i)
+        self.take_id(f, (*p, "id"), pid, state, agency.id, r.get("rank"), lines.key_line("id"))
         unit = r.get("unit")
         if unit is not None and unit not in units:
             self.unknown_unit(f, p, unit, agency)
         name = text.nfc(r["name"])
-        split: dict[str, str] = {k: text.nfc(r[k]) for k in ("family", "middle", "given") if k in r}
+        split: dict[str, str] = {}
+        if "family" in r or "middle" in r or "given" in r:
+            split = {k: text.nfc(r[k]) for k in ("family", "middle", "given") if k in r}
         self.names(f, p, name, split)
-        if "title" in r:
-            self.free_text(f, (*p, "title"), r["title"])
-        suspension = self.suspension(f, p, r.get("suspension"))
+        title = r.get("title")
+        if title is not None:
+            self.free_text(f, (*p, "title"), title)
+        suspension = None
+        if "suspension" in r:
+            suspension = self.suspension(f, p, r["suspension"])
         if state is State.SUSPENDED and suspension is None:
             example = (
                 f', e.g. "{self.regulation.declared_suspend_clause}"' if self.regulation else ""
@@ -1034,17 +1078,20 @@ class _Checks:
                 (*p, "state"),
                 f"`state: suspended` needs `suspension.clause` (the regulation's clause{example})",
             )
-        quota = self.run.quota(f, (*p, "quota"), r.get("quota"))
-        if "quota" in r and "quota_decision" not in r:
-            self.at(
-                f,
-                (*p, "quota"),
-                "a quota override needs `quota_decision` (the deciding "
-                'document, e.g. "12/QĐ-UBND ngày 01/03/2026")',
-            )
-        elif quota is not None and "quota_decision" in r:
-            self.quota_decision(f, p, quota, r["quota_decision"])
-        self.pin(f, p, r, stated=True)
+        quota = None
+        if "quota" in r:
+            quota = self.run.quota(f, (*p, "quota"), r["quota"])
+            if "quota_decision" not in r:
+                self.at(
+                    f,
+                    (*p, "quota"),
+                    "a quota override needs `quota_decision` (the deciding "
+                    'document, e.g. "12/QĐ-UBND ngày 01/03/2026")',
+                )
+            elif quota is not None:
+                self.quota_decision(f, p, quota, r["quota_decision"])
+        if "address" in r or "legacy" in r:
+            self.pin(f, p, r, stated=True)
         if "login" in r:
             self.unique(self.logins, r["login"].lower(), f, (*p, "login"), "login")
         external = r.get("external_email")
@@ -1053,19 +1100,22 @@ class _Checks:
             if reason:
                 self.at(f, (*p, "external_email"), f"{quote(external)} {reason}")
                 external = None
-        aliases = self.addresses_of(f, (*p, "aliases"), r.get("aliases") or (), issued_before(r))
+        aliases: tuple[str, ...] = ()
+        if r.get("aliases"):
+            aliases = self.addresses_of(f, (*p, "aliases"), r["aliases"], issued_before(r))
         restored = self.date(f, (*p, "restored"), r["restored"]) if "restored" in r else None
         new_request = None
         if "new_request" in r:
             request = r["new_request"]
             date = self.date(f, (*p, "new_request", "date"), request["date"])
             new_request = Request(text.nfc(request["ref"]), date)
-        exempt = r.get("exempt", ())
-        exemptions = tuple(
-            Exemption(e["rule"], e["ref"])
-            for e in ([exempt] if isinstance(exempt, dict) else exempt)
-        )
-        title = r.get("title")
+        exemptions: tuple[Exemption, ...] = ()
+        if "exempt" in r:
+            exempt = r["exempt"]
+            exemptions = tuple(
+                Exemption(e["rule"], e["ref"])
+                for e in ([exempt] if isinstance(exempt, dict) else exempt)
+            )
         shared = self.shared
         return Person(
             id=pid,
@@ -1087,7 +1137,7 @@ class _Checks:
             restore_ref=r.get("restore_ref"),
             exempt=exemptions,
             new_request=new_request,
-            loc=Loc(f.rel, f.lines.at(p)),
+            loc=Loc(f.rel, lines.line),
             login=r.get("login"),
             origin=self.origin(f, p, r.get("origin")),
             regulation=r.get("regulation") or agency.regulation,
@@ -1101,7 +1151,9 @@ class _Checks:
         return Origin(o["domain"], o["id"], o.get("address", ""), o.get("agency", ""), merged)
 
     def names(self, f: _File, p: tuple[str | int, ...], name: str, split: dict[str, str]) -> None:
-        reason = text.check_name(name)
+        reason = self.checked_names.get(name, False)
+        if reason is False:  # a name seen before in this inventory is not checked again
+            reason = self.checked_names[name] = text.check_name(name)
         if reason:
             self.at(f, (*p, "name"), f"name {quote(name)} {reason}")
             return
