@@ -133,6 +133,12 @@ def _find_span(words: Sequence[str], target: str, *, from_end: bool) -> tuple[in
     return None
 
 
+#: `split`'s answers by name (and overrides): validate splits every name once to check it and
+#: plan once more to allocate against the directory, and a province's full names repeat.
+_SPLITS: dict[object, NameParts] = {}
+_SPLITS_MAX = 1 << 18
+
+
 def split(
     name: str,
     family: str | None = None,
@@ -161,7 +167,29 @@ def split(
     An empty override (``family=""``) means "none": a name may then have no family name (Ba Na
     "A Huy" with given "A Huy"), and its address is the given name alone. A one-word name without
     any override, or an empty given name, raises `NamingError`.
+
+    Pure, and remembered (`_SPLITS`): a name split before is not split again.
     """
+    key: object = (
+        name
+        if family is None and middle is None and given is None
+        else (
+            name,
+            family,
+            middle,
+            given,
+        )
+    )
+    found = _SPLITS.get(key)
+    if found is None:
+        found = _split(name, family, middle, given)  # a NamingError is not remembered
+        if len(_SPLITS) >= _SPLITS_MAX:
+            _SPLITS.clear()
+        _SPLITS[key] = found
+    return found
+
+
+def _split(name: str, family: str | None, middle: str | None, given: str | None) -> NameParts:
     words = folded_words(name)
     if not words:
         raise NamingError(f"the name {name!r} has no letters that can be used in an address")

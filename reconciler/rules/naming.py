@@ -101,10 +101,14 @@ def describe_holder(key: str) -> str:
     return f"the mailbox of staff {key}"
 
 
+_KIND_ORDER = {Kind.AGENCY: 0, Kind.UNIT: 1, Kind.PERSON: 2}
+
+
 def _order(w: Wanted) -> tuple[int, int, int, str]:
-    kind = {Kind.AGENCY: 0, Kind.UNIT: 1, Kind.PERSON: 2}[w.kind]
-    rank = (0, w.rank) if w.rank is not None else (1, 0)
-    return (kind, *rank, w.key)
+    rank = w.rank
+    if rank is None:
+        return (_KIND_ORDER[w.kind], 1, 0, w.key)
+    return (_KIND_ORDER[w.kind], 0, rank, w.key)
 
 
 class _Allocator:

@@ -275,10 +275,18 @@ def _lengthening_of_size(words: tuple[str, ...], size: int) -> str | None:
     return None if extra else "".join(out)
 
 
+#: Abbreviations found usable: every address rendered checks its agency's.
+_GOOD_ABBRS: set[str] = set()
+
+
 def check_abbr(abbr: str, what: str = "agency abbreviation") -> str:
     """`abbr` if usable as an address part (lower-case ASCII letters, digits), else NamingError."""
+    if abbr in _GOOD_ABBRS:
+        return abbr
     if not _ABBR.match(abbr):
         raise NamingError(f"the {what} {abbr!r} cannot be part of an address: use only a-z and 0-9")
+    if len(_GOOD_ABBRS) < 1 << 16:
+        _GOOD_ABBRS.add(abbr)
     return abbr
 
 
