@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
@@ -413,7 +413,7 @@ def load_inventory(inventory: Path) -> Loaded:
 class Read(NamedTuple):
     """What a command read of the directory."""
 
-    entries: list[Entry]
+    entries: Sequence[Entry]  # packed (`pipeline.read`): each unpacked when asked for
     #: the directory read, closed (its `url`, its `backend`)
     directory: Directory
     #: the audit records kept in the directory (`pipeline.history`), when asked for

@@ -3,7 +3,7 @@ password-free export of it that pull requests from forks plan against (`export`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from reconciler.attributes import LOCK_RDN, MANAGED, READ, SUSPENSION
 from reconciler.directory.base import Directory
@@ -43,15 +43,30 @@ def read_tree(
     """Every entry under `base_dn`. A base that does not exist yet under an existing parent (or in
     a new LDIF file) is an empty directory, which `apply` will create; a base whose parent does not
     exist either is most likely a typo, and is refused."""
+    return list(stream_tree(directory, base_dn, attributes, progress))
+
+
+def stream_tree(
+    directory: Directory,
+    base_dn: str,
+    attributes: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Entry]:
+    """`read_tree`, one entry at a time as the directory sends them."""
+    started = False
     try:
-        return list(directory.read(base_dn, attributes, progress))
+        for entry in directory.read(base_dn, attributes, progress):
+            started = True
+            yield entry
+        return
     except NoSuchEntry:
-        pass
+        if started:  # the base went away in the middle of the read
+            raise
     parent = parent_dn(base_dn)
     if directory.url.startswith("ldif:") or not parent:
-        return []
+        return
     if directory.get(parent, ["objectClass"]) is not None:
-        return []
+        return
     raise DirectoryError(
         f"the base DN {base_dn} does not exist on {directory.url}, and neither does its parent "
         f"{parent}: check base_dn in directory.yaml"

@@ -9,7 +9,8 @@ the directory, the one way `plan` and `report` both see what the inventory wants
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+import hashlib
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,9 @@ from reconciler.attributes import (
     FORMER_ADDRESS,
     FORMER_ID,
     ORIGIN,
-    is_tombstone,
+    TOMBSTONE,
+    fingerprint,
+    history_dn,
     parse_time,
     people_containers,
 )
@@ -36,6 +39,7 @@ from reconciler.model import (
     Mailbox,
     Person,
     Refusal,
+    Settings,
     State,
     Tombstone,
     Unit,
@@ -43,6 +47,7 @@ from reconciler.model import (
     deleted_key,
     unit_key,
 )
+from reconciler.packed import Packed
 from reconciler.rules import lifecycle, naming, regulations
 from reconciler.rules.regulations import Regulation
 
@@ -61,13 +66,15 @@ def _display_split(person: Person) -> tuple[str, str]:
 
 
 def _wanted(
-    inventory: Inventory, live: Mapping[str, Entry], refused: frozenset[str] = frozenset()
+    inventory: Inventory, current: Mapping[str, str | None], refused: frozenset[str] = frozenset()
 ) -> tuple[list[naming.Wanted], list[Problem]]:
+    """What the allocator needs of every mailbox the inventory asks for; `current` gives the
+    address each stable id's entry has now."""
     wanted: list[naming.Wanted] = []
     problems: list[Problem] = []
     for agency in inventory.agencies:
         key = agency_key(agency.id)
-        current = live[key].mail if key in live else None
+        now = current.get(key)
         wanted.append(
             naming.Wanted(
                 key=key,
@@ -78,13 +85,13 @@ def _wanted(
                 mailbox=agency.mailbox,
                 rank=None,
                 pinned=None,
-                current=current,
+                current=now,
                 regulation=rule_of(agency.regulation),
             )
         )
         for unit in agency.units:
             key = unit_key(agency.id, unit.id)
-            current = live[key].mail if key in live else None
+            now = current.get(key)
             wanted.append(
                 naming.Wanted(
                     key=key,
@@ -95,7 +102,7 @@ def _wanted(
                     mailbox=None,
                     rank=None,
                     pinned=None,
-                    current=current,
+                    current=now,
                     regulation=rule_of(agency.regulation),
                 )
             )
@@ -108,7 +115,7 @@ def _wanted(
         except NamingError as error:
             problems.append(inventory.problem(person.loc, f"staff {person.id}: {error}"))
             continue
-        current = live[person.id].mail if person.id in live else None
+        now = current.get(person.id)
         wanted.append(
             naming.Wanted(
                 key=person.id,
@@ -119,16 +126,32 @@ def _wanted(
                 mailbox=None,
                 rank=person.rank,
                 pinned=person.address,
-                current=current,
+                current=now,
                 regulation=rule_of(person.regulation),
             )
         )
     return wanted, problems
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An entry the inventory may adopt (`adoptions`): an inetOrgPerson the tool does not
+    manage, with its position among the entries read."""
+
+    position: int
+    dn: str
+    key: str  # its employeeNumber, "" when it has none
+    mail: str | None  # its address (`Entry.mail`)
+    mails: frozenset[str]  # every mail value, lower case
+    claimed: tuple[str, ...]  # the addresses it was the first entry read to hold
+
+
 def adoptions(
-    entries: Iterable[Entry], inventory: Inventory, live: Mapping[str, Entry]
-) -> dict[str, Entry]:
+    candidates: Iterable[Candidate],
+    inventory: Inventory,
+    live: Container[str],
+    entries: Iterable[Entry] = (),
+) -> dict[str, Candidate]:
     """The entries the inventory adopts, by stable id: the one exception to matching by
     employeeNumber.
 
@@ -138,7 +161,8 @@ def adoptions(
     record's id as employeeNumber, and no managed entry has that id. Only an entry directly
     inside a declared mailbox container (`people` in directory.yaml) is adopted, never a service
     account elsewhere (`uid=helpdesk,ou=services`), and never one whose address a managed
-    mailbox already holds (as its address or an alias). An address claimed by two such entries
+    mailbox already holds (as its address or an alias: the managed ones among `entries`, gone
+    over only when there is an adoption to check). An address claimed by two such entries
     adopts neither (the pin then fails as held by an entry the tool does not manage). The plan
     turns each adoption into one update that adds govMailAccount and employeeNumber in place,
     keeping the entry's DN, address and password."""
@@ -147,30 +171,31 @@ def adoptions(
         for p in inventory.people
         if p.address and p.state is not State.ABSENT and p.id not in live
     }
+    found: dict[str, Candidate] = {}
+    if not pins:
+        return found
     containers = {normalize_dn(c) for c in people_containers(inventory.settings)}
-    found: dict[str, Entry] = {}
     claimed: set[str] = set()
-    owned: set[str] = set()  # every address a managed mailbox holds
-    for entry in entries:
-        if entry.managed:
-            owned.update(a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias")))
-            continue
-        classes = {c.lower() for c in entry.all("objectClass")}
-        if "inetorgperson" not in classes:
-            continue
-        for mail in {m.lower() for m in entry.all("mail")}:
+    for candidate in candidates:
+        for mail in candidate.mails:
             person = pins.get(mail)
-            if person is None or (entry.key and entry.key != person.id):
+            if person is None or (candidate.key and candidate.key != person.id):
                 continue
-            if not _inside(entry.dn, containers):
+            if not _inside(candidate.dn, containers):
                 break  # not in a mailbox container: a service account, or someone else's
             if person.id in claimed:
                 found.pop(person.id, None)
             else:
                 claimed.add(person.id)
-                found[person.id] = entry
+                found[person.id] = candidate
             break  # one record per entry
-    return {key: e for key, e in found.items() if e.mail not in owned}
+    if not found:
+        return found
+    owned: set[str] = set()  # every address a managed mailbox holds
+    for entry in entries:
+        if entry.managed:
+            owned.update(a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias")))
+    return {key: c for key, c in found.items() if c.mail not in owned}
 
 
 def _inside(dn: str, containers: set[str]) -> bool:
@@ -196,13 +221,24 @@ def taken_addresses(
     is its record's id). Also the folded full name of each address's holder, for the
     hagiang-2024 collision rule. `shared` receives the addresses two entries hold (existing
     damage: mail goes to one of them), with the entry that keeps each (`_keeper`)."""
-    entries = list(entries)
+    entries = entries if isinstance(entries, Sequence) else list(entries)
+    at = {id(e): i for i, e in enumerate(entries)} if adopted else {}
+    owner = {at[id(e)]: key for key, e in (adopted or {}).items()}
+    taken, holders = _taken(entries, owner, shared)
+    _inventory_aliases(taken, inventory)
+    return taken, holders
+
+
+def _taken(
+    entries: Sequence[Entry], owner: Mapping[int, str], shared: Shared | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """`taken_addresses` of the entries alone, `owner` giving the adopted ones' stable ids by
+    their positions."""
     taken: dict[str, str] = {}
     holders: dict[str, str] = {}
-    owner = {id(e): key for key, e in (adopted or {}).items()}
     contested: set[str] = set()
-    for entry in entries:
-        key = entry.key if entry.managed else owner.get(id(entry))
+    for position, entry in enumerate(entries):
+        key = entry.key if entry.managed else owner.get(position)
         name = entry.get("cn") or ""
         folded = names.folded_name(name)
         for address in {a.lower() for a in entry.all("mail") + entry.all("govMailAlias")}:
@@ -215,34 +251,39 @@ def taken_addresses(
         found = _shared(entries, contested, owner, taken)
         if shared is not None:
             shared.update(found)
+    return taken, holders
+
+
+def _inventory_aliases(taken: dict[str, str], inventory: Inventory) -> None:
+    """The inventory's own aliases are taken too, by their agency, unit or person."""
     for agency in inventory.agencies:
         for alias in agency.aliases:
             taken.setdefault(alias, agency_key(agency.id))
     for person in inventory.people:
         for alias in person.aliases:
             taken.setdefault(alias, person.id)
-    return taken, holders
 
 
 def _shared(
-    entries: list[Entry], contested: set[str], owner: Mapping[int, str], taken: dict[str, str]
+    entries: Sequence[Entry], contested: set[str], owner: Mapping[int, str], taken: dict[str, str]
 ) -> Shared:
     """The addresses of `contested` that two entries hold, each given to the entry that keeps it
     (`taken` is corrected to its id)."""
-    found: dict[str, list[tuple[tuple[int, int, str, str], Entry]]] = {}
-    for entry in entries:
-        key = entry.key if entry.managed else owner.get(id(entry))
+    found: dict[str, list[tuple[tuple[int, int, str, str], int, str, str | None]]] = {}
+    for position, entry in enumerate(entries):
+        key = entry.key if entry.managed else owner.get(position)
         mails = {a.lower() for a in entry.all("mail")}
         for address in contested & (mails | {a.lower() for a in entry.all("govMailAlias")}):
-            found.setdefault(address, []).append((_keeper(entry, address in mails, key), entry))
+            holder = (_keeper(entry, address in mails, key), position, entry.dn, key)
+            found.setdefault(address, []).append(holder)
     shared: Shared = {}
     for address, holding in found.items():
-        if len({id(e) for _, e in holding}) < 2:
+        if len({position for _, position, _, _ in holding}) < 2:
             continue
-        holding.sort(key=lambda pair: pair[0])
-        keeper = holding[0][1]
-        taken[address] = (keeper.key if keeper.managed else owner.get(id(keeper))) or ""
-        shared[address] = (keeper.dn, tuple(e.dn for _, e in holding[1:]))
+        holding.sort(key=lambda held: held[0])
+        _, _, keeper, key = holding[0]
+        taken[address] = key or ""
+        shared[address] = (keeper, tuple(dn for _, _, dn, _ in holding[1:]))
     return shared
 
 
@@ -252,6 +293,179 @@ def _keeper(entry: Entry, as_mail: bool, key: str | None) -> tuple[int, int, str
     it) over its own, then the older, then by DN."""
     created = entry.get("createTimestamp") or "~"
     return (0 if as_mail else 1, 1 if key else 0, created, entry.dn.lower())
+
+
+#: Whether a list of object classes is the tool's, a tombstone's, a person's, an
+#: inetOrgPerson's: a directory's entries have a few lists of classes.
+_KINDS: dict[tuple[str, ...], tuple[bool, bool, bool, bool]] = {}
+
+
+def _classes(classes: tuple[str, ...]) -> tuple[bool, bool, bool, bool]:
+    found = _KINDS.get(classes)
+    if found is None:
+        low = {c.lower() for c in classes}
+        found = (
+            "govmailaccount" in low,
+            TOMBSTONE.lower() in low,
+            bool(low & {"inetorgperson", "person", "account", "posixaccount"}),
+            "inetorgperson" in low,
+        )
+        if len(_KINDS) < 4096:
+            _KINDS[classes] = found
+    return found
+
+
+def container_chain(base_dn: str, container: str) -> list[str]:
+    """The base and every DN from it down to `container`, parents first."""
+    chain = [container]
+    while chain[-1].lower() != base_dn.lower() and parent_dn(chain[-1]):
+        chain.append(parent_dn(chain[-1]))
+    return [base_dn, *(dn for dn in reversed(chain) if dn.lower() != base_dn.lower())]
+
+
+class Survey:
+    """What a plan needs of every entry read, gathered in one pass in the directory's order
+    (`add`), so that the entries themselves can stay packed (`reconciler.packed`) and be
+    unpacked only when a mailbox is compared with its entry.
+
+    `positions` and `current`: the managed entries by stable id (their positions among the
+    entries read, their addresses); `taken` and `holders`: every address in use, with the stable
+    id of its first holder ("" when not the tool's) and that holder's folded full name;
+    `repeated`: whether an address is held by two entries (then `resolve` goes over the entries
+    again for who keeps it, `taken_addresses`); `unmanaged`, `foreign_ids`, `candidates`,
+    `stones`: the person entries the tool does not manage, the employeeNumbers of entries not its
+    own, the entries the inventory may adopt, the tombstones of the history; `fingerprint`: a
+    digest of every entry's `attributes.fingerprint`, in order; `present`: which of the
+    containers a plan may create exist (lower case)."""
+
+    def __init__(self, settings: Settings) -> None:
+        people = people_containers(settings)
+        self.own = {settings.base_dn.lower(), *(c.lower() for c in people)}
+        self.containers = {
+            dn.lower()
+            for dn in (*container_chain(settings.base_dn, people[0]), history_dn(settings.base_dn))
+        }
+        self.count = 0
+        self.positions: dict[str, int] = {}
+        self.current: dict[str, str | None] = {}
+        self.taken: dict[str, str] = {}
+        self.holders: dict[str, str] = {}
+        self.repeated = False
+        self.unmanaged: list[tuple[int, str]] = []
+        self.foreign_ids: dict[str, str] = {}
+        self.candidates: list[Candidate] = []
+        self.stones: list[Tombstone] = []
+        self.present: set[str] = set()
+        self._digest = hashlib.sha256()
+        self._folded: dict[str, str] = {}  # full name (cn) -> its folded words
+
+    @classmethod
+    def of(cls, settings: Settings, entries: Iterable[Entry]) -> Survey:
+        survey = cls(settings)
+        for entry in entries:
+            survey.add(entry)
+        return survey
+
+    @property
+    def fingerprint(self) -> str:
+        return "sha256:" + self._digest.hexdigest()
+
+    def add(self, entry: Entry) -> None:
+        position = self.count
+        self.count += 1
+        self._digest.update(fingerprint(entry).encode())
+        dn = entry.dn.lower()
+        if dn in self.containers:
+            self.present.add(dn)
+        managed, stone, person, inet = _classes(entry.all("objectClass"))
+        key = entry.key
+        if managed and key:
+            self.positions[key] = position
+        elif stone:
+            self.stones.append(tombstone(entry))
+        else:
+            if key:
+                self.foreign_ids.setdefault(key, entry.dn)
+            if person and dn not in self.own:
+                self.unmanaged.append((position, entry.dn))
+        candidate = inet and not managed
+        owner = (key or "") if managed else ""
+        name = entry.get("cn") or ""
+        folded = self._folded.get(name)
+        if folded is None:
+            folded = " ".join(f for f in (names.fold(w) for w in name.split()) if f)
+            if len(self._folded) < 1 << 16:
+                self._folded[name] = folded
+        taken, holders = self.taken, self.holders
+        claimed = []
+        mails = entry.all("mail")
+        mail = None  # the entry's address (`Entry.mail`), kept as the same str as in `taken`
+        for address in dict.fromkeys(a.lower() for a in (*mails, *entry.all("govMailAlias"))):
+            if mail is None and mails:
+                mail = address
+            if address in taken:
+                self.repeated = True  # a second entry holds it
+            else:
+                taken[address] = owner
+                if candidate:
+                    claimed.append(address)
+            if folded and address not in holders:
+                holders[address] = folded
+        if managed and key:
+            self.current[key] = mail
+        if candidate:
+            lowered = frozenset(m.lower() for m in mails)
+            self.candidates.append(
+                Candidate(position, entry.dn, key or "", mail, lowered, tuple(claimed))
+            )
+
+
+class Live(Mapping[str, Entry]):
+    """The entries by stable id, unpacked from the entries read when asked for; the last one
+    asked for is kept, since a mailbox's entry is asked for a few times in a row."""
+
+    def __init__(self, entries: Sequence[Entry], positions: dict[str, int]) -> None:
+        self._entries = entries
+        self._positions = positions
+        self._last: tuple[str, Entry] | None = None
+
+    def __getitem__(self, key: str) -> Entry:
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        entry = self._entries[self._positions[key]]
+        self._last = (key, entry)
+        return entry
+
+    def get(self, key: str, default: Entry | None = None) -> Entry | None:  # type: ignore[override]
+        return self[key] if key in self._positions else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._positions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+
+class Surveyed(Packed):
+    """Entries read and packed (`reconciler.packed`) with their `Survey`, made as they were
+    read (`pipeline.read`): `resolve` need not go over them again. `skip`, when given, leaves
+    out the entries it says yes to."""
+
+    __slots__ = ("skip", "survey")
+
+    def __init__(self, settings: Settings, skip: Callable[[Entry], bool] | None = None) -> None:
+        super().__init__()
+        self.survey = Survey(settings)
+        self.skip = skip
+
+    def append(self, entry: Entry) -> None:
+        if self.skip is None or not self.skip(entry):
+            self.survey.add(entry)
+            super().append(entry)
 
 
 class Mailboxes(Mapping[str, "Mailbox"]):
@@ -465,12 +679,18 @@ def mailboxes(
     taken: Mapping[str, str],
     holders: Mapping[str, str],
     refused: frozenset[str] = frozenset(),
+    current: Mapping[str, str | None] | None = None,
 ) -> tuple[Mailboxes, list[Problem]]:
     """The desired mailboxes keyed by stable id (agencies with their units, then people, in
     inventory order), and the names the regulation cannot turn into an address (as problems with
-    file and line). The `refused` records get none."""
+    file and line). The `refused` records get none. `current`: the address of each stable id's
+    entry (by default read from `live`)."""
     settings = inventory.settings
-    wanted, addresses, problems = _allocated(inventory, regulation, live, taken, holders, refused)
+    if current is None:
+        current = {key: entry.mail for key, entry in live.items()}
+    wanted, addresses, problems = _allocated(
+        inventory, regulation, current, taken, holders, refused
+    )
     build = _Builder(
         live=live,
         addresses=addresses,
@@ -552,7 +772,7 @@ def _attrs(
 def _allocated(
     inventory: Inventory,
     regulation: Regulation,
-    live: Mapping[str, Entry],
+    current: Mapping[str, str | None],
     taken: Mapping[str, str],
     holders: Mapping[str, str],
     refused: frozenset[str] = frozenset(),
@@ -560,7 +780,7 @@ def _allocated(
     """Every wanted mailbox with its allocated address, and the records that get none (as
     problems at the record's file and line)."""
     settings = inventory.settings
-    wanted, problems = _wanted(inventory, live, refused)
+    wanted, problems = _wanted(inventory, current, refused)
     allocation = naming.allocate(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
@@ -588,8 +808,7 @@ def _records(inventory: Inventory) -> dict[str, tuple[Loc, str]]:
 class Desired:
     """The inventory's mailboxes against the entries read from the directory."""
 
-    entries: list[Entry]  # every entry read, in the directory's order
-    live: dict[str, Entry]  # by stable id: the managed entries, then the adopted ones
+    live: Mapping[str, Entry]  # by stable id: the managed entries, then the adopted ones
     unmanaged: list[str]  # DNs of the person entries the tool neither manages nor adopts
     taken: dict[str, str]  # every address in use → the stable id holding it ("" when none)
     boxes: Mailboxes
@@ -600,6 +819,10 @@ class Desired:
     foreign_ids: dict[str, str] = field(default_factory=dict)  # employeeNumber → DN, of others'
     #: the addresses two entries hold: who keeps each, and the others
     shared: Shared = field(default_factory=dict)
+    #: a digest of every entry read (`Survey.fingerprint`), and which of the containers a plan
+    #: may create exist (lower case)
+    fingerprint: str = ""
+    present: frozenset[str] = frozenset()
 
 
 def tombstone(entry: Entry) -> Tombstone:
@@ -669,32 +892,36 @@ def resolve(
 ) -> Desired:
     """Match the entries by stable id, adopt what the inventory pins (`adoptions`), refuse the
     records of deleted mailboxes (`_refusals`), and allocate every address against the addresses
-    in use and those of deleted mailboxes still in quarantine at `now`."""
+    in use and those of deleted mailboxes still in quarantine at `now`. The entries read by
+    `pipeline.read` come surveyed (`Surveyed`): they are unpacked again only to be compared."""
     settings = inventory.settings
-    all_entries = list(entries)
-    live: dict[str, Entry] = {}
-    unmanaged: list[str] = []
-    stones: list[Tombstone] = []
-    own = {settings.base_dn.lower(), *(c.lower() for c in people_containers(settings))}
-    foreign_ids: dict[str, str] = {}
-    for entry in all_entries:
-        if entry.managed and entry.key:
-            live[entry.key] = entry
-            continue
-        if is_tombstone(entry):
-            stones.append(tombstone(entry))
-            continue
-        if entry.key:
-            foreign_ids.setdefault(entry.key, entry.dn)
-        if entry.dn.lower() not in own and _is_person(entry):
-            unmanaged.append(entry.dn)
-    adopted = adoptions(all_entries, inventory, live)
+    read: Sequence[Entry]
+    if isinstance(entries, Surveyed):
+        survey, read = entries.survey, entries
+    else:
+        read = entries if isinstance(entries, Sequence) else list(entries)
+        survey = Survey.of(settings, read)
+    positions, current = survey.positions, survey.current
+    unmanaged = survey.unmanaged
+    adopted = adoptions(survey.candidates, inventory, positions, read)
+    for key, candidate in adopted.items():
+        positions[key] = candidate.position
+        current[key] = candidate.mail
     if adopted:
-        live.update(adopted)
-        adopted_dns = {e.dn for e in adopted.values()}
-        unmanaged = [dn for dn in unmanaged if dn not in adopted_dns]
+        kept = {c.position for c in adopted.values()}
+        unmanaged = [(at, dn) for at, dn in unmanaged if at not in kept]
     shared: Shared = {}
-    taken, holders = taken_addresses(all_entries, inventory, adopted, shared)
+    if survey.repeated:  # an address two entries hold: who keeps it, over every entry again
+        owner = {c.position: key for key, c in adopted.items()}
+        taken, holders = _taken(read, owner, shared)
+    else:
+        taken, holders = survey.taken, survey.holders
+        for key, candidate in adopted.items():
+            for address in candidate.claimed:
+                taken[address] = key
+    _inventory_aliases(taken, inventory)
+    live = Live(read, positions)
+    stones = survey.stones
     latest: dict[str, Tombstone] = {}
     for stone in sorted(
         stones, key=lambda t: t.deleted_at or dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -711,16 +938,27 @@ def resolve(
                 if folded:
                     holders.setdefault(address, folded)
     boxes, problems = mailboxes(
-        inventory, regulation, live, taken, holders, frozenset(r.id for r in refused)
+        inventory,
+        regulation,
+        live,
+        taken,
+        holders,
+        frozenset(r.id for r in refused),
+        current=current,
     )
     return Desired(
-        all_entries, live, unmanaged, taken, boxes, problems, refused, stones, foreign_ids, shared
+        live,
+        [dn for _, dn in unmanaged],
+        taken,
+        boxes,
+        problems,
+        refused,
+        stones,
+        dict(survey.foreign_ids),
+        shared,
+        fingerprint=survey.fingerprint,
+        present=frozenset(survey.present),
     )
-
-
-def _is_person(entry: Entry) -> bool:
-    classes = {c.lower() for c in entry.all("objectClass")}
-    return bool(classes & {"inetorgperson", "person", "account", "posixaccount"})
 
 
 def _offline(

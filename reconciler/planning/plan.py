@@ -7,7 +7,6 @@ returns a `Plan`. No I/O, no ldap3, no click.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -214,12 +213,6 @@ def compute(
     if problems:
         raise InventoryError(problems)
     live, boxes = wanted.live, wanted.boxes
-    dir_hash = hashlib.sha256()
-    known: set[str] = set()
-    for entry in wanted.entries:
-        dir_hash.update(fingerprint(entry).encode())
-        known.add(entry.dn.lower())
-
     people = people_containers(settings)
     ops: list[Operation] = []
     total = len(boxes)
@@ -248,9 +241,10 @@ def compute(
             if reissued is not None:
                 ops.append(reissued)
     absent = {p.id: p for p in inventory.people if p.state is State.ABSENT}
-    for key, entry in live.items():
+    for key in live:
         if key in boxes:
             continue
+        entry = live[key]  # unpacked only for the few that go
         if key in absent:
             reason = f"state: absent in {absent[key].loc.file}"
         elif key.startswith(("agency:", "unit:")):
@@ -278,10 +272,10 @@ def compute(
         )
     needed = []
     if any(op.action is Action.CREATE for op in ops):
-        needed += _chain(settings.base_dn, people[0])
+        needed += desired.container_chain(settings.base_dn, people[0])
     if any(op.action is Action.DELETE for op in ops):
         needed.append(history_dn(settings.base_dn))
-    containers = tuple(dn for dn in needed if dn.lower() not in known)
+    containers = tuple(dn for dn in needed if dn.lower() not in wanted.present)
     plan = Plan(
         regulation=regulation.id,
         domain=settings.domain,
@@ -291,7 +285,7 @@ def compute(
         inventory_commit=ctx.inventory_commit,
         directory_url=ctx.directory_url,
         directory_backend=ctx.directory_backend,
-        directory_fingerprint="sha256:" + dir_hash.hexdigest(),
+        directory_fingerprint=wanted.fingerprint,
         operations=tuple(ops),
         unmanaged=tuple(sorted(wanted.unmanaged)),
         # only a new entry (or a tombstone) needs them: updates change entries where they are
@@ -439,17 +433,11 @@ def _managers_suspended(ops: Sequence[Operation], boxes: Mapping[str, Mailbox]) 
     return tuple(sorted(notes))
 
 
-def _chain(base_dn: str, container: str) -> list[str]:
-    """The base and every DN from it down to `container`, parents first."""
-    chain = [container]
-    while chain[-1].lower() != base_dn.lower() and parent_dn(chain[-1]):
-        chain.append(parent_dn(chain[-1]))
-    return [base_dn, *(dn for dn in reversed(chain) if dn.lower() != base_dn.lower())]
-
-
 def _shared_elsewhere(wanted: desired.Desired) -> tuple[str, ...]:
     """Addresses two entries hold that no operation can sort out: none of the others is the
     tool's (the entries the tool does not manage are only reported)."""
+    if not wanted.shared:
+        return ()
     mine = {e.dn for e in wanted.live.values()}
     return tuple(
         f"the address {address} is held by {keeper} and also by {', '.join(others)}, entries the "

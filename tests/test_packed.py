@@ -1,0 +1,67 @@
+"""The packed store of the entries a plan reads (`reconciler.packed`): whatever goes in comes
+back equal, in order, packed when it can be and kept as it is when it cannot."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.attributes import fingerprint
+from reconciler.model import Entry
+from reconciler.packed import Packed
+
+PERSON = Entry(
+    "uid=nvson.sotttt,ou=people,dc=hagiang,dc=gov,dc=vn",
+    {
+        "objectclass": ("top", "person", "inetOrgPerson", "govMailAccount"),
+        "uid": ("nvson.sotttt",),
+        "cn": ("Nguyễn Văn Sơn",),
+        "govmailalias": ("son.nv@hagiang.gov.vn", "nvson@hagiang.gov.vn"),
+    },
+)
+
+
+def test_entries_come_back_equal_and_in_order() -> None:
+    later = Entry("ou=people,dc=hagiang,dc=gov,dc=vn", {"ou": ("people",), "description": ("x",)})
+    two = Entry(PERSON.dn, PERSON.attrs, passwords=2)
+    store = Packed([PERSON, later, two, PERSON])
+    assert list(store) == [PERSON, later, two, PERSON] and store[2].passwords == 2
+    assert store[1] == later and store[-1] == PERSON and list(store[:2]) == [PERSON, later]
+    assert len(store) == 4 and all(type(item) is bytes for item in store.items)
+    assert fingerprint(store[0]) == fingerprint(PERSON)
+
+
+def test_what_packing_cannot_say_is_kept_as_it_is() -> None:
+    odd = [
+        Entry("cn=a,dc=x", {"description": ("a\x00b",)}),  # a NUL of its own
+        Entry("cn=a\x01,dc=x", {"cn": ("a",)}),  # SOH in the DN
+        Entry("cn=a,dc=x", {"cn": ("",)}),  # an empty value
+        Entry("cn=a,dc=x", {"cn": ("a", "")}),
+        Entry("cn=a,dc=x", {"cn": ()}),  # an attribute without values
+        Entry("cn=a,dc=x", {"cn": ("\ud800",)}),  # not valid Unicode
+    ]
+    store = Packed(odd)
+    assert list(store) == odd
+    assert not any(type(item) is bytes for item in store.items)
+    assert "6 kept as they are" in repr(store)
+
+
+values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+entries = st.builds(
+    Entry,
+    values,
+    st.dictionaries(
+        st.sampled_from(["cn", "mail", "uid", "objectclass", "title", "x-other"]),
+        st.lists(values, max_size=3).map(tuple),
+        max_size=4,
+    ),
+    st.none() | st.integers(min_value=0, max_value=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(entries, max_size=6))
+def test_any_entries_come_back_equal(found: list[Entry]) -> None:
+    store = Packed(found)
+    assert list(store) == found
+    assert [store[i] for i in range(len(found))] == found
