@@ -177,18 +177,47 @@ def last_login(entry: Entry) -> dt.datetime | None:
     return max(times) if times else None
 
 
+#: The attribute names of an entry, in its order -> those a fingerprint covers, sorted (a
+#: directory's entries have a few sets of names).
+_FINGERPRINTED: dict[tuple[str, ...], tuple[str, ...]] = {}
+_LEAD: dict[str, str] = {}  # attribute name -> what precedes its one value in a fingerprint
+
+
 def fingerprint(entry: Entry) -> str:
-    """A digest of what the tool read of an entry (DN and attributes), for the stale-plan check."""
-    h = hashlib.sha256(entry.dn.lower().encode())
-    for name in sorted(entry.attrs):
-        if name in VOLATILE:
-            continue
-        h.update(b"\0" + name.encode())
-        for value in sorted(entry.attrs[name]):
-            h.update(b"\1" + value.encode())
-    if entry.passwords:  # how many, never what: a second password added is a change
-        h.update(b"\2" + str(entry.passwords).encode())
-    return "sha256:" + h.hexdigest()[:32]
+    """A digest of what the tool read of an entry (DN and attributes), for the stale-plan check:
+    the SHA-256 of the lower-case DN, then for each attribute by name (not `VOLATILE`) NUL and
+    its name, and for each of its values, sorted, SOH and the value (UTF-8); then, when it has
+    passwords, STX and how many (never what: a second password added is a change).
+
+    One digest of one string: every entry read is fingerprinted (the directory's own fingerprint
+    covers them all), and a digest fed piece by piece took twice as long."""
+    attrs = entry.attrs
+    names = tuple(attrs)
+    order = _FINGERPRINTED.get(names)
+    if order is None:
+        order = tuple(sorted(n for n in names if n not in VOLATILE))
+        if len(_FINGERPRINTED) < 1024:
+            _FINGERPRINTED[names] = order
+    parts = [entry.dn.lower()]
+    add = parts.append
+    for name in order:
+        values = attrs[name]
+        if len(values) == 1:
+            lead = _LEAD.get(name)
+            if lead is None:
+                lead = "\0" + name + "\1"
+                if len(_LEAD) < 1024:
+                    _LEAD[name] = lead
+            add(lead)
+            add(values[0])
+        else:
+            add("\0" + name)
+            for value in sorted(values):
+                add("\1")
+                add(value)
+    if entry.passwords:
+        add(f"\2{entry.passwords}")
+    return "sha256:" + hashlib.sha256("".join(parts).encode()).hexdigest()[:32]
 
 
 def managed_digest(attrs: Mapping[str, Sequence[str]]) -> str:
