@@ -61,3 +61,21 @@ def test_parse_generalized_time() -> None:
     assert parse_time("000001010000Z") is None
     assert parse_time("garbage") is None
     assert parse_time(None) is None
+
+
+def test_elapsed_is_the_calendar_rule_at_every_hour_around_month_ends() -> None:
+    """`elapsed` compares with a deadline found once; it says what the calendar rule says,
+    local_day(now) >= add_months(local_day(since), months), for moments on both sides of month
+    ends, leap days and the province's midnight."""
+    from reconciler.rules.lifecycle import local_day
+
+    days = [(y, m, d) for y in (2027, 2028) for m in (2, 3) for d in (1, 28)]
+    nows = [at(*day, h) for day in [*days, (2028, 2, 29), (2028, 12, 31)] for h in (16, 17)]
+    nows += [at(2029, 1, 1, 17), at(2026, 6, 30, 23)]
+    for now in nows:
+        for months in (1, 3, 6, 12, 36):
+            start = now - dt.timedelta(days=31 * months + 40)
+            for hours in range(0, (80 + 31 * months) * 24, 7):
+                since = start + dt.timedelta(hours=hours)
+                rule = local_day(now) >= add_months(local_day(since), months)
+                assert elapsed(since, now, months) == rule, (since, now, months)

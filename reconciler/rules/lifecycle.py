@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
@@ -42,8 +43,29 @@ def local_day(moment: dt.datetime) -> dt.date:
 
 
 def elapsed(since: dt.datetime, now: dt.datetime, months: int) -> bool:
-    """True when `months` calendar months have passed since `since`, in the province's days."""
-    return local_day(now) >= add_months(local_day(since), months)
+    """True when `months` calendar months have passed since `since`, in the province's days:
+    `local_day(now) >= add_months(local_day(since), months)`, decided by comparing `since` with
+    the moment that day begins (`deadline`), found once per `now` and `months`: a plan asks for
+    every mailbox, and the time zone's arithmetic was a tenth of its time rules."""
+    if since.tzinfo is None:
+        return local_day(now) >= add_months(local_day(since), months)
+    return since < deadline(now, months)
+
+
+@functools.lru_cache(maxsize=64)
+def deadline(now: dt.datetime, months: int) -> dt.datetime:
+    """The first moment from which `months` have not passed by `now` (`elapsed`): the start, in
+    the province's time zone, of the day after the last day D with add_months(D, months) on or
+    before now's day. add_months never goes backwards as its day moves on, so every day up to D
+    has passed and none after it. In UTC, as the times read from the directory are."""
+    today = local_day(now)
+    day = add_months(today, -months)
+    one = dt.timedelta(days=1)
+    while add_months(day, months) > today:
+        day -= one
+    while add_months(day + one, months) <= today:
+        day += one
+    return dt.datetime.combine(day + one, dt.time(), ZONE).astimezone(dt.UTC)
 
 
 def months_between(since: dt.datetime, now: dt.datetime) -> int:
