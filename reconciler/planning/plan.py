@@ -88,6 +88,27 @@ def live_attrs(entry: Entry) -> dict[str, tuple[str, ...]]:
     return {attr: _values(entry, attr) for attr in MANAGED}
 
 
+_LOWER = {attr: attr.lower() for attr in MANAGED}
+
+
+def _as_desired(entry: Entry, after: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether `live_attrs(entry)` equals `after` (a mailbox's attributes), known without
+    building it: the entry holds exactly those values as read, and they are what `live_attrs`
+    would make of them (sorted, lower case where case does not count). Most mailboxes of most
+    plans; the others are compared in full."""
+    if after.keys() != _LOWER.keys():
+        return False
+    attrs, lower = entry.attrs, _LOWER
+    for attr, values in after.items():
+        if attrs.get(lower[attr], ()) != values:
+            return False
+        if len(values) > 1 and list(values) != sorted(values):
+            return False
+        if attr in CASELESS_ATTRS and any(v != v.lower() for v in values):
+            return False
+    return True
+
+
 def attribute_changes(
     before: Mapping[str, tuple[str, ...]], after: Mapping[str, tuple[str, ...]]
 ) -> tuple[Change, ...]:
@@ -560,6 +581,8 @@ def _diff(
     regulation: Regulation,
     applied: str | None = None,
 ) -> list[Operation]:
+    if entry.managed and _as_desired(entry, box.attrs):
+        return []  # nothing differs
     before = live_attrs(entry)
     after = dict(box.attrs)
     changes = attribute_changes(before, after)
