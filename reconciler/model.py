@@ -524,8 +524,10 @@ class Mailbox:
     suspension: Suspension | None
     person: Person | None
     loc: Loc
-    plain: str = ""  # the plain form of a person's address, when the regulation gave another
-    plain_holder: str = ""  # who holds `plain`, in words
+    #: for a mailbox to create: the plain form of a person's address, when the regulation gave
+    #: another, and who holds it, in words
+    plain: str = ""
+    plain_holder: str = ""
     regulation: str = ""  # the regulation governing it when not the inventory's ("")
 
     @property

@@ -650,7 +650,8 @@ class _Builder:
         if entry is not None:
             attrs["cn"] = _with_rdn(entry, "cn", attrs["cn"])
         plain = holder = ""
-        if person.address is None and person.id in self.parts_of:
+        # only a mailbox to create says why it does not get the plain form (`plan._create`)
+        if person.address is None and person.id in self.parts_of and entry is None:
             rule = rule_of(person.regulation) or self.regulation
             plain = rule.plain(self.parts_of[person.id], agency.abbreviation)
             plain = "" if plain == address.local else f"{plain}@{address.domain}"
