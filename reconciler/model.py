@@ -258,7 +258,13 @@ class Entry:
 
     @property
     def managed(self) -> bool:
-        return any(v.lower() == "govmailaccount" for v in self.all("objectClass"))
+        classes = self.attrs.get("objectclass", ())
+        found = _MANAGED.get(classes)
+        if found is None:
+            found = any(v.lower() == "govmailaccount" for v in classes)
+            if len(_MANAGED) < 1024:  # a directory's entries have a few lists of classes
+                _MANAGED[classes] = found
+        return found
 
     @property
     def key(self) -> str | None:
@@ -268,6 +274,9 @@ class Entry:
     def mail(self) -> str | None:
         mail = self.get("mail")
         return mail.lower() if mail else None
+
+
+_MANAGED: dict[tuple[str, ...], bool] = {}  # objectClass values -> Entry.managed
 
 
 def deleted_key(key: str) -> str:
