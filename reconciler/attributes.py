@@ -289,6 +289,13 @@ def parse_time(value: str | None) -> dt.datetime | None:
     for no value, `LOCKED`, a value that is not a time or one outside the years 1970–2199."""
     if not value:
         return None
+    if len(value) == 15 and value[14] == "Z" and value.isascii() and value[:14].isdigit():
+        # the form slapd writes, read by the C parser of ISO 8601's basic format: a plan reads
+        # three to five times per mailbox (a tenth of its time rules when sliced by hand)
+        try:
+            return dt.datetime.fromisoformat(f"{value[:8]}T{value[8:]}")
+        except ValueError:
+            pass  # not a real date: as below
     text = value.strip()
     if text == LOCKED:
         return None

@@ -79,3 +79,37 @@ def test_elapsed_is_the_calendar_rule_at_every_hour_around_month_ends() -> None:
                 since = start + dt.timedelta(hours=hours)
                 rule = local_day(now) >= add_months(local_day(since), months)
                 assert elapsed(since, now, months) == rule, (since, now, months)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20261123090000Z", "20280229235959Z", "20270229000000Z", "20261399000000Z",
+        "00000101000000Z", "99991231235959Z", "20261123090000.5Z", " 20261123090000Z",
+        "20261123090000+0700", "2026112309000Z", "٢٠٢٦1123090000Z", "000001010000Z", "",
+    ],
+)  # fmt: skip
+def test_parse_time_reads_slapd_form_as_it_always_did(value: str) -> None:
+    """The fast path for slapd's own form gives what parse_time gave before it."""
+    assert parse_time(value) == _parse_time_sliced(value)
+    if parse_time(value) is not None:
+        assert parse_time(value).tzinfo is UTC  # type: ignore[union-attr]
+
+
+def _parse_time_sliced(value: str) -> dt.datetime | None:
+    """parse_time as it was before its fast path."""
+    text = value.strip()
+    if not text or text == "000001010000Z":
+        return None
+    main = text.removesuffix("Z").partition(".")[0]
+    digits = main[:14]
+    if len(digits) == 14 and digits.isascii() and digits.isdigit():
+        try:
+            nums = (digits[:4], digits[4:6], digits[6:8], digits[8:10], digits[10:12], digits[12:])
+            return dt.datetime(*map(int, nums), tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        return dt.datetime.strptime(digits, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
