@@ -341,6 +341,22 @@ def test_paged_read_of_2500_entries(backend: Backend, tmp_path: Path) -> None:
     assert elapsed < 30  # bounded, not a benchmark
 
 
+def test_a_read_stopped_midway_leaves_the_connection_usable(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """python-ldap asks for the next page before the last is decoded: a reader that stops
+    midway leaves a request in flight, which is abandoned; what follows reads as usual."""
+    ldif = write_people_ldif(tmp_path / "many.ldif", SUFFIX, 2500, ou="many")
+    d = backend.reopen(ldif)
+    base = f"ou=many,{SUFFIX}"
+    reading = d.read(base, ["uid"])
+    first = [next(reading) for _ in range(1500)]
+    reading.close()
+    again = list(d.read(base, ["uid"]))
+    assert len(again) == 2501 and [e.dn for e in again[:1500]] == [e.dn for e in first]
+    assert d.get(first[-1].dn, ["uid"]) == first[-1]
+
+
 def test_progress_optional_and_streaming(backend: Backend) -> None:
     d = backend.directory
     iterator = d.read(backend.base, ["uid"])
