@@ -200,6 +200,14 @@ class _Allocator:
         return self.numbered(w.key, parts, first or "", abbr, reg), False
 
 
+def _lowered(addresses: Mapping[str, str]) -> Mapping[str, str]:
+    """`addresses` with lower-case keys: itself when they are (a plan's 100,000 addresses in
+    use are, and a copy of them was some 15 MB)."""
+    if all(a.isascii() and a.islower() for a in addresses):
+        return addresses
+    return {a.lower(): k for a, k in addresses.items()}
+
+
 def allocate(
     mailboxes: Sequence[Wanted],
     taken: Mapping[str, str],
@@ -258,8 +266,8 @@ def allocate(
             raise NamingError(f"the person {w.key!r} has no split name")
         seen.add(w.key)
     own_reserved = {r.strip().lower() for r in reserved}
-    taken_l = {a.lower(): k for a, k in taken.items()}
-    holders_l = {a.lower(): n for a, n in holders.items()}
+    taken_l = _lowered(taken)
+    holders_l = _lowered(holders)
     ordered = sorted(mailboxes, key=_order)
     state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l, set(seen))
     result: dict[str, Address] = {}
@@ -373,10 +381,15 @@ def allocate(
         rule = w.regulation or reg
         try:
             if w.kind is Kind.PERSON:
-                if w.parts is None or not rule.accepts(local, w.parts, w.agency_abbr):
+                if w.parts is None:
                     continue
-                plain = rule.plain(w.parts, w.agency_abbr)
-                clause = rule.person_clause if local == plain else rule.collision_clause
+                # the plain form is always one the regulation accepts: most people hold it
+                if local == rule.plain(w.parts, w.agency_abbr):
+                    clause = rule.person_clause
+                elif rule.accepts(local, w.parts, w.agency_abbr):
+                    clause = rule.collision_clause
+                else:
+                    continue
             elif local == fixed_local(w):
                 clause = rule.unit_clause if w.kind is Kind.UNIT else rule.agency_clause
             else:
