@@ -274,8 +274,8 @@ def allocate(
     problems: dict[str, str] = {}  # keys with a problem: no address is made up for them
     reg = regulation
 
-    def give(w: Wanted, local: str, dom: str, clause: str) -> None:
-        address = f"{local}@{dom}"
+    def give(w: Wanted, local: str, dom: str, clause: str, address: str | None = None) -> None:
+        address = address or f"{local}@{dom}"
         state.take(w.key, address, w.parts.full if w.parts else None)
         result[w.key] = Address(local, dom, clause)
 
@@ -371,8 +371,13 @@ def allocate(
     for w in ordered:
         if w.key in result or w.key in problems or w.current is None:
             continue
-        local = w.current.strip().lower().rpartition("@")[0]
+        current = w.current.strip()
+        if not (current.isascii() and current.islower()):
+            current = current.lower()
+        local = current.rpartition("@")[0]
         address = state.full(local)
+        if address == current:
+            address = current  # the str the caller holds, not a copy of it for each mailbox
         if not local or address in state.allocated:
             continue
         held_by = taken_l.get(address)
@@ -396,7 +401,7 @@ def allocate(
                 continue
         except NamingError:
             continue  # reported when it is allocated below
-        give(w, local, domain, clause)
+        give(w, local, domain, clause, address)
 
     # 3. newcomers and changed ones
     for w in ordered:
