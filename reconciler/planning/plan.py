@@ -88,25 +88,25 @@ def live_attrs(entry: Entry) -> dict[str, tuple[str, ...]]:
     return {attr: _values(entry, attr) for attr in MANAGED}
 
 
-_LOWER = {attr: attr.lower() for attr in MANAGED}
+_LOWER_NAMES = tuple(attr.lower() for attr in MANAGED)
+_NONE = tuple(() for _ in MANAGED)
+_CASELESS = tuple(sorted(CASELESS_ATTRS))
 
 
 def _as_desired(entry: Entry, after: Mapping[str, tuple[str, ...]]) -> bool:
     """Whether `live_attrs(entry)` equals `after` (a mailbox's attributes), known without
-    building it: the entry holds exactly those values as read, and they are what `live_attrs`
-    would make of them (sorted, lower case where case does not count). Most mailboxes of most
-    plans; the others are compared in full."""
-    if after.keys() != _LOWER.keys():
-        return False
-    attrs, lower = entry.attrs, _LOWER
-    for attr, values in after.items():
-        if attrs.get(lower[attr], ()) != values:
-            return False
-        if len(values) > 1 and list(values) != sorted(values):
-            return False
-        if attr in CASELESS_ATTRS and any(v != v.lower() for v in values):
-            return False
-    return True
+    building it when the entry holds exactly those values as read and they are one value each
+    (what `live_attrs` makes of one value: itself, lower case where case does not count). Most
+    mailboxes of most plans; the others are compared in full."""
+    if tuple(after) != MANAGED:
+        return live_attrs(entry) == after
+    values = list(after.values())
+    if list(map(entry.attrs.get, _LOWER_NAMES, _NONE)) != values:
+        return False  # some value differs as read (maybe only in case: then `_diff` compares)
+    if max(map(len, values)) > 1:
+        return live_attrs(entry) == after
+    caseless = "".join(v for attr in _CASELESS for v in after[attr])
+    return caseless == caseless.lower()
 
 
 def attribute_changes(
