@@ -22,23 +22,26 @@ Unicode) is kept as the `Entry` itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import overload
 
 from reconciler.model import Entry
 
 _VALUES = "\x00"  # between the values of an attribute
 _FIELDS = "\x01"  # between the DN and the attributes, and between attributes
+_PASSWORD = "userpassword"  # never kept: how many values it has only (`Entry.passwords`)
 
 
 class Packed(Sequence[Entry]):
     """Entries in the order appended, each packed (see the module docstring)."""
 
-    __slots__ = ("_slots", "_unpacked", "items", "names")
+    __slots__ = ("_raw", "_slots", "_unpacked", "items", "names")
 
     def __init__(self, entries: Sequence[Entry] = ()) -> None:
         self.names: list[str] = []  # attribute names in their packing order
         self._slots: dict[str, int] = {}
+        self._raw: dict[str, int] = {}  # attribute name as a server spells it -> slot, -1: not kept
         self.items: list[bytes | Entry] = []
         self._unpacked = 0  # entries kept as they are
         for entry in entries:
@@ -76,6 +79,68 @@ class Packed(Sequence[Entry]):
             return text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate
             return self._keep(entry)
+
+    def pack_raw(
+        self, dn: str, raw: Mapping[str, Sequence[bytes]], name_of: Callable[[str], str]
+    ) -> bytes | None:
+        """An entry packed straight from the values as an LDAP library returns them (UTF-8
+        bytes by attribute name as the server spells it; `name_of` gives the name in entries),
+        as `pack` would pack the `Entry` made of them: NFC, names in entries' spelling,
+        userPassword only as how many values it has. None when it cannot be (a value that is
+        not UTF-8, an empty value, a NUL or SOH of its own): the caller makes the `Entry` then.
+        No `Entry`, no str per value: reading 100,000 entries did both only to pack them."""
+        slots = self._raw
+        fields: list[bytes] = [b""] * len(self.names)
+        separators: dict[int, int] = {}  # NULs the values of a slot bring (a name spelled twice)
+        count = b""
+        for spelled, values in raw.items():
+            at = slots.get(spelled)
+            if at is None:
+                name = name_of(spelled)
+                if name == _PASSWORD:
+                    at = slots[spelled] = -1
+                else:
+                    at = self._slots.get(name)
+                    if at is None:
+                        at = self._slots[name] = len(self.names)
+                        self.names.append(name)
+                    slots[spelled] = at
+            if at < 0:
+                count = b"%d" % len(values)  # how many, never what
+                continue
+            if not values:
+                continue
+            if at >= len(fields):
+                fields.extend([b""] * (at + 1 - len(fields)))
+            if len(values) == 1:
+                fields[at] = values[0]
+                separators.pop(at, None)
+            else:
+                fields[at] = b"\x00".join(values)
+                separators[at] = len(values) - 1
+            if not all(values):
+                return None
+        try:
+            blob = b"\x01".join([dn.encode("utf-8"), count, *fields])
+        except UnicodeEncodeError:
+            return None
+        if (
+            blob.count(b"\x00") != sum(separators.values())
+            or blob.count(b"\x01") != len(fields) + 1
+        ):
+            return None
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            # NFC of the whole is NFC of each value: NUL and SOH never compose
+            blob = unicodedata.normalize("NFC", text).encode("utf-8")
+        return blob
+
+    def append_packed(self, item: bytes) -> None:
+        """Append what `pack_raw` made."""
+        self.items.append(item)
 
     def _keep(self, entry: Entry) -> Entry:
         self._unpacked += 1

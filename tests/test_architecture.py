@@ -143,6 +143,10 @@ def called(path: Path) -> set[str]:
     return found
 
 
+#: The calls that read the tool's part of the directory (`directory.snapshot`).
+READING = {"read_tree", "stream_tree", "read_tree_into"}
+
+
 def test_one_module_wires_the_pipeline() -> None:
     """Reading the directory and computing the plan meet in `planning.pipeline` alone: the
     commands, the report, publish and the tests call its steps instead of wiring them again."""
@@ -150,7 +154,7 @@ def test_one_module_wires_the_pipeline() -> None:
     wiring = sorted(
         str(path.relative_to(PACKAGE.parent))
         for path in sources
-        if "compute" in called(path) and called(path) & {"read_tree", "stream_tree"}
+        if "compute" in called(path) and called(path) & READING
     )
     assert wiring == ["reconciler/planning/pipeline.py"]
 

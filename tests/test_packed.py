@@ -91,3 +91,44 @@ def test_the_fingerprint_is_the_one_plans_always_had(entry: Entry) -> None:
     attrs = {**entry.attrs, "modifytimestamp": ("20260101000000Z",)}
     for one in (entry, Entry(entry.dn, attrs), PERSON):
         assert fingerprint(one) == _fingerprint_piece_by_piece(one)
+
+
+raw_values = st.lists(
+    st.sampled_from(
+        [b"a", b"Nguy\xe1\xbb\x85n", b"Nguye\xcc\x82\xcc\x83n", b"", b"\xff", b"x\x00y"]
+    )
+    | st.binary(max_size=6),
+    max_size=3,
+)
+raw_entries = st.dictionaries(
+    st.sampled_from(["cn", "CN", "mail", "userPassword", "objectClass", "govMailAlias", "Title"]),
+    raw_values,
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["cn=a,dc=x", "cn=Nguye\u0302\u0303n,dc=x"]), raw_entries),
+        max_size=5,
+    )
+)
+def test_packing_what_ldap_returns_is_packing_the_entry_made_of_it(
+    found: list[tuple[str, dict[str, list[bytes]]]],
+) -> None:
+    """python-ldap's reads pack the values as libldap returns them (`Packed.pack_raw`): what
+    comes back is the entry `ldapcommon.entry` makes of them (NFC, lower-case names,
+    userPassword as a count), or, when that cannot be packed exactly, nothing (the entry goes
+    in instead)."""
+    from reconciler.directory.ldapcommon import entry, entry_name
+
+    store = Packed()
+    for dn, raw in found:
+        made = entry(dn, raw)
+        packed = store.pack_raw(dn, raw, entry_name)
+        if packed is None:
+            store.append(made)
+        else:
+            store.append_packed(packed)
+        assert store[-1] == made

@@ -47,6 +47,7 @@ from types import TracebackType
 
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
+from reconciler.packed import Packed
 
 #: Operational attributes returned only when asked for by name.
 OPERATIONAL = (
@@ -163,6 +164,18 @@ class Directory(abc.ABC):
     ) -> Iterator[Entry]:
         """Every entry under `base_dn` (subtree, base included), streaming; `progress` gets the
         number of entries read so far, now and then."""
+
+    def read_into(
+        self,
+        base_dn: str,
+        attributes: Sequence[str],
+        store: Packed,
+        progress: Progress | None = None,
+    ) -> None:
+        """The entries of `read`, appended to `store`; a backend may pack them straight from
+        what it reads (`Packed.pack_raw`), without an `Entry` each."""
+        for entry in self.read(base_dn, attributes, progress):
+            store.append(entry)
 
     @abc.abstractmethod
     def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:

@@ -286,17 +286,25 @@ _NAMES: dict[str, str] = {}
 _SHARED: dict[tuple[str, tuple[bytes, ...]], tuple[str, ...]] = {}
 
 
+def entry_name(spelled: str) -> str:
+    """The name of an attribute in an `Entry` (lower case, one str for every entry), from the
+    name the server gave it. "userpassword" is never an attribute of an entry: only how many
+    values it has is kept (`Entry.passwords`)."""
+    key = _NAMES.get(spelled)
+    if key is None:
+        key = sys.intern(spelled.lower())
+        if len(_NAMES) < _CACHE_MAX:
+            _NAMES[spelled] = key
+    return key
+
+
 def entry(dn: str, raw_attributes: Mapping[str, Sequence[bytes]]) -> Entry:
     """An entry from its DN and its raw values (bytes) by attribute name, as read; userPassword
     only as how many values it has (`Entry.passwords`): the hashes are not kept."""
     attrs: dict[str, tuple[str, ...]] = {}
     passwords = None
     for name, raw in raw_attributes.items():
-        key = _NAMES.get(name)
-        if key is None:
-            key = sys.intern(name.lower())
-            if len(_NAMES) < _CACHE_MAX:
-                _NAMES[name] = key
+        key = entry_name(name)
         if key == "userpassword":
             passwords = len(raw)  # how many, never what
             continue

@@ -31,6 +31,7 @@ from reconciler.directory import ldapcommon as common
 from reconciler.directory.base import PAGE_SIZE, Answer, Pipeline, Progress, Write
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
+from reconciler.packed import Packed
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ _KIND = {common.REPLACE: ldap.MOD_REPLACE, common.DELETE: ldap.MOD_DELETE, commo
 _CONTROLS = {SimplePagedResultsControl.controlType: SimplePagedResultsControl}
 #: libldap's own failures (negative result codes) that mean the connection is gone or unusable.
 _GONE = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR)
+_EVERY = "(objectClass=*)"
 
 
 def _details(error: ldap.LDAPError) -> tuple[int | None, str, str]:
@@ -246,9 +248,35 @@ class PythonLdapDirectory(common.LdapServer):
     def _subtree(
         self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
     ) -> Iterator[Entry]:
-        """The pages of a subtree search, each asked for before the one before it is decoded:
-        the server prepares a page while this process turns the last one into entries (at
-        100,000 entries, about a second of waiting saved)."""
+        entry = common.entry
+        for page in self._raw_pages(base_dn, asked, search_filter, progress):
+            yield from [entry(dn, attrs) for dn, attrs in page]
+
+    def read_into(
+        self,
+        base_dn: str,
+        attributes: Sequence[str],
+        store: Packed,
+        progress: Progress | None = None,
+    ) -> None:
+        """The entries packed from the values as libldap returns them (`Packed.pack_raw`),
+        without an `Entry` each; those it cannot pack so go in as entries."""
+        pack, add, entry = store.pack_raw, store.append_packed, common.entry
+        name = common.entry_name
+        for page in self._raw_pages(base_dn, common.wanted(attributes), _EVERY, progress):
+            for dn, attrs in page:
+                packed = pack(dn, attrs, name)
+                if packed is None:
+                    store.append(entry(dn, attrs))
+                else:
+                    add(packed)
+
+    def _raw_pages(
+        self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
+    ) -> Iterator[list[tuple[str, dict[str, list[bytes]]]]]:
+        """The pages of a subtree search as libldap returns them, each asked for before the one
+        before it is decoded: the server prepares a page while this process turns the last one
+        into entries (at 100,000 entries, about a second of waiting saved)."""
         conn = self._conn
         what = f"reading {base_dn}"
 
@@ -280,12 +308,11 @@ class PythonLdapDirectory(common.LdapServer):
                 )
                 if cookie:
                     pending = ask(cookie)
-                entry = common.entry
-                entries = [entry(dn, attrs) for dn, attrs in data if dn is not None]
+                page = [(dn, attrs) for dn, attrs in data if dn is not None]
                 del data
-                count += len(entries)
-                yield from entries
-                del entries
+                count += len(page)
+                yield page
+                del page
                 if progress is not None:
                     progress(count)
         except ldap.LDAPError as error:

@@ -12,6 +12,7 @@ from reconciler.directory.ldif import format_entries
 from reconciler.dn import normalize_dn, parent_dn
 from reconciler.errors import DirectoryError, NoSuchEntry
 from reconciler.model import Entry
+from reconciler.packed import Packed
 
 #: Attributes never exported, whatever their case: secrets and password hashes.
 SECRET = frozenset(
@@ -62,6 +63,27 @@ def stream_tree(
     except NoSuchEntry:
         if started:  # the base went away in the middle of the read
             raise
+    _missing_base(directory, base_dn)
+
+
+def read_tree_into(
+    directory: Directory,
+    base_dn: str,
+    attributes: Sequence[str],
+    store: Packed,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """`read_tree`, appended to `store` as the directory sends them (`Directory.read_into`)."""
+    try:
+        directory.read_into(base_dn, attributes, store, progress)
+    except NoSuchEntry:
+        if store:  # the base went away in the middle of the read
+            raise
+        _missing_base(directory, base_dn)
+
+
+def _missing_base(directory: Directory, base_dn: str) -> None:
+    """A base that does not exist: nothing to read, unless its parent is missing too."""
     parent = parent_dn(base_dn)
     if directory.url.startswith("ldif:") or not parent:
         return

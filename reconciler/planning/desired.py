@@ -467,6 +467,12 @@ class Surveyed(Packed):
             self.survey.add(entry)
             super().append(entry)
 
+    def append_packed(self, item: bytes) -> None:
+        entry = self.unpack(item)
+        if self.skip is None or not self.skip(entry):
+            self.survey.add(entry)
+            super().append_packed(item)
+
 
 class Mailboxes(Mapping[str, "Mailbox"]):
     """The desired mailboxes by stable id, each built when it is asked for and not kept.

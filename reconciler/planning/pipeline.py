@@ -20,7 +20,7 @@ from reconciler.attributes import HISTORY_READ, READ, SOURCE_READ, TOMBSTONE, hi
 from reconciler.directory import replicas
 from reconciler.directory.base import Directory
 from reconciler.directory.history import is_audit, records
-from reconciler.directory.snapshot import stream_tree
+from reconciler.directory.snapshot import read_tree_into
 from reconciler.errors import InventoryError, NoSuchEntry
 from reconciler.inventory import loader
 from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
@@ -76,13 +76,15 @@ def read(
     Streamed: each entry is surveyed for the plan and packed as it arrives (`desired.Surveyed`:
     at 100,000 mailboxes some 45 MB instead of 140 MB of entry objects)."""
     base = loaded.inventory.settings.base_dn
-    found = desired.Surveyed(loaded.inventory.settings)
     with paused():
         history = read_history(directory, base)
         seen = {e.dn.lower() for e in history}
-        for entry in stream_tree(directory, base, READ, progress):
-            if not is_audit(entry) and (not seen or entry.dn.lower() not in seen):
-                found.append(entry)
+        found = desired.Surveyed(
+            loaded.inventory.settings,
+            lambda entry: is_audit(entry) or (bool(seen) and entry.dn.lower() in seen),
+        )
+        read_tree_into(directory, base, READ, found, progress)
+        found.skip = None
         for entry in history:
             found.append(entry)
     return found
