@@ -289,7 +289,13 @@ def parse_time(value: str | None) -> dt.datetime | None:
     for no value, `LOCKED`, a value that is not a time or one outside the years 1970–2199."""
     if not value:
         return None
-    if len(value) == 15 and value[14] == "Z" and value.isascii() and value[:14].isdigit():
+    if (
+        len(value) == 15
+        and value[14] == "Z"
+        and value.isascii()
+        and value[:14].isdigit()
+        and "1970" <= value[:4] < "2200"  # _YEARS
+    ):
         # the form slapd writes, read by the C parser of ISO 8601's basic format: a plan reads
         # three to five times per mailbox (a tenth of its time rules when sliced by hand)
         try:
