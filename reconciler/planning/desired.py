@@ -726,6 +726,8 @@ def mailboxes(
 def _with_rdn(entry: Entry, attr: str, values: tuple[str, ...]) -> tuple[str, ...]:
     """`values` of `attr`, with the value naming the entry when its DN is named by `attr` (an
     adopted legacy entry `cn=Nguyễn Văn A,ou=…` keeps its cn: LDAP refuses to remove it)."""
+    if entry.dn.partition("=")[0].strip().lower() != attr:
+        return values  # named by another attribute (the tool's uid=…): nothing to parse
     try:
         rdn_attr, named = parse_dn(entry.dn)[0]
     except (ValueError, IndexError):
