@@ -284,11 +284,28 @@ def mailbox_dn(local: str, container: str) -> str:
 _YEARS = range(1970, 2200)
 
 
+#: Times read, by value: a plan reads three to five per mailbox, most of them more than once
+#: (the time rules and the password rules read the same stamps), and slapd gives many entries
+#: the same createTimestamp. Cleared when full.
+_PARSED: dict[str, dt.datetime | None] = {}
+_UNREAD = object()
+
+
 def parse_time(value: str | None) -> dt.datetime | None:
     """An LDAP GeneralizedTime (`20261123090000Z`, fractions allowed) as an aware datetime; None
     for no value, `LOCKED`, a value that is not a time or one outside the years 1970–2199."""
     if not value:
         return None
+    parsed = _PARSED.get(value, _UNREAD)
+    if parsed is not _UNREAD:
+        return parsed  # type: ignore[return-value]
+    if len(_PARSED) >= 4096:
+        _PARSED.clear()
+    parsed = _PARSED[value] = _parse_time(value)
+    return parsed
+
+
+def _parse_time(value: str) -> dt.datetime | None:
     if (
         len(value) == 15
         and value[14] == "Z"

@@ -12,19 +12,20 @@ DN and the values, separated by control characters, about 45 MB.
     for entry in entries:  # each unpacked in turn, none kept
         ...
 
-The attribute names are numbered as they are first met (`Packed.names`): an entry is its DN, how
-many passwords it has (`Entry.passwords`, empty when not read), then the values of each numbered
-attribute in that order, multiple values separated by NUL, fields by SOH, an attribute the entry
-lacks an empty field. What that cannot say exactly (a value holding
-NUL or SOH, an attribute without values, a value that is the empty string, text that is not valid
-Unicode) is kept as the `Entry` itself.
+An entry's attribute names, in its order, are its shape (`Packed.shapes`; a directory's entries
+have a few): an entry is its shape's number (with `:` and how many passwords it has,
+`Entry.passwords`, when they were read), its DN, then the values of each of its attributes,
+multiple values separated by NUL, fields by SOH. Packing is then one join in C, not a step per
+attribute. What that cannot say exactly (a value holding NUL or SOH, an attribute without
+values, a value that is the empty string, text that is not valid Unicode) is kept as the
+`Entry` itself.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import overload
+from typing import AnyStr, overload
 
 from reconciler.model import Entry
 
@@ -36,12 +37,14 @@ _PASSWORD = "userpassword"  # never kept: how many values it has only (`Entry.pa
 class Packed(Sequence[Entry]):
     """Entries in the order appended, each packed (see the module docstring)."""
 
-    __slots__ = ("_raw", "_slots", "_unpacked", "items", "names")
+    __slots__ = ("_raw", "_shape_of", "_unpacked", "items", "shapes")
 
     def __init__(self, entries: Sequence[Entry] = ()) -> None:
-        self.names: list[str] = []  # attribute names in their packing order
-        self._slots: dict[str, int] = {}
-        self._raw: dict[str, int] = {}  # attribute name as a server spells it -> slot, -1: not kept
+        self.shapes: list[tuple[str, ...]] = []  # attribute names of entries, by number
+        self._shape_of: dict[tuple[str, ...], bytes] = {}  # names -> number (ASCII digits)
+        #: names as a server spells them -> (number, where userPassword is or -1), or None
+        #: when packing them cannot be exact (two spellings of one name)
+        self._raw: dict[tuple[str, ...], tuple[bytes, int] | None] = {}
         self.items: list[bytes | Entry] = []
         self._unpacked = 0  # entries kept as they are
         for entry in entries:
@@ -50,31 +53,23 @@ class Packed(Sequence[Entry]):
     def append(self, entry: Entry) -> None:
         self.items.append(self.pack(entry))
 
+    def _shape(self, names: tuple[str, ...]) -> bytes:
+        shape = self._shape_of.get(names)
+        if shape is None:
+            shape = self._shape_of[names] = str(len(self.shapes)).encode()
+            self.shapes.append(names)
+        return shape
+
     def pack(self, entry: Entry) -> bytes | Entry:
         """`entry` packed, or itself when packing cannot keep it exactly."""
-        slots = self._slots
-        fields = [""] * len(slots)
-        separators = 0  # NULs the values bring
-        for name, values in entry.attrs.items():
-            at = slots.get(name)
-            if at is None:
-                at = slots[name] = len(self.names)
-                self.names.append(name)
-                fields.append("")
-            if len(values) == 1:
-                value = values[0]
-                if not value:
-                    return self._keep(entry)
-                fields[at] = value
-            else:
-                if not values or "" in values:
-                    return self._keep(entry)
-                fields[at] = _VALUES.join(values)
-                separators += len(values) - 1
-        count = "" if entry.passwords is None else str(entry.passwords)
-        text = _FIELDS.join((entry.dn, count, *fields))
-        if text.count(_VALUES) != separators or text.count(_FIELDS) != len(fields) + 1:
-            return self._keep(entry)  # a NUL or SOH of its own
+        attrs = entry.attrs
+        head = self._shape(tuple(attrs)).decode()
+        if entry.passwords is not None:
+            head = f"{head}:{entry.passwords}"
+        values = list(attrs.values())
+        text = _FIELDS.join([head, entry.dn, *map(_VALUES.join, values)])
+        if not _exact(text, values, _VALUES, _FIELDS):
+            return self._keep(entry)
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate
@@ -89,45 +84,22 @@ class Packed(Sequence[Entry]):
         userPassword only as how many values it has. None when it cannot be (a value that is
         not UTF-8, an empty value, a NUL or SOH of its own): the caller makes the `Entry` then.
         No `Entry`, no str per value: reading 100,000 entries did both only to pack them."""
-        slots = self._raw
-        fields: list[bytes] = [b""] * len(self.names)
-        separators: dict[int, int] = {}  # NULs the values of a slot bring (a name spelled twice)
-        count = b""
-        for spelled, values in raw.items():
-            at = slots.get(spelled)
-            if at is None:
-                name = name_of(spelled)
-                if name == _PASSWORD:
-                    at = slots[spelled] = -1
-                else:
-                    at = self._slots.get(name)
-                    if at is None:
-                        at = self._slots[name] = len(self.names)
-                        self.names.append(name)
-                    slots[spelled] = at
-            if at < 0:
-                count = b"%d" % len(values)  # how many, never what
-                continue
-            if not values:
-                continue
-            if at >= len(fields):
-                fields.extend([b""] * (at + 1 - len(fields)))
-            if len(values) == 1:
-                fields[at] = values[0]
-                separators.pop(at, None)
-            else:
-                fields[at] = b"\x00".join(values)
-                separators[at] = len(values) - 1
-            if not all(values):
-                return None
+        spelled = tuple(raw)
         try:
-            blob = b"\x01".join([dn.encode("utf-8"), count, *fields])
+            known = self._raw[spelled]
+        except KeyError:
+            known = self._raw[spelled] = self._raw_shape(spelled, name_of)
+        if known is None:
+            return None
+        shape, password = known
+        values = list(raw.values())
+        if password >= 0:
+            shape += b":%d" % len(values.pop(password))  # how many, never what
+        try:
+            blob = b"\x01".join([shape, dn.encode("utf-8"), *map(b"\x00".join, values)])
         except UnicodeEncodeError:
             return None
-        if (
-            blob.count(b"\x00") != sum(separators.values())
-            or blob.count(b"\x01") != len(fields) + 1
-        ):
+        if not _exact(blob, values, b"\x00", b"\x01"):
             return None
         try:
             text = blob.decode("utf-8")
@@ -137,6 +109,17 @@ class Packed(Sequence[Entry]):
             # NFC of the whole is NFC of each value: NUL and SOH never compose
             blob = unicodedata.normalize("NFC", text).encode("utf-8")
         return blob
+
+    def _raw_shape(
+        self, spelled: tuple[str, ...], name_of: Callable[[str], str]
+    ) -> tuple[bytes, int] | None:
+        names = [name_of(name) for name in spelled]
+        if len(set(names)) != len(names):
+            return None  # one name spelled twice: `ldapcommon.entry` knows which one wins
+        password = names.index(_PASSWORD) if _PASSWORD in names else -1
+        if password >= 0:
+            del names[password]
+        return self._shape(tuple(names)), password
 
     def append_packed(self, item: bytes) -> None:
         """Append what `pack_raw` made."""
@@ -149,13 +132,13 @@ class Packed(Sequence[Entry]):
     def unpack(self, item: bytes | Entry) -> Entry:
         if type(item) is not bytes:
             return item  # type: ignore[return-value]
-        dn, count, *fields = item.decode("utf-8").split(_FIELDS)
+        head, dn, *fields = item.decode("utf-8").split(_FIELDS)
+        shape, _, count = head.partition(":")
         return Entry(
             dn,
             {
                 name: (field,) if _VALUES not in field else tuple(field.split(_VALUES))
-                for name, field in zip(self.names, fields, strict=False)
-                if field
+                for name, field in zip(self.shapes[int(shape)], fields, strict=True)
             },
             int(count) if count else None,
         )
@@ -181,3 +164,17 @@ class Packed(Sequence[Entry]):
 
     def __repr__(self) -> str:
         return f"<{len(self.items):,} packed entries, {self._unpacked:,} kept as they are>"
+
+
+def _exact(packed: AnyStr, values: Sequence[Sequence[AnyStr]], nul: AnyStr, soh: AnyStr) -> bool:
+    """Whether `packed` (shape, DN, then `values` joined) unpacks to exactly those values: no
+    NUL or SOH of their own, no empty value, no attribute without values."""
+    if packed.count(nul) != sum(map(len, values)) - len(values):
+        return False
+    if packed.count(soh) != len(values) + 1:
+        return False
+    if packed.endswith((nul, soh)) and values:
+        return False
+    return not (
+        soh + soh in packed or nul + nul in packed or soh + nul in packed or nul + soh in packed
+    )
