@@ -511,7 +511,16 @@ class _Builder:
     regulation: Regulation
     default_quota: int
     taken: Mapping[str, str] = field(default_factory=dict)
-    people: Mapping[str, Person] = field(default_factory=dict)
+    inventory_people: Sequence[Person] = ()
+    #: `inventory_people` by id, made the first time a collision is put in words (most plans
+    #: have none, and at 100,000 mailboxes the index is some 5 MB)
+    _people: dict[str, Person] = field(default_factory=dict)
+
+    @property
+    def people(self) -> Mapping[str, Person]:
+        if not self._people and self.inventory_people:
+            self._people.update((p.id, p) for p in self.inventory_people)
+        return self._people
 
     def holder(self, address: str, person: Person) -> str:
         """Who holds `address`, which `person` would have had, in words: named, and for a
@@ -701,12 +710,13 @@ def mailboxes(
     build = _Builder(
         live=live,
         addresses=addresses,
-        parts_of={w.key: w.parts for w in wanted if w.parts is not None},
+        # only a mailbox to create is told why it does not get the plain form (`person`)
+        parts_of={w.key: w.parts for w in wanted if w.parts is not None and w.key not in live},
         agencies={a.id: a for a in inventory.agencies},
         regulation=regulation,
         default_quota=settings.quota if settings.quota is not None else regulation.default_quota,
         taken=taken,
-        people={p.id: p for p in inventory.people},
+        inventory_people=inventory.people,
     )
     sources: dict[str, Any] = {}
     for agency in inventory.agencies:

@@ -269,7 +269,7 @@ def allocate(
     taken_l = _lowered(taken)
     holders_l = _lowered(holders)
     ordered = sorted(mailboxes, key=_order)
-    state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l, set(seen))
+    state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l, seen)  # seen: no copy
     result: dict[str, Address] = {}
     problems: dict[str, str] = {}  # keys with a problem: no address is made up for them
     reg = regulation
