@@ -8,7 +8,8 @@ For each size N it generates a synthetic province (`reconciler.devtools.synth`),
 that province converges to into a throwaway slapd with `slapadd -q`, and measures, each command in
 its own process, `--repeat` times (the median is shown):
 
-- `reconciler validate` of the inventory;
+- `reconciler validate` of the inventory, beside iterating libyaml's parse events over the same
+  files (`benchmarks/yaml_events.py`) and the start-up of `reconciler --version`;
 - `reconciler plan` with no changes, with 1 % and with 10 % of the people changed (transfers,
   renames, title changes and removals in equal parts), beside `ldapsearch -E pr=1000/noprompt`
   of the same entries and attributes, and the bare paged reads of them with ldap3
@@ -269,6 +270,12 @@ class Bench:
 
     def reads(self) -> None:
         n = self.entries
+        self.row("startup", "reconciler --version (start-up)", 1, "runs").runs.append(
+            measure(self.reconciler("--version"))
+        )
+        self.row("yaml", "yaml.parse events, CLoader (baseline)", self.n, "staff").runs.append(
+            measure([PY, "-m", "benchmarks.yaml_events", str(self.base)])
+        )
         self.row("validate", "validate", self.n, "staff").runs.append(
             measure(self.reconciler("validate", str(self.base)))
         )
@@ -362,6 +369,14 @@ class Bench:
                     item[f"vs {label}"] = row.rate / other.rate
                 else:  # time relative to the baseline's
                     item[f"vs {label}"] = row.seconds / other.seconds
+            if key == "validate" and {"yaml", "startup"} <= self.rows.keys():
+                # issue 20's measure: validate less the start-up, against libyaml's events
+                startup = self.rows["startup"].seconds
+                item["vs yaml.parse, less start-up"] = (row.seconds - startup) / self.rows[
+                    "yaml"
+                ].seconds
+            if key.startswith("plan"):  # peak memory beyond the interpreter, per mailbox
+                item["KB/mailbox"] = (row.peak_mb - self.interpreter_mb) * 1024 / self.n
             out[key] = item
         return out
 
@@ -426,6 +441,8 @@ def table(
                 for k, v in row.items()
                 if k.startswith("vs ") and isinstance(v, float)
             )
+            if "KB/mailbox" in row:
+                ratios += f"; {float(row['KB/mailbox']):.2f} KB/mailbox beyond the interpreter"
             lines.append(
                 f"| {row['command']} | {row['backend']} | {row['seconds']:.2f} "
                 f"| {row['rate']:,.0f} {row['unit']}/s | {row['peak_mb']:.0f} | {ratios} |"
