@@ -19,6 +19,11 @@ multiple values separated by NUL, fields by SOH. Packing is then one join in C, 
 attribute. What that cannot say exactly (a value holding NUL or SOH, an attribute without
 values, a value that is the empty string, text that is not valid Unicode) is kept as the
 `Entry` itself.
+
+The values of the attributes most entries share a few of (`COMMON`: object classes, agency,
+unit, title, …) are numbered as they are first met and packed as STX and their number
+(`Packed.common`): at 100,000 mailboxes they were 19 of the 41 MB packed, and an entry unpacked
+holds the one tuple of them.
 """
 
 from __future__ import annotations
@@ -32,19 +37,56 @@ from reconciler.model import Entry
 _VALUES = "\x00"  # between the values of an attribute
 _FIELDS = "\x01"  # between the DN and the attributes, and between attributes
 _PASSWORD = "userpassword"  # never kept: how many values it has only (`Entry.passwords`)
+_COMMON = "\x02"  # before the number of a common value
+#: Attributes whose values many entries share (`ldapcommon` shares them between entries too).
+COMMON = frozenset(
+    {
+        "objectclass",
+        "o",
+        "ou",
+        "sn",
+        "givenname",
+        "title",
+        "govmailkind",
+        "govmailagency",
+        "govmailunit",
+        "govmailmanager",
+        "govmailquota",
+        "govmailquotadecision",
+        "govmailsuspendreason",
+        "pwdreset",
+    }
+)
+_MAX_COMMON = 1 << 14  # common values numbered, at most (past that, packed as they are)
 
 
 class Packed(Sequence[Entry]):
     """Entries in the order appended, each packed (see the module docstring)."""
 
-    __slots__ = ("_raw", "_shape_of", "_unpacked", "items", "shapes")
+    __slots__ = (
+        "_common_at",
+        "_common_raw",
+        "_common_text",
+        "_raw",
+        "_shape_of",
+        "_unpacked",
+        "common",
+        "items",
+        "shapes",
+    )
 
     def __init__(self, entries: Sequence[Entry] = ()) -> None:
         self.shapes: list[tuple[str, ...]] = []  # attribute names of entries, by number
         self._shape_of: dict[tuple[str, ...], bytes] = {}  # names -> number (ASCII digits)
-        #: names as a server spells them -> (number, where userPassword is or -1), or None
-        #: when packing them cannot be exact (two spellings of one name)
-        self._raw: dict[tuple[str, ...], tuple[bytes, int] | None] = {}
+        self._common_at: list[tuple[int, ...]] = []  # by shape: where its `COMMON` names are
+        #: names as a server spells them -> (number, where userPassword is or -1, where the
+        #: `COMMON` names are once it is left out), or None when packing them cannot be exact
+        #: (two spellings of one name)
+        self._raw: dict[tuple[str, ...], tuple[bytes, int, tuple[int, ...]] | None] = {}
+        #: the common values by what stands for them (STX and a number), and back
+        self.common: dict[str, tuple[str, ...]] = {}
+        self._common_text: dict[str, str] = {}  # values joined by NUL -> STX and number
+        self._common_raw: dict[bytes, bytes] = {}  # the same, as UTF-8 bytes read
         self.items: list[bytes | Entry] = []
         self._unpacked = 0  # entries kept as they are
         for entry in entries:
@@ -58,17 +100,60 @@ class Packed(Sequence[Entry]):
         if shape is None:
             shape = self._shape_of[names] = str(len(self.shapes)).encode()
             self.shapes.append(names)
+            self._common_at.append(tuple(i for i, n in enumerate(names) if n in COMMON))
         return shape
+
+    def _number(self, values: tuple[str, ...]) -> str | None:
+        """What stands for `values` of a `COMMON` attribute from now on; None when they
+        cannot be numbered (full, or values that packing cannot keep as they are)."""
+        if len(self.common) >= _MAX_COMMON or not all(values):
+            return None
+        joined = _VALUES.join(values)
+        if any(c in joined for c in (_FIELDS, _COMMON)) or joined.count(_VALUES) != len(values) - 1:
+            return None
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        code = f"{_COMMON}{len(self.common)}"
+        self.common[code] = values
+        self._common_text[joined] = code
+        return code
+
+    def _number_raw(self, joined: bytes, values: Sequence[bytes]) -> bytes | None:
+        """`_number` of the values as read (UTF-8, perhaps not NFC)."""
+        try:
+            text = tuple(unicodedata.normalize("NFC", v.decode("utf-8")) for v in values)
+        except UnicodeDecodeError:
+            return None
+        code = self._common_text.get(_VALUES.join(text)) or self._number(text)
+        if code is None:
+            return None
+        self._common_raw[joined] = code.encode()
+        return self._common_raw[joined]
 
     def pack(self, entry: Entry) -> bytes | Entry:
         """`entry` packed, or itself when packing cannot keep it exactly."""
         attrs = entry.attrs
-        head = self._shape(tuple(attrs)).decode()
+        shape = self._shape(tuple(attrs))
+        head = shape.decode()
         if entry.passwords is not None:
             head = f"{head}:{entry.passwords}"
         values = list(attrs.values())
-        text = _FIELDS.join([head, entry.dn, *map(_VALUES.join, values)])
-        if not _exact(text, values, _VALUES, _FIELDS):
+        fields = list(map(_VALUES.join, values))
+        common = self._common_text
+        numbered = separators = 0  # common values numbered, and the NULs they take away
+        for at in self._common_at[int(shape)]:
+            code = common.get(fields[at]) or self._number(tuple(values[at]))
+            if code is not None:
+                fields[at] = code
+                numbered += 1
+                separators += len(values[at]) - 1
+        text = _FIELDS.join([head, entry.dn, *fields])
+        if (
+            not _exact(text, values, _VALUES, _FIELDS, separators)
+            or text.count(_COMMON) != numbered
+        ):
             return self._keep(entry)
         try:
             return text.encode("utf-8")
@@ -91,15 +176,26 @@ class Packed(Sequence[Entry]):
             known = self._raw[spelled] = self._raw_shape(spelled, name_of)
         if known is None:
             return None
-        shape, password = known
+        shape, password, common_at = known
         values = list(raw.values())
         if password >= 0:
             shape += b":%d" % len(values.pop(password))  # how many, never what
+        fields = list(map(b"\x00".join, values))
+        common = self._common_raw
+        numbered = separators = 0  # common values numbered, and the NULs they take away
+        for at in common_at:
+            code = common.get(fields[at]) or self._number_raw(fields[at], values[at])
+            if code is not None:
+                fields[at] = code
+                numbered += 1
+                separators += len(values[at]) - 1
         try:
-            blob = b"\x01".join([shape, dn.encode("utf-8"), *map(b"\x00".join, values)])
+            blob = b"\x01".join([shape, dn.encode("utf-8"), *fields])
         except UnicodeEncodeError:
             return None
-        if not _exact(blob, values, b"\x00", b"\x01"):
+        if not _exact(blob, values, b"\x00", b"\x01", separators):
+            return None
+        if blob.count(b"\x02") != numbered:
             return None
         try:
             text = blob.decode("utf-8")
@@ -112,14 +208,15 @@ class Packed(Sequence[Entry]):
 
     def _raw_shape(
         self, spelled: tuple[str, ...], name_of: Callable[[str], str]
-    ) -> tuple[bytes, int] | None:
+    ) -> tuple[bytes, int, tuple[int, ...]] | None:
         names = [name_of(name) for name in spelled]
         if len(set(names)) != len(names):
             return None  # one name spelled twice: `ldapcommon.entry` knows which one wins
         password = names.index(_PASSWORD) if _PASSWORD in names else -1
         if password >= 0:
             del names[password]
-        return self._shape(tuple(names)), password
+        shape = self._shape(tuple(names))
+        return shape, password, self._common_at[int(shape)]
 
     def append_packed(self, item: bytes) -> None:
         """Append what `pack_raw` made."""
@@ -134,10 +231,15 @@ class Packed(Sequence[Entry]):
             return item  # type: ignore[return-value]
         head, dn, *fields = item.decode("utf-8").split(_FIELDS)
         shape, _, count = head.partition(":")
+        common = self.common
         return Entry(
             dn,
             {
-                name: (field,) if _VALUES not in field else tuple(field.split(_VALUES))
+                name: common[field]
+                if field[0] == _COMMON
+                else (field,)
+                if _VALUES not in field
+                else tuple(field.split(_VALUES))
                 for name, field in zip(self.shapes[int(shape)], fields, strict=True)
             },
             int(count) if count else None,
@@ -166,10 +268,13 @@ class Packed(Sequence[Entry]):
         return f"<{len(self.items):,} packed entries, {self._unpacked:,} kept as they are>"
 
 
-def _exact(packed: AnyStr, values: Sequence[Sequence[AnyStr]], nul: AnyStr, soh: AnyStr) -> bool:
-    """Whether `packed` (shape, DN, then `values` joined) unpacks to exactly those values: no
-    NUL or SOH of their own, no empty value, no attribute without values."""
-    if packed.count(nul) != sum(map(len, values)) - len(values):
+def _exact(
+    packed: AnyStr, values: Sequence[Sequence[AnyStr]], nul: AnyStr, soh: AnyStr, numbered: int
+) -> bool:
+    """Whether `packed` (shape, DN, then `values` joined, `numbered` of their NULs in common
+    values packed as their number) unpacks to exactly those values: no NUL or SOH of their own,
+    no empty value, no attribute without values."""
+    if packed.count(nul) != sum(map(len, values)) - len(values) - numbered:
         return False
     if packed.count(soh) != len(values) + 1:
         return False

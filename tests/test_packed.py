@@ -39,11 +39,13 @@ def test_what_packing_cannot_say_is_kept_as_it_is() -> None:
         Entry("cn=a,dc=x", {"cn": ("a", "")}),
         Entry("cn=a,dc=x", {"cn": ()}),  # an attribute without values
         Entry("cn=a,dc=x", {"cn": ("\ud800",)}),  # not valid Unicode
+        Entry("cn=a,dc=x", {"title": ("\x020",)}),  # what a common value is packed as
+        Entry("cn=a\x02,dc=x", {"title": ("a",)}),
     ]
     store = Packed(odd)
     assert list(store) == odd
     assert not any(type(item) is bytes for item in store.items)
-    assert "6 kept as they are" in repr(store)
+    assert "8 kept as they are" in repr(store)
 
 
 values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
@@ -85,6 +87,16 @@ def _fingerprint_piece_by_piece(entry: Entry) -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
+def test_common_values_are_packed_once_and_come_back_as_they_were() -> None:
+    """The values many entries share (object classes, agency, title…) are packed as a number:
+    every entry holding them unpacks to them, one tuple for all."""
+    other = Entry("uid=b,dc=x", {**PERSON.attrs, "uid": ("b",)})
+    store = Packed([PERSON, other])
+    assert list(store) == [PERSON, other] and len(store.common) == 1
+    assert store[0].attrs["objectclass"] is store[1].attrs["objectclass"]
+    assert not any(b"govMailAccount" in item for item in store.items)  # numbered once
+
+
 @settings(max_examples=200, deadline=None)
 @given(entries)
 def test_the_fingerprint_is_the_one_plans_always_had(entry: Entry) -> None:
@@ -95,7 +107,7 @@ def test_the_fingerprint_is_the_one_plans_always_had(entry: Entry) -> None:
 
 raw_values = st.lists(
     st.sampled_from(
-        [b"a", b"Nguy\xe1\xbb\x85n", b"Nguye\xcc\x82\xcc\x83n", b"", b"\xff", b"x\x00y"]
+        [b"a", b"Nguy\xe1\xbb\x85n", b"Nguye\xcc\x82\xcc\x83n", b"", b"\xff", b"x\x00y", b"\x020"]
     )
     | st.binary(max_size=6),
     max_size=3,
