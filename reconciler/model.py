@@ -250,11 +250,11 @@ class Entry:
     passwords: int | None = None
 
     def get(self, name: str) -> str | None:
-        values = self.attrs.get(name.lower())
+        values = self.attrs.get(_LOWER.get(name) or _lower(name))
         return values[0] if values else None
 
     def all(self, name: str) -> tuple[str, ...]:
-        return self.attrs.get(name.lower(), ())
+        return self.attrs.get(_LOWER.get(name) or _lower(name), ())
 
     @property
     def managed(self) -> bool:
@@ -277,6 +277,15 @@ class Entry:
 
 
 _MANAGED: dict[tuple[str, ...], bool] = {}  # objectClass values -> Entry.managed
+#: attribute names as the code spells them -> lower case (a plan asks an entry some 16 times)
+_LOWER: dict[str, str] = {}
+
+
+def _lower(name: str) -> str:
+    lowered = name.lower()
+    if len(_LOWER) < 1024:
+        _LOWER[name] = lowered
+    return lowered
 
 
 def deleted_key(key: str) -> str:
