@@ -6,11 +6,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from reconciler.attributes import MANAGED
 from reconciler.errors import UnsafePlan
 from reconciler.inventory import loader as inventory
-from reconciler.model import Action, Entry, Limits, Operation, Plan
-from reconciler.planning.plan import Context, check_limits, compute
+from reconciler.model import Action, Change, Entry, Limits, Operation, Plan
+from reconciler.planning.plan import Context, attribute_changes, check_limits, compute
 from reconciler.rules import regulations
 
 from . import scenario
@@ -127,3 +130,32 @@ def test_too_many_deletes_cite_what_the_plans_regulation_says_of_a_delete(
         assert f"(1 of them due under {due[0]})" in message
     else:
         assert "due under" not in message
+
+
+_some_values = st.lists(st.sampled_from(["a", "A", "b", "Nguyễn", ""]), max_size=3).map(tuple)
+# as `_diff` compares them: every managed attribute on both sides (`live_attrs`, `_attrs`), and
+# perhaps one the other side lacks
+_some_attrs = st.builds(
+    lambda common, extra: {**common, **extra},
+    st.fixed_dictionaries({a: _some_values for a in MANAGED[:4]}),
+    st.dictionaries(st.sampled_from(["x-other", MANAGED[4]]), _some_values, max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_some_attrs, _some_attrs)
+def test_attribute_changes_are_what_deepdiff_found(
+    before: dict[str, tuple[str, ...]], after: dict[str, tuple[str, ...]]
+) -> None:
+    """The attributes an update changes are the ones `DeepDiff(ignore_order=True)` named, as
+    plans found them before: one side lacks it, or the values differ as sets."""
+    from deepdiff import DeepDiff
+
+    named = {
+        str(item.path(output_format="list")[0])
+        for level in DeepDiff(before, after, ignore_order=True, view="tree").values()
+        for item in level
+        if item.path(output_format="list")
+    }
+    expected = tuple(Change(a, before.get(a, ()), after.get(a, ())) for a in MANAGED if a in named)
+    assert attribute_changes(before, after) == expected

@@ -112,20 +112,17 @@ def _as_desired(entry: Entry, after: Mapping[str, tuple[str, ...]]) -> bool:
 def attribute_changes(
     before: Mapping[str, tuple[str, ...]], after: Mapping[str, tuple[str, ...]]
 ) -> tuple[Change, ...]:
-    """The attributes whose values differ, before and after (deepdiff finds them)."""
+    """The attributes whose values differ, before and after: an attribute one side lacks, or
+    whose values differ as sets (the order and repetition of values do not count in LDAP).
+    What deepdiff's `DeepDiff(..., ignore_order=True)` found, which took half the time of a
+    plan with 10 % of 100,000 people changed (`tests/test_plan_pure.py` checks they agree)."""
     if before == after:
         return ()
-    # imported at the first difference: deepdiff brings asyncio, ssl and pickle along (40 ms),
-    # which the commands that load the pipeline without planning (validate, report) do not need
-    from deepdiff import DeepDiff
-
-    diff = DeepDiff(dict(before), dict(after), ignore_order=True, view="tree")
-    changed: set[str] = set()
-    for level in diff.values():
-        for item in level:
-            path = item.path(output_format="list")
-            if path:
-                changed.add(str(path[0]))
+    changed = {
+        attr
+        for attr in before.keys() | after.keys()
+        if attr not in before or attr not in after or set(before[attr]) != set(after[attr])
+    }
     return tuple(Change(a, before.get(a, ()), after.get(a, ())) for a in MANAGED if a in changed)
 
 
