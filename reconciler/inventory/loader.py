@@ -1039,7 +1039,13 @@ class _Checks:
     def person(
         self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
     ) -> Person | None:
-        with self.governed(r.get("regulation") or agency.regulation):
+        governing = r.get("regulation") or agency.regulation
+        if not governing:  # the inventory's regulation: `governed` without a context manager
+            try:
+                return self._person(f, i, r, agency, units)
+            finally:
+                self.regulation = self.inventory_regulation
+        with self.governed(governing):
             return self._person(f, i, r, agency, units)
 
     def _person(
