@@ -143,6 +143,31 @@ def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Pa
     assert delete[0].startswith("delete ")
 
 
+def test_nothing_is_sent_beside_a_delete_whatever_the_plan_s_order(tmp_path: Path) -> None:
+    """`plan` puts deletes last, but a plan file may be re-ordered: a create after a delete waits
+    for the delete's answer, since it may take an address (an alias) of the entry deleted."""
+    directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
+    spec = scenario.hg()
+    staff = spec["agencies"]["soyte"]["staff"]
+    staff.append({"id": "HG-0102", "name": "Lê Văn Nam"})
+    scenario.apply(
+        scenario.plan(scenario.write(spec, tmp_path / "a"), directory), directory, tmp_path / "1"
+    )
+    staff.pop()
+    staff += [{"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i]} Bình"} for i in range(3)]
+    plan = scenario.plan(scenario.write(spec, tmp_path / "b"), directory)
+    *creates, delete = plan.operations
+    assert delete.action is Action.DELETE
+    plan = dataclasses.replace(plan, operations=(delete, *creates))
+    watched = Watched(directory)
+    recap = scenario.apply(plan, watched, tmp_path / "2")
+    assert (recap.failed, recap.changed) == (0, 4), recap.messages
+    tombstone, removal, first, *_ = watched.log
+    assert tombstone[0].startswith("add ")  # the tombstone, then the delete
+    assert removal[0].startswith("delete ")
+    assert first[0].startswith("add uid=") and not first[1]  # the delete answered first
+
+
 def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline(
     slapd: Slapd, tmp_path: Path
 ) -> None:

@@ -225,13 +225,14 @@ class CredentialsFile:
             os.close(fd)
             temporary.unlink(missing_ok=True)
             raise
+        # the file now at the path is the new one: write there from now on, whatever follows
+        os.close(self._fd)
+        self._fd = fd
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(folder)
         finally:
             os.close(folder)
-        os.close(self._fd)
-        self._fd = fd
 
     def close(self) -> None:
         """Close the file; one that received no password is removed, so that a run that failed

@@ -76,10 +76,17 @@ def attrs_of(attrs: Mapping[str, tuple[str, ...] | list[str]]) -> dict[str, list
     return {k: list(v) for k, v in attrs.items()}
 
 
+#: The key of a delete in flight (`keys`): no write is sent until it is answered, since a later
+#: one may take an address of the entry being deleted (its aliases are not in the operation).
+DELETING = "delete:"
+
+
 def keys(op: Operation, dn: str) -> frozenset[str]:
     """What an operation must not share with one in flight: its stable id, its DNs, and every
     address it gives or gives up."""
     out = {f"id:{op.id.lower()}"}
+    if op.action is Action.DELETE:
+        out.add(DELETING)  # it frees addresses this list does not name: nothing goes beside it
     out.update(f"dn:{name.lower()}" for name in (dn, op.new_dn) if name)
     for change in (*op.attributes, *op.changes):
         if change.attr.lower() in _ADDRESSES:
@@ -288,6 +295,8 @@ class Sender:
             conflicts = keys(op, dn)
             if op.action is Action.DELETE and (batch or self.pipeline.in_flight):
                 break  # alone, once every write before it is answered
+            if DELETING in self.busy:
+                break  # nothing beside a delete: it may free an address a later write takes
             if conflicts & self.busy:
                 break  # after the one in flight that shares an entry, a DN or an address
             state = self.known.get(op.id)
