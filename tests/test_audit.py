@@ -107,3 +107,31 @@ def test_no_password_hash_of_any_kind_reaches_a_record(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "Nguyễn Văn Sơn" in text
     assert "secret" not in text.lower()
+
+
+def test_a_password_counts_as_used_once_its_mailbox_is_written_by_this_run_or_found_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """`used_passwords`: what apply says is void when a mailbox is created again. A write
+    recorded "changed", or found done by the next run ("ok"), used its password; a line taken
+    back (failed, withdrawn) did not; a voided one is void already."""
+    log = AuditLog(
+        tmp_path / "audit.jsonl", run="r", actor="a", plan_digest="d", commit="c", directory="x"
+    )
+    for address, end in (("a@x.vn", "changed"), ("b@x.vn", "ok"), ("c@x.vn", "failed")):
+        log.record("create", address=address, credentials="/s/c1.csv", outcome="pending")
+        log.record(
+            "create",
+            address=address,
+            outcome=end,
+            **({"withdrawn": True} if end == "failed" else {}),
+        )
+    log.record("create", address="d@x.vn", credentials="/s/c1.csv", outcome="pending")
+    log.record("create", address="d@x.vn", outcome="changed")
+    log.record("password", address="d@x.vn", credentials="/s/c1.csv", outcome="voided")
+    log.close()
+    wanted = {"a@x.vn", "b@x.vn", "c@x.vn", "d@x.vn", "e@x.vn"}
+    used = audit_module.used_passwords(tmp_path / "audit.jsonl", wanted)
+    assert sorted(used) == ["a@x.vn", "b@x.vn"]
+    assert used["a@x.vn"].file == "/s/c1.csv"
+    assert audit_module.used_passwords(tmp_path / "audit.jsonl", {"e@x.vn"}) == {}

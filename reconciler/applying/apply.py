@@ -266,7 +266,7 @@ def execute(
     if trusted is not None:
         broken += invariants.settings_problems(plan, trusted, digest_bound=digest_bound)
     if not broken and invariants.rests_on_accounts(plan):
-        counted = count_mailboxes(directory, plan.base_dn)
+        counted = count_mailboxes(directory, plan)
         broken += [p for p in (invariants.accounts_problem(plan, counted),) if p]
     _refuse_if(plan, audit, broken)
     wrong = invariants.identity_problem(plan, directory.identity(plan.base_dn))
@@ -438,10 +438,13 @@ DEPENDS = (*READ, "entryCSN")
 _INDEXED_RDN = frozenset({"uid", "mail", "employeenumber"})
 
 
-def count_mailboxes(directory: Directory, base_dn: str) -> int:
-    """The mailboxes the tool manages under `base_dn`, counted as `plan` counts them."""
-    read = directory.read(base_dn, ["objectClass", "employeeNumber"])
-    return sum(1 for entry in read if entry.key and entry.managed)
+def count_mailboxes(directory: Directory, plan: Plan) -> int:
+    """The mailboxes under the plan's base, counted as `plan` counts them (`Plan.accounts`): the
+    stable ids of the tool's entries, each once, and the entries the plan adopts. One search on
+    the indexed objectClass, for one attribute."""
+    found = directory.find(plan.base_dn, "objectClass", ["govMailAccount"], ["employeeNumber"])
+    ids = {entry.key for entry in found if entry.key}
+    return len(ids | {op.id for op in plan.operations if invariants.adopts(op)})
 
 
 def read_dependencies(

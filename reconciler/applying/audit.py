@@ -99,21 +99,26 @@ class Pending:
     time: str
 
 
+#: What every record of a handed-over password holds (`AuditLog.record` sorts keys, one line).
+_PENDING = b'"outcome": "pending"'
 #: The address of a record, as `AuditLog.record` writes it (sorted keys, one line of JSON).
 _ADDRESS = re.compile(rb'"address": ("(?:[^"\\]|\\.)*")')
 
 
 def used_passwords(path: Path, addresses: Collection[str]) -> dict[str, Pending]:
     """By lower-case address among `addresses` (lower case), the last password the log says was
-    handed over and then written (its write recorded "changed"). When a mailbox is created again
-    at such an address (its entry was deleted, or lost with a provider that stopped before it
-    replicated), that file's line for it no longer works, and apply says so. One pass over the
-    log; only the records of `addresses` are parsed."""
+    handed over and then written (its write recorded "changed", or found done by a later run:
+    "ok"; a line taken back, "failed" and withdrawn, opens nothing and is not counted). When a
+    mailbox is created again at such an address (its entry was deleted, or lost with a provider
+    that stopped before it replicated), that file's line for it no longer works, and apply says
+    so. One pass over the log; only the records of `addresses` are parsed."""
     if not addresses:
         return {}
     try:
         data = path.read_bytes()
     except OSError:
+        return {}
+    if _PENDING not in data:  # no password was ever handed over through this log
         return {}
     handed: dict[str, Pending] = {}
     used: dict[str, Pending] = {}
@@ -133,8 +138,10 @@ def used_passwords(path: Path, addresses: Collection[str]) -> dict[str, Pending]
             handed[address] = Pending(
                 str(record["credentials"]), str(record.get("run", "")), str(record["time"])
             )
-        elif outcome == "changed" and address in handed:
-            used[address] = handed.pop(address)
+        elif outcome in ("changed", "ok") and address in handed:
+            used[address] = handed.pop(address)  # written, by this run or found so by the next
+        elif outcome == "failed" and record.get("withdrawn"):
+            handed.pop(address, None)  # its line was taken back: it opens nothing
         elif outcome == "voided" and record.get("credentials"):
             handed.pop(address, None)
             if address in used and used[address].file == record["credentials"]:
@@ -154,7 +161,7 @@ def pending_passwords(path: Path) -> dict[str, Pending]:
         data = path.read_bytes()
     except OSError:
         return {}
-    marker = b'"outcome": "pending"'
+    marker = _PENDING
     if marker not in data:
         return {}
     found: dict[str, Pending] = {}

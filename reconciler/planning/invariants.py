@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from reconciler.attributes import (
     HISTORY_OU,
@@ -177,18 +178,18 @@ def rests_on_accounts(plan: Plan) -> bool:
 def accounts_problem(plan: Plan, counted: int) -> str | None:
     """The suspension guard again, on the `counted` mailboxes apply found in the directory
     rather than on the plan's own count: None when it holds."""
-    limits = plan.limits
-    if limits is None:
+    from reconciler.planning.plan import check_limits
+
+    if plan.limits is None:
         return None
-    suspends = plan.count(Action.SUSPEND)
-    allowed = max(int(counted * limits.suspend_share), limits.allow_suspends or 0)
-    if suspends <= allowed:
-        return None
-    return (
-        f"the plan suspends {suspends} mailboxes and says the directory held {plan.accounts}; it "
-        f"holds {counted}, of which the guard allows {allowed} to be suspended "
-        f"({limits.suspend_share:.0%}). Make a new plan, or allow them with --allow-suspends."
-    )
+    try:
+        check_limits(replace(plan, accounts=counted), plan.limits)
+    except UnsafePlan as error:
+        return (
+            f"the plan says the directory held {plan.accounts} mailboxes; it holds {counted}, "
+            f"and on that count {error}"
+        )
+    return None
 
 
 def _notices(plan: Plan) -> list[str]:
