@@ -36,6 +36,8 @@ MANAGED = (
     "govMailAlias",
     "govMailOrigin",
 )
+#: The attributes that hold a mailbox's addresses: the address and its aliases.
+ADDRESS_ATTRS = ("mail", "govMailAlias")
 #: Attributes compared without regard to case (addresses and logins).
 CASELESS_ATTRS = frozenset({"uid", "mail", "govMailAlias"})
 #: ppolicy: a suspended mailbox's lock (LOCKED), so that every bind fails.

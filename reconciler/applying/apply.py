@@ -21,6 +21,7 @@ from reconciler.applying.inflight import Recap
 from reconciler.applying.lock import Holder, Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
+    ADDRESS_ATTRS,
     CASELESS_ATTRS,
     LOCK,
     LOCKED,
@@ -141,23 +142,20 @@ def check(
     return todo, done, stale
 
 
-_ADDRESS_ATTRS = ("mail", "govMailAlias")
-
-
 def _gives_up(op: Operation, entry: Entry) -> set[str]:
     """The DN ("dn:…") and the addresses ("a:…") the entry no longer has after `op`."""
     if op.action is Action.DELETE:
-        held = {v.lower() for attr in _ADDRESS_ATTRS for v in entry.all(attr)}
+        held = {v.lower() for attr in ADDRESS_ATTRS for v in entry.all(attr)}
         return {f"dn:{entry.dn.lower()}", *(f"a:{a}" for a in held)}
     out = set()
     if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
         out.add(f"dn:{entry.dn.lower()}")
-    listed = {c.attr: c for c in op.changes if c.attr in _ADDRESS_ATTRS}
+    listed = {c.attr: c for c in op.changes if c.attr in ADDRESS_ATTRS}
     if listed:
-        before = {v.lower() for attr in _ADDRESS_ATTRS for v in entry.all(attr)}
+        before = {v.lower() for attr in ADDRESS_ATTRS for v in entry.all(attr)}
         after = {
             v.lower()
-            for attr in _ADDRESS_ATTRS
+            for attr in ADDRESS_ATTRS
             for v in (listed[attr].after if attr in listed else entry.all(attr))
             if isinstance(v, str)
         }
@@ -183,7 +181,7 @@ def _added_addresses(op: Operation) -> set[str]:
     """The addresses (mail and aliases) an operation gives its entry that it did not have."""
     out: set[str] = set()
     for change in (*op.attributes, *op.changes):
-        if change.attr in ("mail", "govMailAlias"):
+        if change.attr in ADDRESS_ATTRS:
             before = {v.lower() for v in change.before}
             out |= {v.lower() for v in change.after if isinstance(v, str)} - before
     return out
@@ -482,7 +480,7 @@ def read_dependencies(
             if entry.dn.lower() in wanted:
                 by_dn[entry.dn.lower()] = entry
     given = sorted(set().union(*(_added_addresses(op) for op in plan.operations)))
-    for attr in ("mail", "govMailAlias") if given else ():
+    for attr in ADDRESS_ATTRS if given else ():
         for entry in directory.find(plan.base_dn, attr, given, [attr]):
             for address in entry.all(attr):
                 holders.setdefault(address.lower(), set()).add(entry.dn.lower())

@@ -8,6 +8,7 @@ import datetime as dt
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
 from reconciler.attributes import (
+    ADDRESS_ATTRS,
     ISSUED_AT,
     LOCK,
     MUST_CHANGE,
@@ -39,7 +40,7 @@ def find(directory: Directory, base_dn: str, address: str) -> Entry:
     wanted = address.strip().lower()
     found = [
         entry
-        for attribute in ("mail", "govMailAlias")
+        for attribute in ADDRESS_ATTRS
         for entry in directory.find(base_dn, attribute, [wanted], ATTRIBUTES)
     ]
     for entry in found:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import attributes
-from reconciler.attributes import LOCK, READ, fingerprint
+from reconciler.attributes import ADDRESS_ATTRS, LOCK, READ, fingerprint
 from reconciler.directory import Directory
 from reconciler.errors import InventoryError, ReconcilerError
 from reconciler.inventory import edit, loader
@@ -47,7 +47,7 @@ class Prepared:
 
 def _find(directory: Directory, base_dn: str, address: str) -> Entry:
     wanted = address.strip().lower()
-    for attribute in ("mail", "govMailAlias"):
+    for attribute in ADDRESS_ATTRS:
         for entry in directory.find(base_dn, attribute, [wanted], READ):
             if not entry.managed:
                 raise ReconcilerError(
