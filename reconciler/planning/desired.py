@@ -358,6 +358,9 @@ class Survey:
         self.present: set[str] = set()
         self._digest = hashlib.sha256()
         self._folded: dict[str, str] = {}  # full name (cn) -> its folded words
+        #: the inventory's stable ids (each to itself), given while reading: an entry's id is
+        #: kept as the inventory's str, not a copy per entry (5 MB at 100,000 mailboxes)
+        self.ids: dict[str, str] = {}
 
     @classmethod
     def of(cls, settings: Settings, entries: Iterable[Entry]) -> Survey:
@@ -370,6 +373,12 @@ class Survey:
     def fingerprint(self) -> str:
         return "sha256:" + self._digest.hexdigest()
 
+    def read(self) -> None:
+        """Every entry is surveyed: the full names met are no longer needed (at 100,000
+        mailboxes some 6 MB of names, alive through the allocation otherwise)."""
+        self._folded = {}
+        self.ids = {}
+
     def add(self, entry: Entry) -> None:
         position = self.count
         self.count += 1
@@ -379,6 +388,8 @@ class Survey:
             self.present.add(dn)
         managed, stone, person, inet = _classes(entry.all("objectClass"))
         key = entry.key
+        if key:
+            key = self.ids.get(key, key)
         if managed and key:
             self.positions[key] = position
         elif stone:
@@ -917,9 +928,11 @@ def resolve(
     read: Sequence[Entry]
     if isinstance(entries, Surveyed):
         survey, read = entries.survey, entries
+        survey.read()
     else:
         read = entries if isinstance(entries, Sequence) else list(entries)
         survey = Survey.of(settings, read)
+        survey.read()
     positions, current = survey.positions, survey.current
     unmanaged = survey.unmanaged
     adopted = adoptions(survey.candidates, inventory, positions, read)

@@ -83,6 +83,7 @@ def read(
             loaded.inventory.settings,
             lambda entry: is_audit(entry) or (bool(seen) and entry.dn.lower() in seen),
         )
+        found.survey.ids = {p.id: p.id for p in loaded.inventory.people}
         read_tree_into(directory, base, READ, found, progress)
         found.skip = None
         for entry in history:

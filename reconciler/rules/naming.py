@@ -128,8 +128,9 @@ class _Allocator:
         self.domain = domain
         self.regulation = regulation
         self.holders = holders  # address → folded full name of its holder (directory)
-        self.names: dict[str, str] = {}  # address → folded full name (this run)
-        self.allocated: dict[str, str] = {}  # address → key given it in this run
+        #: address → the mailbox given it in this run (its key, and its holder's folded full
+        #: name, `NameParts.full`: no second dict of 100,000 names)
+        self.allocated: dict[str, Wanted] = {}
         self.pending = pending  # keys not yet given an address in this run
         self.hint: dict[tuple[str, str], int] = {}  # numbering: first number maybe free
 
@@ -150,13 +151,14 @@ class _Allocator:
         return holder is not None and holder not in self.pending
 
     def holder_name(self, address: str) -> str | None:
-        return self.names.get(address) or self.holders.get(address)
+        given = self.allocated.get(address)
+        if given is not None and given.parts is not None and given.parts.full:
+            return given.parts.full
+        return self.holders.get(address)
 
-    def take(self, key: str, address: str, name: str | None) -> None:
-        self.allocated[address] = key
-        self.pending.discard(key)
-        if name is not None:
-            self.names[address] = name
+    def take(self, w: Wanted, address: str) -> None:
+        self.allocated[address] = w
+        self.pending.discard(w.key)
 
     def numbered(
         self, key: str, parts: NameParts, stem: str, abbr: str, reg: Regulation | None = None
@@ -276,7 +278,7 @@ def allocate(
 
     def give(w: Wanted, local: str, dom: str, clause: str, address: str | None = None) -> None:
         address = address or f"{local}@{dom}"
-        state.take(w.key, address, w.parts.full if w.parts else None)
+        state.take(w, address)
         result[w.key] = Address(local, dom, clause)
 
     def refuse(w: Wanted, reason: str) -> None:
@@ -285,7 +287,7 @@ def allocate(
 
     def who_holds(address: str) -> str:
         if address in state.allocated:
-            return describe_holder(state.allocated[address])
+            return describe_holder(state.allocated[address].key)
         return describe_holder(taken_l.get(address) or "")
 
     def fixed_local(w: Wanted) -> str | None:
