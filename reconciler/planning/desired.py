@@ -373,6 +373,11 @@ class Survey:
     def fingerprint(self) -> str:
         return "sha256:" + self._digest.hexdigest()
 
+    def hand_over(self) -> dict[str, str | None]:
+        """`current`, no longer kept here (a 100,000-entry dict at the allocation's peak)."""
+        current, self.current = self.current, {}
+        return current
+
     def read(self) -> None:
         """Every entry is surveyed: the full names met are no longer needed (at 100,000
         mailboxes some 6 MB of names, alive through the allocation otherwise)."""
@@ -715,9 +720,9 @@ def mailboxes(
     settings = inventory.settings
     if current is None:
         current = {key: entry.mail for key, entry in live.items()}
-    wanted, addresses, problems = _allocated(
-        inventory, regulation, current, taken, holders, refused
-    )
+    wanted, problems = _wanted(inventory, current, refused)
+    del current  # in the wanted mailboxes now: not alive through the allocation, its peak
+    addresses = _allocated(inventory, regulation, wanted, taken, holders, problems)
     build = _Builder(
         live=live,
         addresses=addresses,
@@ -802,15 +807,14 @@ def _attrs(
 def _allocated(
     inventory: Inventory,
     regulation: Regulation,
-    current: Mapping[str, str | None],
+    wanted: list[naming.Wanted],
     taken: Mapping[str, str],
     holders: Mapping[str, str],
-    refused: frozenset[str] = frozenset(),
-) -> tuple[list[naming.Wanted], dict[str, Address], list[Problem]]:
-    """Every wanted mailbox with its allocated address, and the records that get none (as
-    problems at the record's file and line)."""
+    problems: list[Problem],
+) -> dict[str, Address]:
+    """The allocated address of every `wanted` mailbox; the records that get none are added to
+    `problems` (at the record's file and line)."""
     settings = inventory.settings
-    wanted, problems = _wanted(inventory, current, refused)
     allocation = naming.allocate(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
@@ -819,7 +823,7 @@ def _allocated(
         for key, reason in allocation.problems.items():
             loc, who = records[key]
             problems.append(inventory.problem(loc, f"{who}: {reason}"))
-    return wanted, allocation.addresses, problems
+    return allocation.addresses
 
 
 def _records(inventory: Inventory) -> dict[str, tuple[Loc, str]]:
@@ -933,12 +937,12 @@ def resolve(
         read = entries if isinstance(entries, Sequence) else list(entries)
         survey = Survey.of(settings, read)
         survey.read()
-    positions, current = survey.positions, survey.current
+    positions = survey.positions
     unmanaged = survey.unmanaged
     adopted = adoptions(survey.candidates, inventory, positions, read)
     for key, candidate in adopted.items():
         positions[key] = candidate.position
-        current[key] = candidate.mail
+        survey.current[key] = candidate.mail
     if adopted:
         kept = {c.position for c in adopted.values()}
         unmanaged = [(at, dn) for at, dn in unmanaged if at not in kept]
@@ -976,7 +980,7 @@ def resolve(
         taken,
         holders,
         frozenset(r.id for r in refused),
-        current=current,
+        current=survey.hand_over(),  # not kept here: `mailboxes` drops it before allocating
     )
     return Desired(
         live,
@@ -1004,7 +1008,8 @@ def _offline(
             # the record says it was issued before: the loader refuses it otherwise); the plan
             # checks it against the directory
             taken.setdefault(person.address.lower(), person.id)
-    return _allocated(inventory, regulation, {}, taken, holders)
+    wanted, problems = _wanted(inventory, {})
+    return wanted, _allocated(inventory, regulation, wanted, taken, holders, problems), problems
 
 
 def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
