@@ -469,6 +469,25 @@ class Sender:
         )
         return False
 
+    def _void(self, op: Operation, line: Pending, why: str) -> None:
+        """Say, in the output and the audit log, that an earlier run's credentials line for the
+        operation's address opens nothing (`why`, ending in its punctuation), and where the
+        working one is."""
+        assert self.credentials is not None
+        void = (
+            f"{op.address}: the password put in {line.file} by run {line.run} at {line.time} "
+            f"{why} the working one is in {self.credentials.path}"
+        )
+        self.audit.record(
+            "password",
+            id=op.id,
+            address=op.address,
+            credentials=line.file,
+            outcome="voided",
+            message=void,
+        )
+        self.result.messages.append(void)
+
     def _hand_over(self, op: Operation) -> tuple[str, bool]:
         """The password the operation writes, on file (synced before it is sent) before the
         entry has it, and whether this run put it on file. A password an interrupted run put on
@@ -483,22 +502,13 @@ class Sender:
         earlier = self.pending.get(op.address.lower())
         gone = self.used.get(op.address.lower()) if op.action is Action.CREATE else None
         if earlier is None and gone is not None:
-            void = (
-                f"{op.address}: the password put in {gone.file} by run {gone.run} at {gone.time} "
+            self._void(
+                op,
+                gone,
                 "no longer works: the mailbox it was written to is not in the directory now "
                 "(deleted since, or lost with a directory server that stopped before it "
-                f"replicated) and is created again; that line is void, the working one is in "
-                f"{credentials.path}"
+                "replicated) and is created again; that line is void,",
             )
-            audit.record(
-                "password",
-                id=op.id,
-                address=op.address,
-                credentials=gone.file,
-                outcome="voided",
-                message=void,
-            )
-            self.result.messages.append(void)
         if earlier is not None:
             kept = read_password(Path(earlier.file), op.address)
             if kept is not None:
@@ -512,21 +522,12 @@ class Sender:
                 )
                 self.result.reused.append(f"{op.address} ({earlier.file})")
                 return kept, False
-            void = (
-                f"{op.address}: the password put in {earlier.file} by run {earlier.run} at "
-                f"{earlier.time} was never used (that run stopped before the mailbox was written) "
-                f"and that file cannot be read now: it is void; the working one is in "
-                f"{credentials.path}"
+            self._void(
+                op,
+                earlier,
+                "was never used (that run stopped before the mailbox was written) and that file "
+                "cannot be read now: it is void;",
             )
-            audit.record(
-                "password",
-                id=op.id,
-                address=op.address,
-                credentials=earlier.file,
-                outcome="voided",
-                message=void,
-            )
-            self.result.messages.append(void)
         audit.record(
             op.action.value,
             id=op.id,
