@@ -4,6 +4,7 @@ changed at the next login (ppolicy `pwdReset`), handed over only through the cre
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile, generate
@@ -34,14 +35,21 @@ ATTRIBUTES = (
 )
 
 
-def find(directory: Directory, base_dn: str, address: str) -> Entry:
-    """The managed mailbox whose address (or one of its aliases) is `address`: two searches on
-    indexed attributes, not a read of the whole directory."""
+def find(
+    directory: Directory,
+    base_dn: str,
+    address: str,
+    attributes: Sequence[str] = ATTRIBUTES,
+    verb: str = "reset",
+) -> Entry:
+    """The managed mailbox whose address (or one of its aliases) is `address`, read with
+    `attributes`: two searches on indexed attributes, not a read of the whole directory. An
+    entry the tool does not manage is refused: `verb` it with the tool that owns it."""
     wanted = address.strip().lower()
     found = [
         entry
         for attribute in ADDRESS_ATTRS
-        for entry in directory.find(base_dn, attribute, [wanted], ATTRIBUTES)
+        for entry in directory.find(base_dn, attribute, [wanted], attributes)
     ]
     for entry in found:
         addresses = {a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias"))}
@@ -49,7 +57,7 @@ def find(directory: Directory, base_dn: str, address: str) -> Entry:
             if not entry.managed:
                 raise ReconcilerError(
                     f"{address} belongs to {entry.dn}, which the reconciler does not manage "
-                    "(no govMailAccount): reset it with the tool that owns it"
+                    f"(no govMailAccount): {verb} it with the tool that owns it"
                 )
             return entry
     raise ReconcilerError(f"no mailbox with the address {address} under {base_dn}")

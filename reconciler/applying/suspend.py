@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import attributes
-from reconciler.attributes import ADDRESS_ATTRS, LOCK, READ, fingerprint
+from reconciler.applying.reset import find
+from reconciler.attributes import LOCK, READ, fingerprint
 from reconciler.directory import Directory
 from reconciler.errors import InventoryError, ReconcilerError
 from reconciler.inventory import edit, loader
 from reconciler.model import (
     Action,
     Contact,
-    Entry,
     Inventory,
     Kind,
     Limits,
@@ -45,18 +45,6 @@ class Prepared:
     before: str  # its text before
 
 
-def _find(directory: Directory, base_dn: str, address: str) -> Entry:
-    wanted = address.strip().lower()
-    for attribute in ADDRESS_ATTRS:
-        for entry in directory.find(base_dn, attribute, [wanted], READ):
-            if not entry.managed:
-                raise ReconcilerError(
-                    f"{address} belongs to {entry.dn}, which the reconciler does not manage"
-                )
-            return entry
-    raise ReconcilerError(f"no mailbox with the address {address} under {base_dn}")
-
-
 def prepare(
     loaded: Loaded,
     directory: Directory,
@@ -70,7 +58,7 @@ def prepare(
     inventory, regulation = loaded.inventory, loaded.regulation
     settings = inventory.settings
     problem = regulation.suspension_problem(clause)
-    entry = _find(directory, settings.base_dn, address)
+    entry = find(directory, settings.base_dn, address, READ, verb="suspend")
     person = next((p for p in inventory.people if p.id == entry.key), None)
     if person is not None and person.regulation:
         # a former territory kept under its own regulation: its grounds
