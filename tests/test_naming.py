@@ -19,7 +19,7 @@ from reconciler.errors import NamingError
 from reconciler.model import Address, Kind
 from reconciler.names import RESERVED, NameParts, fold, split
 from reconciler.rules import regulations
-from reconciler.rules.naming import Wanted, address_for, allocate
+from reconciler.rules.naming import Wanted, address_for, allocate, problems
 
 QN = regulations.get("quangnam-2020")
 HG = regulations.get("hagiang-2024")
@@ -837,6 +837,82 @@ def test_allocation_properties(
     ]
     more = allocate(again + newcomers, {**taken, **issued}, reserved, "x.gov.vn", reg)
     assert {k: more[k] for k in result} == result
+
+
+#: agency abbreviations that leave room for a name, for a name and no number (62 letters:
+#: numbered forms do not fit), for nothing (63), or that are no address part
+ABBRS = ["sotttt", "a", "b" * 61, "c" * 62, "d" * 63, "Sở"]
+
+
+@st.composite
+def checked(draw: st.DrawFn) -> tuple[list[Wanted], dict[str, str], list[str]]:
+    """An inventory checked alone (`problems`): no current addresses; pins, namesakes, long
+    abbreviations and mailboxes under the other regulation."""
+    boxes, taken, reserved = draw(scenarios())
+    # most people are of one agency, whose abbreviation leaves room for no number at times
+    abbr = draw(st.sampled_from([*ABBRS, "c" * 62, "c" * 62]))
+    pins = [None, None, None, "nvson.sotttt@x.gov.vn", "admin@x.gov.vn", "a@x.gov.vn"]
+    out = []
+    for box in boxes:
+        if box.kind is Kind.PERSON:
+            box = replace(
+                box,
+                agency_abbr=draw(st.sampled_from([abbr, abbr, box.agency_abbr])),
+                pinned=draw(st.sampled_from(pins)),
+                regulation=draw(st.sampled_from([None, None, QN, HG])),
+            )
+        out.append(box)
+    return out, taken, reserved
+
+
+@SHUFFLE
+@given(checked(), regs)
+def test_problems_are_the_allocations_problems(
+    scenario: tuple[list[Wanted], dict[str, str], list[str]], reg: regulations.Regulation
+) -> None:
+    """`problems`, which does not allocate people who cannot fail, says what `allocate` says."""
+    boxes, taken, reserved = scenario
+    expected = allocate(boxes, taken, reserved, "x.gov.vn", reg).problems
+    assert problems(boxes, taken, reserved, "x.gov.vn", reg) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(regulations.KNOWN),
+    st.text("abcdefghij", min_size=1, max_size=70),
+    st.text("abcdefghij", min_size=1, max_size=70),
+    st.text("abcdefghij", min_size=1, max_size=70),
+    st.text("abcdefghij", min_size=1, max_size=70),
+    st.sampled_from([*ABBRS, "e" * 60, "sở", ""]),
+    st.integers(1, 10**7),
+    st.integers(1, 10**7),
+)
+def test_render_fits_whatever_the_name(
+    reg_id: str,
+    stem: str,
+    given_name: str,
+    other_stem: str,
+    other_given: str,
+    abbr: str,
+    bound: int,
+    number: int,
+) -> None:
+    """What `problems` counts on: whether a regulation renders a personal local part depends on
+    the agency abbreviation and the number's digits alone, and a number of fewer digits fits
+    where a longer one does."""
+    reg = regulations.get(reg_id)
+
+    def fits(stem: str, given_name: str, number: int | None) -> bool:
+        try:
+            reg.render(stem, given_name, number, abbr)
+        except NamingError:
+            return False
+        return True
+
+    number = min(number, bound)
+    if fits(stem, given_name, None) and fits(stem, given_name, bound):
+        assert fits(other_stem, other_given, None)
+        assert fits(other_stem, other_given, number)
 
 
 @settings(max_examples=60, deadline=None)

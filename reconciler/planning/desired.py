@@ -818,12 +818,18 @@ def _allocated(
     allocation = naming.allocate(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
-    if allocation.problems:
+    _report(inventory, allocation.problems, problems)
+    return allocation.addresses
+
+
+def _report(inventory: Inventory, refused: Mapping[str, str], problems: list[Problem]) -> None:
+    """Add to `problems` why each `refused` mailbox (by stable id) gets no address, at its
+    record's file and line."""
+    if refused:
         records = _records(inventory)
-        for key, reason in allocation.problems.items():
+        for key, reason in refused.items():
             loc, who = records[key]
             problems.append(inventory.problem(loc, f"{who}: {reason}"))
-    return allocation.addresses
 
 
 def _records(inventory: Inventory) -> dict[str, tuple[Loc, str]]:
@@ -999,8 +1005,10 @@ def resolve(
 
 def _offline(
     inventory: Inventory, regulation: Regulation
-) -> tuple[list[naming.Wanted], dict[str, Address], list[Problem]]:
-    """Every address the inventory gives in an empty directory."""
+) -> tuple[list[naming.Wanted], dict[str, str], dict[str, str], list[Problem]]:
+    """What the allocator is asked in an empty directory: every mailbox, the addresses taken
+    (the inventory's own aliases and pins) with their holders' names, and the names the
+    regulation cannot split."""
     taken, holders = taken_addresses((), inventory)
     for person in inventory.people:
         if person.address:
@@ -1009,18 +1017,26 @@ def _offline(
             # checks it against the directory
             taken.setdefault(person.address.lower(), person.id)
     wanted, problems = _wanted(inventory, {})
-    return wanted, _allocated(inventory, regulation, wanted, taken, holders, problems), problems
+    return wanted, taken, holders, problems
 
 
 def check(inventory: Inventory, regulation: Regulation) -> list[Problem]:
     """The regulation's checks that need the address rules: every name gives an address, and the
-    inventory's own addresses do not collide. Run by `validate` without a directory: it allocates
-    every address as `mailboxes` does but builds no entries (a tenth of validate's time)."""
-    return _offline(inventory, regulation)[2]
+    inventory's own addresses do not collide. Run by `validate` without a directory: the
+    allocation's problems (`naming.problems`: the addresses of people who cannot fail are not
+    worked out) and no entries."""
+    wanted, taken, holders, problems = _offline(inventory, regulation)
+    settings = inventory.settings
+    refused = naming.problems(
+        wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
+    )
+    _report(inventory, refused, problems)
+    return problems
 
 
 def addresses(inventory: Inventory, regulation: Regulation) -> dict[str, Address]:
     """The address of every mailbox of the inventory (by stable id) as the regulation gives them
     without a directory: what a merge records as each record's former address, when the former
     province's directory was made from this inventory."""
-    return _offline(inventory, regulation)[1]
+    wanted, taken, holders, problems = _offline(inventory, regulation)
+    return _allocated(inventory, regulation, wanted, taken, holders, problems)

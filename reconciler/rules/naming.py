@@ -210,6 +210,26 @@ def _lowered(addresses: Mapping[str, str]) -> Mapping[str, str]:
     return {a.lower(): k for a, k in addresses.items()}
 
 
+def _domain(domain: str) -> str:
+    domain = domain.strip().lower()
+    if not _DOMAIN.match(domain):
+        raise NamingError(f"{domain!r} is not a mail domain")
+    return domain
+
+
+def _keys(mailboxes: Sequence[Wanted]) -> set[str]:
+    """The keys of `mailboxes`; `NamingError` for a key asked for twice or a person without
+    `parts` (the caller's mistakes)."""
+    seen: set[str] = set()
+    for w in mailboxes:
+        if w.key in seen:
+            raise NamingError(f"the key {w.key!r} is asked for twice")
+        if w.kind is Kind.PERSON and w.parts is None:
+            raise NamingError(f"the person {w.key!r} has no split name")
+        seen.add(w.key)
+    return seen
+
+
 def allocate(
     mailboxes: Sequence[Wanted],
     taken: Mapping[str, str],
@@ -257,16 +277,8 @@ def allocate(
     mistake of the caller, not of the inventory: `NamingError`.
     """
     holders = holders or {}
-    domain = domain.strip().lower()
-    if not _DOMAIN.match(domain):
-        raise NamingError(f"{domain!r} is not a mail domain")
-    seen: set[str] = set()
-    for w in mailboxes:
-        if w.key in seen:
-            raise NamingError(f"the key {w.key!r} is asked for twice")
-        if w.kind is Kind.PERSON and w.parts is None:
-            raise NamingError(f"the person {w.key!r} has no split name")
-        seen.add(w.key)
+    domain = _domain(domain)
+    seen = _keys(mailboxes)
     own_reserved = {r.strip().lower() for r in reserved}
     taken_l = _lowered(taken)
     holders_l = _lowered(holders)
@@ -411,3 +423,52 @@ def allocate(
             newcomer(w)
 
     return Allocation(result, problems)
+
+
+def problems(
+    mailboxes: Sequence[Wanted],
+    taken: Mapping[str, str],
+    reserved: Iterable[str],
+    domain: str,
+    regulation: Regulation,
+    *,
+    holders: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`allocate(...).problems` for mailboxes of which none has a `current` address (an
+    inventory checked alone, `validate`), without allocating every person's address.
+
+    A person with neither a pin nor a current address comes last in the allocation's order
+    (step 3, after every organisation and unit mailbox): what it is given changes no other
+    mailbox's problem, and it always gets an address — the plain form, a collision form or a
+    numbered one — unless the regulation cannot render one (`NamingError`: an agency
+    abbreviation that is no address part, or leaves no room for a name). A regulation's
+    `render` fails or not whatever the initials and given name, and a number of more digits
+    never fits where a shorter one does not (`test_render_fits_whatever_the_name`); no
+    allocation numbers a form beyond one plus every address it could meet (those given, taken
+    and reserved). So when each such person's forms render bare and with that bound, these
+    persons have no problem and only the other mailboxes are allocated; otherwise everyone is,
+    for the exact message."""
+    reserved = tuple(reserved)
+    if any(w.current is not None for w in mailboxes):
+        return allocate(mailboxes, taken, reserved, domain, regulation, holders=holders).problems
+    _domain(domain)
+    _keys(mailboxes)
+    newcomers = [w for w in mailboxes if w.kind is Kind.PERSON and w.pinned is None]
+    bound = len(mailboxes) + len(taken) + len(RESERVED) + len(reserved) + 1
+    fits: set[tuple[int, str]] = set()  # (regulation, agency abbreviation) known to render
+    for w in newcomers:
+        rule = w.regulation or regulation
+        if (id(rule), w.agency_abbr) in fits:
+            continue
+        assert w.parts is not None
+        stem = next(iter(rule.stems(w.parts)))
+        try:
+            rule.render(stem, w.parts.given, None, w.agency_abbr)
+            rule.render(stem, w.parts.given, bound, w.agency_abbr)
+        except NamingError:
+            return allocate(
+                mailboxes, taken, reserved, domain, regulation, holders=holders
+            ).problems
+        fits.add((id(rule), w.agency_abbr))
+    others = [w for w in mailboxes if w.kind is not Kind.PERSON or w.pinned is not None]
+    return allocate(others, taken, reserved, domain, regulation, holders=holders).problems
