@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 import unicodedata
@@ -161,6 +162,17 @@ def test_digest_is_stable_and_covers_every_file(tmp_path: Path) -> None:
         (inv_dir / "agencies" / "sotttt.yaml").read_text("utf-8") + "# comment\n", "utf-8"
     )
     assert inventory.load(inv_dir).digest != first
+
+
+def test_every_schema_is_a_valid_schema() -> None:
+    """The loader asks jsonschema only of a file that fails its fast check: the schemas are
+    checked against the metaschema here, not at each run."""
+    from jsonschema import Draft202012Validator
+
+    schemas = sorted(inventory.SCHEMAS.glob("*.schema.json"))
+    assert len(schemas) >= 3
+    for path in schemas:
+        Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
 def test_fast_schema_check_agrees_with_jsonschema() -> None:

@@ -22,9 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, cast
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from reconciler import schemas_folder, text
 from reconciler.dn import is_descendant, normalize_dn
@@ -45,6 +43,9 @@ from reconciler.model import (
     Unit,
 )
 from reconciler.names import RESERVED, why_reserved
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 _STATES = {state.value: state for state in State}
 
@@ -114,11 +115,30 @@ Check = Callable[[Any], bool]
 
 
 @functools.cache
+def _schema(name: str) -> dict[str, Any]:
+    """The JSON Schema `name` of schemas/."""
+    schema: dict[str, Any] = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
+def _check(name: str) -> Check:
+    """The fast yes/no check of the JSON Schema `name` of schemas/ (`_fast`)."""
+    return _fast(_schema(name), _schema(name))
+
+
+@functools.cache
 def _validator(name: str) -> tuple[Draft202012Validator, Check]:
-    """The JSON Schema `name` of schemas/: jsonschema's validator and the fast check."""
-    schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    """The JSON Schema `name` of schemas/: jsonschema's validator and the fast check.
+
+    jsonschema is imported here, for a file that fails the fast check, and not by a `validate`
+    of a valid inventory (a tenth of a second of its start-up); the schemas themselves are
+    checked against the metaschema by the tests (`test_every_schema_is_a_valid_schema`)."""
+    from jsonschema import Draft202012Validator
+
+    schema = _schema(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema), _fast(schema, schema)
+    return Draft202012Validator(schema), _check(name)
 
 
 def read_document(path: Path, schema: str) -> tuple[Any, Lines]:
@@ -538,8 +558,8 @@ class _Run:
         f = _File(rel, str(file), parsed.data, parsed.lines)
         if schema is None:
             schema = "directory.schema.json" if rel == DIRECTORY else "agency.schema.json"
-        validator, fast = _validator(schema)
-        if not fast(f.data):
+        if not _check(schema)(f.data):
+            validator = _validator(schema)[0]
             errors = list(itertools.islice(validator.iter_errors(f.data), MAX_PROBLEMS + 1))
             for error in errors:
                 self.schema_error(f, error)
