@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
 _STATES = {state.value: state for state in State}
+_ACTIVE, _SUSPENDED = State.ACTIVE, State.SUSPENDED  # an enum member's lookup takes 0.15 us
 
 SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
@@ -394,10 +395,11 @@ class _File:
     def broken(self, path: tuple[str | int, ...]) -> bool:
         return path in self.bad
 
-    def record_lines(self, i: int) -> Lines:
-        """The lines of staff[i], a record without a schema error (so a mapping)."""
+    def staff_lines(self) -> list[Lines]:
+        """The lines of each staff record, of a file whose `staff` is a list: those of a record
+        without a schema error are a mapping's."""
         staff = cast(dict[str, Lines], self.lines.children)["staff"]
-        return cast(list[Lines], staff.children)[i]
+        return cast(list[Lines], staff.children)
 
     def drop_staff(self) -> None:
         """Forget the staff records once they are checked and turned into `Person`s: only the
@@ -750,6 +752,7 @@ class _Run:
             agencies.append(agency)
             units = {u.id for u in agency.units}
             staff = () if ("staff",) in f.exact else f.data.get("staff") or ()
+            records = f.staff_lines() if staff else []
             for i, record in enumerate(staff):
                 if f.broken(("staff", i)):
                     checks.staff_id(f, i, record)  # a broken record's id is still taken
@@ -758,7 +761,7 @@ class _Run:
                         checks.fields(f, ("staff", i), record, agency, units)
                 else:
                     before = self.found
-                    person = checks.person(f, i, record, agency, units)
+                    person = checks.person(f, i, record, records[i], agency, units)
                     if person is not None:
                         people.append(person)
                         if self.found > before:
@@ -1057,29 +1060,29 @@ class _Checks:
             self.regulation = self.inventory_regulation
 
     def person(
-        self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
+        self, f: _File, i: int, r: dict[str, Any], lines: Lines, agency: Agency, units: set[str]
     ) -> Person | None:
         governing = r.get("regulation") or agency.regulation
         if not governing:  # the inventory's regulation: `governed` without a context manager
             try:
-                return self._person(f, i, r, agency, units)
+                return self._person(f, i, r, lines, agency, units)
             finally:
                 self.regulation = self.inventory_regulation
         with self.governed(governing):
-            return self._person(f, i, r, agency, units)
+            return self._person(f, i, r, lines, agency, units)
 
     def _person(
-        self, f: _File, i: int, r: dict[str, Any], agency: Agency, units: set[str]
+        self, f: _File, i: int, r: dict[str, Any], lines: Lines, agency: Agency, units: set[str]
     ) -> Person | None:
-        """The record at staff[i], which has no schema error, checked and made a `Person`.
+        """The record at staff[i], which has no schema error and whose lines are `lines`,
+        checked and made a `Person`.
 
         The common case (an active person with a name, a title, perhaps a unit and a rank) is
         the inventory's bulk: it builds no path and looks up no line unless there is a problem,
         and each field absent from the record costs one dict probe."""
         p: tuple[str | int, ...] = ("staff", i)
         pid: str = r["id"]
-        state = _STATES[r["state"]] if "state" in r else State.ACTIVE
-        lines = f.record_lines(i)
+        state = _STATES[r["state"]] if "state" in r else _ACTIVE
         self.take_id(f, (*p, "id"), pid, state, agency.id, r.get("rank"), lines.key_line("id"))
         unit = r.get("unit")
         if unit is not None and unit not in units:
@@ -1095,7 +1098,7 @@ class _Checks:
         suspension = None
         if "suspension" in r:
             suspension = self.suspension(f, p, r["suspension"])
-        if state is State.SUSPENDED and suspension is None:
+        if state is _SUSPENDED and suspension is None:
             example = (
                 f', e.g. "{self.regulation.declared_suspend_clause}"' if self.regulation else ""
             )
@@ -1183,14 +1186,13 @@ class _Checks:
         if reason:
             self.at(f, (*p, "name"), f"name {quote(name)} {reason}")
             return
-        words = name.split(" ")
         for key, value in split.items():
             reason = text.check_name(value)
             if reason:
                 self.at(f, (*p, key), f"{quote(value)} {reason}")
-            elif not set(value.split(" ")) <= set(words):
+            elif not set(value.split(" ")) <= set(name.split(" ")):
                 self.at(f, (*p, key), f"{quote(value)} is not part of the name {quote(name)}")
-        if len(words) == 1 and "given" not in split:
+        if " " not in name and "given" not in split:  # one word
             self.at(
                 f,
                 (*p, "name"),

@@ -97,8 +97,13 @@ class Lines:
         return node if isinstance(node, int) else node.line
 
     def key_line(self, key: str) -> int:
-        """The line of a mapping's value (= its key's line for scalars), or of the mapping."""
-        return self.at((key,))
+        """The line of a mapping's value (= its key's line for scalars), or of the mapping:
+        `at((key,))`, asked of every staff record."""
+        children = self.children
+        node = children.get(key) if isinstance(children, dict) else None
+        if node is None:
+            return self.line
+        return node if isinstance(node, int) else node.line
 
 
 @dataclass(slots=True)
@@ -228,20 +233,20 @@ class _Builder:
                 event: Any = get_event()
                 kind = type(event)
                 if kind is scalar_t:
-                    line = event.start_mark.line + 1
                     if event.anchor is not None:
-                        self._anchor(event, line)
+                        self._anchor(event, event.start_mark.line + 1)
                     container = frame[0]
                     value: Any = event.value
                     if type(container) is dict:
                         key = frame[2]
-                        if key is None:  # a key: one str object per distinct key
-                            key = keys.setdefault(value, value)
+                        if key is None:  # a key (its line is asked only of a duplicate)
+                            key = keys.setdefault(value, value)  # one str per distinct key
                             if key in container:
-                                self._duplicate(key, line)
+                                self._duplicate(key, event.start_mark.line + 1)
                             frame[2] = key
                             continue
                         frame[2] = None
+                        line = event.start_mark.line + 1
                         if event.tag is not None or (
                             not event.style and (value in special or value[:1] in numeric)
                         ):
@@ -250,6 +255,7 @@ class _Builder:
                         frame[1][key] = line
                         values += 1
                     else:
+                        line = event.start_mark.line + 1
                         if event.tag is not None or (
                             not event.style and (value in special or value[:1] in numeric)
                         ):
