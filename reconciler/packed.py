@@ -121,11 +121,9 @@ class Packed(Sequence[Entry]):
         return code
 
     def _number_raw(self, joined: bytes, values: Sequence[bytes]) -> bytes | None:
-        """`_number` of the values as read (UTF-8, perhaps not NFC)."""
-        try:
-            text = tuple(unicodedata.normalize("NFC", v.decode("utf-8")) for v in values)
-        except UnicodeDecodeError:
-            return None
+        """`_number` of the values as read (UTF-8, perhaps not NFC); UnicodeDecodeError when
+        they are not UTF-8."""
+        text = tuple(unicodedata.normalize("NFC", v.decode("utf-8")) for v in values)
         code = self._common_text.get(_VALUES.join(text)) or self._number(text)
         if code is None:
             return None
@@ -183,12 +181,17 @@ class Packed(Sequence[Entry]):
         fields = list(map(b"\x00".join, values))
         common = self._common_raw
         numbered = separators = 0  # common values numbered, and the NULs they take away
-        for at in common_at:
-            code = common.get(fields[at]) or self._number_raw(fields[at], values[at])
-            if code is not None:
-                fields[at] = code
-                numbered += 1
-                separators += len(values[at]) - 1
+        try:
+            for at in common_at:
+                code = common.get(fields[at]) or self._number_raw(fields[at], values[at])
+                if code is not None:
+                    fields[at] = code
+                    numbered += 1
+                    separators += len(values[at]) - 1
+        except UnicodeDecodeError:
+            # not numbered after it here: the entry made of them numbers them all in their
+            # order, as ldap3 and a file would (one packing, one directory fingerprint)
+            return None
         try:
             blob = b"\x01".join([shape, dn.encode("utf-8"), *fields])
         except UnicodeEncodeError:

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from click.testing import CliRunner
 from reconciler.cli import main
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, LockPolicy, Progress
+from reconciler.directory.ldapcommon import entry, entry_name
 from reconciler.model import Entry
+from reconciler.packed import Packed
 
 
 @dataclass(frozen=True)
@@ -228,3 +230,15 @@ def write_people_ldif(path: Path, suffix: str, count: int, ou: str = "people") -
                 f"employeeNumber: T-{i:06d}\ngovMailQuota: 5368709120\n\n"
             )
     return path
+
+
+def keep_as_read(store: Packed, found: Sequence[tuple[str, Mapping[str, Sequence[bytes]]]]) -> None:
+    """`found` (DNs and values by attribute name as python-ldap returns them) appended to
+    `store` as `PythonLdapDirectory.read_into` appends them: packed straight from the values
+    when they can be, else as the entry made of them."""
+    for dn, raw in found:
+        packed = store.pack_raw(dn, raw, entry_name)
+        if packed is None:
+            store.append(entry(dn, raw))
+        else:
+            store.append_packed(packed)

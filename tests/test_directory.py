@@ -20,11 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.attributes import READ
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import BACKENDS, FIND_CHUNK, Directory, open_directory
 from reconciler.directory.ldif import LdifDirectory
+from reconciler.directory.snapshot import read_tree_into
 from reconciler.dn import child_dn, normalize_dn
 from reconciler.errors import DirectoryError, EntryExists, NoSuchEntry, StaleEntry
+from reconciler.model import Settings
+from reconciler.planning.desired import Survey, Surveyed
 from tests.helpers import write_people_ldif
 
 SUFFIX = "dc=example,dc=gov,dc=vn"
@@ -322,6 +326,32 @@ def test_operational_attributes_and_passwords(backend: Backend) -> None:
     assert unlocked is not None and unlocked.attrs == {}
     with pytest.raises(DirectoryError):
         d.modify(dn, {"createTimestamp": ["20200101000000Z"]})
+
+
+def test_two_reads_of_an_unchanged_directory_have_one_fingerprint(backend: Backend) -> None:
+    """The plan file's directory fingerprint (`desired.Survey.fingerprint`, a digest of the
+    entries as packed): the same for two reads of an unchanged directory, and for the entries
+    packed straight from what the LDAP library returns or from the entries made of it; nothing
+    of a password in what it digests; another once a value changed."""
+    d = backend.directory
+    for uid, number in (("nvson", "HG-0001"), ("ttlan", "HG-0002")):
+        person = _person(uid, number, userPassword=[PASSWORD_CANARY], title=["Chuyên viên"])
+        d.add(child_dn("uid", uid, PEOPLE), person)
+    settings = Settings("hagiang-2024", "example.gov.vn", backend.base)
+
+    def fingerprint() -> str:
+        found = Surveyed(settings)
+        read_tree_into(d, backend.base, READ, found)
+        packed = [item for item in found.items if isinstance(item, bytes)]
+        assert len(packed) == len(found) >= 4
+        assert not any(PASSWORD_CANARY.encode() in item or b"SSHA" in item for item in packed)
+        return found.survey.fingerprint
+
+    first = fingerprint()
+    assert fingerprint() == first
+    assert Survey.of(settings, d.read(backend.base, READ)).fingerprint == first
+    d.modify(child_dn("uid", "ttlan", PEOPLE), {"title": ["Giám đốc"]})
+    assert fingerprint() != first
 
 
 def test_paged_read_of_2500_entries(backend: Backend, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from reconciler.attributes import fingerprint
 from reconciler.model import Entry
 from reconciler.packed import Packed
 
+from .helpers import keep_as_read
+
 PERSON = Entry(
     "uid=nvson.sotttt,ou=people,dc=hagiang,dc=gov,dc=vn",
     {
@@ -105,13 +107,10 @@ def test_the_fingerprint_is_the_one_plans_always_had(entry: Entry) -> None:
         assert fingerprint(one) == _fingerprint_piece_by_piece(one)
 
 
-raw_values = st.lists(
-    st.sampled_from(
-        [b"a", b"Nguy\xe1\xbb\x85n", b"Nguye\xcc\x82\xcc\x83n", b"", b"\xff", b"x\x00y", b"\x020"]
-    )
-    | st.binary(max_size=6),
-    max_size=3,
-)
+raw_value = st.sampled_from(
+    [b"a", b"Nguy\xe1\xbb\x85n", b"Nguye\xcc\x82\xcc\x83n", b"", b"\xff", b"x\x00y", b"\x020"]
+) | st.binary(max_size=6)
+raw_values = st.lists(raw_value, max_size=3)
 raw_entries = st.dictionaries(
     st.sampled_from(["cn", "CN", "mail", "userPassword", "objectClass", "govMailAlias", "Title"]),
     raw_values,
@@ -144,3 +143,31 @@ def test_packing_what_ldap_returns_is_packing_the_entry_made_of_it(
         else:
             store.append_packed(packed)
         assert store[-1] == made
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["cn=a,dc=x", "cn=Nguye\u0302\u0303n,dc=x"]),
+            st.dictionaries(
+                st.sampled_from(["cn", "mail", "userPassword", "objectClass", "title", "x-o"]),
+                st.lists(raw_value, min_size=1, max_size=3),
+                max_size=5,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_what_ldap_returns_packs_to_the_bytes_its_entry_packs_to(
+    found: list[tuple[str, dict[str, list[bytes]]]],
+) -> None:
+    """Read through python-ldap (`pack_raw`) or through ldap3 or a file (`pack` of the entry),
+    the same entries are kept as the same bytes: the plan file's directory fingerprint, a digest
+    of them, does not depend on the library that read the directory. (A server sends no
+    attribute without values.)"""
+    from reconciler.directory.ldapcommon import entry
+
+    from_raw, from_entries = Packed(), Packed([entry(dn, raw) for dn, raw in found])
+    keep_as_read(from_raw, found)
+    assert from_raw.items == from_entries.items

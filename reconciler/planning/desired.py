@@ -335,10 +335,11 @@ class Survey:
     again for who keeps it, `taken_addresses`); `unmanaged`, `foreign_ids`, `candidates`,
     `stones`: the person entries the tool does not manage, the employeeNumbers of entries not its
     own, the entries the inventory may adopt, the tombstones of the history; `fingerprint`: a
-    digest of every entry's `attributes.fingerprint`, in order; `present`: which of the
-    containers a plan may create exist (lower case)."""
+    summary of the entries as read (`add`), the plan file's directory fingerprint; `present`:
+    which of the containers a plan may create exist (lower case)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, packed: Packed) -> None:
+        self._packed = packed  # where the entries surveyed are kept (its tables: `fingerprint`)
         people = people_containers(settings)
         self.own = {settings.base_dn.lower(), *(c.lower() for c in people)}
         self.containers = {
@@ -364,14 +365,30 @@ class Survey:
 
     @classmethod
     def of(cls, settings: Settings, entries: Iterable[Entry]) -> Survey:
-        survey = cls(settings)
+        """The survey of `entries`, packed as `pipeline.read` packs them (for their
+        fingerprint) but not kept."""
+        surveyed = Surveyed(settings)
         for entry in entries:
-            survey.add(entry)
-        return survey
+            surveyed.append(entry)
+        return surveyed.survey
 
     @property
     def fingerprint(self) -> str:
-        return "sha256:" + self._digest.hexdigest()
+        """The directory's fingerprint in a plan file: the SHA-256 of every entry read as it is
+        kept packed (`reconciler.packed`: its DN and the values of the attributes a plan reads,
+        in the order the server sent them, userPassword only as how many values it has), in the
+        order read, then of what the packing numbered (the attribute names of each shape, the
+        common values); an entry packing cannot keep exactly counts as its
+        `attributes.fingerprint`. Each piece is preceded by its length. A summary of what was
+        read, for the record: two reads of an unchanged directory give the same, any change
+        read (a login's pwdLastSuccess too) another. Nothing compares it: apply's stale-plan
+        check is each operation's own entry fingerprint."""
+        digest = self._digest.copy()
+        for table in (self._packed.shapes, list(self._packed.common.values())):
+            _framed(digest, b"%d" % len(table))
+            for strings in table:
+                _framed(digest, "\x00".join(strings).encode("utf-8", "surrogatepass"))
+        return "sha256:" + digest.hexdigest()
 
     def hand_over(self) -> dict[str, str | None]:
         """`current`, no longer kept here (a 100,000-entry dict at the allocation's peak)."""
@@ -384,10 +401,12 @@ class Survey:
         self._folded = {}
         self.ids = {}
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: Entry, kept: bytes | Entry) -> None:
+        """Survey `entry`, read next; `kept`: what is kept of it (`Packed.pack`), which the
+        fingerprint covers."""
         position = self.count
         self.count += 1
-        self._digest.update(fingerprint(entry).encode())
+        _framed(self._digest, kept if isinstance(kept, bytes) else fingerprint(kept).encode())
         dn = entry.dn.lower()
         if dn in self.containers:
             self.present.add(dn)
@@ -436,6 +455,12 @@ class Survey:
             )
 
 
+def _framed(digest: Any, data: bytes) -> None:
+    """`data` into `digest`, after its length: where one piece ends is never in doubt."""
+    digest.update(len(data).to_bytes(4, "big"))
+    digest.update(data)
+
+
 class Live(Mapping[str, Entry]):
     """The entries by stable id, unpacked from the entries read when asked for; the last one
     asked for is kept, since a mailbox's entry is asked for a few times in a row."""
@@ -475,19 +500,20 @@ class Surveyed(Packed):
 
     def __init__(self, settings: Settings, skip: Callable[[Entry], bool] | None = None) -> None:
         super().__init__()
-        self.survey = Survey(settings)
+        self.survey = Survey(settings, self)
         self.skip = skip
 
     def append(self, entry: Entry) -> None:
         if self.skip is None or not self.skip(entry):
-            self.survey.add(entry)
-            super().append(entry)
+            kept = self.pack(entry)
+            self.survey.add(entry, kept)
+            self.items.append(kept)
 
     def append_packed(self, item: bytes) -> None:
         entry = self.unpack(item)
         if self.skip is None or not self.skip(entry):
-            self.survey.add(entry)
-            super().append_packed(item)
+            self.survey.add(entry, item)
+            self.items.append(item)
 
 
 class Mailboxes(Mapping[str, "Mailbox"]):
