@@ -72,3 +72,83 @@ def test_an_entry_packing_cannot_keep_counts_by_its_own_fingerprint() -> None:
     other.append(Entry(odd.dn, {"description": ("a\x00c",)}))
     assert other.survey.fingerprint != store.survey.fingerprint
     assert Survey.of(SETTINGS, [odd]).fingerprint == store.survey.fingerprint
+
+
+def _every_kind() -> list[Entry]:
+    """Entries of every kind a survey tells apart, with every attribute a plan reads."""
+    from reconciler.attributes import READ
+
+    base = "dc=hagiang,dc=gov,dc=vn"
+    full = {name.lower(): (f"{name}-value",) for name in READ if name.lower() != "userpassword"}
+
+    def person(uid: str, classes: tuple[str, ...], **attrs: tuple[str, ...]) -> Entry:
+        values = {"objectclass": classes, "uid": (uid,), "cn": ("Nguyễn Văn Sơn",)}
+        return Entry(f"uid={uid},{PEOPLE}", full | values | attrs, passwords=1)
+
+    account = ("top", "inetOrgPerson", "govMailAccount")
+    return [
+        Entry(base, {"objectclass": ("dcObject", "organization"), "dc": ("hagiang",)}),
+        Entry(PEOPLE, {"objectclass": ("organizationalUnit",), "ou": ("people",)}),
+        person(
+            "nvson",
+            account,
+            employeenumber=("HG-0001",),
+            mail=("NVSon@hagiang.gov.vn",),
+            govmailalias=("son.nv@hagiang.gov.vn", "nvson@hagiang.gov.vn"),
+        ),
+        person(
+            "ttlan",
+            account,
+            employeenumber=("HG-0002",),
+            mail=("ttlan@hagiang.gov.vn",),
+            govmailalias=("son.nv@hagiang.gov.vn",),
+        ),  # an address held twice
+        person(
+            "old",
+            ("top", "inetOrgPerson"),
+            employeenumber=("X-1",),
+            mail=("old@hagiang.gov.vn",),
+            govmailalias=("cu@hagiang.gov.vn",),
+        ),  # adoptable, a foreign id
+        person("svc", ("top", "account"), mail=("svc@hagiang.gov.vn",)),  # unmanaged
+        Entry(
+            f"cn=HG-0009 ab12,ou=history,{base}",
+            {
+                "objectclass": ("top", "govMailTombstone"),
+                "govmailformerid": ("HG-0009",),
+                "govmailformeraddress": ("Gone@hagiang.gov.vn", "gone.old@hagiang.gov.vn"),
+                "govmaildeletedat": ("20260101000000Z",),
+                "govmaildeletereason": ("HG-2024 Đ7.1: removed from the inventory",),
+                "displayname": ("Bàn Văn Mình",),
+                "govmailagency": ("soyte",),
+                "description": ("not read by the survey",),
+            },
+        ),
+        Entry(f"cn=batch,ou=history,{base}", {"objectclass": ("govMailAuditLog",)}),
+    ]
+
+
+def test_an_entry_read_is_surveyed_from_the_attributes_the_survey_reads_only() -> None:
+    """python-ldap's read surveys each entry unpacked with `SURVEYED` only: what the survey
+    finds is what it finds of the whole entries (a survey that came to read another attribute
+    fails here until `SURVEYED` names it)."""
+    from reconciler.directory.history import is_audit
+
+    def survey(read_packed: bool) -> dict[str, object]:
+        store = Surveyed(SETTINGS, is_audit)
+        store.survey.ids = {"HG-0001": "HG-0001"}
+        for one in _every_kind():
+            if read_packed:
+                packed = store.pack(one)
+                assert isinstance(packed, bytes)
+                store.append_packed(packed)
+            else:
+                store.append(one)
+        found = {k: v for k, v in vars(store.survey).items() if k not in ("_packed", "_digest")}
+        return found | {"fingerprint": store.survey.fingerprint, "items": list(store.items)}
+
+    whole, surveyed = survey(read_packed=False), survey(read_packed=True)
+    assert surveyed == whole
+    assert len(whole["stones"]) == 1 and len(whole["candidates"]) == 1  # type: ignore[arg-type]
+    assert whole["repeated"] and whole["foreign_ids"] and whole["unmanaged"]
+    assert len(whole["items"]) == 7  # type: ignore[arg-type]  # the audit batch skipped

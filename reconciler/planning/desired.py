@@ -504,8 +504,8 @@ class Surveyed(Packed):
         self.skip = skip
 
     def append(self, entry: Entry) -> None:
+        kept = self.pack(entry)  # skipped or not, as `append_packed` (one fingerprint)
         if self.skip is None or not self.skip(entry):
-            kept = self.pack(entry)
             self.survey.add(entry, kept)
             self.items.append(kept)
 
