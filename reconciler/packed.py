@@ -29,7 +29,7 @@ holds the one tuple of them.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import AnyStr, overload
 
 from reconciler.model import Entry
@@ -70,6 +70,7 @@ class Packed(Sequence[Entry]):
         "_raw",
         "_shape_of",
         "_unpacked",
+        "_where",
         "common",
         "items",
         "shapes",
@@ -89,6 +90,8 @@ class Packed(Sequence[Entry]):
         self._common_raw: dict[bytes, bytes] = {}  # the same, as UTF-8 bytes read
         self.items: list[bytes | Entry] = []
         self._unpacked = 0  # entries kept as they are
+        #: (shape, names) -> the names of that shape among them, and where they are (`unpack`)
+        self._where: dict[tuple[str, frozenset[str]], tuple[tuple[str, int], ...]] = {}
         for entry in entries:
             self.append(entry)
 
@@ -229,11 +232,25 @@ class Packed(Sequence[Entry]):
         self._unpacked += 1
         return entry
 
-    def unpack(self, item: bytes | Entry) -> Entry:
+    def unpack(self, item: bytes | Entry, names: frozenset[str] | None = None) -> Entry:
+        """The entry `item` is; with `names` (lower case), with only those of its attributes,
+        for an entry read for a few of its values (a plan surveys every entry read for 6 of its
+        20 attributes: the others are not made into tuples). An entry kept as it is comes
+        whole."""
         if type(item) is not bytes:
             return item  # type: ignore[return-value]
         head, dn, *fields = item.decode("utf-8").split(_FIELDS)
         shape, _, count = head.partition(":")
+        named: Iterable[tuple[str, str]]
+        if names is None:
+            named = zip(self.shapes[int(shape)], fields, strict=True)
+        else:
+            where = self._where.get((shape, names))
+            if where is None:
+                where = self._where[shape, names] = tuple(
+                    (name, at) for at, name in enumerate(self.shapes[int(shape)]) if name in names
+                )
+            named = [(name, fields[at]) for name, at in where]
         common = self.common
         return Entry(
             dn,
@@ -243,7 +260,7 @@ class Packed(Sequence[Entry]):
                 else (field,)
                 if _VALUES not in field
                 else tuple(field.split(_VALUES))
-                for name, field in zip(self.shapes[int(shape)], fields, strict=True)
+                for name, field in named
             },
             int(count) if count else None,
         )

@@ -71,6 +71,21 @@ def test_any_entries_come_back_equal(found: list[Entry]) -> None:
     assert [store[i] for i in range(len(found))] == found
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(entries, max_size=6), st.frozensets(st.sampled_from(["cn", "mail", "title", "x"])))
+def test_an_entry_unpacked_with_some_names_has_those_of_its_attributes(
+    found: list[Entry], names: frozenset[str]
+) -> None:
+    store = Packed(found)
+    for item, entry in zip(store.items, found, strict=True):
+        some = store.unpack(item, names)
+        if isinstance(item, bytes):
+            kept = {name: values for name, values in entry.attrs.items() if name in names}
+            assert some == Entry(entry.dn, kept, entry.passwords)
+        else:  # kept as it is: whole
+            assert some == entry
+
+
 def _fingerprint_piece_by_piece(entry: Entry) -> str:
     """`attributes.fingerprint` as first written, a digest fed one piece at a time."""
     import hashlib

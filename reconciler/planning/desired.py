@@ -323,6 +323,26 @@ def container_chain(base_dn: str, container: str) -> list[str]:
     return [base_dn, *(dn for dn in reversed(chain) if dn.lower() != base_dn.lower())]
 
 
+#: The attributes of an entry that `Survey.add` (with `tombstone`) and `pipeline.read`'s `skip`
+#: read: an entry read is unpacked with these only to be surveyed (`Surveyed.append_packed`).
+SURVEYED = frozenset(
+    name.lower()
+    for name in (
+        "objectClass",
+        "employeeNumber",
+        "cn",
+        "mail",
+        "govMailAlias",
+        DELETE_REASON,
+        FORMER_ID,
+        FORMER_ADDRESS,
+        DELETED_AT,
+        "displayName",
+        "govMailAgency",
+    )
+)
+
+
 class Survey:
     """What a plan needs of every entry read, gathered in one pass in the directory's order
     (`add`), so that the entries themselves can stay packed (`reconciler.packed`) and be
@@ -510,7 +530,7 @@ class Surveyed(Packed):
             self.items.append(kept)
 
     def append_packed(self, item: bytes) -> None:
-        entry = self.unpack(item)
+        entry = self.unpack(item, SURVEYED)
         if self.skip is None or not self.skip(entry):
             self.survey.add(entry, item)
             self.items.append(item)
