@@ -300,6 +300,6 @@ def _exact(
         return False
     if packed.endswith((nul, soh)) and values:
         return False
-    return not (
-        soh + soh in packed or nul + nul in packed or soh + nul in packed or nul + soh in packed
-    )
+    # no two separators in a row (SOH read as NUL: one search instead of four, each slow
+    # where separators are frequent: 0.1 s of 100,000 entries)
+    return nul + nul not in packed.replace(soh, nul)
