@@ -144,7 +144,7 @@ def test_an_entry_read_is_surveyed_from_the_attributes_the_survey_reads_only() -
                 store.append_packed(packed)
             else:
                 store.append(one)
-        found = {k: v for k, v in vars(store.survey).items() if k not in ("_packed", "_digest")}
+        found = {k: v for k, v in vars(store.survey).items() if k not in ("_tables", "_digest")}
         return found | {"fingerprint": store.survey.fingerprint, "items": list(store.items)}
 
     whole, surveyed = survey(read_packed=False), survey(read_packed=True)

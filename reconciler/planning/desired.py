@@ -358,8 +358,15 @@ class Survey:
     summary of the entries as read (`add`), the plan file's directory fingerprint; `present`:
     which of the containers a plan may create exist (lower case)."""
 
-    def __init__(self, settings: Settings, packed: Packed) -> None:
-        self._packed = packed  # where the entries surveyed are kept (its tables: `fingerprint`)
+    def __init__(
+        self,
+        settings: Settings,
+        shapes: Sequence[tuple[str, ...]],
+        common: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        #: the tables of the store the entries surveyed are packed into (`Packed.shapes`,
+        #: `Packed.common`): a packed entry holds only their numbers (`fingerprint`)
+        self._tables = (shapes, common)
         people = people_containers(settings)
         self.own = {settings.base_dn.lower(), *(c.lower() for c in people)}
         self.containers = {
@@ -385,8 +392,8 @@ class Survey:
 
     @classmethod
     def of(cls, settings: Settings, entries: Iterable[Entry]) -> Survey:
-        """The survey of `entries`, packed as `pipeline.read` packs them (for their
-        fingerprint) but not kept."""
+        """The survey of `entries`, packed as `pipeline.read` packs them (the fingerprint is
+        of them packed)."""
         surveyed = Surveyed(settings)
         for entry in entries:
             surveyed.append(entry)
@@ -404,7 +411,8 @@ class Survey:
         read (a login's pwdLastSuccess too) another. Nothing compares it: apply's stale-plan
         check is each operation's own entry fingerprint."""
         digest = self._digest.copy()
-        for table in (self._packed.shapes, list(self._packed.common.values())):
+        shapes, common = self._tables
+        for table in (shapes, list(common.values())):
             _framed(digest, b"%d" % len(table))
             for strings in table:
                 _framed(digest, "\x00".join(strings).encode("utf-8", "surrogatepass"))
@@ -520,7 +528,7 @@ class Surveyed(Packed):
 
     def __init__(self, settings: Settings, skip: Callable[[Entry], bool] | None = None) -> None:
         super().__init__()
-        self.survey = Survey(settings, self)
+        self.survey = Survey(settings, self.shapes, self.common)
         self.skip = skip
 
     def append(self, entry: Entry) -> None:
