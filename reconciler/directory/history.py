@@ -191,8 +191,13 @@ def moment(value: Any) -> dt.datetime | None:
 
 
 def _batches(directory: Directory, base_dn: str, attributes: Iterable[str]) -> list[Entry]:
+    """The history's batches, found by their object class: the directory's objectClass index
+    answers that at once, where every entry under the container (`objectClass=*`) costs a
+    tenth of a second of the server's time at 100,000 mailboxes, on every apply (`prune`)."""
     try:
-        found = directory.read(history_dn(base_dn), [*attributes, "objectClass"])
+        found = directory.find(
+            history_dn(base_dn), "objectClass", [OBJECT_CLASS], [*attributes, "objectClass"]
+        )
         return [e for e in found if is_audit(e)]
     except NoSuchEntry:
         return []
