@@ -184,3 +184,34 @@ def test_a_notices_lines_are_textwraps_own_with_its_quick_fill_and_without(
             assert notices._wrap(text, first, rest) == expected, (text, first, rest)
             if round_ % 2:
                 assert not handed, text  # the quick fill, not textwrap
+
+
+def test_a_notice_file_holds_the_email_packages_own_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`notices.write` folds the headers a run's notices share once (`rendered`): every byte is
+    still what the email package writes for the whole message, whatever the headers hold (a
+    Vietnamese subject, a long one, several recipients, none), and a line break in a header is
+    still refused."""
+    monkeypatch.setattr(notices, "make_msgid", lambda domain=None: f"<1.2.3@{domain}>")
+    ops = [
+        create(f"HG-{n:04d}", f"nv{n}@hagiang.gov.vn", f"Nguyễn Văn {n}", Kind.PERSON)
+        for n in range(30)
+    ]
+    plan = plan_of(
+        *ops,
+        contacts=(Contact("sotttt", "Sở Thông tin và Truyền thông", ("sotttt@hagiang.gov.vn",)),),
+    )
+    outcomes = [(op, "changed", NOW) for op in ops]
+    (built,) = notices.build(plan, outcomes, regulations.get("hagiang-2024"), NOW)
+    cases = [
+        built,
+        replace(built, to=()),
+        replace(built, to=("a@hagiang.gov.vn", "Trần Thị Lan <lan@hagiang.gov.vn>")),
+        replace(built, subject="Thông báo " * 20, body="plain ascii\n"),
+        notices.Notice("x", ("x@y.vn",), "ascii", "x" * 300 + "\n"),
+    ]
+    for notice in cases * 2:  # the second time from the folded headers kept
+        for sender in ("noreply@hagiang.gov.vn", "Trung tâm <noreply@hagiang.gov.vn>"):
+            expected = bytes(notices.message(notice, sender, NOW))
+            assert notices.rendered(notice, sender, NOW) == expected
+    with pytest.raises(ValueError, match="linefeed"):
+        notices.rendered(replace(built, to=("a@b.vn\nBcc: c@d.vn",)), "n@hagiang.gov.vn", NOW)

@@ -20,6 +20,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.policy import default as _POLICY
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -287,16 +288,45 @@ def _to_owner(
     )
 
 
+def _headers(notice: Notice, sender: str, when: dt.datetime) -> list[tuple[str, str]]:
+    to = [("To", ", ".join(notice.to))] if notice.to else []
+    return [
+        ("From", sender),
+        *to,
+        ("Subject", notice.subject),
+        ("Date", format_datetime(when.astimezone(ZONE))),
+        ("Message-ID", make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)),
+    ]
+
+
 def message(notice: Notice, sender: str, when: dt.datetime) -> EmailMessage:
     msg = EmailMessage()
-    msg["From"] = sender
-    if notice.to:
-        msg["To"] = ", ".join(notice.to)
-    msg["Subject"] = notice.subject
-    msg["Date"] = format_datetime(when.astimezone(ZONE))
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
+    for name, value in _headers(notice, sender, when):
+        msg[name] = value
     msg.set_content(notice.body, charset="utf-8")
     return msg
+
+
+def _header(name: str, value: str) -> bytes:
+    """A header line as `bytes(message(…))` writes it: parsed (a line break in it is refused)
+    and folded by the email package."""
+    return _POLICY.fold_binary(*_POLICY.header_store_parse(name, value))
+
+
+_shared_header = functools.lru_cache(maxsize=256)(_header)
+
+
+def rendered(notice: Notice, sender: str, when: dt.datetime) -> bytes:
+    """`bytes(message(notice, sender, when))`, the same bytes, with the header lines the notices
+    of a run share (sender, subject, date) folded once: the email package's parsing and folding
+    took most of the notices' time (50 agencies: a tenth of a second of an apply)."""
+    body = EmailMessage()
+    body.set_content(notice.body, charset="utf-8")  # its headers, then the encoded body
+    head = [
+        _header(name, value) if name == "Message-ID" else _shared_header(name, value)
+        for name, value in _headers(notice, sender, when)
+    ]
+    return b"".join(head) + bytes(body)
 
 
 def file_name(agency: str, owner: str = "") -> str:
@@ -322,7 +352,7 @@ def write(
     written = []
     for notice in notices:
         path = folder / f"{stamp}-{file_name(notice.agency, notice.owner)}.eml"
-        data = bytes(message(notice, sender, when))
+        data = rendered(notice, sender, when)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
