@@ -69,14 +69,15 @@ def _same(entry: Entry, change: Change) -> bool:
     return sorted(have) == sorted(values)
 
 
-def _done(op: Operation, entry: Entry | None) -> bool:
+def _done(op: Operation, entry: Entry | None, as_planned: bool) -> bool:
     """Is the operation's result already in the directory? Each of its writes is one LDAP
-    request, done whole or not at all, so one sign of it is enough."""
+    request, done whole or not at all, so one sign of it is enough. `as_planned`: the entry's
+    fingerprint is the one the plan read (`_as_planned`)."""
     if op.action is Action.DELETE:
         return entry is None
     if entry is None:
         return False
-    if op.action is not Action.CREATE and fingerprint(entry) == op.fingerprint:
+    if as_planned:
         return False  # the entry is as planned: not even an update whose values it holds
     if op.action is Action.CREATE:
         return _same(entry, next(c for c in op.attributes if c.attr == "mail"))
@@ -87,6 +88,16 @@ def _done(op: Operation, entry: Entry | None) -> bool:
     if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
         return False
     return all(_same(entry, c) for c in op.changes)
+
+
+def _as_planned(op: Operation, entry: Entry | None) -> bool:
+    """Is `entry` as the plan read it (its fingerprint)? Worked out once per operation: the
+    check asks it twice."""
+    return (
+        entry is not None
+        and op.action is not Action.CREATE
+        and fingerprint(entry) == op.fingerprint
+    )
 
 
 def check(
@@ -109,7 +120,8 @@ def check(
         if entry is None and op.dn.lower() in by_dn and not by_dn[op.dn.lower()].managed:
             entry = by_dn[op.dn.lower()]  # adopted by this plan: no employeeNumber yet
         earlier_todo = seen.get(op.id)
-        if _done(op, entry):
+        as_planned = _as_planned(op, entry)
+        if _done(op, entry, as_planned):
             done.append(op)
             seen.setdefault(op.id, False)
             continue
@@ -127,7 +139,7 @@ def check(
                 todo.append(op)
         elif entry is None:
             stale.append(f"{op.id} ({op.address}): no longer in the directory")
-        elif fingerprint(entry) == op.fingerprint or _resumed(op, entry):
+        elif as_planned or _resumed(op, entry):
             todo.append(op)
         else:
             stale.append(f"{op.id} ({entry.dn}): changed since the plan was made")
