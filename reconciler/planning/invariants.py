@@ -53,7 +53,7 @@ from reconciler.attributes import (
     misplaced,
     people_containers,
 )
-from reconciler.dn import is_descendant, normalize_dn, parent_dn, parse_dn
+from reconciler.dn import is_descendant, normalize_dn, normalized_rdns, parent_dn, parse_dn
 from reconciler.errors import UnsafePlan
 from reconciler.model import (
     MIN_KEEP_MONTHS,
@@ -116,9 +116,10 @@ class Scope:
     def outside(self, dn: str) -> str | None:
         """Why an operation may not write the entry at `dn`, or None."""
         try:
-            here, parent = normalize_dn(dn), normalize_dn(parent_dn(dn))
+            rdns = normalized_rdns(dn)  # the DN parsed once, for itself and for its parent
         except ValueError:
             return f"{dn!r} is not a distinguished name"
+        here, parent = ",".join(rdns), ",".join(rdns[1:])
         if here in self.containers or here in (self.base, self.lock, self.history):
             return f"{dn} is a container or the lock entry, not a mailbox"
         if parent not in self.containers:
