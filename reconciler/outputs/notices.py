@@ -320,7 +320,7 @@ _shared_header = functools.lru_cache(maxsize=256)(_header)
 def rendered(notice: Notice, sender: str, when: dt.datetime) -> bytes:
     """`bytes(message(notice, sender, when))`, the same bytes, with the header lines the notices
     of a run share (sender, subject, date) folded once: the email package's parsing and folding
-    took most of the notices' time (50 agencies: a tenth of a second of an apply)."""
+    of each took most of the time of writing a notice (2.5 ms of it, the subject alone 0.65)."""
     body = EmailMessage()
     body.set_content(notice.body, charset="utf-8")  # its headers, then the encoded body
     head = [
