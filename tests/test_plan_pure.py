@@ -159,3 +159,92 @@ def test_attribute_changes_are_what_deepdiff_found(
     }
     expected = tuple(Change(a, before.get(a, ()), after.get(a, ())) for a in MANAGED if a in named)
     assert attribute_changes(before, after) == expected
+
+
+#: Moments around the deadlines of a plan at `_NOW` (one month, three, six, a year and more
+#: before it, a second either side of local midnight), and values that are not times.
+_NOW = dt.datetime(2027, 3, 31, 17, 0, 1, tzinfo=dt.UTC)  # 1 April, 00:00:01 in Hà Nội
+_MOMENTS = [
+    _NOW - dt.timedelta(days=d, seconds=s)
+    for d in (0, 28, 30, 31, 59, 62, 90, 92, 181, 183, 184, 366, 1100)
+    for s in (-2, 0, 1, 2)
+]
+_STAMP = st.one_of(
+    st.sampled_from(_MOMENTS).map(lambda t: t.strftime("%Y%m%d%H%M%SZ")),
+    st.sampled_from(["", "not a time", "000001010000Z", "20271399000000Z", "20270101000000.5Z"]),
+)
+_STAMPED = (
+    "pwdLastSuccess",
+    "authTimestamp",
+    "govMailLastLogin",
+    "govMailRestoredAt",
+    "govMailCreatedAt",
+    "createTimestamp",
+    "govMailPasswordIssuedAt",
+    "pwdChangedTime",
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    stamps=st.dictionaries(st.sampled_from(_STAMPED), _STAMP),
+    reset=st.sampled_from([None, "TRUE", "FALSE", "true"]),
+    seen=st.none() | st.sampled_from(_MOMENTS),
+    regulation=st.sampled_from(["hagiang-2024", "quangnam-2020"]),
+    hours=st.sampled_from([0, 7, 16, 17, 23]),
+)
+def test_a_mailbox_not_due_is_one_the_time_rules_in_full_leave(
+    stamps: dict[str, str], reset: str | None, seen: dt.datetime | None, regulation: str, hours: int
+) -> None:
+    """The time rules' shortcut (`lifecycle.not_due`) says no rule can fire only on an entry the
+    rules in full (its every stamp, the activity file) leave alone; and it says so of most
+    active mailboxes, or it would save nothing."""
+    from reconciler.model import Address, Kind, Loc, Mailbox, State
+    from reconciler.rules import lifecycle
+
+    attrs = {name: (value,) for name, value in stamps.items() if value}
+    if reset is not None:
+        attrs["pwdReset"] = (reset,)
+    entry = managed("QN-0101", "lan@quangnam.gov.vn", "Trần Thị Lan", "", **attrs)
+    if not stamps.get("createTimestamp"):
+        entry = Entry(entry.dn, {k: v for k, v in entry.attrs.items() if k != "createtimestamp"})
+    box = Mailbox(
+        "QN-0101",
+        Kind.PERSON,
+        "soyte",
+        "Trần Thị Lan",
+        Address("lan", "quangnam.gov.vn", "QN-2020 Đ4.1"),
+        {},
+        State.ACTIVE,
+        None,
+        None,
+        Loc("agencies/soyte.yaml", 3),
+    )
+    rule = regulations.get(regulation)
+    now = _NOW + dt.timedelta(hours=hours)
+    activity = {} if seen is None else {"lan@quangnam.gov.vn": seen}
+    in_full = lifecycle._rules_in_full(box, entry, rule, now, activity)
+    if lifecycle.not_due(entry, rule, now):
+        assert in_full == []
+    assert lifecycle._time_rules(box, entry, rule, now, activity) == in_full
+
+
+def test_an_active_mailbox_is_known_not_due_from_its_stamps() -> None:
+    """The shortcut answers for the mailboxes most plans are made of: logged in lately, or
+    created lately with the password issued then."""
+    from reconciler.rules import lifecycle
+
+    rule = regulations.get("hagiang-2024")
+    recent = (_NOW - dt.timedelta(days=3)).strftime("%Y%m%d%H%M%SZ")
+    old = "20200101000000Z"
+    fresh = managed("HG-1", "a@hagiang.gov.vn", "A", recent, pwdReset=("TRUE",))
+    fresh = Entry(fresh.dn, fresh.attrs | {"govmailpasswordissuedat": (recent,)})
+    assert lifecycle.not_due(fresh, rule, _NOW)
+    logged = managed("HG-1", "a@hagiang.gov.vn", "A", old, pwdLastSuccess=(recent,))
+    assert lifecycle.not_due(logged, rule, _NOW)
+    idle = managed("HG-1", "a@hagiang.gov.vn", "A", old, pwdLastSuccess=(old,))
+    assert not lifecycle.not_due(idle, rule, _NOW)
+    # a password issued long ago and never changed: the password rule decides
+    unchanged = managed("HG-1", "a@hagiang.gov.vn", "A", old, pwdLastSuccess=(recent,))
+    unchanged = Entry(unchanged.dn, unchanged.attrs | {"pwdreset": ("TRUE",)})
+    assert not lifecycle.not_due(unchanged, rule, _NOW)

@@ -316,6 +316,18 @@ def _time_rules(
     now: dt.datetime,
     activity: Mapping[str, Seen],
 ) -> list[Operation]:
+    if not_due(entry, regulation, now):
+        return []
+    return _rules_in_full(box, entry, regulation, now, activity)
+
+
+def _rules_in_full(
+    box: Mailbox,
+    entry: Entry,
+    regulation: Regulation,
+    now: dt.datetime,
+    activity: Mapping[str, Seen],
+) -> list[Operation]:
     if not _exempt(box, "inactivity"):
         last, what = inactive_since(box, entry, regulation, activity)
         rule = regulation.inactivity
@@ -339,6 +351,42 @@ def _time_rules(
         reason = f"password issued {_when(issued)} never changed"
         return [_suspend(box, entry, change.clause, reason, note=reason, time_rule=True)]
     return []
+
+
+#: Stamps of an entry that are signs of life whenever they are there (`last_activity`), and
+#: those a password issued by the tool is timed by (`password_issued`), besides its creation.
+_ALIVE = (attributes.LAST_SUCCESS, attributes.LOGIN_FORWARDED, attributes.LAST_LOGIN, RESTORED_AT)
+_ISSUED = (ISSUED_AT, "pwdChangedTime")
+
+
+def not_due(entry: Entry, regulation: Regulation, now: dt.datetime) -> bool:
+    """True when no time rule can fire on `entry` at `now`, seen from a stamp or two: one sign of
+    life on or after the inactivity rule's deadline (the latest is then too, whatever the
+    activity file and a restore request add), and a password changed by its holder or a stamp
+    of its issue on or after the password rule's deadline. False says nothing: `_time_rules`
+    then decides in full. Most mailboxes of a plan are active: their times were all parsed and
+    weighed for every plan (a quarter of comparing 100,000 mailboxes, profiled).
+    `tests/test_plan_pure.py` checks that the rules in full fire on none of the entries this
+    says are not due."""
+    alive = deadline(now, regulation.inactivity.months)
+    if not _stamped_since(entry, _ALIVE, alive):
+        return False
+    change = regulation.password_change
+    if change is None or (entry.get(MUST_CHANGE) or "").upper() != "TRUE":
+        return True
+    return _stamped_since(entry, _ISSUED, deadline(now, change.months))
+
+
+def _stamped_since(entry: Entry, stamps: tuple[str, ...], moment: dt.datetime) -> bool:
+    """Whether one of the times `stamps` or the entry's creation is on or after `moment`."""
+    for attr in stamps:
+        value = entry.get(attr)
+        if value:
+            stamp = parse_time(value)
+            if stamp is not None and stamp >= moment:
+                return True
+    created = attributes.created(entry)
+    return created is not None and created >= moment
 
 
 def password_issued(entry: Entry) -> dt.datetime | None:
