@@ -142,18 +142,20 @@ def test_an_owners_address_is_trusted_only_from_the_inventory_or_the_reviewed_pl
     """The plan file can be re-sealed by whoever writes it: apply sends an owner's notice to the
     address the inventory gives that person (--inventory), or, without it, to the plan's only
     when the plan is bound by --expect-digest; each one withheld is said in plain words."""
-    from reconciler.model import Person
+    from reconciler.model import Details, Person
     from reconciler.planning.invariants import trusted_owners
 
     lan = Owner("QN-0101", "soyte", "lan.tt@gmail.com")
     plan = plan_of(province="quangnam", owners=(lan,))
-    record = Person("QN-0101", "Trần Thị Lan", "soyte", external_email="Lan.TT@gmail.com")
+    record = Person(
+        "QN-0101", "Trần Thị Lan", "soyte", details=Details(external_email="Lan.TT@gmail.com")
+    )
     assert trusted_owners(plan, [record], digest_bound=False) == ([lan], [])
     assert trusted_owners(plan, None, digest_bound=True) == ([lan], [])
     sent, withheld = trusted_owners(plan, None, digest_bound=False)
     assert not sent and "not sent to lan.tt@gmail.com" in withheld[0]
-    moved = replace(record, external_email="lan@yahoo.com")
-    for people in ([moved], [replace(record, external_email=None)], []):
+    moved = replace(record, details=Details(external_email="lan@yahoo.com"))
+    for people in ([moved], [replace(record, details=Details())], []):
         sent, withheld = trusted_owners(plan, people, digest_bound=True)  # the inventory decides
         assert not sent and "The agency's notice still goes." in withheld[0], withheld
 

@@ -26,6 +26,7 @@ import pytest
 
 from reconciler.model import (
     Agency,
+    Details,
     Entry,
     Inventory,
     Person,
@@ -75,7 +76,7 @@ INVENTORY = Inventory(
             "sotttt",
             unit="vanphong",
             state=State.SUSPENDED,
-            suspension=Suspension("HG-2024 Đ8.2.b", "lộ mật khẩu"),
+            details=Details(suspension=Suspension("HG-2024 Đ8.2.b", "lộ mật khẩu")),
         ),
         Person("HG-0101", "Trần Thị Lan", "soyte", title="Phó Giám đốc <Sở>"),
         Person("HG-0102", "Lê Văn Ân", "soyte"),
@@ -239,7 +240,9 @@ def test_qn_2020_d13_6_and_hg_2024_d7_3_the_report_counts() -> None:
 def test_report_counts_the_entries_the_next_plan_adopts() -> None:
     """An entry issued before the tool and pinned on a record (as `reconciler import` writes it)
     is that record's mailbox for the report as for the plan: counted in the record's agency."""
-    pinned = Person("HG-0104", "Vàng Seo Dình", "soyte", address=f"dinhvs@{DOMAIN}")
+    pinned = Person(
+        "HG-0104", "Vàng Seo Dình", "soyte", details=Details(address=f"dinhvs@{DOMAIN}")
+    )
     inventory = replace(INVENTORY, people=(*INVENTORY.people, pinned))
     legacy = Entry(
         f"uid=dinhvs,ou=people,{BASE}",
