@@ -60,9 +60,8 @@ def rule_of(regulation_id: str | None) -> Regulation | None:
 def _display_split(person: Person) -> tuple[str, str]:
     """(sn, givenName) in Vietnamese, for the directory: the overrides, else first and last word."""
     words = person.name.split()
-    family = person.family or words[0]
-    given = person.given or words[-1]
-    return family, given
+    details = person.details
+    return details.family or words[0], details.given or words[-1]
 
 
 def _wanted(
@@ -631,14 +630,21 @@ class _Builder:
         # Aliases are never dropped: every former address keeps receiving mail; unless another
         # entry keeps the address too (two entries on one address: `taken_addresses`)
         aliases = set(declared)
-        if key in self.live:
-            mine = (a.lower() for a in self.live[key].all("govMailAlias"))
-            aliases.update(a for a in mine if self.taken.get(a, key) == key)
-            old = self.live[key].mail
-            if old and old != str(self.addresses.get(key, "")) and self.taken.get(old) == key:
+        entry = self.live.get(key)
+        address = self.addresses.get(key)
+        mail = "" if address is None else str(address)
+        if entry is not None:
+            taken = self.taken
+            mine = entry.all("govMailAlias")
+            if mine:
+                aliases.update(a for a in map(str.lower, mine) if taken.get(a, key) == key)
+            old = entry.mail
+            if old and old != mail and taken.get(old) == key:
                 aliases.add(old)
-        if key in self.addresses:
-            aliases.discard(str(self.addresses[key]))
+        if not aliases:
+            return ()
+        if address is not None:
+            aliases.discard(mail)
         return tuple(sorted(aliases))
 
     def agency(self, key: str, agency: Agency) -> Mailbox:
@@ -711,6 +717,7 @@ class _Builder:
         agency = self.agencies[person.agency]
         home = agency.unit(person.unit) if person.unit else None
         family, given = _display_split(person)
+        details = person.details  # what few records state, read once (`Person`'s properties)
         attrs = _attrs(
             address,
             cn=person.name,
@@ -723,20 +730,20 @@ class _Builder:
             agency=agency.id,
             unit=home.id if home else None,
             manager=None,
-            quota=person.quota if person.quota is not None else self.default_quota,
-            decision=person.quota_decision,
-            aliases=self.kept_aliases(person.id, person.aliases),
+            quota=details.quota if details.quota is not None else self.default_quota,
+            decision=details.quota_decision,
+            aliases=self.kept_aliases(person.id, details.aliases),
         )
-        if person.login:  # an adopted login is kept as it is
-            attrs["uid"] = (person.login.lower(),)
-        if person.origin is not None:
-            attrs[ORIGIN] = (f"{person.origin.domain} {person.origin.id}",)
+        if details.login:  # an adopted login is kept as it is
+            attrs["uid"] = (details.login.lower(),)
+        if details.origin is not None:
+            attrs[ORIGIN] = (f"{details.origin.domain} {details.origin.id}",)
         entry = self.live.get(person.id)
         if entry is not None:
             attrs["cn"] = _with_rdn(entry, "cn", attrs["cn"])
         plain = holder = ""
         # only a mailbox to create says why it does not get the plain form (`plan._create`)
-        if person.address is None and person.id in self.parts_of and entry is None:
+        if details.address is None and person.id in self.parts_of and entry is None:
             rule = rule_of(person.regulation) or self.regulation
             plain = rule.plain(self.parts_of[person.id], agency.abbreviation)
             plain = "" if plain == address.local else f"{plain}@{address.domain}"
@@ -749,7 +756,7 @@ class _Builder:
             address,
             attrs,
             person.state,
-            person.suspension,
+            details.suspension,
             person,
             person.loc,
             plain,
