@@ -24,6 +24,11 @@ def paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # what was made inside is kept, so it goes to the oldest generation at once (freezing
+        # and unfreezing moves lists, not objects): else the first young collection after the
+        # pause walks it all (0.05 s after 100,000 staff are loaded) to find nothing
+        gc.freeze()
+        gc.unfreeze()
         if enabled:
             gc.enable()
 
