@@ -839,6 +839,42 @@ def test_allocation_properties(
     assert {k: more[k] for k in result} == result
 
 
+@SHUFFLE
+@given(scenarios(), regs, st.booleans(), st.sampled_from([None, QN, HG]))
+def test_each_address_is_made_with_the_clause_of_its_rule(
+    scenario: tuple[list[Wanted], dict[str, str], list[str]],
+    reg: regulations.Regulation,
+    moved: bool,
+    own: regulations.Regulation | None,
+) -> None:
+    """An `Allocation` keeps each address as one str, and its clause only where it is not the
+    regulation's person clause: the `Address` made from them is the one the mailbox's own rule
+    gives it, newcomer or kept (in the same domain or moved to another), under the allocation's
+    regulation or another."""
+    boxes, taken, reserved = scenario
+    boxes = [replace(b, regulation=own) if b.key.startswith("P0") else b for b in boxes]
+    first = allocate(boxes, taken, reserved, "x.gov.vn", reg)
+    again = [replace(b, current=first.address(b.key)) if b.key in first else b for b in boxes]
+    kept = allocate(again, taken, reserved, "y.gov.vn" if moved else "x.gov.vn", reg)
+    for result in (first, kept):
+        assert dict(result) == {k: result[k] for k in result.addresses}
+        for box in boxes:
+            if box.key not in result:
+                continue
+            address = result[box.key]
+            assert str(address) == result.address(box.key)
+            assert address.domain == ("y.gov.vn" if moved and result is kept else "x.gov.vn")
+            rule = box.regulation or reg
+            if box.kind is Kind.AGENCY:
+                assert address.clause == rule.agency_clause
+            elif box.kind is Kind.UNIT:
+                assert address.clause == rule.unit_clause
+            else:
+                assert box.parts is not None
+                plain = address.local == rule.plain(box.parts, box.agency_abbr)
+                assert address.clause == (rule.person_clause if plain else rule.collision_clause)
+
+
 #: agency abbreviations that leave room for a name, for a name and no number (62 letters:
 #: numbered forms do not fit), for nothing (63), or that are no address part
 ABBRS = ["sotttt", "a", "b" * 61, "c" * 62, "d" * 63, "Sở"]

@@ -574,7 +574,7 @@ class _Builder:
     """What building a mailbox needs besides its own record."""
 
     live: Mapping[str, Entry]
-    addresses: Mapping[str, Address]
+    addresses: naming.Allocation  # each mailbox's `Address` made as it is built
     parts_of: Mapping[str, names.NameParts]
     agencies: Mapping[str, Agency]
     regulation: Regulation
@@ -596,7 +596,8 @@ class _Builder:
         regulation whose collision rule favours the higher rank, why it is kept."""
         key = self.taken.get(address)
         if key is None:  # given to another newcomer in this plan
-            key = next((k for k, a in self.addresses.items() if str(a) == address), "")
+            given = self.addresses.addresses
+            key = next((k for k, a in given.items() if a == address), "")
             return f"{address} goes to {self._who(key)} in this plan"
         who = self._who(key)
         text = f"{address} is held by {who}"
@@ -631,8 +632,7 @@ class _Builder:
         # entry keeps the address too (two entries on one address: `taken_addresses`)
         aliases = set(declared)
         entry = self.live.get(key)
-        address = self.addresses.get(key)
-        mail = "" if address is None else str(address)
+        mail = self.addresses.addresses.get(key, "")
         if entry is not None:
             taken = self.taken
             mine = entry.all("govMailAlias")
@@ -643,7 +643,7 @@ class _Builder:
                 aliases.add(old)
         if not aliases:
             return ()
-        if address is not None:
+        if mail:
             aliases.discard(mail)
         return tuple(sorted(aliases))
 
@@ -872,7 +872,7 @@ def _allocated(
     taken: Mapping[str, str],
     holders: Mapping[str, str],
     problems: list[Problem],
-) -> dict[str, Address]:
+) -> naming.Allocation:
     """The allocated address of every `wanted` mailbox; the records that get none are added to
     `problems` (at the record's file and line)."""
     settings = inventory.settings
@@ -880,7 +880,7 @@ def _allocated(
         wanted, taken, settings.reserved, settings.domain, regulation, holders=holders
     )
     _report(inventory, allocation.problems, problems)
-    return allocation.addresses
+    return allocation
 
 
 def _report(inventory: Inventory, refused: Mapping[str, str], problems: list[Problem]) -> None:
@@ -1100,4 +1100,4 @@ def addresses(inventory: Inventory, regulation: Regulation) -> dict[str, Address
     without a directory: what a merge records as each record's former address, when the former
     province's directory was made from this inventory."""
     wanted, taken, holders, problems = _offline(inventory, regulation)
-    return _allocated(inventory, regulation, wanted, taken, holders, problems)
+    return dict(_allocated(inventory, regulation, wanted, taken, holders, problems))

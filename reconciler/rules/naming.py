@@ -72,14 +72,35 @@ _DOMAIN = re.compile(r"[a-z0-9]+(?:(?:\.|-+)[a-z0-9]+)*\Z")
 
 class Allocation(Mapping[str, Address]):
     """What `allocate` gave: the address of every mailbox that got one, by key, and in `problems`
-    why each of the others got none (key → a sentence in plain words, without the key)."""
+    why each of the others got none (key → a sentence in plain words, without the key).
 
-    def __init__(self, addresses: dict[str, Address], problems: dict[str, str]) -> None:
-        self.addresses = addresses
+    Each `Address` is made when asked for: the allocation keeps a mailbox's address as one str
+    (for a mailbox that keeps its address, the very str read from its entry) and its clause only
+    where it is not `clause`, the regulation's person clause. 100,000 addresses kept as `Address`
+    objects with their local parts were some 12 MB at a plan's peak."""
+
+    def __init__(
+        self,
+        addresses: dict[str, str],
+        clauses: dict[str, str],
+        clause: str,
+        problems: dict[str, str],
+    ) -> None:
+        self.addresses = addresses  # key → the full address, lower case
+        self.clauses = clauses  # key → its clause, where it is not `clause`
+        self.clause = clause
         self.problems = problems
 
-    def __getitem__(self, key: str) -> Address:
+    def address(self, key: str) -> str:
+        """The full address of `key` (`str(self[key])`, without making the `Address`)."""
         return self.addresses[key]
+
+    def __getitem__(self, key: str) -> Address:
+        local, _, domain = self.addresses[key].rpartition("@")
+        return Address(local, domain, self.clauses.get(key, self.clause))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.addresses
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.addresses)
@@ -288,14 +309,16 @@ def allocate(
     holders_l = _lowered(holders)
     ordered = sorted(mailboxes, key=_order)
     state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l, seen)  # seen: no copy
-    result: dict[str, Address] = {}
+    result: dict[str, str] = {}  # key → its full address
+    clauses: dict[str, str] = {}  # key → its clause, where not the person clause (`Allocation`)
     problems: dict[str, str] = {}  # keys with a problem: no address is made up for them
     reg = regulation
 
-    def give(w: Wanted, local: str, dom: str, clause: str, address: str | None = None) -> None:
-        address = address or f"{local}@{dom}"
+    def give(w: Wanted, address: str, clause: str) -> None:
         state.take(w, address)
-        result[w.key] = Address(local, dom, clause)
+        result[w.key] = address
+        if clause != reg.person_clause:
+            clauses[w.key] = clause
 
     def refuse(w: Wanted, reason: str) -> None:
         state.pending.discard(w.key)
@@ -348,7 +371,7 @@ def allocate(
                 f"{change} (an address is never taken back)",
             )
         else:
-            give(w, local, domain, rule.unit_clause if w.kind is Kind.UNIT else rule.agency_clause)
+            give(w, address, rule.unit_clause if w.kind is Kind.UNIT else rule.agency_clause)
 
     def newcomer(w: Wanted) -> None:
         if w.kind is not Kind.PERSON:
@@ -361,7 +384,7 @@ def allocate(
             refuse(w, f"no address fits: {error}")
             return
         rule = w.regulation or reg
-        give(w, local, domain, rule.person_clause if plain_form else rule.collision_clause)
+        give(w, state.full(local), rule.person_clause if plain_form else rule.collision_clause)
 
     # 1. pins
     for w in ordered:
@@ -383,7 +406,7 @@ def allocate(
         else:
             rule = w.regulation or reg
             clause = rule.agency_clause if w.kind is not Kind.PERSON else rule.person_clause
-            give(w, local, dom, clause)
+            give(w, pinned, clause)
 
     # 2. sticky
     for w in ordered:
@@ -419,14 +442,14 @@ def allocate(
                 continue
         except NamingError:
             continue  # reported when it is allocated below
-        give(w, local, domain, clause, address)
+        give(w, address, clause)
 
     # 3. newcomers and changed ones
     for w in ordered:
         if w.key not in result and w.key not in problems:
             newcomer(w)
 
-    return Allocation(result, problems)
+    return Allocation(result, clauses, reg.person_clause, problems)
 
 
 def problems(
