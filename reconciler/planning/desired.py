@@ -784,11 +784,13 @@ def mailboxes(
     wanted, problems = _wanted(inventory, current, refused)
     del current  # in the wanted mailboxes now: not alive through the allocation, its peak
     addresses = _allocated(inventory, regulation, wanted, taken, holders, problems)
+    # only a mailbox to create is told why it does not get the plain form (`person`)
+    parts_of = {w.key: w.parts for w in wanted if w.parts is not None and w.key not in live}
+    del wanted  # 100,000 of them, not alive while the sources are gathered
     build = _Builder(
         live=live,
         addresses=addresses,
-        # only a mailbox to create is told why it does not get the plain form (`person`)
-        parts_of={w.key: w.parts for w in wanted if w.parts is not None and w.key not in live},
+        parts_of=parts_of,
         agencies={a.id: a for a in inventory.agencies},
         regulation=regulation,
         default_quota=settings.quota if settings.quota is not None else regulation.default_quota,
