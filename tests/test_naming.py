@@ -338,6 +338,26 @@ def test_hagiang_collision_b_against_an_existing_holder() -> None:
     assert str(result["HG-9"]) == "nvson1.sotttt@hagiang.gov.vn"
 
 
+def test_hagiang_holder_keeping_its_address_is_named_as_the_inventory_now_names_it() -> None:
+    # HG-1 keeps nvson.sotttt, read as Nguyễn Văn Sơn, now recorded as Ngô Văn Sơn: a newcomer
+    # Nguyễn Văn Sơn meets a holder of another name (lengthened, not numbered)
+    nvson = "nvson.sotttt@hagiang.gov.vn"
+    holder = person("HG-1", "Ngô Văn Sơn", current=nvson)
+    boxes = [holder, person("HG-9", "Nguyễn Văn Sơn")]
+    result = allocate(boxes, {nvson: "HG-1"}, (), HG_DOMAIN, HG, holders={nvson: "nguyen van son"})
+    assert addresses(result) == {"HG-1": nvson, "HG-9": "ngvson.sotttt@hagiang.gov.vn"}
+
+
+def test_a_pin_already_its_own_is_pinned_twice_when_another_pins_it() -> None:
+    # A holds its pin under its name already: B's pin is a pin on A's too, not held before
+    boxes = [person("A", "Lê Na", pinned="x@h.vn"), person("B", "Lê Na", pinned="X@h.vn")]
+    taken, holders = {"x@h.vn": "A"}, {"x@h.vn": split("Lê Na").full}
+    result = allocate(boxes, taken, (), HG_DOMAIN, HG, holders=holders)
+    assert result.problems == {
+        "B": "the pinned address x@h.vn is pinned on the mailbox of staff A too"
+    }
+
+
 def test_hagiang_holder_with_unknown_name_counts_as_different() -> None:
     taken = {"nvson.sotttt@hagiang.gov.vn": ""}
     result = allocate([person("HG-9", "Nguyễn Văn Sơn")], taken, (), HG_DOMAIN, HG)
@@ -837,6 +857,13 @@ def test_allocation_properties(
     ]
     more = allocate(again + newcomers, {**taken, **issued}, reserved, "x.gov.vn", reg)
     assert {k: more[k] for k in result} == result
+    # the names of the holders of the issued addresses, told, change nothing: a mailbox that
+    # keeps its address is then known as its holder from `taken` and `holders` alone
+    named = {str(result[b.key]): b.parts.full for b in boxes if b.parts and b.key in result}
+    told = allocate(
+        again + newcomers, {**taken, **issued}, reserved, "x.gov.vn", reg, holders=named
+    )
+    assert told == more
 
 
 @SHUFFLE

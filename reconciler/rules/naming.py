@@ -168,8 +168,10 @@ class _Allocator:
         self.domain = domain
         self.regulation = regulation
         self.holders = holders  # address → folded full name of its holder (directory)
+        #: key → the address given it in this run
+        self.given: dict[str, str] = {}
         #: address → the mailbox given it in this run (its key, and its holder's folded full
-        #: name, `NameParts.full`: no second dict of 100,000 names)
+        #: name, `NameParts.full`), unless `taken` and `holders` say as much (`take`)
         self.allocated: dict[str, Wanted] = {}
         #: keys not yet given an address in this run, as the newcomers (`allocate`'s step 3, the
         #: only one that asks) are allocated
@@ -198,9 +200,25 @@ class _Allocator:
             return given.parts.full
         return self.holders.get(address)
 
+    def is_given(self, address: str) -> bool:
+        """Is `address` given to a mailbox in this run?"""
+        if address in self.allocated:
+            return True
+        holder = self.taken.get(address)
+        return holder is not None and self.given.get(holder) == address
+
     def take(self, w: Wanted, address: str) -> None:
-        self.allocated[address] = w
+        self.given[w.key] = address
         self.pending.discard(w.key)
+        # A mailbox that keeps the address `taken` says it holds, under the name `holders`
+        # gives it (most, in a plan), is not in `allocated` (4 MB at 100,000): to every other
+        # mailbox the address is not free, and gone, as held by it in `taken`; its holder's
+        # name is the same in `holders`. Only `is_given` must look at `given` too.
+        parts = w.parts
+        if self.taken.get(address) != w.key or (
+            parts is not None and parts.full and parts.full != self.holders.get(address)
+        ):
+            self.allocated[address] = w
 
     def numbered(
         self, key: str, parts: NameParts, stem: str, abbr: str, reg: Regulation | None = None
@@ -325,14 +343,13 @@ def allocate(
     holders_l = _lowered(holders)
     ordered = _ordered(mailboxes)
     state = _Allocator(taken_l, own_reserved, domain, regulation, holders_l)
-    result: dict[str, str] = {}  # key → its full address
+    result = state.given  # key → its full address
     clauses: dict[str, str] = {}  # key → its clause, where not the person clause (`Allocation`)
     problems: dict[str, str] = {}  # keys with a problem: no address is made up for them
     reg = regulation
 
     def give(w: Wanted, address: str, clause: str) -> None:
         state.take(w, address)
-        result[w.key] = address
         if clause != reg.person_clause:
             clauses[w.key] = clause
 
@@ -413,7 +430,7 @@ def allocate(
             continue
         held_by = taken_l.get(pinned)
         own = held_by == w.key or (w.current or "").lower() == pinned
-        if pinned in state.allocated:
+        if state.is_given(pinned):
             refuse(w, f"the pinned address {pinned} is pinned on {who_holds(pinned)} too")
         elif held_by is not None and held_by != w.key:
             refuse(w, f"the pinned address {pinned} is already held by {describe_holder(held_by)}")
