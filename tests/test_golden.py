@@ -48,3 +48,30 @@ def test_golden_plan(name: str, tmp_path: Path) -> None:
     check(case / "plan.json", planfile.to_json(plan))
     # the saved plan reads back to the same plan, byte for byte
     assert planfile.to_json(planfile.from_json(planfile.to_json(plan))) == planfile.to_json(plan)
+
+
+@pytest.mark.parametrize("name", ["hagiang-changes", "quangnam-changes", "hagiang-empty"])
+def test_a_plan_saved_in_pieces_is_its_json_and_its_digest_the_whole(
+    name: str, tmp_path: Path
+) -> None:
+    """`save` writes the plan an operation at a time and hashes it so: the file is `to_json`
+    byte for byte, and the digest is the SHA-256 of `json.dumps` of the whole, compact."""
+    import dataclasses
+    import hashlib
+    import json
+
+    plan = make_plan(CASES / name, tmp_path)
+    odd = dataclasses.replace(plan, notes=(*plan.notes, "\0"))  # the stand-in, as a value
+    for each in (plan, odd):
+        out = tmp_path / "plan.json"
+        sealed = planfile.save(each, out)
+        assert out.read_text(encoding="utf-8") == planfile.to_json(each)
+        data = planfile._digested(each)
+        whole = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        assert sealed == planfile.digest(each) == "sha256:" + hashlib.sha256(
+            whole.encode()
+        ).hexdigest()
+        assert planfile.to_json(planfile.load(out)) == planfile.to_json(each)
+        written = json.loads(out.read_text(encoding="utf-8"))
+        assert written["notes"] == list(each.notes)
+        assert len(written["operations"]) == len(each.operations)
