@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -93,7 +94,7 @@ def _sealed(plan: Plan) -> tuple[dict[str, Any], str]:
     for both (at 50,000 operations building it takes seconds)."""
     data = _digested(plan)
     hashed = hashlib.sha256()
-    for piece in _listed(data, _CANONICAL, ","):
+    for piece in _listed(data, _CANONICAL, _CANONICAL, ","):
         hashed.update(piece.encode())
     sealed = "sha256:" + hashed.hexdigest()
     if plan.directory_backend:
@@ -241,49 +242,43 @@ def _pieces(plan: Plan) -> tuple[Iterator[str], str]:
     60 MB at 100,000 mailboxes); `save` writes the pieces as they come."""
     data, sealed = _sealed(plan)
     data["digest"] = sealed
-    return _listed(data, _FILED, ",\n  ", "[\n  ", "\n ]"), sealed
+    filed = _listed(data, _FILED, _OPERATION, ",\n  ", "[\n  ", "\n ]")
+    return itertools.chain(filed, ["\n"]), sealed
 
 
 #: How a plan is dumped for its digest (compact), and in its file (indented, an operation a line).
 _CANONICAL: dict[str, Any] = {"ensure_ascii": False, "sort_keys": True, "separators": (",", ":")}
 _FILED: dict[str, Any] = {"ensure_ascii": False, "sort_keys": True, "indent": 1}
 _OPERATION: dict[str, Any] = {"ensure_ascii": False, "sort_keys": True, "separators": (", ", ": ")}
-_HOLE = "\0"  # what the operations stand in for while the rest of the plan is dumped
 
 
 def _listed(
-    data: dict[str, Any], how: dict[str, Any], between: str, start: str = "[", end: str = "]"
+    data: dict[str, Any],
+    how: dict[str, Any],
+    each: dict[str, Any],
+    between: str,
+    start: str = "[",
+    end: str = "]",
 ) -> Iterator[str]:
-    """`json.dumps(data, **how)`, in pieces: the plan around its operations, then each of them.
-    Canonical (`_CANONICAL`, `between` ","), the pieces joined are exactly `json.dumps` of the
-    whole; filed, each operation is one line. A plan whose other values hold the stand-in
-    itself is dumped whole, as the pieces cannot be told apart."""
-    operations = data["operations"]
-    text = json.dumps({**data, "operations": _HOLE}, **how)
-    hole = json.dumps(_HOLE)
-    if text.count(hole) != 1:
-        yield json.dumps(data, **how) if how is _CANONICAL else _whole(data)
-        return
-    head, _, tail = text.partition(hole)
+    """`json.dumps(data, **how)` in pieces: the plan around its operations, then each operation
+    dumped with `each`, `between` them. Canonical (`_CANONICAL` for both, `between` ","), the
+    pieces joined are exactly `json.dumps` of the whole. The operations stand in as NUL while the
+    rest is dumped; as more NULs when another value of the plan is that very string."""
+    hole = "\0"
+    text = json.dumps({**data, "operations": hole}, **how)
+    while text.count(json.dumps(hole)) != 1:
+        hole += "\0"
+        text = json.dumps({**data, "operations": hole}, **how)
+    head, _, tail = text.partition(json.dumps(hole))
     yield head
-    if not operations:
-        yield "[]"
-    else:
-        each = _CANONICAL if how is _CANONICAL else _OPERATION
+    if data["operations"]:
         yield start
-        for i, op in enumerate(operations):
+        for i, op in enumerate(data["operations"]):
             yield (between if i else "") + json.dumps(op, **each)
         yield end
-    yield tail if how is _CANONICAL else tail + "\n"
-
-
-def _whole(data: dict[str, Any]) -> str:
-    """The plan file's text dumped at once (`_listed`'s rare case): the same layout."""
-    lines = [json.dumps(op, **_OPERATION) for op in data["operations"]]
-    text = json.dumps({**data, "operations": []}, **_FILED)
-    at = text.index('"operations": []') + len('"operations": ')
-    listed = "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
-    return text[:at] + listed + text[at + 2 :] + "\n"
+    else:
+        yield "[]"
+    yield tail
 
 
 def _optional(value: Any, kind: type) -> Any:
