@@ -121,7 +121,9 @@ def test_a_create_is_sent_once_the_rename_freeing_its_address_is_answered(
     assert entry is not None and entry.key == "HG-0999" and entry.mail == rename.previous
 
 
-def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Path) -> None:
+def deleting_and_creating(tmp_path: Path, creates: int) -> tuple[Directory, Plan]:
+    """An LDIF directory holding HG-0102, and the plan that deletes it and creates `creates`
+    others."""
     directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
     spec = scenario.hg()
     staff = spec["agencies"]["soyte"]["staff"]
@@ -130,8 +132,12 @@ def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Pa
         scenario.plan(scenario.write(spec, tmp_path / "a"), directory), directory, tmp_path / "1"
     )
     staff.pop()
-    staff += [{"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i]} Bình"} for i in range(4)]
-    plan = scenario.plan(scenario.write(spec, tmp_path / "b"), directory)
+    staff += [{"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i]} Bình"} for i in range(creates)]
+    return directory, scenario.plan(scenario.write(spec, tmp_path / "b"), directory)
+
+
+def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Path) -> None:
+    directory, plan = deleting_and_creating(tmp_path, 4)
     assert [op.action for op in plan.operations] == [Action.CREATE] * 4 + [Action.DELETE]
     watched = Watched(directory)
     recap = scenario.apply(plan, watched, tmp_path / "2")
@@ -146,16 +152,7 @@ def test_a_delete_goes_alone_once_every_write_before_it_is_answered(tmp_path: Pa
 def test_nothing_is_sent_beside_a_delete_whatever_the_plan_s_order(tmp_path: Path) -> None:
     """`plan` puts deletes last, but a plan file may be re-ordered: a create after a delete waits
     for the delete's answer, since it may take an address (an alias) of the entry deleted."""
-    directory = open_directory(f"ldif:{tmp_path / 'd.ldif'}")
-    spec = scenario.hg()
-    staff = spec["agencies"]["soyte"]["staff"]
-    staff.append({"id": "HG-0102", "name": "Lê Văn Nam"})
-    scenario.apply(
-        scenario.plan(scenario.write(spec, tmp_path / "a"), directory), directory, tmp_path / "1"
-    )
-    staff.pop()
-    staff += [{"id": f"HG-{2000 + i}", "name": f"Lê {MIDDLE[i]} Bình"} for i in range(3)]
-    plan = scenario.plan(scenario.write(spec, tmp_path / "b"), directory)
+    directory, plan = deleting_and_creating(tmp_path, 3)
     *creates, delete = plan.operations
     assert delete.action is Action.DELETE
     plan = dataclasses.replace(plan, operations=(delete, *creates))
