@@ -170,12 +170,15 @@ def created(entry: Entry) -> dt.datetime | None:
     return parse_time(entry.get(CREATED_AT)) or parse_time(entry.get("createTimestamp"))
 
 
+#: The stamps of an entry's logins (`last_login`).
+LOGINS = (LAST_SUCCESS, LOGIN_FORWARDED, LAST_LOGIN)
+
+
 def last_login(entry: Entry) -> dt.datetime | None:
     """The entry's last login: the latest of slapd's own (pwdLastSuccess on a provider,
     authTimestamp forwarded from a replica) and one carried over from a former province's
     directory (govMailLastLogin)."""
-    logins = (LAST_SUCCESS, LOGIN_FORWARDED, LAST_LOGIN)
-    times = [t for a in logins if (t := parse_time(entry.get(a)))]
+    times = [t for a in LOGINS if (t := parse_time(entry.get(a)))]
     return max(times) if times else None
 
 
@@ -243,10 +246,6 @@ def people_dn(base_dn: str) -> str:
 
 def history_dn(base_dn: str) -> str:
     return child_dn("ou", HISTORY_OU, base_dn)
-
-
-def is_tombstone(entry: Entry) -> bool:
-    return any(v.lower() == TOMBSTONE.lower() for v in entry.all("objectClass"))
 
 
 def tombstone(

@@ -210,20 +210,12 @@ Shared = dict[str, tuple[str, tuple[str, ...]]]
 
 
 def taken_addresses(
-    entries: Iterable[Entry],
-    inventory: Inventory,
-    adopted: Mapping[str, Entry] | None = None,
-    shared: Shared | None = None,
+    entries: Iterable[Entry], inventory: Inventory
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Every address in use: mail and aliases of every entry, managed or not, and the inventory's
-    own aliases; mapped to the stable id holding it ("" when not the tool's; an adopted entry's
-    is its record's id). Also the folded full name of each address's holder, for the
-    hagiang-2024 collision rule. `shared` receives the addresses two entries hold (existing
-    damage: mail goes to one of them), with the entry that keeps each (`_keeper`)."""
-    entries = entries if isinstance(entries, Sequence) else list(entries)
-    at = {id(e): i for i, e in enumerate(entries)} if adopted else {}
-    owner = {at[id(e)]: key for key, e in (adopted or {}).items()}
-    taken, holders = _taken(entries, owner, shared)
+    own aliases; mapped to the stable id holding it ("" when not the tool's). Also the folded
+    full name of each address's holder, for the hagiang-2024 collision rule."""
+    taken, holders = _taken(list(entries), {}, None)
     _inventory_aliases(taken, inventory)
     return taken, holders
 
@@ -455,7 +447,7 @@ class Survey:
         name = entry.get("cn") or ""
         folded = self._folded.get(name)
         if folded is None:
-            folded = " ".join(f for f in (names.fold(w) for w in name.split()) if f)
+            folded = names.folded_name(name)
             if len(self._folded) < 1 << 16:
                 self._folded[name] = folded
         taken, holders = self.taken, self.holders

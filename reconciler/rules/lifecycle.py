@@ -355,7 +355,7 @@ def _rules_in_full(
 
 #: Stamps of an entry that are signs of life whenever they are there (`last_activity`), and
 #: those a password issued by the tool is timed by (`password_issued`), besides its creation.
-_ALIVE = (attributes.LAST_SUCCESS, attributes.LOGIN_FORWARDED, attributes.LAST_LOGIN, RESTORED_AT)
+_ALIVE = (*attributes.LOGINS, RESTORED_AT)
 _ISSUED = (ISSUED_AT, "pwdChangedTime")
 
 
