@@ -12,12 +12,12 @@ is refused, never overwritten.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from reconciler.applying import carry, freshness, inflight, lockpeers, mailstore
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile
-from reconciler.applying.inflight import Recap
+from reconciler.applying.inflight import Progress, Recap, Shown
 from reconciler.applying.lock import Holder, Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
@@ -48,11 +48,6 @@ from reconciler.model import (
 )
 from reconciler.planning import invariants
 from reconciler.text import count
-
-Progress = Callable[[int, int], None]
-#: Told of each operation's result as apply goes: the operation, "ok" (already done), "changed"
-#: or "failed".
-Shown = Callable[[Operation, str], None]
 
 
 def _same(entry: Entry, change: Change) -> bool:
@@ -156,22 +151,21 @@ def check(
 
 def _gives_up(op: Operation, entry: Entry) -> set[str]:
     """The DN ("dn:…") and the addresses ("a:…") the entry no longer has after `op`."""
+    held = {v.lower() for attr in ADDRESS_ATTRS for v in entry.all(attr)}
     if op.action is Action.DELETE:
-        held = {v.lower() for attr in ADDRESS_ATTRS for v in entry.all(attr)}
         return {f"dn:{entry.dn.lower()}", *(f"a:{a}" for a in held)}
     out = set()
     if op.action is Action.RENAME and entry.dn.lower() != op.new_dn.lower():
         out.add(f"dn:{entry.dn.lower()}")
     listed = {c.attr: c for c in op.changes if c.attr in ADDRESS_ATTRS}
     if listed:
-        before = {v.lower() for attr in ADDRESS_ATTRS for v in entry.all(attr)}
         after = {
             v.lower()
             for attr in ADDRESS_ATTRS
             for v in (listed[attr].after if attr in listed else entry.all(attr))
             if isinstance(v, str)
         }
-        out |= {f"a:{a}" for a in before - after}
+        out |= {f"a:{a}" for a in held - after}
     return out
 
 

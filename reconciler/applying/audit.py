@@ -161,13 +161,12 @@ def pending_passwords(path: Path) -> dict[str, Pending]:
         data = path.read_bytes()
     except OSError:
         return {}
-    marker = _PENDING
-    if marker not in data:
+    if _PENDING not in data:
         return {}
     found: dict[str, Pending] = {}
     needles: list[bytes] = []
     for line in data.splitlines():
-        if marker in line or any(n in line for n in needles):
+        if _PENDING in line or any(n in line for n in needles):
             try:
                 record = json.loads(line)
             except ValueError:

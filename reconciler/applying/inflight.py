@@ -198,8 +198,11 @@ class Recap:
         return f"ok={self.ok} changed={self.changed} failed={self.failed} skipped={self.skipped}"
 
 
-#: Told when an operation is done ("changed") or failed.
+#: Told of each operation's result as apply goes: the operation, "ok" (already done), "changed"
+#: or "failed".
 Shown = Callable[[Operation, str], None]
+#: Told how many operations are done, of how many.
+Progress = Callable[[int, int], None]
 #: Before a delete is sent (nothing in flight): raises when it must not go (checked against the
 #: state known), and records that it starts.
 BeforeDelete = Callable[[Operation, str, dict[str, tuple[str, ...]], bool], None]
@@ -224,7 +227,7 @@ class Sender:
         hashes: Mapping[str, tuple[str, ...]],
         used: Mapping[str, Pending] | None = None,
         shown: Shown | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.audit = audit

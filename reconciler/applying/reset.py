@@ -52,7 +52,7 @@ def find(
         for entry in directory.find(base_dn, attribute, [wanted], attributes)
     ]
     for entry in found:
-        addresses = {a.lower() for a in (*entry.all("mail"), *entry.all("govMailAlias"))}
+        addresses = {a.lower() for attr in ADDRESS_ATTRS for a in entry.all(attr)}
         if wanted in addresses:
             if not entry.managed:
                 raise ReconcilerError(
