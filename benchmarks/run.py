@@ -317,20 +317,21 @@ class Bench:
         if self.creates:
             kinds["many creates"] = self.creates
         for kind, expected in kinds.items():
+            slug = kind.replace(" ", "-")
             self.reload()
-            plan_file = self.work / f"apply-{kind.replace(' ', '-')}.json"
+            plan_file = self.work / f"apply-{slug}.json"
             measure(self.plan_args(self.variants[kind], plan_file), env=self.env)
             saved = planfile.load(plan_file)
             ops = [op for op in saved.operations]
             if len(ops) != expected:
                 raise SystemExit(f"benchmark: the {kind} plan has {len(ops)} operations")
-            ldif = self.work / f"apply-{kind.replace(' ', '-')}.ldif"
+            ldif = self.work / f"apply-{slug}.ldif"
             ldif.write_text("".join(equivalent_ldif(op) for op in ops), encoding="utf-8")
             tool = "ldapmodify" if kind in ("renames", "updates", "suspends") else "ldapadd"
-            base_key = f"{tool}-{kind.replace(' ', '-')}"
+            base_key = f"{tool}-{slug}"
             for backend in self.backends:
                 self.reload()
-                run = self.work / f"run-{kind.replace(' ', '-')}"
+                run = self.work / f"run-{slug}"
                 shutil.rmtree(run, ignore_errors=True)
                 run.mkdir()
                 row = self.row(

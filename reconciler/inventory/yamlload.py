@@ -237,7 +237,8 @@ class _Builder:
                         self._anchor(event, event.start_mark.line + 1)
                     container = frame[0]
                     value: Any = event.value
-                    if type(container) is dict:
+                    in_map = type(container) is dict
+                    if in_map:
                         key = frame[2]
                         if key is None:  # a key (its line is asked only of a duplicate)
                             key = keys.setdefault(value, value)  # one str per distinct key
@@ -246,23 +247,18 @@ class _Builder:
                             frame[2] = key
                             continue
                         frame[2] = None
-                        line = event.start_mark.line + 1
-                        if event.tag is not None or (
-                            not event.style and (value in special or value[:1] in numeric)
-                        ):
-                            value = self._scalar(event, line)
+                    line = event.start_mark.line + 1
+                    if event.tag is not None or (
+                        not event.style and (value in special or value[:1] in numeric)
+                    ):
+                        value = self._scalar(event, line)
+                    if in_map:
                         container[key] = value
                         frame[1][key] = line
-                        values += 1
                     else:
-                        line = event.start_mark.line + 1
-                        if event.tag is not None or (
-                            not event.style and (value in special or value[:1] in numeric)
-                        ):
-                            value = self._scalar(event, line)
                         container.append(value)
                         frame[1].append(line)
-                        values += 1
+                    values += 1
                 elif kind is map_t or kind is seq_t:
                     line = event.start_mark.line + 1
                     values += 1
