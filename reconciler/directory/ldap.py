@@ -14,11 +14,11 @@ import contextlib
 import math
 import ssl
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from reconciler.directory import ldapcommon as common
-from reconciler.directory.base import PAGE_SIZE
+from reconciler.directory.base import PAGE_SIZE, Progress
 from reconciler.errors import DirectoryError
 from reconciler.model import Entry
 
@@ -228,15 +228,24 @@ class LdapDirectory(common.LdapServer):
         paging = controls.get(PAGED_RESULTS, {}).get("value") or {}
         return entries, paging.get("cookie") or None, code
 
-    def _page(
-        self, base_dn: str, search_filter: str, wanted: list[str], cookie: bytes | None
-    ) -> tuple[list[Entry], bytes | None]:
-        entries, cookie, code = self._search_page(
-            base_dn, ldap3.SUBTREE, wanted, cookie, True, search_filter
-        )
-        if code != 0:
-            raise common.read_refused(self.url, base_dn, self._who(), code, self._server_says())
-        return entries, cookie
+    def _subtree(
+        self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
+    ) -> Iterator[Entry]:
+        cookie: bytes | None = None
+        count = 0
+        while True:
+            entries, cookie, code = self._search_page(
+                base_dn, ldap3.SUBTREE, asked, cookie, True, search_filter
+            )
+            if code != 0:
+                raise common.read_refused(self.url, base_dn, self._who(), code, self._server_says())
+            count += len(entries)
+            yield from entries
+            del entries
+            if progress is not None:
+                progress(count)
+            if not cookie:
+                return
 
     def search_raw(
         self, base: str, search_filter: str, scope: str, attributes: list[str]

@@ -11,7 +11,7 @@ that they keep `base.Directory`'s semantics in one place and differ only in how 
   values shared between entries, userPassword dropped.
 - `modifications()` is `modify`'s list: replace, or the compare-and-swap's delete and add.
 - `LdapServer` is what both backends do alike: the constructor's checks, the repr, and the reads
-  (`read`, and `find` in a few OR searches) as paged subtree searches over a backend's `_page`
+  (`read`, and `find` in a few OR searches) as paged subtree searches, a backend's `_subtree`
   (the garbage collector is the pipeline's to pause: `planning.collector`).
 - `refused()`, `read_refused()`, `stale()`, `lost()` and the like are the messages every
   backend gives for the same failure.
@@ -418,8 +418,8 @@ def renamed_dn(dn: str, new_rdn: str) -> str:
 class LdapServer(Directory):
     """A directory on an LDAP server: what both backends do alike (see the module docstring).
 
-    A backend connects and binds in `_open` and reads one page in `_page`; the rest of the
-    interface is its own."""
+    A backend connects and binds in `_open` and streams a paged subtree search in `_subtree`;
+    the rest of the interface is its own."""
 
     def __init__(
         self,
@@ -475,11 +475,12 @@ class LdapServer(Directory):
         return LockPolicy(policy.locks, f"{policy.dn}, {policy.how}" if policy.dn else policy.how)
 
     @abc.abstractmethod
-    def _page(
-        self, base_dn: str, search_filter: str, wanted: list[str], cookie: bytes | None
-    ) -> tuple[list[Entry], bytes | None]:
-        """One page (PAGE_SIZE entries at most) of a subtree search, and the cookie of the next
-        page (None after the last); `read_refused()` when the server refuses the search."""
+    def _subtree(
+        self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
+    ) -> Iterator[Entry]:
+        """The entries of a subtree search, paged (PAGE_SIZE entries a page), as they come;
+        `progress` gets how many were read after each page; `read_refused()` when the server
+        refuses the search."""
 
     def read(
         self,
@@ -518,18 +519,3 @@ class LdapServer(Directory):
                 if attrs.get("userpassword"):
                     found[nfc(dn).lower()] = attrs["userpassword"]
         return found
-
-    def _subtree(
-        self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
-    ) -> Iterator[Entry]:
-        cookie: bytes | None = None
-        count = 0
-        while True:
-            entries, cookie = self._page(base_dn, search_filter, asked, cookie)
-            count += len(entries)
-            yield from entries
-            del entries
-            if progress is not None:
-                progress(count)
-            if not cookie:
-                return

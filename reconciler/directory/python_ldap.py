@@ -204,42 +204,15 @@ class PythonLdapDirectory(common.LdapServer):
 
     # reads ------------------------------------------------------------------------------------
 
-    def _search_page(
-        self,
-        base_dn: str,
-        scope: int,
-        wanted: list[str],
-        cookie: bytes | None,
-        paged: bool,
-        search_filter: str = "(objectClass=*)",
-    ) -> tuple[list[Entry], bytes | None]:
-        """One page of results; raises ldap.LDAPError for a result the server refused."""
+    def _search_base(self, dn: str, wanted: list[str]) -> list[Entry]:
+        """The entry `dn` (a base-scope search); raises ldap.LDAPError for a result the server
+        refused."""
         conn = self._conn
-        controls = [SimplePagedResultsControl(True, PAGE_SIZE, cookie or b"")] if paged else None
-        _, data, _, answered = self._call(
-            f"reading {base_dn}",
-            lambda: conn.result3(
-                conn.search_ext(base_dn, scope, search_filter, wanted, serverctrls=controls),
-                resp_ctrl_classes=_CONTROLS,
-            ),
+        _, data, _, _ = self._call(
+            f"reading {dn}",
+            lambda: conn.result3(conn.search_ext(dn, ldap.SCOPE_BASE, "(objectClass=*)", wanted)),
         )
-        entry = common.entry
-        entries = [entry(dn, attrs) for dn, attrs in data if dn is not None]
-        next_cookie = None
-        for control in answered or ():
-            if control.controlType == SimplePagedResultsControl.controlType:
-                next_cookie = control.cookie or None
-        return entries, next_cookie
-
-    def _page(
-        self, base_dn: str, search_filter: str, wanted: list[str], cookie: bytes | None
-    ) -> tuple[list[Entry], bytes | None]:
-        try:
-            return self._search_page(
-                base_dn, ldap.SCOPE_SUBTREE, wanted, cookie, True, search_filter
-            )
-        except ldap.LDAPError as error:
-            raise self._read_refused(base_dn, error) from None
+        return [common.entry(found, attrs) for found, attrs in data if found is not None]
 
     def _read_refused(self, base_dn: str, error: ldap.LDAPError) -> DirectoryError:
         code, _, _ = _details(error)
@@ -340,9 +313,7 @@ class PythonLdapDirectory(common.LdapServer):
 
     def get(self, dn: str, attributes: Sequence[str]) -> Entry | None:
         try:
-            entries, _ = self._search_page(
-                dn, ldap.SCOPE_BASE, common.wanted(attributes), None, False
-            )
+            entries = self._search_base(dn, common.wanted(attributes))
         except ldap.NO_SUCH_OBJECT:
             return None
         except ldap.LDAPError as error:
