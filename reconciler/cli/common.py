@@ -213,18 +213,20 @@ def open_from(
     return directory
 
 
-def say_which(directory: Directory, doing: str) -> None:
+def say(line: str) -> None:
+    """A line for the person running the command: on stderr, beside the output."""
+    click.echo(line, err=True)
+
+
+def say_which(directory: Directory, doing: str, tell: Callable[[str], None] = say) -> None:
     """For a list of providers: which one answered, and why those before it were passed over."""
     if len(directory.providers) < 2:
         return
     for reason in directory.skipped:
         url, _, why = reason.partition(": ")
-        click.echo(f"{url} did not answer: {why}", err=True)
+        tell(f"{url} did not answer: {why}")
     position = len(directory.skipped) + 1
-    click.echo(
-        f"{doing} {directory.url} (provider {position} of the {len(directory.providers)} listed)",
-        err=True,
-    )
+    tell(f"{doing} {directory.url} (provider {position} of the {len(directory.providers)} listed)")
 
 
 def open_peers(connection: dict[str, Any], home: Directory) -> tuple[list[Directory], list[str]]:
@@ -298,10 +300,12 @@ def read_for_plan(
     *,
     read_from: str | None = None,
     wait: float | None = None,
+    tell: Callable[[str], None] = say,
 ) -> tuple[Read, ReadState | None]:
     """Read the directory for a plan (`pipeline.read_at_state`) and its audit history: from the
     first provider that answers, or from the replica `read_from`; every other provider listed is
-    read for its replication state. What was read, and the state it was read at."""
+    read for its replication state. What was read, and the state it was read at; which
+    providers did not answer is told to `tell`."""
     from reconciler.cli.progress import Progress
     from reconciler.directory import open_directory
     from reconciler.directory.replicas import open_each, split_urls
@@ -315,13 +319,13 @@ def read_for_plan(
             others = split_urls(url)
         else:
             source = open_directory(url, access="read", **options)
-            say_which(source, "Reading from")
+            say_which(source, "Reading from", tell)
             others = source.providers[len(source.skipped) + 1 :]
         opened.append(source)
         providers = []
         for other, reached in open_each(others, lambda u: open_directory(u, **options)):
             if isinstance(reached, str):
-                click.echo(f"{other} did not answer: {reached}", err=True)
+                tell(f"{other} did not answer: {reached}")
             else:
                 opened.append(reached)
                 providers.append(reached)
@@ -337,7 +341,7 @@ def read_for_plan(
     finally:
         for directory in opened:
             directory.close()
-    return Read(entries, source, records, identity), state
+    return Read(entries, source.url, source.backend, records, identity), state
 
 
 def replica_note(state: ReadState | None) -> str:
@@ -414,8 +418,8 @@ class Read(NamedTuple):
     """What a command read of the directory."""
 
     entries: Sequence[Entry]  # packed (`pipeline.read`): each unpacked when asked for
-    #: the directory read, closed (its `url`, its `backend`)
-    directory: Directory
+    url: str  # of the directory read
+    backend: str  # the LDAP library it was read with (`Directory.backend`)
     #: the audit records kept in the directory (`pipeline.history`), when asked for
     history: list[dict[str, Any]]
     #: the directory's identity (`Directory.identity`), which a plan records
@@ -436,7 +440,8 @@ def read_directory(
     try:
         entries = pipeline.read(directory, loaded, shown)
         records = pipeline.history(directory, loaded) if history else []
-        return Read(entries, directory, records, pipeline.identity(directory, loaded))
+        identity = pipeline.identity(directory, loaded)
+        return Read(entries, directory.url, directory.backend, records, identity)
     finally:
         if shown is not None:
             shown.close()

@@ -6,6 +6,8 @@ import datetime as dt
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ import click
 
 from reconciler.cli.app import main
 from reconciler.cli.common import (
+    Read,
     connection_options,
     fail,
     git_commit,
@@ -22,14 +25,16 @@ from reconciler.cli.common import (
     problems,
     read_for_plan,
     replica_note,
+    say,
     source_options,
     wait_option,
 )
 from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
-from reconciler.model import Plan
+from reconciler.model import Plan, ReadState
 
 if TYPE_CHECKING:  # yaml, which it loads, is for the commands that read an inventory
     from reconciler.inventory.gitdiff import InventoryChanges
+    from reconciler.planning.pipeline import Loaded
 
 #: --format of the commands that print a plan (plan, show).
 plan_format = click.option(
@@ -128,6 +133,7 @@ def plan(
     create / rename / update / suspend / restore / delete operations, each with its clause. On
     a replicated directory the plan records the state it read (each provider's contextCSN).
     """
+    from reconciler.cli.ahead import Ahead
     from reconciler.cli.progress import Progress
     from reconciler.directory.history import applied_digests
     from reconciler.inventory import activity as activity_module
@@ -135,26 +141,37 @@ def plan(
     from reconciler.planning import collector, pipeline, planfile
     from reconciler.planning.plan import Context
 
-    loaded = load_inventory(inventory)
-    changes: InventoryChanges | None = None
+    # the directory is read in a child process while the inventory is loaded here (`ahead`)
+    alone = pipeline.settings_alone(inventory) if Ahead.possible() else None
+    reading = None
+    if alone is not None:
+        reading = Ahead(partial(_read, connection, alone, read_from, wait_replication))
     try:
+        loaded = load_inventory(inventory)
+        changes: InventoryChanges | None = None
         if base_ref is not None:
             with collector.paused():  # both sides of the inventory, parsed
                 changes = changes_since(inventory, base_ref)
         seen = activity_module.load(activity, now) if activity else {}
         sources, source_url, source_base = _sources(connection, loaded)
-        started = time.monotonic()
-        read, state = read_for_plan(connection, loaded, read_from=read_from, wait=wait_replication)
-        directory = read.directory
+        if (
+            reading is not None
+            and alone is not None
+            and alone.inventory.settings == loaded.inventory.settings
+        ):
+            read, state, told, seconds = reading.result()
+            for line in told:
+                say(line)
+        else:  # read here, now (directory.yaml changed while it was read, or no child)
+            read, state, told, seconds = _read(connection, loaded, read_from, wait_replication, say)
         said = (
-            f"Read {len(read.entries):,} entries from {directory.url} with {directory.backend} "
-            f"in {time.monotonic() - started:.1f} s."
-            + (replica_note(state) if read_from is not None else "")
+            f"Read {len(read.entries):,} entries from {read.url} with {read.backend} "
+            f"in {seconds:.1f} s." + (replica_note(state) if read_from is not None else "")
         )
         context = Context(
             now=now,
-            directory_url=directory.url,
-            directory_backend=directory.backend,
+            directory_url=read.url,
+            directory_backend=read.backend,
             inventory_commit=git_commit(inventory),
             activity=seen,
             applied=applied_digests(read.history),
@@ -183,6 +200,9 @@ def plan(
         problems(error, str(inventory))
     except ReconcilerError as error:
         fail(error)
+    finally:
+        if reading is not None:
+            reading.cancel()
     click.echo(said, err=True)  # once there is a plan: problems alone on stderr otherwise
     print_plan(result, fmt, show_unmanaged, changes)
     if out is not None:
@@ -193,6 +213,23 @@ def plan(
         click.echo(f"Saved the plan to {out} (digest {sealed}).", err=True)
     if detailed_exitcode and not result.empty:
         sys.exit(2)
+
+
+def _read(
+    connection: dict[str, Any],
+    loaded: Loaded,
+    read_from: str | None,
+    wait: float | None,
+    tell: Callable[[str], None] | None = None,
+) -> tuple[Read, ReadState | None, list[str], float]:
+    """The directory read for a plan (`read_for_plan`), the lines it had to tell (given to
+    `tell` as they come; else kept, for a child to hand them over), and its seconds."""
+    told: list[str] = []
+    started = time.monotonic()
+    read, state = read_for_plan(
+        connection, loaded, read_from=read_from, wait=wait, tell=tell or told.append
+    )
+    return read, state, told, time.monotonic() - started
 
 
 def _sources(connection: dict[str, Any], loaded: Any) -> tuple[dict[str, Any], str, str]:

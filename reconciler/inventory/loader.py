@@ -120,6 +120,16 @@ def load(path: Path, regulation: Callable[[str], Clauses] | None = None) -> Inve
     return _Run(Path(path), regulation).load()
 
 
+def read_settings(path: Path) -> Settings | None:
+    """`directory.yaml`'s settings alone, before the rest of the inventory is read (`plan` reads
+    the directory meanwhile); None when they have a problem, which `load` reports."""
+    run = _Run(Path(path), None)
+    if not run.path.is_dir():
+        return None
+    settings = run.settings(run.read(DIRECTORY, run.path.resolve(), required=True))
+    return None if run.problems else settings
+
+
 Check = Callable[[Any], bool]
 
 

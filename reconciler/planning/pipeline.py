@@ -21,7 +21,7 @@ from reconciler.directory import replicas
 from reconciler.directory.base import Directory
 from reconciler.directory.history import is_audit, records
 from reconciler.directory.snapshot import read_tree_into
-from reconciler.errors import InventoryError, NoSuchEntry
+from reconciler.errors import InventoryError, NoSuchEntry, ReconcilerError
 from reconciler.inventory import loader
 from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
 from reconciler.planning import desired, invariants
@@ -64,6 +64,20 @@ def load(folder: Path) -> Loaded:
     if found:
         raise InventoryError(found)
     return Loaded(inventory, regulation)
+
+
+def settings_alone(folder: Path) -> Loaded | None:
+    """The inventory's `directory.yaml` alone, as a `Loaded` with neither agencies nor people:
+    what reading the directory needs (`read`, `history`, `identity`), before the rest is
+    loaded and checked (`plan` reads the directory meanwhile, `cli.ahead`). None when it has a
+    problem, which `load` reports."""
+    found = loader.read_settings(folder)
+    if found is None:
+        return None
+    try:
+        return Loaded(Inventory(found, (), ()), regulations.get(found.regulation))
+    except ReconcilerError:
+        return None
 
 
 def read(

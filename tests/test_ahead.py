@@ -1,0 +1,238 @@
+"""A step run ahead in a forked child (`cli.ahead`), and `plan` reading the directory in one
+while it loads the inventory: the same plan and the same words as a read made afterwards, every
+error told as before, and no child left behind, however the command ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import ahead
+from reconciler.cli.ahead import Ahead
+from reconciler.devtools.throwaway import Slapd
+from reconciler.errors import DirectoryError, ReconcilerError
+from reconciler.inventory import loader
+from reconciler.model import Entry
+from reconciler.planning import desired
+
+from . import scenario
+from .helpers import run_cli as run
+
+BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The children forked during the test, by pid; each must be reaped by its end."""
+    made: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        pid = real()
+        if pid:
+            made.append(pid)
+        return pid
+
+    monkeypatch.setattr(ahead.os, "fork", fork)
+    yield made
+    for pid in made:
+        with pytest.raises(ChildProcessError):  # reaped: not running, not a zombie
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_the_value_comes_back(forks: list[int]) -> None:
+    with Ahead(lambda: {"ĐỖ Thị Hằng": [b"\x00\xff", 1.5, None]}) as step:
+        assert step.result() == {"ĐỖ Thị Hằng": [b"\x00\xff", 1.5, None]}
+    assert len(forks) == 1
+    with pytest.raises(RuntimeError, match="taken once"):
+        step.result()
+
+
+def _refused() -> None:
+    raise DirectoryError("ldap://127.0.0.1:1 did not answer")
+
+
+class _Odd(ReconcilerError):
+    def __init__(self, message: str, extra: object) -> None:
+        self.extra = extra
+        super().__init__(message)
+
+
+def _odd() -> None:
+    raise _Odd("the words of an odd error", lambda: None)
+
+
+def _bug() -> None:
+    raise ValueError("a bug in the step")
+
+
+def test_errors_come_back_in_words(forks: list[int]) -> None:
+    with Ahead(_refused) as step, pytest.raises(DirectoryError, match="did not answer"):
+        step.result()
+    with Ahead(_odd) as step, pytest.raises(ReconcilerError) as raised:
+        step.result()
+    assert str(raised.value) == "the words of an odd error"
+    with Ahead(_bug) as step, pytest.raises(RuntimeError) as crashed:
+        step.result()
+    assert "ValueError: a bug in the step" in str(crashed.value)
+    assert "Traceback" in str(crashed.value)  # a bug keeps its traceback for the report
+    assert len(forks) == 3
+
+
+def _killed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _unpicklable() -> object:
+    return threading.Lock()
+
+
+def test_a_child_that_says_nothing(forks: list[int]) -> None:
+    with Ahead(_killed) as step, pytest.raises(RuntimeError, match="killed by signal 9"):
+        step.result()
+    with Ahead(_unpicklable) as step, pytest.raises(RuntimeError, match="exit status 1"):
+        step.result()
+
+
+def _sleep() -> None:
+    time.sleep(60)
+
+
+def test_a_child_is_ended_with_its_block(forks: list[int]) -> None:
+    started = time.monotonic()
+    with pytest.raises(KeyError), Ahead(_sleep):
+        raise KeyError("the command failed meanwhile")
+    step = Ahead(_sleep)
+    step.cancel()
+    step.cancel()  # twice is once
+    assert time.monotonic() - started < 10 and len(forks) == 2
+
+
+def test_no_fork_beside_another_thread() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not Ahead.possible()
+        with pytest.raises(RuntimeError, match="cannot run ahead"):
+            Ahead(lambda: 1)
+    finally:
+        stop.set()
+        other.join()
+    assert Ahead.possible()
+
+
+def test_entries_surveyed_survive_the_pipe(tmp_path: Path) -> None:
+    settings = loader.read_settings(scenario.write(scenario.hg(BASE), tmp_path / "inv"))
+    assert settings is not None
+    found = desired.Surveyed(settings)
+    for i in range(3):
+        found.append(
+            Entry(
+                f"uid=a{i},ou=people,{BASE}",
+                {"objectClass": ("inetOrgPerson",), "cn": (f"Hoàng Văn A{i}",)},
+            )
+        )
+    again = pickle.loads(pickle.dumps(found))
+    assert list(again) == list(found)
+    assert again.survey.fingerprint == found.survey.fingerprint
+    assert again.survey.positions == found.survey.positions
+
+
+# -- plan, reading ahead ---------------------------------------------------------------------
+
+
+def _plan(folder: Path, directory: str, *more: str) -> tuple[int, str, str]:
+    result = run("plan", str(folder), "--directory", directory, "--now", "2026-01-01", *more)
+    return result.returncode, result.stdout, result.stderr
+
+
+def _without_now(text: str) -> dict[str, object]:
+    plan = json.loads(text)
+    return {k: v for k, v in plan.items() if k not in ("now", "digest")}
+
+
+@pytest.mark.slapd
+def test_plan_reads_ahead_as_it_reads_after(
+    slapd: Slapd, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    ahead_ = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
+    assert len(forks) == 1 and ahead_.returncode == 0, ahead_.stderr
+    monkeypatch.setattr(Ahead, "possible", staticmethod(lambda: False))
+    after = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
+    assert len(forks) == 1 and after.returncode == 0
+    assert _without_now(ahead_.stdout) == _without_now(after.stdout)
+    assert ahead_.stderr.replace(" 0.1 s", " 0.0 s") == after.stderr.replace(" 0.1 s", " 0.0 s")
+    assert "Read " in ahead_.stderr and slapd.url in ahead_.stderr
+
+
+@pytest.mark.slapd
+def test_plan_tells_a_directory_error_as_before(
+    slapd: Slapd, tmp_path: Path, forks: list[int]
+) -> None:
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": "wrong-secret-77"}
+    wrong = run("plan", str(folder), "--directory", slapd.url, env=env)
+    assert wrong.returncode == 1 and "credentials" in wrong.stderr.lower()
+    assert "wrong-secret-77" not in wrong.stderr and "Traceback" not in wrong.stderr
+    # with two providers, the one that does not answer is told, from the child, before the read
+    both = f"ldap://127.0.0.1:1,{slapd.url}"
+    told = run(
+        "plan",
+        str(folder),
+        "--directory",
+        both,
+        env={**env, "RECONCILER_BIND_PASSWORD": slapd.root_pw},
+    )
+    assert told.returncode == 0, told.stderr
+    lines = told.stderr.splitlines()
+    assert lines[0].startswith("ldap://127.0.0.1:1 did not answer")
+    assert lines[1].startswith(f"Reading from {slapd.url} (provider 2 of the 2 listed)")
+    assert len(forks) == 2
+
+
+def test_a_broken_inventory_is_told_and_the_read_ended(tmp_path: Path, forks: list[int]) -> None:
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    agency = next((folder / "agencies").iterdir())
+    agency.write_text(agency.read_text(encoding="utf-8") + "\n  - nope: [\n", encoding="utf-8")
+    code, out, err = _plan(folder, "ldap://127.0.0.1:1")  # a directory that never answers
+    assert code == 1 and out == ""
+    assert str(agency) in err and "127.0.0.1:1" not in err  # the inventory's problem alone
+    assert len(forks) == 1  # reaped (the fixture)
+
+
+@pytest.mark.slapd
+def test_settings_changed_meanwhile_are_read_again(
+    slapd: Slapd, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    plan = (
+        "plan",
+        str(folder),
+        "--directory",
+        slapd.url,
+        "--format",
+        "json",
+        "--now",
+        "2026-01-01",
+    )
+    before = run(*plan, env=env)
+    elsewhere = scenario.write(scenario.hg("dc=elsewhere,dc=gov,dc=vn"), tmp_path / "other")
+    read_settings = loader.read_settings
+    monkeypatch.setattr(loader, "read_settings", lambda _: read_settings(elsewhere))
+    after = run(*plan, env=env)  # the child read another base: its read is not used
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert len(forks) == 2
+    assert _without_now(before.stdout) == _without_now(after.stdout)
+    assert BASE in before.stdout
