@@ -28,6 +28,7 @@ holds the one tuple of them.
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import AnyStr, overload
@@ -228,6 +229,35 @@ class Packed(Sequence[Entry]):
         """Append what `pack_raw` made."""
         self.items.append(item)
 
+    def take(
+        self,
+        shapes: Sequence[tuple[str, ...]],
+        common: Iterable[tuple[str, tuple[str, ...]]],
+        items: Iterable[bytes | Entry],
+    ) -> None:
+        """Append `items` packed by a `Relay`, with the `shapes` and `common` values it numbered
+        since its last part (this store holds all the ones before: it took every part)."""
+        self.shapes.extend(shapes)
+        self.common.update(common)
+        for item in items:
+            if type(item) is bytes:
+                self.append_packed(item)
+            else:
+                self.append_kept(item)  # type: ignore[arg-type]
+
+    def append_kept(self, entry: Entry) -> None:
+        """Append an entry that packing kept as it is (`pack` gave it back)."""
+        self._unpacked += 1
+        self.items.append(entry)
+
+    def adopt(self, relay: Packed) -> None:
+        """Take over the packing's tables of the `relay` whose every part this store took
+        (`take`): entries appended after are packed as the relay would have packed them."""
+        if relay.shapes != self.shapes or relay.common != self.common:
+            raise RuntimeError("a store adopts the tables of the relay it took every part of")
+        self._shape_of, self._common_at, self._raw = relay._shape_of, relay._common_at, relay._raw
+        self._common_text, self._common_raw = relay._common_text, relay._common_raw
+
     def _keep(self, entry: Entry) -> Entry:
         self._unpacked += 1
         return entry
@@ -286,6 +316,54 @@ class Packed(Sequence[Entry]):
 
     def __repr__(self) -> str:
         return f"<{len(self.items):,} packed entries, {self._unpacked:,} kept as they are>"
+
+
+class Relay(Packed):
+    """A store that hands the entries packed on to `send` a part at a time instead of keeping
+    them, for a store in another process to unpack (`Packed.take`): each part is the shapes
+    and common values numbered since the last part, then the entries (`take`'s arguments).
+    `plan` reads the directory in a child process so (`cli.ahead`). Its length is how many
+    entries it was given; `close` sends the rest and leaves the packing's tables alone, for the
+    other store to take over (`adopt`)."""
+
+    __slots__ = ("_common_sent", "_send", "_sent", "_shapes_sent")
+
+    PART = 128  # entries a part: small enough that the other side is never long without work
+
+    def __init__(self, send: Callable[[tuple[object, ...]], None]) -> None:
+        super().__init__()
+        self._send: Callable[[tuple[object, ...]], None] | None = send
+        self._sent = self._shapes_sent = self._common_sent = 0
+
+    def append(self, entry: Entry) -> None:
+        super().append(entry)
+        if len(self.items) >= self.PART:
+            self.flush()
+
+    def append_packed(self, item: bytes) -> None:
+        self.items.append(item)
+        if len(self.items) >= self.PART:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._send is None:
+            raise RuntimeError("the relay is closed")
+        shapes = self.shapes[self._shapes_sent :]
+        common: list[tuple[str, tuple[str, ...]]] = []
+        if len(self.common) > self._common_sent:
+            common = list(itertools.islice(self.common.items(), self._common_sent, None))
+        items, self.items = self.items, []
+        self._shapes_sent, self._common_sent = len(self.shapes), len(self.common)
+        self._sent += len(items)
+        self._send((shapes, common, items))
+
+    def close(self) -> None:
+        """Send what is left; nothing can be appended after."""
+        self.flush()
+        self._send = None
+
+    def __len__(self) -> int:
+        return self._sent + len(self.items)
 
 
 def _exact(

@@ -10,18 +10,20 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from reconciler.cli import ahead
-from reconciler.cli.ahead import Ahead
+from reconciler.cli.ahead import Ahead, Send
 from reconciler.devtools.throwaway import Slapd
 from reconciler.errors import DirectoryError, ReconcilerError
 from reconciler.inventory import loader
-from reconciler.model import Entry
-from reconciler.planning import desired
+from reconciler.model import Entry, Inventory
+from reconciler.packed import Packed, Relay
+from reconciler.planning import desired, pipeline
+from reconciler.rules import regulations
 
 from . import scenario
 from .helpers import run_cli as run
@@ -49,14 +51,37 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 
 def test_the_value_comes_back(forks: list[int]) -> None:
-    with Ahead(lambda: {"ĐỖ Thị Hằng": [b"\x00\xff", 1.5, None]}) as step:
+    with Ahead(lambda send: {"ĐỖ Thị Hằng": [b"\x00\xff", 1.5, None]}) as step:
         assert step.result() == {"ĐỖ Thị Hằng": [b"\x00\xff", 1.5, None]}
     assert len(forks) == 1
     with pytest.raises(RuntimeError, match="taken once"):
         step.result()
 
 
-def _refused() -> None:
+def test_parts_come_before_the_value_and_never_hold_the_child(
+    tmp_path: Path, forks: list[int]
+) -> None:
+    done = tmp_path / "done"
+
+    def step(send: Send) -> str:
+        for i in range(5):  # 5 MB: five times what the pipe holds
+            send((i, bytes([i]) * 1_000_000))
+        done.touch()  # before the parent read a byte
+        return "value"
+
+    taken: list[tuple[int, bytes]] = []
+    with Ahead(step) as reading:
+        waited = time.monotonic()
+        while not done.exists():
+            assert time.monotonic() - waited < 30, "the child waited for the parent to read"
+            time.sleep(0.01)
+        assert reading.result(taken.append) == "value"
+    assert [(i, len(b), b[:1]) for i, b in taken] == [(i, 1_000_000, bytes([i])) for i in range(5)]
+    with Ahead(step) as reading, pytest.raises(RuntimeError, match="a part nobody takes"):
+        reading.result()
+
+
+def _refused(send: Send) -> None:
     raise DirectoryError("ldap://127.0.0.1:1 did not answer")
 
 
@@ -66,11 +91,11 @@ class _Odd(ReconcilerError):
         super().__init__(message)
 
 
-def _odd() -> None:
+def _odd(send: Send) -> None:
     raise _Odd("the words of an odd error", lambda: None)
 
 
-def _bug() -> None:
+def _bug(send: Send) -> None:
     raise ValueError("a bug in the step")
 
 
@@ -87,11 +112,11 @@ def test_errors_come_back_in_words(forks: list[int]) -> None:
     assert len(forks) == 3
 
 
-def _killed() -> None:
+def _killed(send: Send) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _unpicklable() -> object:
+def _unpicklable(send: Send) -> object:
     return threading.Lock()
 
 
@@ -102,7 +127,7 @@ def test_a_child_that_says_nothing(forks: list[int]) -> None:
         step.result()
 
 
-def _sleep() -> None:
+def _sleep(send: Send) -> None:
     time.sleep(60)
 
 
@@ -123,28 +148,79 @@ def test_no_fork_beside_another_thread() -> None:
     try:
         assert not Ahead.possible()
         with pytest.raises(RuntimeError, match="cannot run ahead"):
-            Ahead(lambda: 1)
+            Ahead(lambda send: 1)
     finally:
         stop.set()
         other.join()
     assert Ahead.possible()
 
 
-def test_entries_surveyed_survive_the_pipe(tmp_path: Path) -> None:
-    settings = loader.read_settings(scenario.write(scenario.hg(BASE), tmp_path / "inv"))
-    assert settings is not None
-    found = desired.Surveyed(settings)
-    for i in range(3):
-        found.append(
-            Entry(
-                f"uid=a{i},ou=people,{BASE}",
-                {"objectClass": ("inetOrgPerson",), "cn": (f"Hoàng Văn A{i}",)},
-            )
-        )
-    again = pickle.loads(pickle.dumps(found))
-    assert list(again) == list(found)
-    assert again.survey.fingerprint == found.survey.fingerprint
-    assert again.survey.positions == found.survey.positions
+def _as_piped(value: object) -> object:
+    return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _surveyed(found: Sequence[Entry]) -> dict[str, object]:
+    assert isinstance(found, desired.Surveyed)
+    survey = {k: v for k, v in vars(found.survey).items() if k not in ("_tables", "_digest")}
+    return survey | {
+        "fingerprint": found.survey.fingerprint,
+        "items": list(found.items),
+        "entries": list(found),
+        "tables": (found.shapes, found.common),
+    }
+
+
+def test_a_read_relayed_is_the_read_made_here(tmp_path: Path) -> None:
+    """`pipeline.read` with a relay (in a child: `plan`), its parts and its tables through
+    pickle, then `Received`: the same entries, survey and fingerprint as a read made here;
+    the tombstones last, the audit batch left out, an entry packing keeps as it is kept."""
+    from reconciler.directory import open_directory
+    from reconciler.directory.ldif import format_entries
+
+    from .test_survey import SETTINGS, _every_kind
+
+    odd = Entry(f"uid=odd,ou=people,{SETTINGS.base_dn}", {"objectclass": ("top",), "sn": ("",)})
+    path = tmp_path / "d.ldif"
+    path.write_bytes(format_entries([*_every_kind(), odd]))
+    loaded = pipeline.Loaded(Inventory(SETTINGS, (), ()), regulations.get(SETTINGS.regulation))
+    with open_directory(f"ldif:{path}") as directory:
+        here = pipeline.read(directory, loaded)
+        parts: list[object] = []
+        tables = pipeline.read(directory, loaded, relay=lambda part: parts.append(_as_piped(part)))
+    received = pipeline.Received(loaded)
+    for part in parts:
+        received.take(part)  # type: ignore[arg-type]
+    there = received.done(_as_piped(tables))  # type: ignore[arg-type]
+    assert _surveyed(there) == _surveyed(here)
+    assert len(parts) == 2 and odd in list(there)  # the tombstones, then one part of entries
+    assert any(type(item) is Entry for item in there.items)  # type: ignore[attr-defined]
+
+
+def test_a_relay_sends_parts_with_the_tables_they_need() -> None:
+    sent: list[tuple[object, ...]] = []
+    relay = Relay(lambda part: sent.append(_as_piped(part)))  # type: ignore[arg-type]
+    people = [
+        Entry(f"uid=u{i},ou=people,dc=x", {"objectclass": ("top", f"c{i % 3}"), "uid": (f"u{i}",)})
+        for i in range(Relay.PART * 2 + 5)
+    ]
+    for one in people:
+        relay.append(one)
+    relay.close()
+    assert len(relay) == len(people) and not relay.items
+    assert [len(part[2]) for part in sent] == [Relay.PART, Relay.PART, 5]  # type: ignore[arg-type]
+    assert [len(part[1]) for part in sent] == [3, 0, 0]  # each common value sent once
+    other = Packed()
+    for part in sent:
+        other.take(*part)  # type: ignore[arg-type]
+    other.adopt(_as_piped(relay))  # type: ignore[arg-type]
+    assert list(other) == people
+    late = Entry("uid=late,dc=x", {"objectclass": ("top", "c1"), "uid": ("late",)})
+    assert other.pack(late) == relay.pack(late)  # packed as the relay packs
+    relay.append(late)
+    with pytest.raises(RuntimeError, match="closed"):
+        relay.flush()
+    with pytest.raises(RuntimeError, match="adopts"):
+        Packed().adopt(relay)
 
 
 # -- plan, reading ahead ---------------------------------------------------------------------

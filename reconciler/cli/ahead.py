@@ -3,25 +3,31 @@ another: `plan` reads the directory while it loads the inventory.
 
 Both steps are CPU-bound Python (libyaml's events and the checks; python-ldap's decoding and
 the packing of each entry), so threads would take turns; a child process runs on the second
-core. At 100,000 mailboxes the read (4.7 s) and the inventory (2.0 s) then take the longer of
-the two instead of their sum, and the entries read come back pickled through a pipe in about
-0.2 s (they are packed: one `bytes` each, `reconciler.packed`).
+core. The step sends parts of its work as it goes (`send`: `plan`'s read, its entries packed
+a hundred at a time), which this process takes (`result`'s `take`: `plan` surveys them) once
+it is done with its own step and while the child goes on; then the step's value comes. At
+100,000 mailboxes the read and the inventory take the longer of the two instead of their sum.
 
     if Ahead.possible():
-        with Ahead(read_everything) as reading:
+        with Ahead(read_everything) as reading:   # read_everything(send) -> value
             loaded = load_the_inventory()  # an error here ends the child: nothing waits for it
-            entries = reading.result()     # its value, or the ReconcilerError it raised
+            value = reading.result(take)   # each part sent given to take, then the value, or
+                                           # the ReconcilerError the step raised
 
 The child is this very program forked: the pipe is private to the two and what comes through
-it is trusted as the process's own memory. It writes to nothing else the parent could see
-(its output to stderr aside: a progress line), leaves with `os._exit` (no atexit handler, no
-buffer flushed twice) and is killed and reaped when the `with` ends, however it ends. Forking
-is not possible without `os.fork`, nor safe while another thread runs (`possible`): the caller
-then runs the step itself.
+it is trusted as the process's own memory. The child never waits for the parent to read: what
+the pipe cannot take yet is kept and written at the next part, or at the end. It writes to
+nothing else the parent could see (its output to stderr aside: a progress line), leaves with
+`os._exit` (no atexit handler, no buffer flushed twice) and is killed and reaped when the
+`with` ends, however it ends. Forking is not possible without `os.fork`, nor safe while
+another thread runs (`possible`): the caller then runs the step itself.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import fcntl
 import os
 import pickle
 import signal
@@ -30,13 +36,16 @@ import threading
 import traceback
 from collections.abc import Callable
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reconciler.errors import ReconcilerError
 
 T = TypeVar("T")
 
-_VALUE, _ERROR, _CRASH = "value", "error", "crash"
+Send = Callable[[Any], None]
+
+_PART, _VALUE, _ERROR, _CRASH = "part", "value", "error", "crash"
+_PIPE_SIZE = 1 << 20  # bytes the pipe holds (Linux: 64 KiB unless asked, 1 MiB by default max)
 
 
 class Ahead(Generic[T]):
@@ -47,12 +56,14 @@ class Ahead(Generic[T]):
         """Whether a step can run ahead here: `os.fork`, and no other thread."""
         return hasattr(os, "fork") and threading.active_count() == 1
 
-    def __init__(self, step: Callable[[], T]) -> None:
+    def __init__(self, step: Callable[[Send], T]) -> None:
         if not self.possible():
             raise RuntimeError("a step cannot run ahead here (Ahead.possible)")
         for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             stream.flush()
         read, write = os.pipe()
+        with contextlib.suppress(AttributeError, OSError):  # else more writes, the same bytes
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read)
@@ -60,8 +71,9 @@ class Ahead(Generic[T]):
         os.close(write)
         self._pid, self._pipe = pid, read
 
-    def result(self) -> T:
-        """The step's value; the ReconcilerError it raised, raised again here."""
+    def result(self, take: Send | None = None) -> T:
+        """The step's value, each part it sent given to `take` first; the ReconcilerError it
+        raised, raised again here."""
         if not self._pid:
             raise RuntimeError("the result of a step run ahead is taken once")
         try:
@@ -69,6 +81,11 @@ class Ahead(Generic[T]):
                 self._pipe = -1
                 try:
                     kind, value = pickle.load(pipe)
+                    while kind == _PART:
+                        if take is None:
+                            raise RuntimeError("a step run ahead sent a part nobody takes")
+                        take(value)
+                        kind, value = pickle.load(pipe)
                 except (EOFError, pickle.UnpicklingError, ValueError):
                     kind, value = _CRASH, None
         finally:
@@ -107,25 +124,57 @@ class Ahead(Generic[T]):
         self.cancel()
 
 
-def _run(step: Callable[[], T], pipe: int) -> None:
+class _Pipe:
+    """The child's end: pickled records written as far as the pipe takes them without
+    waiting, the rest kept for the next record (`send`) or the end (`close`)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.waiting: collections.deque[memoryview] = collections.deque()
+        os.set_blocking(fd, False)
+
+    def send(self, record: tuple[str, Any]) -> None:
+        self.waiting.append(memoryview(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)))
+        self._write()
+
+    def _write(self) -> None:
+        waiting = self.waiting
+        while waiting:
+            try:
+                written = os.write(self.fd, waiting[0])
+            except BlockingIOError:
+                return
+            if written < len(waiting[0]):
+                waiting[0] = waiting[0][written:]
+            else:
+                waiting.popleft()
+
+    def close(self, record: tuple[str, Any]) -> None:
+        """Send the last record, waiting for the parent to read every one."""
+        os.set_blocking(self.fd, True)
+        self.send(record)
+        os.close(self.fd)
+
+
+def _run(step: Callable[[Send], T], fd: int) -> None:
     """In the child: run `step`, send what came of it, and leave without returning."""
     code = 0
     try:
+        pipe = _Pipe(fd)
         try:
-            sent: tuple[str, object] = (_VALUE, step())
+            last: tuple[str, object] = (_VALUE, step(lambda part: pipe.send((_PART, part))))
         except ReconcilerError as error:
-            sent = (_ERROR, error)
+            last = (_ERROR, error)
             try:
                 pickle.dumps(error)
             except Exception:  # an error whose arguments do not pickle: its words do
-                sent = (_ERROR, ReconcilerError(str(error)))
+                last = (_ERROR, ReconcilerError(str(error)))
         except KeyboardInterrupt:
             code = 130
             return
         except BaseException:
-            sent = (_CRASH, traceback.format_exc())
-        with os.fdopen(pipe, "wb", buffering=1 << 16) as out:
-            pickle.dump(sent, out, protocol=pickle.HIGHEST_PROTOCOL)
+            last = (_CRASH, traceback.format_exc())
+        pipe.close(last)
     except BaseException:  # the parent is gone, or the value did not pickle: it sees the end
         code = code or 1
     finally:

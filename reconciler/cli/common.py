@@ -301,11 +301,12 @@ def read_for_plan(
     read_from: str | None = None,
     wait: float | None = None,
     tell: Callable[[str], None] = say,
+    relay: Callable[[tuple[object, ...]], None] | None = None,
 ) -> tuple[Read, ReadState | None]:
     """Read the directory for a plan (`pipeline.read_at_state`) and its audit history: from the
     first provider that answers, or from the replica `read_from`; every other provider listed is
     read for its replication state. What was read, and the state it was read at; which
-    providers did not answer is told to `tell`."""
+    providers did not answer is told to `tell`. `relay`: `pipeline.read`'s."""
     from reconciler.cli.progress import Progress
     from reconciler.directory import open_directory
     from reconciler.directory.replicas import open_each, split_urls
@@ -332,7 +333,13 @@ def read_for_plan(
         shown = Progress(f"reading the directory ({source.backend})")
         try:
             entries, state = pipeline.read_at_state(
-                source, loaded, providers, replica=read_from is not None, wait=wait, progress=shown
+                source,
+                loaded,
+                providers,
+                replica=read_from is not None,
+                wait=wait,
+                progress=shown,
+                relay=relay,
             )
         finally:
             shown.close()

@@ -145,7 +145,7 @@ def plan(
     alone = pipeline.settings_alone(inventory) if Ahead.possible() else None
     reading = None
     if alone is not None:
-        reading = Ahead(partial(_read, connection, alone, read_from, wait_replication))
+        reading = Ahead(partial(_read_ahead, connection, alone, read_from, wait_replication))
     try:
         loaded = load_inventory(inventory)
         changes: InventoryChanges | None = None
@@ -159,11 +159,17 @@ def plan(
             and alone is not None
             and alone.inventory.settings == loaded.inventory.settings
         ):
-            read, state, told, seconds = reading.result()
+            received = pipeline.Received(loaded)  # each part surveyed here as it comes
+            read, state, told, seconds = reading.result(received.take)
+            read = read._replace(entries=received.done(read.entries))
             for line in told:
                 say(line)
         else:  # read here, now (directory.yaml changed while it was read, or no child)
-            read, state, told, seconds = _read(connection, loaded, read_from, wait_replication, say)
+            started = time.monotonic()
+            read, state = read_for_plan(
+                connection, loaded, read_from=read_from, wait=wait_replication
+            )
+            seconds = time.monotonic() - started
         said = (
             f"Read {len(read.entries):,} entries from {read.url} with {read.backend} "
             f"in {seconds:.1f} s." + (replica_note(state) if read_from is not None else "")
@@ -215,19 +221,20 @@ def plan(
         sys.exit(2)
 
 
-def _read(
+def _read_ahead(
     connection: dict[str, Any],
-    loaded: Loaded,
+    alone: Loaded,
     read_from: str | None,
     wait: float | None,
-    tell: Callable[[str], None] | None = None,
+    send: Callable[[Any], None],
 ) -> tuple[Read, ReadState | None, list[str], float]:
-    """The directory read for a plan (`read_for_plan`), the lines it had to tell (given to
-    `tell` as they come; else kept, for a child to hand them over), and its seconds."""
+    """In the child (`ahead`): the directory read for a plan (`read_for_plan`) with
+    directory.yaml `alone`, its entries sent as they are read (`pipeline.read`'s relay); the
+    lines it had to tell, for the parent to print; its seconds."""
     told: list[str] = []
     started = time.monotonic()
     read, state = read_for_plan(
-        connection, loaded, read_from=read_from, wait=wait, tell=tell or told.append
+        connection, alone, read_from=read_from, wait=wait, tell=told.append, relay=send
     )
     return read, state, told, time.monotonic() - started
 

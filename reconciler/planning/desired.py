@@ -376,7 +376,6 @@ class Survey:
         self.stones: list[Tombstone] = []
         self.present: set[str] = set()
         self._digest = hashlib.sha256()
-        self._sealed = ""  # the fingerprint, once pickled (`__getstate__`)
         self._folded: dict[str, str] = {}  # full name (cn) -> its folded words
         #: the inventory's stable ids (each to itself), given while reading: an entry's id is
         #: kept as the inventory's str, not a copy per entry (5 MB at 100,000 mailboxes)
@@ -402,8 +401,6 @@ class Survey:
         read, for the record: two reads of an unchanged directory give the same, any change
         read (a login's pwdLastSuccess too) another. Nothing compares it: apply's stale-plan
         check is each operation's own entry fingerprint."""
-        if self._sealed:
-            return self._sealed
         digest = self._digest.copy()
         shapes, common = self._tables
         for table in (shapes, list(common.values())):
@@ -411,13 +408,6 @@ class Survey:
             for strings in table:
                 _framed(digest, "\x00".join(strings).encode("utf-8", "surrogatepass"))
         return "sha256:" + digest.hexdigest()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled (a plan's read comes from a child process, `cli.ahead`) once every entry was
-        surveyed: the digest, which does not pickle, is sealed into the fingerprint."""
-        state = dict(self.__dict__)
-        state["_sealed"], state["_digest"] = self.fingerprint, None
-        return state
 
     def hand_over(self) -> dict[str, str | None]:
         """`current`, no longer kept here (a 100,000-entry dict at the allocation's peak)."""
@@ -543,6 +533,11 @@ class Surveyed(Packed):
         if self.skip is None or not self.skip(entry):
             self.survey.add(entry, item)
             self.items.append(item)
+
+    def append_kept(self, entry: Entry) -> None:
+        if self.skip is None or not self.skip(entry):
+            self.survey.add(entry, entry)
+            super().append_kept(entry)
 
 
 class Mailboxes(Mapping[str, "Mailbox"]):

@@ -24,6 +24,7 @@ from reconciler.directory.snapshot import read_tree_into
 from reconciler.errors import InventoryError, NoSuchEntry, ReconcilerError
 from reconciler.inventory import loader
 from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
+from reconciler.packed import Packed, Relay
 from reconciler.planning import desired, invariants
 from reconciler.planning.collector import paused
 from reconciler.planning.plan import Context, check_limits, compute, only_time_rules
@@ -81,28 +82,84 @@ def settings_alone(folder: Path) -> Loaded | None:
 
 
 def read(
-    directory: Directory, loaded: Loaded, progress: Callable[[int], None] | None = None
+    directory: Directory,
+    loaded: Loaded,
+    progress: Callable[[int], None] | None = None,
+    relay: Callable[[tuple[object, ...]], None] | None = None,
 ) -> Sequence[Entry]:
     """Every entry under the inventory's base DN, with the attributes a plan reads, and the
     history's tombstones (`read_history`) with theirs; not the batches of the audit history
     (`directory.history`), which are no part of what a plan compares.
 
     Streamed: each entry is surveyed for the plan and packed as it arrives (`desired.Surveyed`:
-    at 100,000 mailboxes some 45 MB instead of 140 MB of entry objects)."""
+    at 100,000 mailboxes some 45 MB instead of 140 MB of entry objects). With `relay`, the
+    entries are surveyed in another process (`plan` reads in a child, `cli.ahead`): the
+    tombstones and the entries packed go to `relay` as they are read, and what is returned is
+    the packing's tables alone, for that process's `Received` to finish with."""
     base = loaded.inventory.settings.base_dn
     with paused():
         history = read_history(directory, base)
-        seen = {e.dn.lower() for e in history}
-        found = desired.Surveyed(
-            loaded.inventory.settings,
-            lambda entry: is_audit(entry) or (bool(seen) and entry.dn.lower() in seen),
-        )
-        found.survey.ids = {p.id: p.id for p in loaded.inventory.people}
+        if relay is not None:
+            relay((_HISTORY, history))
+            store = Relay(lambda part: relay((_ENTRIES, *part)))
+            read_tree_into(directory, base, READ, store, progress)
+            store.close()
+            return store
+        found = _surveyed(loaded, history)
         read_tree_into(directory, base, READ, found, progress)
-        found.skip = None
-        for entry in history:
-            found.append(entry)
+        _finish(found, history)
     return found
+
+
+_HISTORY, _ENTRIES = "history", "entries"  # the parts of a read with `relay`
+
+
+def _surveyed(loaded: Loaded, history: list[Entry]) -> desired.Surveyed:
+    """The store a read's entries are surveyed into, leaving out the audit batches and, until
+    they come last (`_finish`), the `history`'s tombstones."""
+    seen = {e.dn.lower() for e in history}
+    found = desired.Surveyed(
+        loaded.inventory.settings,
+        lambda entry: is_audit(entry) or (bool(seen) and entry.dn.lower() in seen),
+    )
+    found.survey.ids = {p.id: p.id for p in loaded.inventory.people}
+    return found
+
+
+def _finish(found: desired.Surveyed, history: list[Entry]) -> None:
+    found.skip = None
+    for entry in history:
+        found.append(entry)
+
+
+class Received:
+    """This side of a `read` made with `relay` in another process: its parts surveyed as they
+    come (`take`), then finished with the tables the read returned (`done`): the same entries,
+    survey and fingerprint as a `read` made here."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self._loaded = loaded
+        self._history: list[Entry] = []
+        self._found: desired.Surveyed | None = None
+
+    def take(self, part: tuple[Any, ...]) -> None:
+        if part[0] == _HISTORY:
+            self._history = part[1]
+            self._found = _surveyed(self._loaded, self._history)
+        elif self._found is not None and part[0] == _ENTRIES:
+            with paused():
+                self._found.take(*part[1:])
+        else:
+            raise RuntimeError(f"a read's part out of order: {part[0]!r}")
+
+    def done(self, tables: Sequence[Entry]) -> Sequence[Entry]:
+        """The entries read, from the tables the read returned (a `Relay`)."""
+        if self._found is None or not isinstance(tables, Packed):
+            raise RuntimeError("a read that sent no entries")
+        with paused():
+            self._found.adopt(tables)
+            _finish(self._found, self._history)
+        return self._found
 
 
 def read_history(directory: Directory, base_dn: str) -> list[Entry]:
@@ -128,20 +185,21 @@ def read_at_state(
     replica: bool = False,
     wait: float | None = None,
     progress: Callable[[int], None] | None = None,
+    relay: Callable[[tuple[object, ...]], None] | None = None,
 ) -> tuple[Sequence[Entry], ReadState | None]:
     """`read` `source` and record the replication state it was read at: the newest contextCSNs
     of the `providers` (the others, when `source` is a provider itself; all of them when it is a
     `replica`), read first, then the source's own, just before its entries. With `wait`, wait up
     to that many seconds for the source to hold every change the providers hold
     (DirectoryError naming the lag after that). A directory that keeps no contextCSN (not
-    replicated, or a file) gives no state."""
+    replicated, or a file) gives no state. `relay`: as `read`'s."""
     base = loaded.inventory.settings.base_dn
     want = csn.newest(replicas.state(p, base) for p in providers)
     if wait is not None and want:
         replicas.wait_until_holds(source, base, want, wait)
     read_at = dt.datetime.now(dt.UTC)
     held = replicas.state(source, base)
-    entries = read(source, loaded, progress)
+    entries = read(source, loaded, progress, relay)
     if not held:
         return entries, None
     if not replica:  # the source is a provider: what it holds, the providers hold
