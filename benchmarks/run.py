@@ -18,7 +18,8 @@ its own process, `--repeat` times (the median is shown):
   a freshly loaded directory), beside `ldapadd`/`ldapmodify` of LDIF doing the same writes
   (built from the same plan) on a freshly loaded directory; with `--creates C`, also `apply` of
   C creates in one run beside `ldapadd` of them (issue 20: pipelined writes against the
-  one-at-a-time C client); `--writes-only` leaves out validate and the reads;
+  one-at-a-time C client); `--writes-only` leaves out validate and the reads, `--reads-only`
+  the applies;
 - on a replicated directory (two providers and a consumer), how long the consumer takes to hold
   the result of an apply of `--replication` creates (`benchmarks/replication.py`).
 
@@ -147,9 +148,11 @@ class Bench:
         backends: Sequence[str],
         creates: int = 0,
         writes_only: bool = False,
+        reads_only: bool = False,
     ) -> None:
         self.creates = creates
         self.writes_only = writes_only
+        self.reads_only = reads_only
         self.dbnosync = dbnosync
         self.backends = list(backends)
         self.n = n
@@ -266,8 +269,9 @@ class Bench:
                 if not self.writes_only:
                     log(f"N={self.n}: round {i + 1} of {self.repeat}: reads")
                     self.reads()
-                log(f"N={self.n}: round {i + 1} of {self.repeat}: writes")
-                self.writes()
+                if not self.reads_only:
+                    log(f"N={self.n}: round {i + 1} of {self.repeat}: writes")
+                    self.writes()
         finally:
             self.slapd.stop()
 
@@ -500,6 +504,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--writes-only", action="store_true", help="only the applies (no validate, no reads)"
     )
+    parser.add_argument(
+        "--reads-only", action="store_true", help="only validate and the reads (no applies)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
         "--dbnosync",
@@ -526,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             backends,
             creates=args.creates,
             writes_only=args.writes_only,
+            reads_only=args.reads_only,
         )
         bench.run()
         results[n] = bench.results()
