@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from reconciler.attributes import (
     FORMER_ADDRESS,
@@ -178,47 +178,57 @@ def text(
     changes: InventoryChanges | None = None,
 ) -> str:
     """The plan for a terminal: one line per operation, a symbol per action, changes below."""
+    lines = text_lines(plan, color=color, show_unmanaged=show_unmanaged, changes=changes)
+    return "\n".join(lines) + "\n"
+
+
+def text_lines(
+    plan: Plan,
+    *,
+    color: bool = False,
+    show_unmanaged: bool = False,
+    changes: InventoryChanges | None = None,
+) -> Iterator[str]:
+    """`text`, a line at a time (without their ends): a plan of 100,000 changes is printed
+    without being made whole first."""
 
     def paint(code: str, s: str) -> str:
         return f"\x1b[{code}m{s}\x1b[0m" if color else s
 
-    lines = [f"Directory {plan.directory_url} — {plan.domain} ({plan.regulation})"]
+    yield f"Directory {plan.directory_url} — {plan.domain} ({plan.regulation})"
     if plan.source_url:
-        lines.append(f"Merging in {plan.source_url} ({plan.source_base_dn}), only read")
+        yield f"Merging in {plan.source_url} ({plan.source_base_dn}), only read"
     for dn in plan.containers:
-        lines.append(f"  {paint('32', '+')} container {dn}")
+        yield f"  {paint('32', '+')} container {dn}"
     told = {(o.id, o.agency): o.to for o in plan.owners}
     for op in plan.operations:
         head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
-        lines.append(f"  {head} {_headline(op)}")
-        lines.append(f"      {_cited(op)}: {op.reason}")
+        yield f"  {head} {_headline(op)}"
+        yield f"      {_cited(op)}: {op.reason}"
         for change in _shown(op):
-            lines.append(f"      {_change_text(change)}")
+            yield f"      {_change_text(change)}"
         if op.action is Action.SUSPEND and (op.id, op.agency) in told:
-            lines.append(
-                f"      the owner is told at {told[op.id, op.agency]} too (external_email)"
-            )
+            yield f"      the owner is told at {told[op.id, op.agency]} too (external_email)"
     for r in plan.refused:
-        lines.append(f"  {paint('31', '✗ refused')} {r.name} ({r.id})")
-        lines.append(f"      {r.clause}: {r.reason}")
+        yield f"  {paint('31', '✗ refused')} {r.name} ({r.id})"
+        yield f"      {r.clause}: {r.reason}"
     for note in plan.notes:
-        lines.append(f"  note: {note}")
+        yield f"  note: {note}"
     if plan.unmanaged:
-        lines.append(
+        yield (
             f"  {_unmanaged(len(plan.unmanaged))}"
             + ("" if show_unmanaged else " (list them with --show-unmanaged)")
         )
         if show_unmanaged:
-            lines.extend(f"    {dn}" for dn in plan.unmanaged)
+            yield from (f"    {dn}" for dn in plan.unmanaged)
     if plan.empty and not plan.refused:
-        lines.append("No changes. The directory matches the inventory and the regulation.")
+        yield "No changes. The directory matches the inventory and the regulation."
     elif plan.empty:
-        lines.append("No changes to apply; the records refused above need the agency's answer.")
+        yield "No changes to apply; the records refused above need the agency's answer."
     else:
-        lines.append(summary(plan))
+        yield summary(plan)
     if changes is not None:
-        lines += inventory_changes_text(changes)
-    return "\n".join(lines) + "\n"
+        yield from inventory_changes_text(changes)
 
 
 def _unmanaged(n: int) -> str:
