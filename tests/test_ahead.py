@@ -369,3 +369,23 @@ def test_every_golden_plan_compared_in_halves_is_the_same(
     ]
     assert planfile.to_json(plans[1]) == planfile.to_json(plans[0])
     assert len(forks) == 1
+
+
+def test_a_fork_refused_runs_everything_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def refuse() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ahead.os, "fork", refuse)
+    monkeypatch.setattr(ahead, "HALVES_FROM", 2)
+    open_before = len(os.listdir("/proc/self/fd"))
+    assert Ahead.start(lambda send: 1) is None
+    assert ahead.halves(_Squares(), range(4)) == [0, 1, 4, 9]
+    assert len(os.listdir("/proc/self/fd")) == open_before  # no pipe left open
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    (tmp_path / "d.ldif").touch()
+    code, out, err = _plan(folder, f"ldif:{tmp_path / 'd.ldif'}")
+    assert code == 0 and "to create" in out and "Traceback" not in err

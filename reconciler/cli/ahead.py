@@ -9,8 +9,9 @@ a hundred at a time), which this process takes (`result`'s `take`: `plan` survey
 it is done with its own step and while the child goes on; then the step's value comes. At
 100,000 mailboxes the read and the inventory take the longer of the two instead of their sum.
 
-    if Ahead.possible():
-        with Ahead(read_everything) as reading:   # read_everything(send) -> value
+    reading = Ahead.start(read_everything)  # read_everything(send) -> value; None: no child
+    if reading is not None:
+        with reading:
             loaded = load_the_inventory()  # an error here ends the child: nothing waits for it
             value = reading.result(take)   # each part sent given to take, then the value, or
                                            # the ReconcilerError the step raised
@@ -21,7 +22,8 @@ the pipe cannot take yet is kept and written at the next part, or at the end. It
 nothing else the parent could see (its output to stderr aside: a progress line), leaves with
 `os._exit` (no atexit handler, no buffer flushed twice) and is killed and reaped when the
 `with` ends, however it ends. Forking is not possible without `os.fork`, nor safe while
-another thread runs (`possible`): the caller then runs the step itself.
+another thread runs (`possible`), and the system may refuse it (`start` gives None): the
+caller then runs the step itself.
 """
 
 from __future__ import annotations
@@ -60,15 +62,31 @@ class Ahead(Generic[T]):
         """Whether a step can run ahead here: `os.fork`, and no other thread."""
         return hasattr(os, "fork") and threading.active_count() == 1
 
+    @classmethod
+    def start(cls, step: Callable[[Send], T]) -> Ahead[T] | None:
+        """`step` started ahead; None when it cannot be (`possible`), or the system would not
+        fork now (no memory, too many processes): the caller then runs it itself."""
+        if not cls.possible():
+            return None
+        try:
+            return cls(step)
+        except OSError:
+            return None
+
     def __init__(self, step: Callable[[Send], T]) -> None:
         if not self.possible():
             raise RuntimeError("a step cannot run ahead here (Ahead.possible)")
         for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             stream.flush()
         read, write = os.pipe()
-        with contextlib.suppress(AttributeError, OSError):  # else more writes, the same bytes
-            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        pid = os.fork()
+        try:
+            with contextlib.suppress(AttributeError, OSError):  # else more writes, same bytes
+                fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+            pid = os.fork()
+        except BaseException:
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:  # the child: never returns
             os.close(read)
             _run(step, write)
@@ -145,11 +163,14 @@ def halves(work: Part[K, V], items: Sequence[K]) -> list[V]:
     """`work` over the first half of `items` in a child (quiet), over the second half here, and
     their results joined in the items' order: on two cores, in about half the time. Done here
     alone when there are few items or a child cannot be forked (`Ahead.possible`)."""
-    if len(items) < HALVES_FROM or not Ahead.possible():
+    if len(items) < HALVES_FROM:
         return work(items)
     middle = len(items) // 2
     first, quiet = items[:middle], work.quiet()
-    with Ahead(lambda send: quiet(first)) as child:
+    child = Ahead.start(lambda send: quiet(first))
+    if child is None:
+        return work(items)
+    with child:
         second = work(items[middle:])
         return child.result() + second
 

@@ -146,7 +146,7 @@ def plan(
     alone = pipeline.settings_alone(inventory) if Ahead.possible() else None
     reading = None
     if alone is not None:
-        reading = Ahead(partial(_read_ahead, connection, alone, read_from, wait_replication))
+        reading = Ahead.start(partial(_read_ahead, connection, alone, read_from, wait_replication))
     try:
         loaded = load_inventory(inventory)
         changes: InventoryChanges | None = None
