@@ -238,13 +238,27 @@ def _without_now(text: str) -> dict[str, object]:
 
 
 @pytest.mark.slapd
+@pytest.mark.parametrize("backend", ["python-ldap", "ldap3"])
 def test_plan_reads_ahead_as_it_reads_after(
-    slapd: Slapd, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+    backend: str, slapd: Slapd, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
-    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    spec = scenario.hg(BASE)
+    folder = scenario.write(spec, tmp_path / "inv")
+    with scenario.connect(slapd, backend) as directory:  # mailboxes to read, then changes
+        scenario.apply(scenario.plan(folder, directory), directory, tmp_path / "run")
+    staff = spec["agencies"]["soyte"]["staff"]
+    staff[0]["name"] = "Trần Thị Lân"
+    staff.append({"id": "HG-0102", "name": "Đỗ Văn Hùng", "title": "Chuyên viên"})
+    scenario.write(spec, folder)
+    env = {
+        "RECONCILER_BIND_DN": slapd.root_dn,
+        "RECONCILER_BIND_PASSWORD": slapd.root_pw,
+        "RECONCILER_BACKEND": backend,
+    }
     ahead_ = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
     assert len(forks) == 1 and ahead_.returncode == 0, ahead_.stderr
+    actions = [op["action"] for op in json.loads(ahead_.stdout)["operations"]]
+    assert sorted(actions) == ["create", "update"], actions  # Lân folds as Lan: same address
     monkeypatch.setattr(Ahead, "possible", staticmethod(lambda: False))
     after = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
     assert len(forks) == 1 and after.returncode == 0
