@@ -27,7 +27,6 @@ from reconciler.rules import regulations
 
 from . import scenario
 from .helpers import run_cli as run
-from .test_golden import CASES, NOW
 
 BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
@@ -329,62 +328,6 @@ def test_settings_changed_meanwhile_are_read_again(
     assert BASE in before.stdout
 
 
-# -- the mailboxes compared in halves ---------------------------------------------------------
-
-
-class _Squares:
-    def __init__(self, told: list[int] | None = None) -> None:
-        self.told = told
-
-    def __call__(self, items: Sequence[int]) -> list[int]:
-        if self.told is not None:
-            self.told.extend(items)
-        if 13 in items:
-            raise DirectoryError("thirteen")
-        return [i * i for i in items]
-
-    def quiet(self) -> _Squares:
-        return _Squares()
-
-
-def test_halves_joins_both_in_order(forks: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    told: list[int] = []
-    assert ahead.halves(_Squares(told), range(0, 20, 2)) == [i * i for i in range(0, 20, 2)]
-    assert forks == [] and told == list(range(0, 20, 2))  # few: here, alone
-    monkeypatch.setattr(ahead, "HALVES_FROM", 2)
-    told.clear()
-    assert ahead.halves(_Squares(told), range(0, 20, 2)) == [i * i for i in range(0, 20, 2)]
-    assert len(forks) == 1 and told == list(range(10, 20, 2))  # the child's half is quiet
-    with pytest.raises(DirectoryError, match="thirteen"):
-        ahead.halves(_Squares(), range(11, 15))  # the child's half fails
-    with pytest.raises(DirectoryError, match="thirteen"):
-        ahead.halves(_Squares(), range(9, 15))  # this half fails: the child is ended too
-    assert len(forks) == 3
-
-
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in CASES.iterdir() if (p / "inventory").exists())
-)
-def test_every_golden_plan_compared_in_halves_is_the_same(
-    name: str, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from reconciler.directory import open_directory
-    from reconciler.planning import planfile
-    from reconciler.planning.plan import Context
-
-    monkeypatch.setattr(ahead, "HALVES_FROM", 2)
-    loaded = pipeline.load(CASES / name / "inventory")
-    with open_directory(f"ldif:{CASES / name / 'directory.ldif'}") as directory:
-        entries = pipeline.read(directory, loaded)
-    context = Context(now=NOW, directory_url="ldif:directory.ldif")
-    plans = [
-        pipeline.make_plan(loaded, entries, context, limits=None, split=split)
-        for split in (None, ahead.halves)
-    ]
-    assert planfile.to_json(plans[1]) == planfile.to_json(plans[0])
-    assert len(forks) == 1
-
-
 def test_a_fork_refused_runs_everything_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -394,10 +337,8 @@ def test_a_fork_refused_runs_everything_here(
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(ahead.os, "fork", refuse)
-    monkeypatch.setattr(ahead, "HALVES_FROM", 2)
     open_before = len(os.listdir("/proc/self/fd"))
     assert Ahead.start(lambda send: 1) is None
-    assert ahead.halves(_Squares(), range(4)) == [0, 1, 4, 9]
     assert len(os.listdir("/proc/self/fd")) == open_before  # no pipe left open
     folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
     (tmp_path / "d.ldif").touch()

@@ -1,6 +1,5 @@
 """A step of a command run ahead, in a forked child process, while the command goes on with
-another: `plan` reads the directory while it loads the inventory (`Ahead`), then compares half
-of the mailboxes while the child compares the other half (`halves`).
+another: `plan` reads the directory while it loads the inventory.
 
 Both steps are CPU-bound Python (libyaml's events and the checks; python-ldap's decoding and
 the packing of each entry), so threads would take turns; a child process runs on the second
@@ -37,16 +36,13 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from reconciler.errors import ReconcilerError
 
 T = TypeVar("T")
-K = TypeVar("K")
-V = TypeVar("V")
-K_contra = TypeVar("K_contra", contravariant=True)
 
 Send = Callable[[Any], None]
 
@@ -144,35 +140,6 @@ class Ahead(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         self.cancel()
-
-
-#: Fewer items than this are not worth a second process (`halves`).
-HALVES_FROM = 10_000
-
-
-class Part(Protocol[K_contra, V]):
-    """Work over some items, in their order; `quiet()` is the same work telling nobody of its
-    progress (`halves`' child)."""
-
-    def __call__(self, items: Sequence[K_contra], /) -> list[V]: ...
-
-    def quiet(self) -> Part[K_contra, V]: ...
-
-
-def halves(work: Part[K, V], items: Sequence[K]) -> list[V]:
-    """`work` over the first half of `items` in a child (quiet), over the second half here, and
-    their results joined in the items' order: on two cores, in about half the time. Done here
-    alone when there are few items or a child cannot be forked (`Ahead.possible`)."""
-    if len(items) < HALVES_FROM:
-        return work(items)
-    middle = len(items) // 2
-    first, quiet = items[:middle], work.quiet()
-    child = Ahead.start(lambda send: quiet(first))
-    if child is None:
-        return work(items)
-    with child:
-        second = work(items[middle:])
-        return child.result() + second
 
 
 class _Pipe:

@@ -134,7 +134,7 @@ def plan(
     create / rename / update / suspend / restore / delete operations, each with its clause. On
     a replicated directory the plan records the state it read (each provider's contextCSN).
     """
-    from reconciler.cli.ahead import Ahead, halves
+    from reconciler.cli.ahead import Ahead
     from reconciler.cli.progress import Progress
     from reconciler.directory.history import applied_digests
     from reconciler.inventory import activity as activity_module
@@ -198,7 +198,6 @@ def plan(
                 limits=loaded.limits(allow_deletes, allow_suspends),
                 progress=computing,
                 time_rules_only=only_time_rules,
-                split=halves,  # the mailboxes compared on two cores
             )
         finally:
             computing.close()

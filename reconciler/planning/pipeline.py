@@ -27,7 +27,7 @@ from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
 from reconciler.packed import Packed, Relay
 from reconciler.planning import desired, invariants
 from reconciler.planning.collector import paused
-from reconciler.planning.plan import Context, Split, check_limits, compute, only_time_rules
+from reconciler.planning.plan import Context, check_limits, compute, only_time_rules
 from reconciler.rules import regulations
 from reconciler.rules.regulations import Regulation
 
@@ -249,14 +249,12 @@ def make_plan(
     limits: Limits | None,
     progress: Callable[[int, int], None] | None = None,
     time_rules_only: bool = False,
-    split: Split | None = None,
 ) -> Plan:
     """The plan that makes the directory match the inventory, guarded by `limits`: past them it
     raises UnsafePlan, which carries the plan so that it can be shown before it is refused.
-    `limits=None` computes without the guard (the tests' scenarios, which check it on their own).
-    `split`: `compute`'s."""
+    `limits=None` computes without the guard (the tests' scenarios, which check it on their own)."""
     with paused():
-        result = compute(loaded.inventory, entries, loaded.regulation, context, progress, split)
+        result = compute(loaded.inventory, entries, loaded.regulation, context, progress)
     if time_rules_only:  # guarded on its own: what is left out is not applied
         result = only_time_rules(result, loaded.regulation)
     if limits is not None:

@@ -216,22 +216,15 @@ def _rename_reason(box: Mailbox, entry: Entry, shared: desired.Shared) -> str:
 PROGRESS_EVERY = 1000
 
 
-#: `compute`'s comparison of the mailboxes (`Compare`) over parts of them at once
-#: (`cli.ahead.halves`: in two processes); by default, over all of them here.
-Split = Callable[["Compare", Sequence[str]], list["Operation"]]
-
-
 def compute(
     inventory: Inventory,
     entries: Iterable[Entry],
     regulation: Regulation,
     ctx: Context,
     progress: Callable[[int, int], None] | None = None,
-    split: Split | None = None,
 ) -> Plan:
     """The operations that make the directory match the inventory and the regulation;
-    `progress(done, total)` is told of the mailboxes compared, now and then. Each mailbox is
-    compared on its own (`Compare`): `split` may compare parts of them at once."""
+    `progress(done, total)` is told of the mailboxes compared, now and then."""
     settings = inventory.settings
     wanted = desired.resolve(inventory, entries, regulation, ctx.now)
     problems = [*wanted.problems, *_carry_problems(inventory, wanted, ctx.sources)]
@@ -239,8 +232,32 @@ def compute(
         raise InventoryError(problems)
     live, boxes = wanted.live, wanted.boxes
     people = people_containers(settings)
-    compare = Compare(wanted, regulation, ctx, people[0], settings.base_dn, len(boxes), progress)
-    ops = compare(list(boxes)) if split is None else split(compare, list(boxes))
+    ops: list[Operation] = []
+    total = len(boxes)
+    for done, (key, box) in enumerate(boxes.items()):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, total)
+        found = live.get(key)
+        # a former territory kept under its own regulation after a merger: its mailboxes' rules
+        rule = regulations.get(box.regulation) if box.regulation else regulation
+        if found is None:
+            ops.append(_create(box, people[0], rule, ctx.now, ctx.sources.get(key)))
+            continue
+        entry = found
+        state = lifecycle.state_operations(box, entry, rule, ctx.now, ctx.activity)
+        if entry.managed and not any(op.action is Action.RESTORE for op in state):
+            expired = lifecycle.expiry(box, entry, rule, ctx.now)
+            if expired is not None:
+                # nothing else is worth doing to a mailbox about to go
+                ops.append(_with_tombstone(expired, entry, settings.base_dn))
+                continue
+        ops.extend(_diff(box, entry, wanted.shared, rule, ctx.applied.get(key)))
+        ops.extend(_repair_passwords(box, entry, rule))
+        ops.extend(state)
+        if entry.managed and not state:
+            reissued = lifecycle.unrestored_password(box, entry, rule)
+            if reissued is not None:
+                ops.append(reissued)
     absent = {p.id: p for p in inventory.people if p.state is State.ABSENT}
     for key in live:
         if key in boxes:
@@ -308,56 +325,6 @@ def compute(
         source_base_dn=ctx.source_base_dn if ctx.sources else "",
     )
     return plan
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    """The operations of some of the desired mailboxes, by key (`compute`), in their order;
-    progress told of them as a share of `total`, when `progress` is given."""
-
-    wanted: desired.Desired
-    regulation: Regulation
-    ctx: Context
-    people: str  # the container of new mailboxes
-    base_dn: str
-    total: int
-    progress: Callable[[int, int], None] | None = None
-
-    def quiet(self) -> Compare:
-        """The same comparison, telling nobody of its progress (`split`'s other parts)."""
-        return replace(self, progress=None)
-
-    def __call__(self, keys: Sequence[str]) -> list[Operation]:
-        wanted, ctx, regulation, progress = self.wanted, self.ctx, self.regulation, self.progress
-        live, boxes, base_dn = wanted.live, wanted.boxes, self.base_dn
-        scale = self.total / max(len(keys), 1)  # one part of several: told as a share of all
-        ops: list[Operation] = []
-        for done, key in enumerate(keys):
-            if progress is not None and done % PROGRESS_EVERY == 0:
-                progress(int(done * scale), self.total)
-            box = boxes[key]
-            found = live.get(key)
-            # a former territory kept under its own regulation after a merger: its rules
-            rule = regulations.get(box.regulation) if box.regulation else regulation
-            if found is None:
-                ops.append(_create(box, self.people, rule, ctx.now, ctx.sources.get(key)))
-                continue
-            entry = found
-            state = lifecycle.state_operations(box, entry, rule, ctx.now, ctx.activity)
-            if entry.managed and not any(op.action is Action.RESTORE for op in state):
-                expired = lifecycle.expiry(box, entry, rule, ctx.now)
-                if expired is not None:
-                    # nothing else is worth doing to a mailbox about to go
-                    ops.append(_with_tombstone(expired, entry, base_dn))
-                    continue
-            ops.extend(_diff(box, entry, wanted.shared, rule, ctx.applied.get(key)))
-            ops.extend(_repair_passwords(box, entry, rule))
-            ops.extend(state)
-            if entry.managed and not state:
-                reissued = lifecycle.unrestored_password(box, entry, rule)
-                if reissued is not None:
-                    ops.append(reissued)
-        return ops
 
 
 def _source_addresses(entry: Entry) -> set[str]:
