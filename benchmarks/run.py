@@ -48,6 +48,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,24 +86,37 @@ TIME = Path("/usr/bin/time")  # GNU time (Debian's `time` package; scripts/bench
 def measure(
     args: Sequence[str], *, env: dict[str, str] | None = None, out: Path | None = None
 ) -> Run:
-    """Run one command in its own process; its wall time and its own peak RSS.
+    """Run one command in its own process; its wall time and its peak memory.
 
-    The peak comes from GNU time's %M (the child's ru_maxrss), started from that small program:
-    a child forked straight from this (large) process would count this process's memory in its
-    own ru_maxrss, since Linux carries the high-water mark across fork and exec."""
+    The peak is the larger of GNU time's %M (the command's ru_maxrss: of its largest process)
+    and the largest sum, sampled every `SAMPLE` seconds, of the proportional set sizes of the
+    command and the processes it forked (`plan` reads the directory in a child: its memory
+    counts too, and PSS shares the pages they share between them instead of counting them
+    twice). GNU time is started from that small program: a child forked straight from this
+    (large) process would count this process's memory in its own ru_maxrss, since Linux
+    carries the high-water mark across fork and exec."""
     stdout = open(out, "wb") if out else subprocess.DEVNULL  # noqa: SIM115
     peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-peak-{os.getpid()}"
     try:
         start = time.perf_counter()
-        proc = subprocess.run(
+        with subprocess.Popen(
             [str(TIME), "-f", "%M", "-o", str(peak_file), *args],
             stdout=stdout,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
-            check=False,
-        )
+        ) as proc:
+            # stderr is read on its own thread: a command that writes much never waits on it
+            said: list[bytes] = []
+            reader = threading.Thread(target=lambda: said.append(proc.stderr.read()))  # type: ignore[union-attr]
+            reader.start()
+            tree_kb = 0
+            while proc.poll() is None:
+                tree_kb = max(tree_kb, _tree_pss_kb(proc.pid, itself=False))
+                time.sleep(SAMPLE)
+            reader.join()
+            stderr = said[0] if said else b""
         seconds = time.perf_counter() - start
-        peak_kb = int(peak_file.read_text().split()[-1])
+        peak_kb = max(int(peak_file.read_text().split()[-1]), tree_kb)
     finally:
         if out:
             stdout.close()  # type: ignore[union-attr]
@@ -110,9 +124,27 @@ def measure(
     if proc.returncode not in (0, 2):
         raise SystemExit(
             f"benchmark: {' '.join(args[:3])} … failed ({proc.returncode}): "
-            f"{proc.stderr.decode()[-2000:]}"
+            f"{stderr.decode()[-2000:]}"
         )
     return Run(seconds, peak_kb / 1024)
+
+
+SAMPLE = 0.2  # seconds between two samples of a command's processes' memory (`measure`)
+
+
+def _tree_pss_kb(pid: int, itself: bool = True) -> int:
+    """The proportional set size of process `pid` (unless not `itself`) and of every process
+    under it, in KB; 0 for a process gone meanwhile."""
+    total = 0
+    try:
+        if itself:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            children = [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return total
+    return total + sum(_tree_pss_kb(child) for child in children)
 
 
 @dataclass
