@@ -533,10 +533,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="C",
         help="also time an apply of C creates in one run, beside ldapadd of them",
     )
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
         "--writes-only", action="store_true", help="only the applies (no validate, no reads)"
     )
-    parser.add_argument(
+    only.add_argument(
         "--reads-only", action="store_true", help="only validate and the reads (no applies)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")

@@ -120,11 +120,73 @@ def _unpicklable(send: Send) -> object:
     return threading.Lock()
 
 
-def test_a_child_that_says_nothing(forks: list[int]) -> None:
-    with Ahead(_killed) as step, pytest.raises(RuntimeError, match="killed by signal 9"):
+def test_a_child_that_says_nothing_is_told_in_words(forks: list[int]) -> None:
+    with (
+        Ahead(_killed) as step,
+        pytest.raises(ReconcilerError, match=r"killed by signal 9 \(out of memory\?\)"),
+    ):
         step.result()
-    with Ahead(_unpicklable) as step, pytest.raises(RuntimeError, match="exit status 1"):
+    with Ahead(_unpicklable) as step, pytest.raises(ReconcilerError, match="exit status 1"):
         step.result()
+
+
+def _inventory_error(send: Send) -> None:
+    from reconciler.errors import InventoryError, Problem
+
+    raise InventoryError([Problem("agencies/soyte.yaml", 3, "staff[0].name: missing")])
+
+
+def test_an_error_not_made_again_from_its_arguments_comes_back_in_its_words(
+    forks: list[int],
+) -> None:
+    with Ahead(_inventory_error) as step, pytest.raises(ReconcilerError) as raised:
+        step.result()
+    assert str(raised.value) == "agencies/soyte.yaml:3: staff[0].name: missing"
+
+
+def _one_part_then_sleep(send: Send) -> None:
+    send("first")
+    time.sleep(60)
+
+
+def test_a_taker_that_fails_ends_the_child_at_once(forks: list[int]) -> None:
+    def take(part: object) -> None:
+        raise KeyError(part)
+
+    started = time.monotonic()
+    with Ahead(_one_part_then_sleep) as step, pytest.raises(KeyError, match="first"):
+        step.result(take)
+    assert time.monotonic() - started < 10  # not the child's 60 s; reaped (the fixture)
+
+
+def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """A CI runner cancelling a job may kill the parent alone: the child goes too."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, time\n"
+        "from reconciler.cli.ahead import Ahead\n"
+        "step = Ahead(lambda send: time.sleep(60))\n"
+        "print(step._pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    child = int(parent.stdout.split()[0])
+    waited = time.monotonic()
+    while _alive(child):
+        assert time.monotonic() - waited < 10, "the child outlived its parent"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
 
 
 def _sleep(send: Send) -> None:
@@ -254,16 +316,30 @@ def test_plan_reads_ahead_as_it_reads_after(
         "RECONCILER_BIND_PASSWORD": slapd.root_pw,
         "RECONCILER_BACKEND": backend,
     }
+    done: list[int] = []
+    received_done = pipeline.Received.done
+    monkeypatch.setattr(
+        pipeline.Received,
+        "done",
+        lambda self, tables: (done.append(1), received_done(self, tables))[1],
+    )
     ahead_ = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
     assert len(forks) == 1 and ahead_.returncode == 0, ahead_.stderr
     actions = [op["action"] for op in json.loads(ahead_.stdout)["operations"]]
     assert sorted(actions) == ["create", "update"], actions  # Lân folds as Lan: same address
+    assert done == [1]  # the child's read was the one used
     monkeypatch.setattr(Ahead, "possible", staticmethod(lambda: False))
     after = run("plan", str(folder), "--directory", slapd.url, "--format", "json", env=env)
-    assert len(forks) == 1 and after.returncode == 0
+    assert len(forks) == 1 and after.returncode == 0 and done == [1]
     assert _without_now(ahead_.stdout) == _without_now(after.stdout)
-    assert ahead_.stderr.replace(" 0.1 s", " 0.0 s") == after.stderr.replace(" 0.1 s", " 0.0 s")
+    assert _seconds_blank(ahead_.stderr) == _seconds_blank(after.stderr)
     assert "Read " in ahead_.stderr and slapd.url in ahead_.stderr
+
+
+def _seconds_blank(text: str) -> str:
+    import re
+
+    return re.sub(r"in \d+\.\d s\.", "in _ s.", text)
 
 
 @pytest.mark.slapd
@@ -288,7 +364,21 @@ def test_plan_tells_a_directory_error_as_before(
     lines = told.stderr.splitlines()
     assert lines[0].startswith("ldap://127.0.0.1:1 did not answer")
     assert lines[1].startswith(f"Reading from {slapd.url} (provider 2 of the 2 listed)")
-    assert len(forks) == 2
+    # and when the read then fails: those lines first, then the error, as before
+    spec = scenario.hg("dc=nowhere,dc=nothere,dc=vn")
+    failed = run(
+        "plan",
+        str(scenario.write(spec, tmp_path / "elsewhere")),
+        "--directory",
+        both,
+        env={**env, "RECONCILER_BIND_PASSWORD": slapd.root_pw},
+    )
+    lines = failed.stderr.splitlines()
+    assert failed.returncode == 1 and len(lines) == 3, failed.stderr
+    assert lines[0].startswith("ldap://127.0.0.1:1 did not answer")
+    assert lines[1].startswith(f"Reading from {slapd.url}")
+    assert "dc=nowhere,dc=nothere,dc=vn" in lines[2]
+    assert len(forks) == 3
 
 
 def test_a_broken_inventory_is_told_and_the_read_ended(tmp_path: Path, forks: list[int]) -> None:
@@ -344,3 +434,21 @@ def test_a_fork_refused_runs_everything_here(
     (tmp_path / "d.ldif").touch()
     code, out, err = _plan(folder, f"ldif:{tmp_path / 'd.ldif'}")
     assert code == 0 and "to create" in out and "Traceback" not in err
+
+
+@pytest.mark.slapd
+def test_a_real_process_tells_the_same_lines_in_the_same_order(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """What the in-process runner cannot see: the child's own stderr. It writes none; the
+    parent prints its lines, then its own."""
+    from .helpers import run_cli_process
+
+    folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
+    env = {"RECONCILER_BIND_DN": slapd.root_dn, "RECONCILER_BIND_PASSWORD": slapd.root_pw}
+    args = ("plan", str(folder), "--directory", f"ldap://127.0.0.1:1,{slapd.url}")
+    real = run_cli_process(*args, env=env)
+    assert real.returncode == 0, real.stderr
+    lines = real.stderr.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["ldap://127.0.0.1:1", "Reading", "Read"]
+    assert _seconds_blank(real.stderr) == _seconds_blank(run(*args, env=env).stderr)

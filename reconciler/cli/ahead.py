@@ -18,11 +18,11 @@ it is done with its own step and while the child goes on; then the step's value 
 The child is this very program forked: the pipe is private to the two and what comes through
 it is trusted as the process's own memory. The child never waits for the parent to read: what
 the pipe cannot take yet is kept and written at the next part, or at the end. It writes to
-nothing else the parent could see (its output to stderr aside: a progress line), leaves with
-`os._exit` (no atexit handler, no buffer flushed twice) and is killed and reaped when the
-`with` ends, however it ends. Forking is not possible without `os.fork`, nor safe while
-another thread runs (`possible`), and the system may refuse it (`start` gives None): the
-caller then runs the step itself.
+nothing but the pipe (what it has to say goes through it too), leaves with `os._exit` (no
+atexit handler, no buffer flushed twice), is killed and reaped when the `with` ends or `result`
+fails, and is killed by the system if the parent dies first. Forking is not possible without
+`os.fork`, nor safe while another thread runs (`possible`), and the system may refuse it
+(`start` gives None): the caller then runs the step itself.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class Ahead(Generic[T]):
         for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             stream.flush()
         read, write = os.pipe()
+        parent = os.getpid()
         try:
             with contextlib.suppress(AttributeError, OSError):  # else more writes, same bytes
                 fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
@@ -85,15 +86,19 @@ class Ahead(Generic[T]):
             raise
         if pid == 0:  # the child: never returns
             os.close(read)
-            _run(step, write)
+            _run(step, write, parent)
         os.close(write)
         self._pid, self._pipe = pid, read
 
     def result(self, take: Send | None = None) -> T:
         """The step's value, each part it sent given to `take` first; the ReconcilerError it
-        raised, raised again here."""
+        raised, raised again here. However this ends (`take` raising, an interrupt), the child
+        is ended and reaped before it returns."""
         if not self._pid:
             raise RuntimeError("the result of a step run ahead is taken once")
+        kind: str = _CRASH
+        value: Any = None
+        ended = False  # the child sent its last record, or closed the pipe: it is leaving
         try:
             with os.fdopen(self._pipe, "rb", buffering=1 << 16) as pipe:
                 self._pipe = -1
@@ -106,15 +111,21 @@ class Ahead(Generic[T]):
                         kind, value = pickle.load(pipe)
                 except (EOFError, pickle.UnpicklingError, ValueError):
                     kind, value = _CRASH, None
+                ended = True
         finally:
+            if not ended:  # this side failed or was interrupted: the child is not waited for
+                self._kill()
             status = self._reap()
         if kind == _VALUE:
             return value  # type: ignore[no-any-return]
-        if kind == _ERROR:
+        if kind == _ERROR and isinstance(value, ReconcilerError):
             raise value
-        raise RuntimeError(
-            "the step run in a child process failed"
-            + (f":\n{value}" if value else f" without a word ({_status(status)})")
+        if value:  # a bug in the step: its traceback, for the report
+            raise RuntimeError(f"the step run in a child process failed:\n{value}")
+        hint = " (out of memory?)" if _killed_by(status) == signal.SIGKILL else ""
+        raise ReconcilerError(
+            f"a process this command started ended without its result, {_status(status)}"
+            f"{hint}: run the command again"
         )
 
     def cancel(self) -> None:
@@ -123,12 +134,17 @@ class Ahead(Generic[T]):
             os.close(self._pipe)
             self._pipe = -1
         if self._pid:
-            os.kill(self._pid, signal.SIGKILL)  # unreaped, a child that ended is still there
+            self._kill()
             self._reap()
 
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):  # unreaped, an ended child is still there
+            os.kill(self._pid, signal.SIGKILL)
+
     def _reap(self) -> int:
-        pid, self._pid = self._pid, 0
-        return os.waitpid(pid, 0)[1]
+        status = os.waitpid(self._pid, 0)[1]
+        self._pid = 0  # once reaped: an interrupt while waiting leaves it to `cancel`
+        return status
 
     def __enter__(self) -> Ahead[T]:
         return self
@@ -168,24 +184,30 @@ class _Pipe:
                 waiting.popleft()
 
     def close(self, record: tuple[str, Any]) -> None:
-        """Send the last record, waiting for the parent to read every one."""
+        """Send the last record, waiting for the parent to read every one; pickled straight
+        into the pipe (a large value is never held pickled whole)."""
         os.set_blocking(self.fd, True)
-        self.send(record)
-        os.close(self.fd)
+        self._write()
+        with os.fdopen(self.fd, "wb", buffering=1 << 16) as out:
+            pickle.dump(record, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _run(step: Callable[[Send], T], fd: int) -> None:
+def _run(step: Callable[[Send], T], fd: int, parent: int) -> None:
     """In the child: run `step`, send what came of it, and leave without returning."""
     code = 0
     try:
+        _end_with(parent)
         pipe = _Pipe(fd)
         try:
             last: tuple[str, object] = (_VALUE, step(lambda part: pipe.send((_PART, part))))
         except ReconcilerError as error:
             last = (_ERROR, error)
             try:
-                pickle.dumps(error)
-            except Exception:  # an error whose arguments do not pickle: its words do
+                again = pickle.loads(pickle.dumps(error))
+            except Exception:
+                again = None
+            if type(again) is not type(error) or str(again) != str(error):
+                # an error not made again the same from its arguments: its words are
                 last = (_ERROR, ReconcilerError(str(error)))
         except KeyboardInterrupt:
             code = 130
@@ -197,6 +219,24 @@ def _run(step: Callable[[Send], T], fd: int) -> None:
         code = code or 1
     finally:
         os._exit(code)
+
+
+def _end_with(parent: int) -> None:
+    """In the child: be killed when the `parent` ends, however it ends (a CI runner cancelling
+    the job may kill the parent alone): Linux's PR_SET_PDEATHSIG, where libc has prctl."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before that took effect (even before the fork returned)
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _killed_by(status: int) -> int | None:
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
 
 
 def _status(status: int) -> str:

@@ -306,7 +306,8 @@ def read_for_plan(
     """Read the directory for a plan (`pipeline.read_at_state`) and its audit history: from the
     first provider that answers, or from the replica `read_from`; every other provider listed is
     read for its replication state. What was read, and the state it was read at; which
-    providers did not answer is told to `tell`. `relay`: `pipeline.read`'s."""
+    providers did not answer is told to `tell`. `relay`: `pipeline.read`'s (no progress is
+    shown then: whoever takes the entries shows it)."""
     from reconciler.cli.progress import Progress
     from reconciler.directory import open_directory
     from reconciler.directory.replicas import open_each, split_urls
@@ -330,7 +331,8 @@ def read_for_plan(
             else:
                 opened.append(reached)
                 providers.append(reached)
-        shown = Progress(f"reading the directory ({source.backend})")
+        # with a relay, the progress is the taker's, who sees the entries come (`plan`)
+        shown = Progress(f"reading the directory ({source.backend})") if relay is None else None
         try:
             entries, state = pipeline.read_at_state(
                 source,
@@ -342,7 +344,8 @@ def read_for_plan(
                 relay=relay,
             )
         finally:
-            shown.close()
+            if shown is not None:
+                shown.close()
         records = pipeline.history(source, loaded)
         identity = pipeline.identity(source, loaded)
     finally:

@@ -34,6 +34,7 @@ from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
 from reconciler.model import Plan, ReadState
 
 if TYPE_CHECKING:  # yaml, which it loads, is for the commands that read an inventory
+    from reconciler.cli.ahead import Ahead
     from reconciler.inventory.gitdiff import InventoryChanges
     from reconciler.planning.pipeline import Loaded
 
@@ -157,16 +158,13 @@ def plan(
         sources, source_url, source_base = _sources(connection, loaded)
         if (
             reading is not None
-            and alone is not None
+            and alone is not None  # (it is, when there is a child reading)
             and alone.inventory.settings == loaded.inventory.settings
         ):
-            received = pipeline.Received(loaded)  # each part surveyed here as it comes
-            read, state, told, seconds = reading.result(received.take)
-            read = read._replace(entries=received.done(read.entries))
-            del received
-            for line in told:
-                say(line)
+            read, state, seconds = _taken(reading, loaded)
         else:  # read here, now (directory.yaml changed while it was read, or no child)
+            if reading is not None:
+                reading.cancel()  # a read of other settings: not kept going meanwhile
             started = time.monotonic()
             read, state = read_for_plan(
                 connection, loaded, read_from=read_from, wait=wait_replication
@@ -226,22 +224,57 @@ def plan(
         sys.exit(2)
 
 
+_TOLD = "told"  # a part the child sends: a line to print (`_read_ahead`, `_taken`)
+
+
 def _read_ahead(
     connection: dict[str, Any],
     alone: Loaded,
     read_from: str | None,
     wait: float | None,
     send: Callable[[Any], None],
-) -> tuple[Read, ReadState | None, list[str], float]:
+) -> tuple[Read, ReadState | None, float]:
     """In the child (`ahead`): the directory read for a plan (`read_for_plan`) with
-    directory.yaml `alone`, its entries sent as they are read (`pipeline.read`'s relay); the
-    lines it had to tell, for the parent to print; its seconds."""
-    told: list[str] = []
+    directory.yaml `alone`, its entries sent as they are read (`pipeline.read`'s relay) and
+    the lines it has to tell sent as they come; its seconds."""
     started = time.monotonic()
     read, state = read_for_plan(
-        connection, alone, read_from=read_from, wait=wait, tell=told.append, relay=send
+        connection,
+        alone,
+        read_from=read_from,
+        wait=wait,
+        tell=lambda line: send((_TOLD, line)),
+        relay=send,
     )
-    return read, state, told, time.monotonic() - started
+    return read, state, time.monotonic() - started
+
+
+def _taken(reading: Ahead[Any], loaded: Loaded) -> tuple[Read, ReadState | None, float]:
+    """The read the child made (`_read_ahead`), each part taken as it comes: its lines printed,
+    its entries surveyed here (`pipeline.Received`) with the progress shown."""
+    from reconciler.cli.progress import Progress
+    from reconciler.planning import collector, pipeline
+
+    received = pipeline.Received(loaded)
+    shown: Progress | None = None
+
+    def take(part: tuple[Any, ...]) -> None:
+        nonlocal shown
+        if part[0] == _TOLD:
+            say(part[1])
+            return
+        received.take(part)
+        if shown is None:
+            shown = Progress("reading the directory")
+        shown(received.count)
+
+    try:
+        with collector.paused():
+            read, state, seconds = reading.result(take)
+    finally:
+        if shown is not None:
+            shown.close()
+    return read._replace(entries=received.done(read.entries)), state, seconds
 
 
 def _sources(connection: dict[str, Any], loaded: Any) -> tuple[dict[str, Any], str, str]:

@@ -141,14 +141,16 @@ class Received:
         self._loaded = loaded
         self._history: list[Entry] = []
         self._found: desired.Surveyed | None = None
+        self.count = 0  # entries taken so far, tombstones and audit batches included
 
     def take(self, part: tuple[Any, ...]) -> None:
+        """Take a part of the read (call it with the garbage collector `paused`, as `read`)."""
         if part[0] == _HISTORY:
             self._history = part[1]
             self._found = _surveyed(self._loaded, self._history)
         elif self._found is not None and part[0] == _ENTRIES:
-            with paused():
-                self._found.take(*part[1:])
+            self._found.take(*part[1:])
+            self.count += len(part[3])
         else:
             raise RuntimeError(f"a read's part out of order: {part[0]!r}")
 
