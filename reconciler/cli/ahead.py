@@ -4,7 +4,7 @@ another: `plan` reads the directory while it loads the inventory.
 Both steps are CPU-bound Python (libyaml's events and the checks; python-ldap's decoding and
 the packing of each entry), so threads would take turns; a child process runs on the second
 core. The step sends parts of its work as it goes (`send`: `plan`'s read, its entries packed
-a hundred at a time), which this process takes (`result`'s `take`: `plan` surveys them) once
+128 at a time), which this process takes (`result`'s `take`: `plan` surveys them) once
 it is done with its own step and while the child goes on; then the step's value comes. At
 100,000 mailboxes the read and the inventory take the longer of the two instead of their sum.
 
