@@ -1,4 +1,4 @@
-"""A step run ahead in a forked child (`cli.ahead`), and `plan` reading the directory in one
+"""A step run ahead in a forked child (`reconciler.ahead`), and `plan` reading the directory in one
 while it loads the inventory: the same plan and the same words as a read made afterwards, every
 error told as before, and no child left behind, however the command ends."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import ahead
-from reconciler.cli.ahead import Ahead, Send
+from reconciler import ahead
+from reconciler.ahead import Ahead, Send
 from reconciler.devtools.throwaway import Slapd
 from reconciler.errors import DirectoryError, ReconcilerError
 from reconciler.inventory import loader
@@ -166,7 +166,7 @@ def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
 
     script = (
         "import os, signal, time\n"
-        "from reconciler.cli.ahead import Ahead\n"
+        "from reconciler.ahead import Ahead\n"
         "step = Ahead(lambda send: time.sleep(60))\n"
         "print(step._pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

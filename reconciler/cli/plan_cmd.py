@@ -34,7 +34,7 @@ from reconciler.errors import InventoryError, ReconcilerError, UnsafePlan
 from reconciler.model import Plan, ReadState
 
 if TYPE_CHECKING:  # yaml, which it loads, is for the commands that read an inventory
-    from reconciler.cli.ahead import Ahead
+    from reconciler.ahead import Ahead
     from reconciler.inventory.gitdiff import InventoryChanges
     from reconciler.planning.pipeline import Loaded
 
@@ -135,7 +135,7 @@ def plan(
     create / rename / update / suspend / restore / delete operations, each with its clause. On
     a replicated directory the plan records the state it read (each provider's contextCSN).
     """
-    from reconciler.cli.ahead import Ahead
+    from reconciler.ahead import Ahead
     from reconciler.cli.progress import Progress
     from reconciler.directory.history import applied_digests
     from reconciler.inventory import activity as activity_module
