@@ -1,5 +1,7 @@
 """A step of a command run ahead, in a forked child process, while the command goes on with
-another: `plan` reads the directory while it loads the inventory.
+another: `plan` reads the directory while it loads the inventory; `validate` parses the agency
+files ahead while it turns those already parsed into records (`inventory.loader`, taking each
+file's parse when it comes to that file: `parts`).
 
 Both steps are CPU-bound Python (libyaml's events and the checks; python-ldap's decoding and
 the packing of each entry), so threads would take turns; a child process runs on the second
@@ -36,7 +38,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -88,34 +90,42 @@ class Ahead(Generic[T]):
             os.close(read)
             _run(step, write, parent)
         os.close(write)
-        self._pid, self._pipe = pid, read
+        self._pid, self._pipe = pid, os.fdopen(read, "rb", buffering=1 << 16)
+        #: what came after the parts: the child sent its last record, or closed the pipe
+        self._last: tuple[str, Any] | None = None
+
+    def parts(self) -> Iterator[Any]:
+        """Each part the step sends, as it comes (waiting for it), for a caller that takes them
+        one at a time as it needs them; they end where the step ends (or the child, cancelled
+        or failed), whose value or error `result` then gives."""
+        while self._last is None:
+            try:
+                kind, value = pickle.load(self._pipe)
+            except (EOFError, pickle.UnpicklingError, ValueError):  # ValueError: pipe closed
+                kind, value = _CRASH, None
+            if kind != _PART:
+                self._last = kind, value
+                return
+            yield value
 
     def result(self, take: Send | None = None) -> T:
-        """The step's value, each part it sent given to `take` first; the ReconcilerError it
-        raised, raised again here. However this ends (`take` raising, an interrupt), the child
-        is ended and reaped before it returns."""
+        """The step's value, each part it sent (and `parts` did not give) given to `take`
+        first; the ReconcilerError it raised, raised again here. However this ends (`take`
+        raising, an interrupt), the child is ended and reaped before it returns."""
         if not self._pid:
             raise RuntimeError("the result of a step run ahead is taken once")
-        kind: str = _CRASH
-        value: Any = None
-        ended = False  # the child sent its last record, or closed the pipe: it is leaving
         try:
-            with os.fdopen(self._pipe, "rb", buffering=1 << 16) as pipe:
-                self._pipe = -1
-                try:
-                    kind, value = pickle.load(pipe)
-                    while kind == _PART:
-                        if take is None:
-                            raise RuntimeError("a step run ahead sent a part nobody takes")
-                        take(value)
-                        kind, value = pickle.load(pipe)
-                except (EOFError, pickle.UnpicklingError, ValueError):
-                    kind, value = _CRASH, None
-                ended = True
+            for part in self.parts():
+                if take is None:
+                    raise RuntimeError("a step run ahead sent a part nobody takes")
+                take(part)
         finally:
-            if not ended:  # this side failed or was interrupted: the child is not waited for
+            self._pipe.close()
+            if self._last is None:  # this side failed or was interrupted: not waited for
                 self._kill()
             status = self._reap()
+        last: tuple[str, Any] = self._last or (_CRASH, None)
+        kind, value = last
         if kind == _VALUE:
             return value  # type: ignore[no-any-return]
         if kind == _ERROR and isinstance(value, ReconcilerError):
@@ -130,9 +140,7 @@ class Ahead(Generic[T]):
 
     def cancel(self) -> None:
         """End the child, if it still runs, and reap it."""
-        if self._pipe >= 0:
-            os.close(self._pipe)
-            self._pipe = -1
+        self._pipe.close()
         if self._pid:
             self._kill()
             self._reap()

@@ -81,6 +81,23 @@ def test_parts_come_before_the_value_and_never_hold_the_child(
         reading.result()
 
 
+def test_parts_are_taken_one_at_a_time_as_needed(forks: list[int]) -> None:
+    def step(send: Send) -> str:
+        for i in range(3):
+            send(i)
+        return "value"
+
+    taken: list[int] = []
+    with Ahead(step) as reading:
+        parts = reading.parts()
+        assert next(parts) == 0
+        assert reading.result(taken.append) == "value"  # the parts not taken yet, then it
+    assert taken == [1, 2] and list(parts) == []
+    with Ahead(_sleep) as sleeping:
+        sleeping.cancel()
+        assert list(sleeping.parts()) == []  # a child ended: no part, no wait
+
+
 def _refused(send: Send) -> None:
     raise DirectoryError("ldap://127.0.0.1:1 did not answer")
 

@@ -79,11 +79,13 @@ def validate(inventory: Path, fmt: str | None) -> None:
     Every problem is reported in one run, those of the schemas and of the regulation together,
     as FILE:LINE: message; the exit status is 1 when there is any.
     """
+    from reconciler.inventory import loader
     from reconciler.planning import pipeline
 
     fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     try:
-        checked = pipeline.load(inventory).inventory
+        with loader.parsed_ahead():  # on a second core, while the files parsed are checked
+            checked = pipeline.load(inventory).inventory
     except InventoryError as error:
         if fmt == "github":
             click.echo(github(error.problems), nl=False)

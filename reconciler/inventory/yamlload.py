@@ -41,6 +41,10 @@ class Budget:
     mappings: int = MAX_MAPPINGS  #: staff records, agencies, units, suspensions, …
     values: int = MAX_VALUES  #: every scalar, mapping and list
 
+    def affords(self, spent: tuple[int, int]) -> bool:
+        """Whether `spend(*spent)` leaves the budget unspent."""
+        return spent[0] <= self.mappings and spent[1] <= self.values
+
     def spend(self, mappings: int, values: int) -> str | None:
         """Take from the budget; the reason when it is spent."""
         self.mappings -= mappings
