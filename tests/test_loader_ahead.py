@@ -62,6 +62,7 @@ def ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
     monkeypatch.setattr(loader, "AHEAD_FILES", 1)
+    monkeypatch.setattr(loader, "AHEAD_HERE", 0)  # the child parses every file
     monkeypatch.setattr(loader._Ahead, "start", classmethod(recorded))
     monkeypatch.setattr(loader._Ahead, "take", counted)
     return started
@@ -147,6 +148,24 @@ def test_other_bytes_than_the_child_read_are_parsed_here(
     finally:
         ahead.close()
     assert reaped([pid])
+
+
+def test_the_first_fifth_of_the_bytes_is_parsed_here_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child, pickling what it parses, has more to do per file than the loader checking it:
+    the loader parses the first files itself, so that both end about together."""
+    staff = "".join(person(f"A-{i}") for i in range(20))
+    files = {f"agencies/a{a}.yaml": agency(staff, agency_id=f"a{a}") for a in range(10)}
+    folder = write(tmp_path / "inv", files)
+    monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
+    ahead = loader._Ahead.start(folder / "agencies")
+    assert ahead is not None
+    try:
+        names = {p.name for p in ahead.index}
+        assert "a0.yaml" not in names and {f"a{a}.yaml" for a in range(2, 10)} <= names
+    finally:
+        ahead.close()
 
 
 def test_a_parse_the_budget_cannot_afford_is_made_here(

@@ -71,6 +71,8 @@ MAX_TOTAL_BYTES = 64 * 1024 * 1024  #: all files together (a 100,000-person prov
 #: ahead in a second process inside `parsed_ahead` (`_Ahead`)
 AHEAD_BYTES = 2 * 1024 * 1024
 AHEAD_FILES = 2
+#: the first files, this share of the bytes, are parsed here while the child parses ahead
+AHEAD_HERE = 0.2
 _AHEAD = contextvars.ContextVar("parsed_ahead", default=False)
 
 _LOCAL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*\Z")
@@ -1369,17 +1371,20 @@ class _Checks:
 
 class _Ahead:
     """The agency files parsed ahead in a second process (`reconciler.ahead`), forked, while
-    this one turns the file before into records; each parse comes back pickled in a seventh of
+    this one turns the file before into records; each parse comes back pickled in a sixth of
     its time.
 
     The child reads the regular files among `agencies/*.yaml` in the order the loader reads
-    them, parses each as `yamlload.parse` does and sends (sha256 of the bytes, the parse, what
-    it spent of the inventory's budget), or None for a file it could not read. It spends a
-    budget of its own over every file it reads, and stops where it or `MAX_TOTAL_BYTES` runs
-    out: it holds no more than this process would. The loader uses a result only for the very
-    bytes it read itself, and only when its own budget affords it (`Budget.affords`: then
-    parsing here would have found the same); any other file, and every file after the child
-    stops or fails, is parsed here. The child does not outlive `close`."""
+    them, but for the first ones (`AHEAD_HERE` of the bytes), which the loader parses itself
+    meanwhile: the child, pickling what it parses, has more to do per file than the loader
+    checking it, and so both end about together. It parses each file as `yamlload.parse` does
+    and sends (sha256 of the bytes, the parse, what it spent of the inventory's budget), or None
+    for a file it could not read. It spends a budget of its own over every file it reads, and
+    stops where it or `MAX_TOTAL_BYTES` runs out: it holds no more than this process would. The
+    loader uses a result only for the very bytes it read itself, and only when its own budget
+    affords it (`Budget.affords`: then parsing here would have found the same); any other file,
+    and every file after the child stops or fails, is parsed here. The child does not outlive
+    `close`."""
 
     def __init__(self, paths: list[Path]) -> None:
         self.index = {path: at for at, path in enumerate(paths)}
@@ -1389,18 +1394,21 @@ class _Ahead:
 
     @classmethod
     def start(cls, folder: Path) -> _Ahead | None:
-        """The child parsing the agency files in `folder`, when they are worth it (`AHEAD_BYTES`,
-        `AHEAD_FILES`) and a process may be forked (`Ahead.possible`)."""
+        """The child parsing the agency files in `folder` after the first (`AHEAD_HERE`), when
+        they are worth it (`AHEAD_BYTES`, `AHEAD_FILES`) and a process may be forked
+        (`Ahead.possible`)."""
         if not Ahead.possible():
             return None
         try:
             paths = [folder / n for n in sorted(os.listdir(folder)) if _agency_file(n)]
-            total = sum(p.stat().st_size for p in paths if p.is_file())
+            sizes = [p.stat().st_size if p.is_file() else 0 for p in paths]
         except OSError:
             return None
+        total = sum(sizes)
         if len(paths) < AHEAD_FILES or total < AHEAD_BYTES:
             return None
-        return cls(paths)
+        here = sum(1 for size in itertools.accumulate(sizes) if size < total * AHEAD_HERE)
+        return cls(paths[here:])
 
     def take(self, path: Path, blob: bytes) -> _Parsed | None:
         """The child's parse of `path`, if it parsed these very bytes (the parts of the files
