@@ -6,6 +6,7 @@ and `plan` does not parse ahead."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import reconciler.ahead
 from reconciler.ahead import Send
 from reconciler.devtools import synth
 from reconciler.errors import InventoryError
@@ -148,6 +150,22 @@ def test_other_bytes_than_the_child_read_are_parsed_here(
     finally:
         ahead.close()
     assert reaped([pid])
+
+
+def test_a_fork_refused_parses_every_file_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: list[int]
+) -> None:
+    def refuse() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    folder = tmp_path / "inv"
+    shutil.copytree(EXAMPLES / "hagiang", folder)
+    expected = outcome(folder)
+    monkeypatch.setattr(reconciler.ahead.os, "fork", refuse)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with loader.parsed_ahead():
+        assert outcome(folder) == expected
+    assert ahead == [] and len(os.listdir("/proc/self/fd")) == descriptors
 
 
 def test_the_first_fifth_of_the_bytes_is_parsed_here_meanwhile(

@@ -1386,17 +1386,17 @@ class _Ahead:
     and every file after the child stops or fails, is parsed here. The child does not outlive
     `close`."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], child: Ahead[None]) -> None:
         self.index = {path: at for at, path in enumerate(paths)}
-        self.child = Ahead(functools.partial(_parse_ahead, paths))
-        self.parts = self.child.parts()  # one per path, in their order, until the child stops
+        self.child = child
+        self.parts = child.parts()  # one per path, in their order, until the child stops
         self.next = 0  # the index in `paths` of the next part
 
     @classmethod
     def start(cls, folder: Path) -> _Ahead | None:
         """The child parsing the agency files in `folder` after the first (`AHEAD_HERE`), when
         they are worth it (`AHEAD_BYTES`, `AHEAD_FILES`) and a process may be forked
-        (`Ahead.possible`)."""
+        (`Ahead.start`)."""
         if not Ahead.possible():
             return None
         try:
@@ -1408,7 +1408,8 @@ class _Ahead:
         if len(paths) < AHEAD_FILES or total < AHEAD_BYTES:
             return None
         here = sum(1 for size in itertools.accumulate(sizes) if size < total * AHEAD_HERE)
-        return cls(paths[here:])
+        child = Ahead.start(functools.partial(_parse_ahead, paths[here:]))
+        return None if child is None else cls(paths[here:], child)
 
     def take(self, path: Path, blob: bytes) -> _Parsed | None:
         """The child's parse of `path`, if it parsed these very bytes (the parts of the files
