@@ -65,6 +65,7 @@ def ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
     monkeypatch.setattr(loader, "AHEAD_FILES", 1)
     monkeypatch.setattr(loader, "AHEAD_HERE", 0)  # the child parses every file
+    monkeypatch.setattr(loader, "_cores", lambda: 2)  # whatever this machine has
     monkeypatch.setattr(loader._Ahead, "start", classmethod(recorded))
     monkeypatch.setattr(loader._Ahead, "take", counted)
     return started
@@ -137,6 +138,7 @@ def test_other_bytes_than_the_child_read_are_parsed_here(
     folder = write(tmp_path / "inv", {**OTHER, "agencies/sotttt.yaml": agency(person("HG-1"))})
     assert loader._Ahead.start(folder / "agencies") is None  # too small to be worth a process
     monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
+    monkeypatch.setattr(loader, "_cores", lambda: 2)
     ahead = loader._Ahead.start(folder / "agencies")
     assert ahead is not None
     pid = ahead.child._pid
@@ -168,6 +170,13 @@ def test_a_fork_refused_parses_every_file_here(
     assert ahead == [] and len(os.listdir("/proc/self/fd")) == descriptors
 
 
+def test_no_child_on_one_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write(tmp_path / "inv", {**OTHER, "agencies/sotttt.yaml": agency(person("HG-1"))})
+    monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
+    monkeypatch.setattr(loader, "_cores", lambda: 1)
+    assert loader._Ahead.start(folder / "agencies") is None
+
+
 def test_the_first_fifth_of_the_bytes_is_parsed_here_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +186,7 @@ def test_the_first_fifth_of_the_bytes_is_parsed_here_meanwhile(
     files = {f"agencies/a{a}.yaml": agency(staff, agency_id=f"a{a}") for a in range(10)}
     folder = write(tmp_path / "inv", files)
     monkeypatch.setattr(loader, "AHEAD_BYTES", 0)
+    monkeypatch.setattr(loader, "_cores", lambda: 2)
     ahead = loader._Ahead.start(folder / "agencies")
     assert ahead is not None
     try:

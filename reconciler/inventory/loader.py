@@ -1396,8 +1396,8 @@ class _Ahead:
     def start(cls, folder: Path) -> _Ahead | None:
         """The child parsing the agency files in `folder` after the first (`AHEAD_HERE`), when
         they are worth it (`AHEAD_BYTES`, `AHEAD_FILES`) and a process may be forked
-        (`Ahead.start`)."""
-        if not Ahead.possible():
+        (`Ahead.start`) to run on a second core."""
+        if _cores() < 2 or not Ahead.possible():  # on one core, the child's pickling is lost
             return None
         try:
             paths = [folder / n for n in sorted(os.listdir(folder)) if _agency_file(n)]
@@ -1436,6 +1436,13 @@ class _Parsed(NamedTuple):
     digest: bytes
     parsed: yamlload.Parsed
     spent: tuple[int, int]
+
+
+def _cores() -> int:
+    """How many cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _agency_file(name: str) -> bool:
