@@ -1389,7 +1389,8 @@ class _Ahead:
     def __init__(self, paths: list[Path], child: Ahead[None]) -> None:
         self.index = {path: at for at, path in enumerate(paths)}
         self.child = child
-        self.parts = child.parts()  # one per path, in their order, until the child stops
+        #: one per path, in their order, until the child stops
+        self.parts: Iterator[_Parsed | None] = child.parts()
         self.next = 0  # the index in `paths` of the next part
 
     @classmethod
@@ -1422,7 +1423,7 @@ class _Ahead:
             if self.next > at:
                 if found is None or found.digest != hashlib.sha256(blob).digest():
                     return None
-                return found  # type: ignore[no-any-return]
+                return found
         return None  # the child stopped (its budget ran out) or failed: the rest is parsed here
 
     def close(self) -> None:
