@@ -322,7 +322,7 @@ class Relay(Packed):
     """A store that hands the entries packed on to `send` a part at a time instead of keeping
     them, for a store in another process to unpack (`Packed.take`): each part is the shapes
     and common values numbered since the last part, then the entries (`take`'s arguments).
-    `plan` reads the directory in a child process so (`cli.ahead`). Its length is how many
+    `plan` reads the directory in a child process so (`reconciler.ahead`). Its length is how many
     entries it was given; `close` sends the rest and leaves the packing's tables alone, for the
     other store to take over (`adopt`)."""
 

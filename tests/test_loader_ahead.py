@@ -266,3 +266,20 @@ def test_validate_through_pipes_prints_what_it_prints_parsing_here(tmp_path: Pat
     assert len(shown) == 2
     assert broken.stderr.splitlines()[:-1] == shown
     assert broken.stdout == ""
+
+
+def test_the_child_reads_no_link_and_the_loader_follows_one_inside(
+    tmp_path: Path, ahead: list[int]
+) -> None:
+    """The child opens no symbolic link (O_NOFOLLOW), whatever it leads to: the loader follows
+    one inside the inventory and parses it itself, and refuses one that leads out."""
+    folder = write(tmp_path / "inv", OTHER)
+    (folder / "agencies" / "linked.yaml").symlink_to(folder / "agencies" / "zzother.yaml")
+    outside = tmp_path / "secret.yaml"
+    outside.write_text("not: an agency\n", encoding="utf-8")
+    (folder / "agencies" / "out.yaml").symlink_to(outside)
+    assert loader._regular_file(folder / "agencies" / "out.yaml") is None
+    assert loader._regular_file(folder / "agencies" / "linked.yaml") is None
+    assert loader._regular_file(outside) == b"not: an agency\n"
+    both(folder, ahead)
+    assert outcome(folder)[0] == "refused"  # the link out

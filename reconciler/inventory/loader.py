@@ -1473,9 +1473,10 @@ def _parse_ahead(paths: list[Path], send: Send) -> None:
 
 def _regular_file(path: Path) -> bytes | None:
     """The bytes of `path` if it is a regular file of at most `yamlload.MAX_BYTES` (it never
-    waits on a FIFO or a device named like an agency file)."""
+    waits on a FIFO or a device named like an agency file), and not a symbolic link: the
+    loader follows a link only inside the inventory (`_Run.inside`), and parses it itself."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:

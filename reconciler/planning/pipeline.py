@@ -70,7 +70,7 @@ def load(folder: Path) -> Loaded:
 def settings_alone(folder: Path) -> Loaded | None:
     """The inventory's `directory.yaml` alone, as a `Loaded` with neither agencies nor people:
     what reading the directory needs (`read`, `history`, `identity`), before the rest is
-    loaded and checked (`plan` reads the directory meanwhile, `cli.ahead`). None when it has a
+    loaded and checked (`plan` reads the directory meanwhile, `reconciler.ahead`). None when it has a
     problem, which `load` reports."""
     found = loader.read_settings(folder)
     if found is None:
@@ -93,7 +93,7 @@ def read(
 
     Streamed: each entry is surveyed for the plan and packed as it arrives (`desired.Surveyed`:
     at 100,000 mailboxes some 45 MB instead of 140 MB of entry objects). With `relay`, the
-    entries are surveyed in another process (`plan` reads in a child, `cli.ahead`): the
+    entries are surveyed in another process (`plan` reads in a child, `reconciler.ahead`): the
     tombstones and the entries packed go to `relay` as they are read, and what is returned is
     the packing's tables alone, for that process's `Received` to finish with."""
     base = loaded.inventory.settings.base_dn
