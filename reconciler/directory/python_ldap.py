@@ -330,8 +330,9 @@ class PythonLdapDirectory(common.LdapServer):
         new_dn = common.renamed_dn(write.dn, write.new_rdn) if write.kind == "rename" else None
         return common.refused(self.url, write.kind, write.dn, code, _says(error), new_dn)
 
-    def _start(self, write: Write) -> int:
-        """Send `write` without waiting for its answer; its message id."""
+    def _start(self, write: Write, modlist: list[_Mod] | None = None) -> int:
+        """Send `write` without waiting for its answer; its message id. `modlist`: a modify's
+        `_modlist`, when the caller has made it already."""
         conn, dn = self._conn, write.dn
         if write.kind == "add":
             addlist = [
@@ -341,20 +342,17 @@ class PythonLdapDirectory(common.LdapServer):
             ]
             return conn.add_ext(dn, addlist)  # type: ignore[no-any-return]
         if write.kind == "modify":
-            modlist = [
-                (_KIND[kind], name, [v.encode("utf-8") for v in vals] or None)
-                for name, kind, vals in common.modifications(write.attrs, write.expect)
-            ]
-            return conn.modify_ext(dn, modlist)  # type: ignore[no-any-return]
+            changes = _modlist(write) if modlist is None else modlist
+            return conn.modify_ext(dn, changes)  # type: ignore[no-any-return]
         if write.kind == "rename":
             return conn.rename(dn, write.new_rdn, delold=1)  # type: ignore[no-any-return]
         return conn.delete_ext(dn)  # type: ignore[no-any-return]
 
-    def _do(self, write: Write) -> None:
+    def _do(self, write: Write, modlist: list[_Mod] | None = None) -> None:
         """Send `write` and wait for its answer: one round trip."""
         conn = self._conn
         try:
-            self._call(_doing(write), lambda: conn.result3(self._start(write)))
+            self._call(_doing(write), lambda: conn.result3(self._start(write, modlist)))
         except ldap.LDAPError as error:
             raise self._refusal(write, error) from None
 
@@ -367,8 +365,10 @@ class PythonLdapDirectory(common.LdapServer):
         changes: Mapping[str, Sequence[str]],
         expect: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        if common.modifications(changes, expect):
-            self._do(Write("modify", common.nfc(dn), changes, expect))
+        write = Write("modify", common.nfc(dn), changes, expect)
+        modlist = _modlist(write)
+        if modlist:
+            self._do(write, modlist)
 
     def rename(self, dn: str, new_rdn: str) -> str:
         dn, new_rdn = common.nfc(dn), common.nfc(new_rdn)
@@ -383,6 +383,19 @@ class PythonLdapDirectory(common.LdapServer):
 
     def close(self) -> None:
         self._abort()
+
+
+#: One change of a modify request, as libldap takes it: (kind, attribute, values or None).
+_Mod = tuple[int, str, list[bytes] | None]
+
+
+def _modlist(write: Write) -> list[_Mod]:
+    """A modify's changes as libldap takes them (`common.modifications`, encoded); empty when
+    it changes nothing."""
+    return [
+        (_KIND[kind], name, [v.encode("utf-8") for v in vals] or None)
+        for name, kind, vals in common.modifications(write.attrs, write.expect)
+    ]
 
 
 def _doing(write: Write) -> str:
@@ -409,14 +422,15 @@ class _Pipeline(Pipeline):
         d = self._ldap
         dn, rdn = common.nfc(write.dn), common.nfc(write.new_rdn)
         write = Write(write.kind, dn, write.attrs, write.expect, rdn)
-        if write.kind == "modify" and not common.modifications(write.attrs, write.expect):
+        modlist = _modlist(write) if write.kind == "modify" else None
+        if modlist == []:
             self._answers.append((tag, None))  # nothing to change: nothing to send
             return
         if self._gone is not None:
             self._answers.append((tag, self._gone))
             return
         try:
-            msgid = d._call(_doing(write), lambda: d._start(write))
+            msgid = d._call(_doing(write), lambda: d._start(write, modlist))
         except DirectoryError as error:  # the connection is gone
             self._gone = error
             self._answers.append((tag, error))
