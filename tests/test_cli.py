@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,11 @@ BASE = "dc=hagiang,dc=example,dc=gov,dc=vn"
 
 
 def server_env(server: Slapd) -> dict[str, str]:
-    return {"RECONCILER_DIRECTORY": server.url, "RECONCILER_BIND_DN": server.root_dn,
-            "RECONCILER_BIND_PASSWORD": server.root_pw}
+    return {
+        "RECONCILER_DIRECTORY": server.url,
+        "RECONCILER_BIND_DN": server.root_dn,
+        "RECONCILER_BIND_PASSWORD": server.root_pw,
+    }
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -44,6 +48,39 @@ def test_every_command_has_help() -> None:
         assert command in result.stdout
         sub = run(command, "--help")
         assert sub.returncode == 0 and "Usage:" in sub.stdout
+
+
+def test_every_command_is_in_the_groups_table_under_its_own_module() -> None:
+    """The group imports a command's module only when the command is asked for: a command
+    missing from `COMMANDS` (or under another module) would be unknown to `reconciler`."""
+    import importlib
+
+    from reconciler.cli import app
+
+    for module in sorted(Path(app.__file__).parent.glob("[!_]*.py")):
+        importlib.import_module(f"reconciler.cli.{module.stem}")  # each registers its own
+    registered = {
+        name: command.callback.__module__.rsplit(".", 1)[-1]
+        for name, command in app.main.commands.items()
+        if command.callback is not None and name != "probe"
+    }
+    assert registered == app.COMMANDS
+
+
+def test_a_command_starts_without_the_other_commands_modules() -> None:
+    """`apply` (its help, here) imports its own module, not every command's."""
+    probe = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "main(['apply', '--help'], standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('reconciler.cli.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "reconciler.cli.apply_cmd" in loaded
+    assert "_cmd" not in loaded.replace("reconciler.cli.apply_cmd", "")
 
 
 def test_address_command() -> None:
@@ -72,23 +109,44 @@ def test_plan_apply_plan_through_the_cli(slapd: Slapd, tmp_path: Path) -> None:
     assert refused.returncode == 1 and "--credentials-out" in refused.stderr
     no_traceback(refused)
     # not the reviewed plan: refused
-    wrong = run("apply", str(plan_file), "--expect-digest", "sha256:0", "--credentials-out",
-                str(tmp_path / "x.csv"), env=env)
+    wrong = run(
+        "apply",
+        str(plan_file),
+        "--expect-digest",
+        "sha256:0",
+        "--credentials-out",
+        str(tmp_path / "x.csv"),
+        env=env,
+    )
     assert wrong.returncode == 1 and "not the plan that was reviewed" in wrong.stderr
     assert not (tmp_path / "x.csv").exists() or (tmp_path / "x.csv").stat().st_size < 20
 
     creds = tmp_path / "creds.csv"
-    applied = run("apply", str(plan_file), "--expect-digest", digest, "--credentials-out",
-                  str(creds), "--audit-log", str(tmp_path / "audit.jsonl"), "--actor", "ci",
-                  env=env)
+    applied = run(
+        "apply",
+        str(plan_file),
+        "--expect-digest",
+        digest,
+        "--credentials-out",
+        str(creds),
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        "--actor",
+        "ci",
+        env=env,
+    )
     assert applied.returncode == 0, applied.stderr
     assert "ok=0 changed=5 failed=0 skipped=0" in applied.stdout
     assert oct(creds.stat().st_mode & 0o777) == "0o600"
     rows = read_csv(creds)
     assert len(rows) == 5
     for row in rows:  # the password is in no output, no plan, no audit record
-        for text in (applied.stdout, applied.stderr, plan_file.read_text(encoding="utf-8"),
-                     (tmp_path / "audit.jsonl").read_text(encoding="utf-8")):
+        for text in (
+            applied.stdout,
+            applied.stderr,
+            plan_file.read_text(encoding="utf-8"),
+            (tmp_path / "audit.jsonl").read_text(encoding="utf-8"),
+        ):
             assert row["password"] not in text
     audit_text = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     records = [json.loads(line) for line in audit_text.splitlines()]
@@ -100,15 +158,30 @@ def test_plan_apply_plan_through_the_cli(slapd: Slapd, tmp_path: Path) -> None:
     assert "No changes" in second.stdout
 
     # the same plan again: everything is already there, nothing is changed
-    again = run("apply", str(plan_file), "--credentials-out", str(tmp_path / "again.csv"),
-                "--audit-log", str(tmp_path / "audit.jsonl"), env=env)
+    again = run(
+        "apply",
+        str(plan_file),
+        "--credentials-out",
+        str(tmp_path / "again.csv"),
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        env=env,
+    )
     assert again.returncode == 0 and "ok=5 changed=0" in again.stdout
 
     # a password reset hands over a must-change password
     reset_file = tmp_path / "reset.csv"
-    reset = run("reset-password", "ttlan.soyte@hagiang.gov.vn", "--inventory", str(folder),
-                "--credentials-out", str(reset_file), "--audit-log",
-                str(tmp_path / "audit.jsonl"), env=env)
+    reset = run(
+        "reset-password",
+        "ttlan.soyte@hagiang.gov.vn",
+        "--inventory",
+        str(folder),
+        "--credentials-out",
+        str(reset_file),
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
+        env=env,
+    )
     assert reset.returncode == 0, reset.stderr
     password = read_csv(reset_file)[0]["password"]
     assert password not in reset.stdout + reset.stderr
@@ -188,12 +261,21 @@ def test_a_failed_apply_that_issued_nothing_leaves_no_credentials_file(tmp_path:
     folder = scenario.write(scenario.hg(BASE), tmp_path / "inv")
     plan_file = tmp_path / "plan.json"
     (tmp_path / "d.ldif").touch()  # an empty directory: only apply creates a missing one
-    made = run("plan", str(folder), "--directory", f"ldif:{tmp_path / 'd.ldif'}", "--out",
-               str(plan_file))
+    made = run(
+        "plan", str(folder), "--directory", f"ldif:{tmp_path / 'd.ldif'}", "--out", str(plan_file)
+    )
     assert made.returncode == 0, made.stderr
     creds = tmp_path / "creds.csv"
-    failed = run("apply", str(plan_file), "--directory", "ldap://127.0.0.1:1",
-                 "--credentials-out", str(creds), "--audit-log", str(tmp_path / "a.jsonl"))
+    failed = run(
+        "apply",
+        str(plan_file),
+        "--directory",
+        "ldap://127.0.0.1:1",
+        "--credentials-out",
+        str(creds),
+        "--audit-log",
+        str(tmp_path / "a.jsonl"),
+    )
     assert failed.returncode == 1
     assert not creds.exists()  # so the same command can simply be run again
 
