@@ -169,6 +169,32 @@ def test_find_by_attribute_in_chunks_with_specials(backend: Backend) -> None:
     assert [e.get("uid") for e in d.find(backend.base, "uid", ["U3"], ["uid"])] == ["u3"]
 
 
+def test_find_over_many_chunks_in_order_and_stopped_early(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More chunks than python-ldap sends ahead (`FIND_AHEAD`): every entry once, chunk after
+    chunk; a reader that stops early leaves the connection as good as before."""
+    monkeypatch.setattr("reconciler.directory.ldapcommon.FIND_CHUNK", 3)
+    d = backend.directory
+    numbers = [f"HG-{i:04d}" for i in range(20)]  # seven chunks of three
+    for i, number in enumerate(numbers):
+        d.add(child_dn("uid", f"u{i}", PEOPLE), _person(f"u{i}", number))
+    wanted = [*reversed(numbers), "HG-9999"]
+    found = [e.key for e in d.find(backend.base, "employeeNumber", wanted, ["employeeNumber"])]
+    assert sorted(found) == numbers
+    if backend.kind != "ldif":  # each chunk's entries come before the next chunk's
+        chunks = [set(wanted[i : i + 3]) for i in range(0, len(wanted), 3)]
+        assert [next(i for i, c in enumerate(chunks) if k in c) for k in found] == sorted(
+            next(i for i, c in enumerate(chunks) if k in c) for k in found
+        )
+    reader = d.find(backend.base, "employeeNumber", wanted, ["employeeNumber"])
+    assert next(reader).key in numbers
+    reader.close()  # the searches sent ahead are abandoned
+    assert d.get(child_dn("uid", "u7", PEOPLE), ["employeeNumber"]) is not None
+    again = d.find(backend.base, "employeeNumber", numbers[:5], ["employeeNumber"])
+    assert sorted(e.key for e in again) == numbers[:5]
+
+
 def test_modify_with_expect_is_a_compare_and_swap(backend: Backend) -> None:
     d = backend.directory
     dn = child_dn("uid", "nvson", PEOPLE)

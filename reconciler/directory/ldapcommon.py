@@ -415,6 +415,18 @@ def renamed_dn(dn: str, new_rdn: str) -> str:
 # the shared reads ------------------------------------------------------------------------------
 
 
+def find_filters(attribute: str, values: Iterable[str]) -> list[str]:
+    """The OR filters that find the entries whose `attribute` equals one of `values`: at most
+    FIND_CHUNK escaped values each, each value once."""
+    unique = list(dict.fromkeys(values))
+    return [
+        "(|"
+        + "".join(f"({attribute}={escape_filter_value(v)})" for v in unique[s : s + FIND_CHUNK])
+        + ")"
+        for s in range(0, len(unique), FIND_CHUNK)
+    ]
+
+
 class LdapServer(Directory):
     """A directory on an LDAP server: what both backends do alike (see the module docstring).
 
@@ -493,15 +505,10 @@ class LdapServer(Directory):
     def find(
         self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
     ) -> Iterator[Entry]:
-        """OR filters of at most FIND_CHUNK escaped values, each value once."""
+        """OR filters of at most FIND_CHUNK escaped values, each value once (`find_filters`)."""
         asked = wanted(attributes)
-        unique = list(dict.fromkeys(values))
-        for start in range(0, len(unique), FIND_CHUNK):
-            terms = "".join(
-                f"({attribute}={escape_filter_value(v)})"
-                for v in unique[start : start + FIND_CHUNK]
-            )
-            yield from self._subtree(base_dn, asked, f"(|{terms})", None)
+        for search_filter in find_filters(attribute, values):
+            yield from self._subtree(base_dn, asked, search_filter, None)
 
     def password_hashes(
         self, base_dn: str, attribute: str, values: Iterable[str]
@@ -509,13 +516,8 @@ class LdapServer(Directory):
         """OR filters of at most FIND_CHUNK values, each an unpaged search (below any server's
         size limit): only userPassword is asked for."""
         found: dict[str, tuple[str, ...]] = {}
-        unique = list(dict.fromkeys(values))
-        for start in range(0, len(unique), FIND_CHUNK):
-            terms = "".join(
-                f"({attribute}={escape_filter_value(v)})"
-                for v in unique[start : start + FIND_CHUNK]
-            )
-            for dn, attrs in self.search_raw(base_dn, f"(|{terms})", "sub", ["userPassword"]):
+        for search_filter in find_filters(attribute, values):
+            for dn, attrs in self.search_raw(base_dn, search_filter, "sub", ["userPassword"]):
                 if attrs.get("userpassword"):
                     found[nfc(dn).lower()] = attrs["userpassword"]
         return found
