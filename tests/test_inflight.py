@@ -165,6 +165,24 @@ def test_nothing_is_sent_beside_a_delete_whatever_the_plan_s_order(tmp_path: Pat
     assert first[0].startswith("add uid=") and not first[1]  # the delete answered first
 
 
+def test_what_the_end_of_the_run_needs_is_made_ready_while_the_first_writes_fly(
+    tmp_path: Path,
+) -> None:
+    """`meanwhile` runs once, after the first writes are sent and before any is answered."""
+    directory, plan = deleting_and_creating(tmp_path, 4)
+    watched = Watched(directory)
+    log = tmp_path / "2" / "audit.jsonl"
+    seen: list[tuple[int, int]] = []
+
+    def meanwhile() -> None:
+        written = [r for r in log.read_text(encoding="utf-8").splitlines() if '"create"' in r]
+        seen.append((len(watched.log), sum('"outcome": "changed"' in r for r in written)))
+
+    recap = scenario.apply(plan, watched, tmp_path / "2", meanwhile=meanwhile)
+    assert (recap.failed, recap.changed) == (0, 5), recap.messages
+    assert seen == [(4, 0)]  # the four creates sent, none answered yet; once
+
+
 def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline(
     slapd: Slapd, tmp_path: Path
 ) -> None:

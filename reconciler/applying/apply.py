@@ -12,7 +12,7 @@ is refused, never overwritten.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from reconciler.applying import carry, freshness, inflight, lockpeers, mailstore
 from reconciler.applying.audit import AuditLog
@@ -243,6 +243,7 @@ def execute(
     unanswered: Sequence[str] = (),
     source: Directory | None = None,
     window: int = inflight.WINDOW,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -261,7 +262,9 @@ def execute(
     (`lockpeers`), and is not taken while one listed does not answer (`unanswered`) unless
     `break_lock` says it is dead. A merger's plan carries password hashes from the
     `source` directory, only read (`applying.carry`). `window`: the writes in flight at once
-    (`applying.inflight`: on a failure, those finish and are recorded, nothing more is sent)."""
+    (`applying.inflight`: on a failure, those finish and are recorded, nothing more is sent).
+    `meanwhile`: what the caller does after the run, made ready once the first writes are in
+    flight (it must not fail)."""
     recap = Recap()
     carry.require_source(plan, source)
     freshness.provider_lacks(plan, directory, wait_replication)
@@ -405,6 +408,7 @@ def execute(
             hashes=hashes,
             shown=on_result,
             progress=progress,
+            meanwhile=meanwhile,
         )
         sender.current_dn.update((key, e.dn) for key, e in live.items())
         sender.run(todo, read)

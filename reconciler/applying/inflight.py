@@ -228,8 +228,12 @@ class Sender:
         used: Mapping[str, Pending] | None = None,
         shown: Shown | None = None,
         progress: Progress | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        #: work for after the run, done once the first writes are in flight (the server busy
+        #: with them: hidden behind its synced writes, where it would add to the run's end)
+        self.meanwhile = meanwhile
         self.audit = audit
         self.credentials = credentials
         self.result = result
@@ -269,6 +273,9 @@ class Sender:
             while True:
                 if not self.stopped and self.pipeline.in_flight <= window - refill:
                     position = self._fill(todo, position, window, read)
+                    if self.meanwhile is not None and self.pipeline.in_flight:
+                        meanwhile, self.meanwhile = self.meanwhile, None
+                        meanwhile()
                 if not self.pipeline.in_flight:
                     if self.stopped or position >= len(todo):
                         break
