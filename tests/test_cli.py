@@ -83,6 +83,21 @@ def test_a_command_starts_without_the_other_commands_modules() -> None:
     assert "_cmd" not in loaded.replace("reconciler.cli.apply_cmd", "")
 
 
+def test_apply_freezes_what_is_alive_at_exit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interpreter's last collections need not walk what a run leaves (`gc.freeze` at exit),
+    registered once however many applies a process runs."""
+    import gc
+
+    from reconciler.cli import apply_cmd
+
+    registered: list[object] = []
+    monkeypatch.setattr(apply_cmd, "_FROZEN_AT_EXIT", [])
+    monkeypatch.setattr(apply_cmd.atexit, "register", registered.append)
+    apply_cmd._freeze_at_exit()
+    apply_cmd._freeze_at_exit()
+    assert registered == [gc.freeze]
+
+
 def test_address_command() -> None:
     result = run("address", "Nguyễn Văn Sơn", "--regulation", "hagiang-2024", "--agency", "sotttt")
     assert result.returncode == 0

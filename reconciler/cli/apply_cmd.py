@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import gc
 import sys
 import uuid
 from contextlib import suppress
@@ -129,6 +131,7 @@ def apply(
     record goes to the audit log and to the directory's own history (ou=history), which the
     report reads.
     """
+    _freeze_at_exit()
     from reconciler.applying import apply as apply_module
     from reconciler.applying.audit import AuditLog
     from reconciler.applying.credentials import CredentialsFile
@@ -329,6 +332,19 @@ def apply(
             wait_for_providers(others, directory, saved.base_dn, written, wait_replication)
         except ReconcilerError as error:
             fail(error)
+
+
+_FROZEN_AT_EXIT: list[bool] = []
+
+
+def _freeze_at_exit() -> None:
+    """At the process's exit, every object still alive is moved out of the cyclic collector's
+    reach (`gc.freeze`) before the interpreter's last collections, which would otherwise walk
+    them all to find little: what the run made goes with the process. Files are closed by the
+    run itself, never left to the collector. Registered once per process."""
+    if not _FROZEN_AT_EXIT:
+        _FROZEN_AT_EXIT.append(True)
+        atexit.register(gc.freeze)
 
 
 def ready_for_the_end() -> None:
