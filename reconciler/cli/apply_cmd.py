@@ -138,14 +138,15 @@ def apply(
     from reconciler.cli.progress import Progress
     from reconciler.directory import history, replicas
     from reconciler.model import DEFAULT_KEEP_MONTHS
-    from reconciler.planning import invariants, planfile
+    from reconciler.planning import collector, invariants, planfile
     from reconciler.rules.lifecycle import add_months
 
     # the inventory, when given, is checked first: its problems are printed as FILE:LINE
     loaded = load_inventory(inventory_path).inventory if inventory_path else None
     trusted = loaded.settings if loaded is not None else None
     try:
-        saved, digest = planfile.load_sealed(plan_file)
+        with collector.paused():  # a plan's operations: many objects, all kept, few cycles
+            saved, digest = planfile.load_sealed(plan_file)
         if expect_digest and expect_digest != digest:
             raise ReconcilerError(
                 f"the plan's digest is {digest}, not the expected {expect_digest}: this is not "
