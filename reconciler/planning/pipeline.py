@@ -70,8 +70,8 @@ def load(folder: Path) -> Loaded:
 def settings_alone(folder: Path) -> Loaded | None:
     """The inventory's `directory.yaml` alone, as a `Loaded` with neither agencies nor people:
     what reading the directory needs (`read`, `history`, `identity`), before the rest is
-    loaded and checked (`plan` reads the directory meanwhile, `reconciler.ahead`). None when it has a
-    problem, which `load` reports."""
+    loaded and checked (`plan` reads the directory meanwhile, `reconciler.ahead`). None when it
+    has a problem, which `load` reports."""
     found = loader.read_settings(folder)
     if found is None:
         return None
