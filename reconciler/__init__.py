@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"
 
 
 def schemas_folder() -> Path:
