@@ -172,8 +172,8 @@ def test_find_by_attribute_in_chunks_with_specials(backend: Backend) -> None:
 def test_find_over_many_chunks_in_order_and_stopped_early(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More chunks than python-ldap sends ahead (`FIND_AHEAD`): every entry once, chunk after
-    chunk; a reader that stops early leaves the connection as good as before."""
+    """Many chunks: every entry once, chunk after chunk; a reader that stops early leaves the
+    connection as good as before."""
     monkeypatch.setattr("reconciler.directory.ldapcommon.FIND_CHUNK", 3)
     d = backend.directory
     numbers = [f"HG-{i:04d}" for i in range(20)]  # seven chunks of three
@@ -193,6 +193,23 @@ def test_find_over_many_chunks_in_order_and_stopped_early(
     assert d.get(child_dn("uid", "u7", PEOPLE), ["employeeNumber"]) is not None
     again = d.find(backend.base, "employeeNumber", numbers[:5], ["employeeNumber"])
     assert sorted(e.key for e in again) == numbers[:5]
+
+
+def test_find_chunks_whose_matches_take_several_pages(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's matches on more than one page: slapd keeps one paged search per connection,
+    so the chunks' searches go one after another (sent ahead, the next chunk's first page made
+    the server drop this one's cookie: "paged results cookie is invalid")."""
+    monkeypatch.setattr("reconciler.directory.ldapcommon.FIND_CHUNK", 3)
+    monkeypatch.setattr("reconciler.directory.python_ldap.PAGE_SIZE", 2)
+    monkeypatch.setattr("reconciler.directory.ldap.PAGE_SIZE", 2, raising=False)
+    d = backend.directory
+    numbers = [f"HG-{i:04d}" for i in range(20)]
+    for i, number in enumerate(numbers):
+        d.add(child_dn("uid", f"u{i}", PEOPLE), _person(f"u{i}", number))
+    found = [e.key for e in d.find(backend.base, "employeeNumber", numbers, ["employeeNumber"])]
+    assert sorted(found) == numbers
 
 
 def test_modify_with_expect_is_a_compare_and_swap(backend: Backend) -> None:

@@ -15,14 +15,13 @@ what failed and what to check.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import os
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ldap
@@ -42,8 +41,6 @@ _CONTROLS = {SimplePagedResultsControl.controlType: SimplePagedResultsControl}
 #: libldap's own failures (negative result codes) that mean the connection is gone or unusable.
 _GONE = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR)
 _EVERY = "(objectClass=*)"
-#: `find`'s searches in flight at once (each of FIND_CHUNK values).
-FIND_AHEAD = 4
 
 
 def _details(error: ldap.LDAPError) -> tuple[int | None, str, str]:
@@ -247,66 +244,28 @@ class PythonLdapDirectory(common.LdapServer):
                 else:
                     add(packed)
 
-    def find(
-        self, base_dn: str, attribute: str, values: Iterable[str], attributes: Sequence[str]
-    ) -> Iterator[Entry]:
-        """The OR filters' searches (`common.find_filters`) sent up to FIND_AHEAD at a time, the
-        entries read in their order: the server looks up the next chunks while this process
-        decodes one (apply reads the entries its plan depends on so: 1,000 updates, four
-        chunks)."""
-        asked, entry = common.wanted(attributes), common.entry
-        filters = common.find_filters(attribute, values)
-        sent: collections.deque[int] = collections.deque()
-        try:
-            for at, search_filter in enumerate(filters):
-                for ahead in filters[at + len(sent) : at + FIND_AHEAD]:
-                    sent.append(self._ask_page(base_dn, asked, ahead, b""))
-                first = sent.popleft()
-                for page in self._raw_pages(base_dn, asked, search_filter, None, first):
-                    yield from [entry(dn, attrs) for dn, attrs in page]
-        finally:
-            if not self._closed:  # the reader stopped early, or a search was refused
-                for msgid in sent:
-                    with contextlib.suppress(ldap.LDAPError):
-                        self._conn.abandon_ext(msgid)
-
-    def _ask_page(self, base_dn: str, asked: list[str], search_filter: str, cookie: bytes) -> int:
-        """Send the search of one page of a paged subtree search; its message id (the server's
-        refusal: `read_refused`)."""
-        conn = self._conn
-        control = SimplePagedResultsControl(True, PAGE_SIZE, cookie)
-        try:
-            return self._call(  # type: ignore[no-any-return]
-                f"reading {base_dn}",
-                lambda: conn.search_ext(
-                    base_dn, ldap.SCOPE_SUBTREE, search_filter, asked, serverctrls=[control]
-                ),
-            )
-        except ldap.LDAPError as error:
-            raise self._read_refused(base_dn, error) from None
-
     def _raw_pages(
-        self,
-        base_dn: str,
-        asked: list[str],
-        search_filter: str,
-        progress: Progress | None,
-        sent: int | None = None,
+        self, base_dn: str, asked: list[str], search_filter: str, progress: Progress | None
     ) -> Iterator[list[tuple[str, dict[str, list[bytes]]]]]:
         """The pages of a subtree search as libldap returns them, each asked for before the one
         before it is decoded: the server prepares a page while this process turns the last one
-        into entries (at 100,000 entries, about a second of waiting saved). `sent`: the message
-        id of its first page, when the caller has asked for it already."""
+        into entries (at 100,000 entries, about a second of waiting saved)."""
         conn = self._conn
         what = f"reading {base_dn}"
 
         def ask(cookie: bytes) -> int:
-            return self._ask_page(base_dn, asked, search_filter, cookie)
+            control = SimplePagedResultsControl(True, PAGE_SIZE, cookie)
+            return self._call(  # type: ignore[no-any-return]
+                what,
+                lambda: conn.search_ext(
+                    base_dn, ldap.SCOPE_SUBTREE, search_filter, asked, serverctrls=[control]
+                ),
+            )
 
         count = 0
         pending: int | None = None
         try:
-            pending = ask(b"") if sent is None else sent
+            pending = ask(b"")
             while pending is not None:
                 msgid, pending = pending, None
                 _, data, _, answered = self._call(
