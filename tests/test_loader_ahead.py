@@ -283,3 +283,16 @@ def test_the_child_reads_no_link_and_the_loader_follows_one_inside(
     assert loader._regular_file(outside) == b"not: an agency\n"
     both(folder, ahead)
     assert outcome(folder)[0] == "refused"  # the link out
+
+
+def test_no_child_for_an_agencies_folder_that_is_a_link(tmp_path: Path, ahead: list[int]) -> None:
+    """`agencies/` itself a link (out of the inventory, which the loader refuses): the child
+    would list and read what it leads to, so there is none."""
+    elsewhere = write(tmp_path / "elsewhere", OTHER) / "agencies"
+    folder = write(tmp_path / "inv", {})
+    shutil.rmtree(folder / "agencies", ignore_errors=True)
+    (folder / "agencies").symlink_to(elsewhere)
+    expected = outcome(folder)
+    with loader.parsed_ahead():
+        assert outcome(folder) == expected
+    assert ahead == [] and expected[0] == "refused"

@@ -1400,6 +1400,8 @@ class _Ahead:
         (`Ahead.start`) to run on a second core."""
         if _cores() < 2 or not Ahead.possible():  # on one core, the child's pickling is lost
             return None
+        if folder.is_symlink():  # the loader follows it only inside the inventory: its own
+            return None
         try:
             paths = [folder / n for n in sorted(os.listdir(folder)) if _agency_file(n)]
             sizes = [p.stat().st_size if p.is_file() else 0 for p in paths]
