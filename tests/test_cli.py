@@ -316,3 +316,13 @@ def test_python_m_reconciler_end_to_end() -> None:
     bad = run_cli_process("address", "Nam", "--regulation", "quangnam-2020")
     assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and bad.stdout == ""
     no_traceback(bad)
+
+
+def test_a_mistyped_command_is_told_the_ones_it_may_mean() -> None:
+    """The group imports a command's module only when it is asked for; a typo is still told
+    the names it is near, from every command (click alone offers those already imported)."""
+    typo = run_cli_process("valdate")  # a process of its own: no command imported before
+    assert typo.returncode == 1
+    assert "No such command 'valdate'. Did you mean 'validate'?" in typo.stderr
+    near = run_cli_process("merge-list")
+    assert "Did you mean one of: 'merge', 'merge-lists'?" in near.stderr

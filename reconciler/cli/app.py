@@ -51,6 +51,16 @@ class Commands(click.Group):
             importlib.import_module(f"reconciler.cli.{module}")  # registers it on `main`
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:  # "Did you mean": from every command, imported
+            raise click.exceptions.NoSuchCommand(  # or not (click offers the registered ones)
+                args[0], possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
     def make_context(
         self,
         info_name: str | None,
