@@ -423,6 +423,22 @@ def test_symlinks_out_of_the_inventory(tmp_path: Path) -> None:
     refused(folder, r"agencies/sotttt.yaml:1: is a symbolic link to a file that does not exist")
 
 
+def test_a_fifo_or_a_device_named_like_an_agency_file_is_refused_not_read(
+    tmp_path: Path,
+) -> None:
+    """Reading a FIFO would wait for a writer forever, a device would never end: neither is
+    read (in a process of its own with a timeout: a hang fails the test)."""
+    folder = write(tmp_path / "inv", {"agencies/sotttt.yaml": agency()})
+    os.mkfifo(folder / "agencies" / "fifo.yaml")
+    (folder / "agencies" / "zero.yaml").symlink_to("/dev/zero")
+    refused(
+        folder,
+        r"agencies/fifo.yaml:1: agencies/fifo.yaml is not a regular file",
+        r"agencies/zero.yaml:1: is a symbolic link to \"/dev/zero\", outside the inventory",
+        limited=True,
+    )
+
+
 def test_file_names_that_are_not_agency_files(tmp_path: Path) -> None:
     folder = write(
         tmp_path / "inv",

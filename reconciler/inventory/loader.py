@@ -573,6 +573,9 @@ class _Run:
             return None
         if not self.inside(rel, root) or self.spent:
             return None
+        if not file.is_file():  # a FIFO would hold the read forever, a device never end
+            self.add(rel, 1, f"{rel} is not a regular file: an inventory holds YAML files only")
+            return None
         size = file.stat().st_size
         if size > yamlload.MAX_BYTES:
             self.add(
