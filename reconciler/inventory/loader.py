@@ -609,7 +609,7 @@ class _Run:
         del blob, ahead
         for line, message in parsed.problems:
             self.add(rel, line, message)
-        if self.budget.mappings < 0 or self.budget.values < 0:
+        if self.budget.exhausted:
             self.spent = True
         if parsed.data is None:
             return None
@@ -1469,7 +1469,7 @@ def _parse_ahead(paths: list[Path], send: Send) -> None:
                 return
             before = budget.mappings, budget.values
             parsed = yamlload.parse(blob, budget)
-            if budget.mappings < 0 or budget.values < 0:
+            if budget.exhausted:
                 return
             spent = before[0] - budget.mappings, before[1] - budget.values
             found = _Parsed(hashlib.sha256(blob).digest(), parsed, spent)

@@ -41,6 +41,11 @@ class Budget:
     mappings: int = MAX_MAPPINGS  #: staff records, agencies, units, suspensions, …
     values: int = MAX_VALUES  #: every scalar, mapping and list
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether it was spent beyond what it holds: no more files are read."""
+        return self.mappings < 0 or self.values < 0
+
     def affords(self, spent: tuple[int, int]) -> bool:
         """Whether `spend(*spent)` leaves the budget unspent."""
         return spent[0] <= self.mappings and spent[1] <= self.values
