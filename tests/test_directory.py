@@ -212,6 +212,49 @@ def test_find_chunks_whose_matches_take_several_pages(
     assert sorted(found) == numbers
 
 
+def test_find_a_value_many_entries_hold_is_read_page_by_page(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python-ldap's chunks go unpaged, many at once: one whose matches pass FIND_LIMIT (the
+    server's size limit would cut it short) is read again page by page, the chunks after it
+    still in flight, and the entries still come chunk after chunk; more chunks than go at
+    once, and a reader stopping early, leave the connection as good as before."""
+    monkeypatch.setattr("reconciler.directory.ldapcommon.FIND_CHUNK", 2)
+    monkeypatch.setattr("reconciler.directory.python_ldap.FIND_LIMIT", 3)
+    monkeypatch.setattr("reconciler.directory.python_ldap.FIND_AHEAD", 2)
+    monkeypatch.setattr("reconciler.directory.python_ldap.PAGE_SIZE", 2)
+    d = backend.directory
+    shared = [f"HG-{i:04d}" for i in range(4)]  # chunk 1: a title eight entries share, and one
+    for i in range(8):
+        d.add(child_dn("uid", f"s{i}", PEOPLE), _person(f"s{i}", shared[i % 4], title=["Chung"]))
+    for i in range(9):
+        d.add(child_dn("uid", f"u{i}", PEOPLE), _person(f"u{i}", f"HG-{i + 10:04d}"))
+    wanted = ["Chung", "nobody", *(f"u{i}" for i in range(9))]
+    found = [e.get("uid") for e in d.find(backend.base, "title", wanted[:2], ["uid"])]
+    assert sorted(found) == [f"s{i}" for i in range(8)]
+    mixed = [
+        e.get("uid")
+        for e in d.find(backend.base, "uid", ["s0", "s1", "u0", "u1", "u2", "u3", "u4"], ["uid"])
+    ]
+    assert sorted(mixed) == ["s0", "s1", "u0", "u1", "u2", "u3", "u4"]
+    if backend.kind != "ldif":  # chunk after chunk: s0,s1 | u0,u1 | u2,u3 | u4
+        assert [sorted(mixed[i : i + 2]) for i in (0, 2, 4)] == [
+            ["s0", "s1"],
+            ["u0", "u1"],
+            ["u2", "u3"],
+        ]
+    by_title = d.find(backend.base, "title", ["Chung", "Phó", "Trưởng", "Chung"], ["uid"])
+    assert sorted(e.get("uid") for e in by_title) == [f"s{i}" for i in range(8)]
+    reader = d.find(backend.base, "uid", [f"u{i}" for i in range(9)], ["uid"])
+    assert next(reader).get("uid") in {"u0", "u1"}
+    reader.close()  # the searches in flight are abandoned
+    assert d.get(child_dn("uid", "u8", PEOPLE), ["uid"]) is not None
+    assert sorted(e.get("uid") for e in d.find(backend.base, "uid", ["u5", "U8"], ["uid"])) == [
+        "u5",
+        "u8",
+    ]
+
+
 def test_modify_with_expect_is_a_compare_and_swap(backend: Backend) -> None:
     d = backend.directory
     dn = child_dn("uid", "nvson", PEOPLE)

