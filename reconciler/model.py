@@ -582,7 +582,7 @@ SUSPEND_SHARE = 0.10
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """How much destruction a plan may carry (`plan.check_limits`): deletions up to `max_deletes`
+    """How much destruction a plan may carry (`limits.check_limits`): deletions up to `max_deletes`
     of directory.yaml, suspensions up to `suspend_share` of the mailboxes, unless the person
     planning allows more (--allow-deletes, --allow-suspends). A plan records them, and apply
     checks them again."""

@@ -179,7 +179,8 @@ def test_hg_2024_d7_1_create_transfer_and_delete_cite_the_request(
 
 def test_hg_2024_d7_2_the_delete_guard_says_a_deletion_cannot_be_undone() -> None:
     from reconciler.errors import UnsafePlan
-    from reconciler.planning.plan import Limits, check_limits
+    from reconciler.model import Limits
+    from reconciler.planning.limits import check_limits
 
     plan = Plan("hagiang-2024", "hagiang.gov.vn", "dc=x", dt.datetime.now(dt.UTC), "", "", "",
                 "", tuple(_delete(f"HG-{n}") for n in range(3)))

@@ -13,7 +13,8 @@ from reconciler.attributes import MANAGED
 from reconciler.errors import UnsafePlan
 from reconciler.inventory import loader as inventory
 from reconciler.model import Action, Change, Entry, Limits, Operation, Plan
-from reconciler.planning.plan import Context, attribute_changes, check_limits, compute
+from reconciler.planning.limits import check_limits
+from reconciler.planning.plan import Context, attribute_changes, compute
 from reconciler.rules import regulations
 
 from . import scenario

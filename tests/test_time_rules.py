@@ -26,7 +26,7 @@ from reconciler.directory import Directory
 from reconciler.errors import InventoryError, UnsafePlan
 from reconciler.inventory import activity as activity_module
 from reconciler.model import Action, Entry, Limits, Operation, Plan
-from reconciler.planning.plan import check_limits
+from reconciler.planning.limits import check_limits
 from reconciler.rules.lifecycle import ZONE, add_months, local_day
 
 from . import scenario

@@ -72,6 +72,7 @@ from reconciler.model import (
     agency_key,
 )
 from reconciler.names import RESERVED
+from reconciler.planning.limits import check_limits
 from reconciler.text import external_address_problem
 
 _WRITABLE = {a.lower(): a for a in WRITABLE}
@@ -133,8 +134,6 @@ class Scope:
 def check_plan(plan: Plan) -> list[str]:
     """Every way the plan breaks an invariant that needs only the plan, in plain words, each
     naming its operation; empty when it keeps them all."""
-    from reconciler.planning.plan import check_limits
-
     problems: list[str] = []
     try:
         scope = Scope(plan)
@@ -179,8 +178,6 @@ def rests_on_accounts(plan: Plan) -> bool:
 def accounts_problem(plan: Plan, counted: int) -> str | None:
     """The suspension guard again, on the `counted` mailboxes apply found in the directory
     rather than on the plan's own count: None when it holds."""
-    from reconciler.planning.plan import check_limits
-
     if plan.limits is None:
         return None
     try:

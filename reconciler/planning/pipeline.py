@@ -27,7 +27,8 @@ from reconciler.model import Action, Entry, Inventory, Limits, Plan, ReadState
 from reconciler.packed import Packed, Relay
 from reconciler.planning import desired, invariants
 from reconciler.planning.collector import paused
-from reconciler.planning.plan import Context, check_limits, compute, only_time_rules
+from reconciler.planning.limits import check_limits
+from reconciler.planning.plan import Context, compute, only_time_rules
 from reconciler.rules import regulations
 from reconciler.rules.regulations import Regulation
 
