@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -377,7 +378,43 @@ def _source(d: Any) -> Source | None:
     )
 
 
-def _operations(ops: list[dict[str, Any]], source: str) -> tuple[Operation, ...]:
+#: The keys of an operation in the file (`operation_dict`): those it always has (a rename its
+#: "from" and "to" where the others have "address"), all strings; those it has only when they
+#: are not empty, strings; and those it has only when they are not empty, objects.
+_ALWAYS = frozenset({"action", "id", "address", "clause", "reason", "kind", "agency", "name"})
+_ALWAYS_RENAME = _ALWAYS - {"address"} | {"from", "to"}
+_WHEN_SET = frozenset({"address_clause", "dn", "new_dn", "fingerprint"})
+_OBJECTS = frozenset({"changes", "attributes", "source"})
+_SOURCE = frozenset({"dn", "fingerprint", "login", "address"})
+
+
+def _as_written(d: dict[str, Any]) -> bool:
+    """Whether the operation `d` read (`_op`) is exactly what `operation_dict` writes for the
+    operation read from it: every key it writes and none other, each value of the type it
+    writes, none of those it leaves out when empty empty. (`_op` checked the rest: a change is
+    its "before" and "after", lists of strings and of values.)"""
+    always = _ALWAYS_RENAME if d["action"] == "rename" else _ALWAYS
+    keys = d.keys()
+    if not keys >= always or not all(type(d[key]) is str for key in always):
+        return False
+    for key in keys - always:
+        value = d[key]
+        if key in _WHEN_SET:
+            if type(value) is not str or not value:
+                return False
+        elif key not in _OBJECTS or type(value) is not dict or not value:
+            return False
+        elif key == "source":
+            if value.keys() != _SOURCE or not all(type(v) is str for v in value.values()):
+                return False
+        elif key == "changes" and not all(len(change) == 2 for change in value.values()):
+            return False
+    return True
+
+
+def _operations(ops: list[dict[str, Any]], source: str, odd: list[int]) -> tuple[Operation, ...]:
+    """The operations read, each checked (`_op`); the number of each that is not exactly what
+    the writer writes (`_as_written`) goes to `odd`."""
     out = []
     for number, op in enumerate(ops, 1):
         try:
@@ -387,7 +424,20 @@ def _operations(ops: list[dict[str, Any]], source: str) -> tuple[Operation, ...]
                 f"{source}: operation {number} ({op.get('action')} {op.get('id')}): {error}. "
                 "Only `reconciler plan` writes plan files; make a new plan."
             ) from None
+        if not _as_written(op):
+            odd.append(number)
     return tuple(out)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of the plan file, whose keys are each given once: `json` keeps the last of a
+    key given twice, and someone reading the file may see the first."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"the key {twice!r} is given twice in one object")
+    return d
 
 
 def from_json(text: str, source: str = "plan") -> Plan:
@@ -397,60 +447,105 @@ def from_json(text: str, source: str = "plan") -> Plan:
 
 def _read(text: str, source: str) -> tuple[Plan, str]:
     """The plan in `text` (`from_json`) and its digest, checked against the one it carries."""
+    odd: list[int] = []  # the operations not as the writer writes them
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ReconcilerError(
-                f"{source}: not a reconciler plan of format {FORMAT} (make it with "
-                "`reconciler plan --out`)"
-            )
-        plan = Plan(
-            regulation=data["regulation"],
-            domain=data["domain"],
-            base_dn=data["base_dn"],
-            now=dt.datetime.fromisoformat(data["now"].replace("Z", "+00:00")),
-            inventory_digest=data["inventory"]["digest"],
-            inventory_commit=data["inventory"]["commit"],
-            directory_url=data["directory"]["url"],
-            directory_fingerprint=data["directory"]["fingerprint"],
-            accounts=int(data["directory"].get("accounts", 0)),
-            directory_backend=str(data["directory"].get("backend", "")),
-            containers=tuple(data.get("containers", ())),
-            people=tuple(data.get("people", ())),
-            directory_identity=str(data["directory"].get("identity", "")),
-            limits=_read_limits(data.get("limits")),
-            operations=_operations(data["operations"], source),
-            unmanaged=tuple(data.get("unmanaged", ())),
-            notes=tuple(data.get("notes", ())),
-            erase=tuple(str(part) for part in data.get("mail_store", {}).get("erase", ())),
-            refused=tuple(Refusal(**r) for r in data.get("refused", ())),
-            contacts=tuple(
-                Contact(agency, c["name"], tuple(c["to"]))
-                for agency, c in data.get("notices", {}).get("agencies", {}).items()
-            ),
-            owners=tuple(
-                Owner(str(key), str(o["agency"]), str(o["to"]))
-                for key, o in data.get("notices", {}).get("owners", {}).items()
-            ),
-            relay=data.get("notices", {}).get("relay", ""),
-            sender=data.get("notices", {}).get("from", ""),
-            audit_log=_optional(data.get("audit", {}).get("log"), str),
-            audit_keep_months=_optional(data.get("audit", {}).get("keep_months"), int),
-            replication=_read_state(data.get("replication")),
-            source_url=str(data.get("source", {}).get("url", "")),
-            source_base_dn=str(data.get("source", {}).get("base_dn", "")),
-        )
+        data = json.loads(text, object_pairs_hook=_unique)
+        plan = _plan(data, source, odd)
     except ReconcilerError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ReconcilerError(f"{source}: not a valid plan file ({error})") from None
-    sealed = digest(plan)
-    if data.get("digest") != sealed:
+    return plan, _checked(data, plan, odd, source)
+
+
+def _plan(data: Any, source: str, odd: list[int]) -> Plan:
+    """The plan the file's object `data` holds (its digest unchecked); the operations not as the
+    writer writes them go to `odd` (`_operations`)."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ReconcilerError(
+            f"{source}: not a reconciler plan of format {FORMAT} (make it with "
+            "`reconciler plan --out`)"
+        )
+    return Plan(
+        regulation=data["regulation"],
+        domain=data["domain"],
+        base_dn=data["base_dn"],
+        now=dt.datetime.fromisoformat(data["now"].replace("Z", "+00:00")),
+        inventory_digest=data["inventory"]["digest"],
+        inventory_commit=data["inventory"]["commit"],
+        directory_url=data["directory"]["url"],
+        directory_fingerprint=data["directory"]["fingerprint"],
+        accounts=int(data["directory"].get("accounts", 0)),
+        directory_backend=str(data["directory"].get("backend", "")),
+        containers=tuple(data.get("containers", ())),
+        people=tuple(data.get("people", ())),
+        directory_identity=str(data["directory"].get("identity", "")),
+        limits=_read_limits(data.get("limits")),
+        operations=_operations(data["operations"], source, odd),
+        unmanaged=tuple(data.get("unmanaged", ())),
+        notes=tuple(data.get("notes", ())),
+        erase=tuple(str(part) for part in data.get("mail_store", {}).get("erase", ())),
+        refused=tuple(Refusal(**r) for r in data.get("refused", ())),
+        contacts=tuple(
+            Contact(agency, c["name"], tuple(c["to"]))
+            for agency, c in data.get("notices", {}).get("agencies", {}).items()
+        ),
+        owners=tuple(
+            Owner(str(key), str(o["agency"]), str(o["to"]))
+            for key, o in data.get("notices", {}).get("owners", {}).items()
+        ),
+        relay=data.get("notices", {}).get("relay", ""),
+        sender=data.get("notices", {}).get("from", ""),
+        audit_log=_optional(data.get("audit", {}).get("log"), str),
+        audit_keep_months=_optional(data.get("audit", {}).get("keep_months"), int),
+        replication=_read_state(data.get("replication")),
+        source_url=str(data.get("source", {}).get("url", "")),
+        source_base_dn=str(data.get("source", {}).get("base_dn", "")),
+    )
+
+
+def _checked(data: dict[str, Any], plan: Plan, odd: list[int], source: str) -> str:
+    """The digest of the plan file's object `data`, read as `plan`, if it is the one the file
+    carries; else the file is refused.
+
+    The digest is the SHA-256 of the canonical JSON of `data` itself, less its digest and the
+    directory's backend: the plan is not dumped again. This is as strong as hashing the plan read
+    (`digest(plan)`, which the writer hashes, and which this check did until issue 20): a file
+    passes only when `data` is exactly, as JSON, what the writer writes for `plan`
+    (`_digested(plan)`: every key, none other, each value of its type; the operations checked one
+    by one as they are read, `_as_written`, the rest against the writer's own dump of it), no key
+    given twice (`_unique`), and its digest is the SHA-256 of that. The canonical JSON of `data`
+    is then the text the writer hashed, so the digest is `digest(plan)`, the one `--expect-digest`
+    compares: a file passes with the reviewed digest only if it reads as the reviewed plan
+    reads. Hashing the plan read accepted more: a file whose values read as the plan's without
+    being its (an "accounts" of "5", a key left out that reads as its default, one added that is
+    not read) passed with the digest of another text, and a key given twice read as its last."""
+    covered = {key: value for key, value in data.items() if key != "digest"}
+    directory = covered["directory"] = dict(data["directory"])
+    backend = directory.pop("backend", "")
+    try:
+        canonical = json.dumps(covered, **_CANONICAL).encode()
+        if type(backend) is str:
+            backend.encode()
+    except UnicodeEncodeError as error:
+        raise ReconcilerError(
+            f"{source}: not a valid plan file (it holds {error.object[error.start]!r}, half of a "
+            "UTF-16 surrogate pair, which is not text)"
+        ) from None
+    sealed = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    exact = (
+        not odd
+        and type(data["operations"]) is list
+        and ("backend" not in data["directory"] or (type(backend) is str and backend != ""))
+        and json.dumps({**covered, "operations": []}, **_CANONICAL)
+        == json.dumps(_digested(dataclasses.replace(plan, operations=())), **_CANONICAL)
+    )
+    if not exact or data.get("digest") != sealed:
         raise ReconcilerError(
             f"{source}: the plan's digest does not match its content; it was changed after "
             "`reconciler plan` wrote it. Make a new plan."
         )
-    return plan, sealed
+    return sealed
 
 
 def save(plan: Plan, path: Path) -> str:
