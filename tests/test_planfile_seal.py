@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.attributes import PASSWORD
+from reconciler.attributes import ALWAYS_WRITTEN, PASSWORD, carries, misplaced
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
     Action,
@@ -288,3 +288,145 @@ def test_an_edited_operation_is_refused_with_the_words_it_had() -> None:
     with pytest.raises(ReconcilerError) as refused:
         planfile.from_json(json.dumps(data), "p.json")
     assert str(refused.value) == f"p.json: {CHANGED} wrote it. Make a new plan."
+
+
+# The operation reader as it was before issue 20 (main at bf3d6b3), the reference the faster one
+# (`planfile._read_op`) is held to: the same operations, the same errors in the same words.
+
+
+def _old_change(attr: str, before: Any, after: Any) -> Change:
+    if not isinstance(after, list):
+        raise ValueError(f"the values of {attr} must be a list, not {after!r}")
+    plain = all(type(v) is str for v in after)
+    change = Change(
+        attr,
+        () if type(before) is list and not before else planfile._strings(before),
+        tuple(after) if plain else tuple(planfile._read_value(v) for v in after),
+    )
+    problem = None if plain and attr.lower() != "userpassword" else misplaced(attr, change.after)
+    if problem:
+        raise ValueError(problem)
+    return change
+
+
+def _old_op(d: dict[str, Any]) -> Operation:
+    action = Action(d["action"])
+    changes = tuple(
+        _old_change(attr, v["before"], v["after"]) for attr, v in d.get("changes", {}).items()
+    )
+    attributes = tuple(_old_change(attr, [], v) for attr, v in d.get("attributes", {}).items())
+    listed = {c.attr for c in (*changes, *attributes)}
+    source = planfile._source(d.get("source"))
+    always = ALWAYS_WRITTEN.get(action, ())
+    if action is Action.CREATE and carries(attributes):
+        if source is None:
+            raise ValueError(
+                f"it carries {PASSWORD} over from a source entry, but names no source entry"
+            )
+        always = (PASSWORD,)
+    elif source is not None:
+        raise ValueError("only a create that carries a password over names a source entry")
+    left_out = [a for a in always if a not in listed]
+    if left_out:
+        raise ValueError(
+            f"it does not list {', '.join(left_out)}, which every {action.value} writes (a plan "
+            "made by a reconciler from before plans listed every attribute apply writes)"
+        )
+    return Operation(
+        action=action,
+        id=d["id"],
+        address=d["to"] if action is Action.RENAME else d["address"],
+        previous=d.get("from", ""),
+        clause=d["clause"],
+        address_clause=d.get("address_clause", ""),
+        reason=d["reason"],
+        kind=Kind(d.get("kind", "person")),
+        agency=d.get("agency", ""),
+        name=d.get("name", ""),
+        dn=d.get("dn", ""),
+        new_dn=d.get("new_dn", ""),
+        changes=changes,
+        attributes=attributes,
+        fingerprint=d.get("fingerprint", ""),
+        source=source,
+    )
+
+
+def _outcome(read: Callable[[dict[str, Any]], Operation], op: dict[str, Any]) -> Any:
+    try:
+        return read(copy.deepcopy(op))
+    except Exception as error:  # the kind and the words are what is compared
+        return (type(error).__name__, str(error))
+
+
+ODD_VALUES: list[Any] = [
+    "x",
+    None,
+    5,
+    {},
+    [],
+    ["a", "b"],
+    ["a", 5],
+    [None],
+    [["a"]],
+    [{"deferred": "issued password"}],
+    [{"deferred": "carried password"}],
+    [{"deferred": "time of apply"}],
+    [{"deferred": "time of apply"}, "b"],
+    ["b", {"deferred": "time of apply"}],
+    [{"deferred": "admin password"}],
+    [{"deferred": ["issued password"]}],
+    [{"deferred": "issued password", "x": 1}],
+    [{"deferred": "issued password"}, {"deferred": "issued password"}],
+]
+ODD_NAMES = [PASSWORD, "userpassword", "USERPASSWORD", "govMailPasswordIssuedAt", "title", ""]
+
+
+def _mutations(op: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [op]
+    for field in ("attributes", "changes"):
+        for attr in [*op.get(field, {}), *ODD_NAMES]:
+            for value in ODD_VALUES:
+                changed = copy.deepcopy(op)
+                written = changed.setdefault(field, {})
+                if field == "attributes":
+                    written[attr] = value
+                else:
+                    written[attr] = {"before": [], "after": value}
+                out.append(changed)
+            if field == "changes":
+                for before in ("x", None, [5], ["a"], [{"deferred": "issued password"}]):
+                    changed = copy.deepcopy(op)
+                    changed.setdefault("changes", {})[attr] = {"before": before, "after": 5}
+                    out.append(changed)
+                    changed = copy.deepcopy(op)
+                    changed.setdefault("changes", {})[attr] = {"before": before, "after": ["x"]}
+                    out.append(changed)
+            if attr in op.get(field, {}):
+                changed = copy.deepcopy(op)
+                del changed[field][attr]
+                out.append(changed)
+    for key in list(op):
+        changed = copy.deepcopy(op)
+        del changed[key]
+        out.append(changed)
+    for source in (None, "x", {"dn": "d", "fingerprint": "f"}, {"dn": 5, "fingerprint": "f"}):
+        changed = copy.deepcopy(op)
+        changed["source"] = source
+        out.append(changed)
+    return out
+
+
+@pytest.mark.parametrize("text", texts(), ids=[p.parent.name for p in GOLDEN] + ["every-action"])
+def test_operations_read_as_they_did_with_the_same_errors(text: str) -> None:
+    """Every operation of the plan and thousands of edits of each (odd values, markers out of
+    place, keys left out, sources): the faster reader makes the same `Operation`, or refuses it
+    with the same error in the same words, as the reader before it."""
+    compared = 0
+    for op in json.loads(text)["operations"]:
+        for each in _mutations(op):
+            assert _outcome(lambda d: planfile._read_op(d)[0], each) == _outcome(_old_op, each), (
+                each
+            )
+            compared += 1
+    assert compared > 500
