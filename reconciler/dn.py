@@ -12,6 +12,10 @@ import unicodedata
 _RDN_SPECIALS = frozenset(',+"\\<>;=')
 _HEX = "0123456789abcdefABCDEF"
 _UNUSUAL = re.compile(r'[\\"+#;]')
+#: The characters `escape_rdn_value` escapes wherever they are.
+_TO_ESCAPE = re.compile(r'[,+"\\<>;=\0]')
+#: The separators of RDNs.
+_SEPARATOR = re.compile("[,;]")
 
 
 def escape_rdn_value(value: str) -> str:
@@ -20,6 +24,9 @@ def escape_rdn_value(value: str) -> str:
     Backslash-escapes `, + " \\ < > ; =`, a leading space or `#` and a trailing space; NUL
     becomes `\\00`. Everything else (including non-ASCII letters) is kept as is.
     """
+    edges = value[:1] in (" ", "#") or value[-1:] == " "
+    if not edges and _TO_ESCAPE.search(value) is None:
+        return value  # nothing to escape (most values): the loop below would keep it as it is
     out: list[str] = []
     last = len(value) - 1
     for i, char in enumerate(value):
@@ -63,7 +70,7 @@ def parse_rdns(dn: str) -> list[list[tuple[str, str]]]:
         for part in dn.split(","):
             attr, equals, value = part.partition("=")
             attr = attr.strip()
-            if not equals or not attr or "=" in value or any(c in attr for c in "<>"):
+            if not equals or not attr or "=" in value or "<" in attr or ">" in attr:
                 break  # malformed or unusual: let the full parser say what is wrong
             rdns.append([(attr, value.rstrip(" "))])
         else:
@@ -208,6 +215,12 @@ def _trim(part: str) -> str:
 
 def split_dn(dn: str) -> tuple[str, str]:
     """(first RDN as written, parent DN as written); the parent of a one-RDN DN is ""."""
+    if "\\" not in dn and '"' not in dn:  # nothing escaped or quoted: the first separator splits
+        separator = _SEPARATOR.search(dn)
+        if separator is None:
+            return _trim(dn), ""
+        i = separator.start()
+        return _trim(dn[:i]), _trim(dn[i + 1 :])
     i, n = 0, len(dn)
     in_quotes = False
     while i < n:

@@ -115,3 +115,63 @@ def test_any_value_round_trips(value: str) -> None:
     assert parse_dn(dn) == [("uid", value), ("ou", "p"), ("dc", "x")]
     assert split_dn(dn) == (dn[: -len(",ou=p,dc=x")], "ou=p,dc=x")
     assert is_descendant(dn, "ou=p,dc=x")
+
+
+# Issue 20: `escape_rdn_value`, `split_dn` and `parse_rdns` take quick paths for the common DN
+# (nothing to escape, nothing escaped or quoted). Held to the loops they had before.
+
+
+def _old_escape(value: str) -> str:
+    out: list[str] = []
+    last = len(value) - 1
+    for i, char in enumerate(value):
+        if char == "\0":
+            out.append("\\00")
+        elif char in ',+"\\<>;=' or (i == 0 and char in " #") or (i == last and char == " "):
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _old_split(dn: str) -> tuple[str, str]:
+    from reconciler.dn import _trim
+
+    i, n = 0, len(dn)
+    in_quotes = False
+    while i < n:
+        char = dn[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == '"':
+            in_quotes = not in_quotes
+        elif char in ",;" and not in_quotes:
+            return _trim(dn[:i]), _trim(dn[i + 1 :])
+        i += 1
+    return _trim(dn), ""
+
+
+DN_TEXT = st.text(alphabet=st.sampled_from(list(' ,;=+"\\#<>\0aZ0ồ-.')), max_size=30)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(DN_TEXT | st.text(max_size=30))
+def test_the_quick_paths_give_what_the_loops_gave(text: str) -> None:
+    assert escape_rdn_value(text) == _old_escape(text)
+    assert split_dn(text) == _old_split(text)
+    for dn in (f"uid={text},ou=people,dc=x", f"cn={text}", f"{text}=a,dc=x"):
+        assert split_dn(dn) == _old_split(dn)
+
+
+@pytest.mark.parametrize("dn", ["c<n=a,dc=x", "cn=a,d>c=x", "<=a"])
+def test_an_attribute_type_with_angle_brackets_is_refused(dn: str) -> None:
+    with pytest.raises(ValueError, match="bad attribute type"):
+        parse_rdns(dn)
+
+
+@pytest.mark.parametrize(
+    "value", ["", " ", "#", "a ", " a", "#a", "a#", "a\0", "a=b", "Nguyễn Văn An", "a\\ "]
+)
+def test_the_quick_escape_keeps_every_edge(value: str) -> None:
+    assert escape_rdn_value(value) == _old_escape(value)

@@ -9,7 +9,17 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.attributes import ISSUED_AT, LOCK, MUST_CHANGE, PASSWORD, PERSON_CLASSES
+from reconciler.attributes import (
+    ISSUED_AT,
+    LOCK,
+    LOCKED,
+    MUST_CHANGE,
+    PASSWORD,
+    PERSON_CLASSES,
+    TOMBSTONE,
+    TOMBSTONE_WRITABLE,
+    WRITABLE,
+)
 from reconciler.model import Action, Change, Deferred, Limits, Operation, Plan, Value
 from reconciler.planning import invariants
 
@@ -97,3 +107,77 @@ def test_an_update_sets_no_employee_number_and_no_object_class() -> None:
     problems = invariants.check_plan(plan_of(update))
     assert any("only a create or an adoption sets employeeNumber" in p for p in problems)
     assert any("only an adoption changes an entry's object classes" in p for p in problems)
+
+
+# Issue 20: `_writes` passes over the values `_value` finds nothing wrong with (plain strings of
+# an attribute it does not look into) without calling it, and `_plain` tests with `join`. Held
+# to the loop before them: the same problems, in the same order, over every action and values
+# of every kind in every attribute the tool writes, and some it does not.
+
+
+def _old_plain(values: tuple[Value, ...]) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _old_writes(op: Operation) -> list[str]:
+    seen: set[str] = set()
+    adoption = invariants.adopts(op)
+    allowed = invariants._TOMBSTONE_WRITABLE if op.action is Action.DELETE else invariants._WRITABLE
+    out = []
+    for change in (*op.attributes, *op.changes):
+        name = change.attr.lower()
+        if name not in allowed or change.attr != allowed[name]:
+            out.append(f"it writes {change.attr}, which apply never writes there")
+            continue
+        if name in seen:
+            out.append(f"it writes {change.attr} twice")
+        seen.add(name)
+        why = invariants._value(op, change, adoption)
+        if why:
+            out.append(why)
+    return out
+
+
+VALUES: list[tuple[Value, ...]] = [
+    (),
+    ("x",),
+    ("TRUE",),
+    ("HG-0001",),
+    ("an.soyte@hagiang.gov.vn",),
+    (LOCKED,),
+    tuple(PERSON_CLASSES),
+    (*PERSON_CLASSES, "extra"),
+    ("top", TOMBSTONE),
+    ("x", "y"),
+    *((d,) for d in Deferred),
+    ("x", Deferred.APPLY_TIME),
+    (Deferred.PASSWORD, Deferred.PASSWORD),
+]
+
+
+def test_the_writes_check_finds_what_it_found_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = sorted({*WRITABLE, *TOMBSTONE_WRITABLE, "userpassword", "MAIL", "description"})
+    compared = 0
+    for action in Action:
+        for attr in names:
+            for after in VALUES:
+                for before in ((), ("top", "inetOrgPerson")):
+                    change = Change(attr, before, after)
+                    listed = (change, change) if after == ("x",) else (change,)
+                    op = replace(
+                        create(),
+                        action=action,
+                        dn="" if action is Action.CREATE else f"uid=an.soyte,{PEOPLE}",
+                        attributes=(*create().attributes, *listed)
+                        if action in (Action.CREATE, Action.DELETE)
+                        else (),
+                        changes=()
+                        if action in (Action.CREATE, Action.DELETE)
+                        else (*listed, Change("objectClass", before, (*before, "govMailAccount"))),
+                    )
+                    now = list(invariants._writes(op))
+                    with monkeypatch.context() as patched:
+                        patched.setattr(invariants, "_plain", _old_plain)
+                        assert now == _old_writes(op), (action, attr, after)
+                    compared += 1
+    assert compared > 5000
