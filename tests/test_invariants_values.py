@@ -181,3 +181,28 @@ def test_the_writes_check_finds_what_it_found_before(monkeypatch: pytest.MonkeyP
                         assert now == _old_writes(op), (action, attr, after)
                     compared += 1
     assert compared > 5000
+
+
+@pytest.mark.parametrize("action", [Action.CREATE, Action.RENAME])
+def test_a_new_dn_named_by_several_attributes_is_a_problem_not_a_crash(action: Action) -> None:
+    """A resealed plan whose new DN has a multi-valued RDN (`uid=a+cn=b`): check_plan names the
+    operation and the DN, where parsing the DN raised out of it."""
+    odd = f"uid=an.x+cn=An,{PEOPLE}"
+    if action is Action.CREATE:
+        op = replace(create(), new_dn=odd)
+    else:
+        op = Operation(
+            action=Action.RENAME,
+            id="HG-0001",
+            address="an.x@hagiang.gov.vn",
+            previous="an.soyte@hagiang.gov.vn",
+            clause="HG-2024 Đ5.3",
+            reason="renamed",
+            dn=f"uid=an.soyte,{PEOPLE}",
+            new_dn=odd,
+            changes=(Change("uid", ("an.soyte",), ("an.x",)),),
+            fingerprint="sha256:f",
+        )
+    problems = invariants.check_plan(plan_of(op))
+    assert len(problems) == 1, problems
+    assert odd in problems[0] and "named by" in problems[0]

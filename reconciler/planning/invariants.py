@@ -343,7 +343,7 @@ def _operation(op: Operation, scope: Scope) -> Iterable[str]:
         why = scope.outside(op.new_dn)
         if why:
             yield why
-        elif parse_dn(op.new_dn)[0][0].lower() != "uid":
+        elif _naming_attribute(op.new_dn) != "uid":
             yield f"a new mailbox is named by uid=, not {op.new_dn}"
     else:
         if op.attributes and op.action is not Action.DELETE:
@@ -357,6 +357,8 @@ def _operation(op: Operation, scope: Scope) -> Iterable[str]:
                 yield why
             elif normalize_dn(parent_dn(op.new_dn)) != normalize_dn(parent_dn(op.dn)):
                 yield f"a rename keeps the entry in its container ({parent_dn(op.dn)})"
+            elif not _naming_attribute(op.new_dn):
+                yield f"a renamed mailbox is named by one attribute, not {op.new_dn}"
         elif op.action is Action.DELETE:
             if op.changes:
                 yield "a delete writes no attribute of the entry it deletes"
@@ -367,6 +369,15 @@ def _operation(op: Operation, scope: Scope) -> Iterable[str]:
         elif op.new_dn:
             yield f"a {op.action.value} does not move the entry"
     yield from _writes(op)
+
+
+def _naming_attribute(dn: str) -> str:
+    """The attribute naming the entry at `dn`, lower-case; "" when its first RDN is not one
+    attribute's value (a multi-valued RDN, `uid=a+cn=b`)."""
+    try:
+        return parse_dn(dn)[0][0].lower()
+    except ValueError:
+        return ""
 
 
 def _writes(op: Operation) -> Iterable[str]:
