@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.applying.credentials import CredentialsFile
-from reconciler.applying.inflight import keys
+from reconciler.applying.inflight import Outcome, keys
 from reconciler.attributes import READ
 from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
@@ -181,6 +182,71 @@ def test_what_the_end_of_the_run_needs_is_made_ready_while_the_first_writes_fly(
     recap = scenario.apply(plan, watched, tmp_path / "2", meanwhile=meanwhile)
     assert (recap.failed, recap.changed) == (0, 5), recap.messages
     assert seen == [(4, 0)]  # the four creates sent, none answered yet; once
+
+
+class Shy(Recording):
+    """A look without waiting (`answers(wait=False)`) finds nothing `shy` times in a row, then
+    every answer: the server still busy with the writes in flight meanwhile."""
+
+    def __init__(self, directory: Directory, log: list[tuple[str, set[str]]], shy: int) -> None:
+        super().__init__(directory, log)
+        self.shy = shy
+        self.looks = 0
+        self.calls: list[bool] = []
+
+    def answers(self, wait: bool = True) -> list[Answer]:
+        self.calls.append(wait)
+        if not wait and self.looks < self.shy:
+            self.looks += 1
+            return []
+        self.looks = 0
+        return super().answers(wait)
+
+
+class ShyWatched(Watched):
+    def __init__(self, inner: Directory, shy: int) -> None:
+        super().__init__(inner)
+        self.shy = Shy(self, self.log, shy)
+
+    def pipeline(self, window: int) -> Pipeline:
+        return self.shy
+
+
+def test_idle_work_is_done_in_slices_while_writes_fly_and_no_answer_has_come(
+    tmp_path: Path,
+) -> None:
+    """`idle` is called only while writes are in flight and none is answered; between two
+    slices the answers are looked for (not waited for), and only once it says nothing is left
+    does apply wait for them. It is given the outcomes so far."""
+    directory, plan = deleting_and_creating(tmp_path, 4)
+    watched = ShyWatched(directory, shy=2)
+    seen: list[tuple[int, int, int]] = []
+
+    def idle(outcomes: Sequence[Outcome]) -> bool:
+        seen.append((len(watched.log), watched.shy.in_flight, len(outcomes)))
+        return len(seen) != 3  # nothing left at the third slice
+
+    recap = scenario.apply(plan, watched, tmp_path / "2", idle=idle)
+    assert (recap.failed, recap.changed) == (0, 5), recap.messages
+    # the four creates in flight: two slices, then the answers; the tombstone: one slice with
+    # nothing left, then a wait; the delete: two slices
+    assert seen == [(4, 4, 0), (4, 4, 0), (5, 1, 4), (6, 1, 4), (6, 1, 4)]
+    assert watched.shy.calls == [False, False, False, False, True, False, False, False]
+
+
+def test_idle_work_that_fails_is_given_up_and_the_run_goes_on(tmp_path: Path) -> None:
+    directory, plan = deleting_and_creating(tmp_path, 4)
+    watched = ShyWatched(directory, shy=3)
+    calls: list[int] = []
+
+    def idle(outcomes: Sequence[Outcome]) -> bool:
+        calls.append(len(outcomes))
+        raise ZeroDivisionError
+
+    recap = scenario.apply(plan, watched, tmp_path / "2", idle=idle)
+    assert (recap.failed, recap.changed) == (0, 5), recap.messages
+    assert calls == [0]  # not called again
+    assert [op.id for op, _, _ in recap.outcomes] == [op.id for op in plan.operations]
 
 
 def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline(

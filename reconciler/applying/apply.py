@@ -12,12 +12,13 @@ is refused, never overwritten.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 from reconciler.applying import carry, freshness, inflight, lockpeers, mailstore
 from reconciler.applying.audit import AuditLog
 from reconciler.applying.credentials import CredentialsFile
-from reconciler.applying.inflight import Progress, Recap, Shown
+from reconciler.applying.inflight import Outcome, Progress, Recap, Shown
 from reconciler.applying.lock import Holder, Lock
 from reconciler.applying.suspension import ensure_locking
 from reconciler.attributes import (
@@ -244,6 +245,7 @@ def execute(
     source: Directory | None = None,
     window: int = inflight.WINDOW,
     meanwhile: Callable[[], None] | None = None,
+    idle: Callable[[Sequence[Outcome]], bool] | None = None,
 ) -> Recap:
     """Apply the plan. Raises StalePlan before writing anything if an entry changed, and
     ReconcilerError if the plan suspends on a server that would not lock the accounts
@@ -264,7 +266,9 @@ def execute(
     `source` directory, only read (`applying.carry`). `window`: the writes in flight at once
     (`applying.inflight`: on a failure, those finish and are recorded, nothing more is sent).
     `meanwhile`: what the caller does after the run, made ready once the first writes are in
-    flight (it must not fail)."""
+    flight (it must not fail). `idle`: work for the moments writes are in flight and no answer has
+    come, given the recap's outcomes so far (`Recap.outcomes`, appended in order): a slice of
+    at most about a millisecond at a time, saying whether more is left (`inflight.Idle`)."""
     recap = Recap()
     carry.require_source(plan, source)
     freshness.provider_lacks(plan, directory, wait_replication)
@@ -409,6 +413,7 @@ def execute(
             shown=on_result,
             progress=progress,
             meanwhile=meanwhile,
+            idle=functools.partial(idle, recap.outcomes) if idle is not None else None,
         )
         sender.current_dn.update((key, e.dn) for key, e in live.items())
         sender.run(todo, read)

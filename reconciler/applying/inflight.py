@@ -180,6 +180,10 @@ class Flight:
     next: int = 0  # its next write
 
 
+#: An operation, what became of it ("changed", "ok", "failed", "skipped") and when.
+Outcome = tuple[Operation, str, dt.datetime]
+
+
 @dataclass(slots=True)
 class Recap:
     ok: int = 0  # already done
@@ -188,9 +192,9 @@ class Recap:
     skipped: int = 0  # not attempted (after a failure)
     messages: list[str] = field(default_factory=list)
     replaced_lock: str = ""
-    #: each operation with what became of it ("changed", "ok", "failed", "skipped") and when:
-    #: what the notices tell the agencies
-    outcomes: list[tuple[Operation, str, dt.datetime]] = field(default_factory=list)
+    #: each operation with what became of it and when, appended as it comes: what the notices
+    #: tell the agencies
+    outcomes: list[Outcome] = field(default_factory=list)
     #: passwords an interrupted run had put on file, used now (address and file)
     reused: list[str] = field(default_factory=list)
 
@@ -208,6 +212,10 @@ Progress = Callable[[int, int], None]
 BeforeDelete = Callable[[Operation, str, dict[str, tuple[str, ...]], bool], None]
 #: After a delete succeeded (the mail store's erase): raises when that fails.
 AfterDelete = Callable[[Operation], None]
+#: Work for the moments the writes are in flight and no answer has come: a slice of at most
+#: about a millisecond (the server writes one request in about half of one), which says whether
+#: more is left now. It must not raise; one that does is not called again.
+Idle = Callable[[], bool]
 
 
 class Sender:
@@ -229,11 +237,14 @@ class Sender:
         shown: Shown | None = None,
         progress: Progress | None = None,
         meanwhile: Callable[[], None] | None = None,
+        idle: Idle | None = None,
     ) -> None:
         self.pipeline = pipeline
         #: work for after the run, done once the first writes are in flight (the server busy
         #: with them: hidden behind its synced writes, where it would add to the run's end)
         self.meanwhile = meanwhile
+        #: work done in slices while waiting for answers (`Idle`)
+        self.idle = idle
         self.audit = audit
         self.credentials = credentials
         self.result = result
@@ -449,14 +460,35 @@ class Sender:
         """After an unexpected stop (the audit log cannot be written, the lock taken over): the
         answers of the writes in flight, recorded where that still works."""
         self.stopped = True
+        self.idle = None
         with suppress(Exception):
             while self.pipeline.in_flight:
                 self._collect()
 
     def _collect(self) -> None:
-        for tag, error in self.pipeline.answers(wait=True):
+        """Take the answers come in, at least one: while none has, the idle work is done a
+        slice at a time between looks (the window stays full: a slice is shorter than the
+        server's work queued), and only once there is none left does it wait."""
+        answers = self.pipeline.answers(wait=False) if self.idle is not None else []
+        while not answers:
+            if not self._idle_slice():
+                answers = self.pipeline.answers(wait=True)
+                break
+            answers = self.pipeline.answers(wait=False)
+        for tag, error in answers:
             assert isinstance(tag, int)
             self._answered(self.flights[tag], error)
+
+    def _idle_slice(self) -> bool:
+        """One slice of the idle work; whether more is left. Idle work that fails is given up
+        (its owner does that work the old way): the run goes on."""
+        if self.idle is None:
+            return False
+        try:
+            return self.idle()
+        except Exception:  # whatever it is: the writes matter, not it
+            self.idle = None
+            return False
 
     # passwords ---------------------------------------------------------------------------------
 
