@@ -17,6 +17,8 @@ from reconciler.devtools.throwaway import Slapd
 from reconciler.directory import Directory, open_directory
 from reconciler.directory.base import Answer, Pipeline, Write
 from reconciler.model import Action, Plan
+from reconciler.outputs import notices
+from reconciler.rules import regulations
 
 from . import scenario
 from .helpers import PassThrough
@@ -256,8 +258,13 @@ def test_the_rename_and_the_create_reusing_its_address_through_the_real_pipeline
     try:
         plan = reusing_plan(directory, tmp_path, others=40)
         assert type(directory.pipeline(32)).__name__ == "_Pipeline"
-        recap = scenario.apply(plan, directory, tmp_path / "second")
+        regulation = regulations.get(plan.regulation)
+        drafts = notices.Drafts(regulation)  # the notices' items, while the writes fly
+        recap = scenario.apply(plan, directory, tmp_path / "second", idle=drafts.step)
         assert (recap.failed, recap.changed) == (0, len(plan.operations)), recap.messages
+        built = notices.build(plan, recap.outcomes, regulation, plan.now, (), drafts)
+        assert not drafts.broken
+        assert built == notices.build(plan, recap.outcomes, regulation, plan.now)
         rename, create = plan.operations[:2]
         moved = directory.get(rename.new_dn, READ)
         reused = directory.get(create.new_dn, READ)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.attributes import LOCK, SUSPEND_REASON
-from reconciler.model import Action, Change, Contact, Kind, Operation, Owner, Plan
+from reconciler.model import Action, Change, Contact, Kind, Operation, Owner, Plan, Refusal
 from reconciler.outputs import notices
 from reconciler.rules import regulations
 
@@ -217,3 +217,118 @@ def test_a_notice_file_holds_the_email_packages_own_bytes(monkeypatch: pytest.Mo
             assert notices.rendered(notice, sender, NOW) == expected
     with pytest.raises(ValueError, match="linefeed"):
         notices.rendered(replace(built, to=("a@b.vn\nBcc: c@d.vn",)), "n@hagiang.gov.vn", NOW)
+
+
+def every_case() -> tuple[Plan, list[tuple[Operation, str, dt.datetime]]]:
+    """A plan of every action, in three agencies (one without a contact), with refusals, an
+    owner to tell, a merger's create, a mailbox created suspended; and what apply did with it:
+    done, already done, failed, then skipped, at times a minute apart."""
+    base = create("HG-0001", "nvson.sotttt@hagiang.gov.vn", "Nguyễn Văn Sơn", Kind.PERSON)
+    ops: list[Operation] = []
+    for n in range(60):
+        agency = ("sotttt", "soyte", "ubnd-xa-a")[n % 3]
+        action = list(Action)[n % len(Action)]
+        ops.append(
+            replace(
+                base,
+                action=action,
+                id=f"HG-{n:04d}",
+                address=f"nv{n}.{agency}@hagiang.gov.vn",
+                agency=agency,
+                name=f"Nguyễn Văn {('Sơn', 'Hùng', 'Mai')[n % 3]} {n}" if n % 7 else "",
+                kind=Kind.UNIT if n % 11 == 0 else Kind.PERSON,
+                previous=f"cu{n}.{agency}@hagiang.gov.vn" if action is Action.RENAME else "",
+                address_clause="HG-2024 Đ5.1" if n % 4 == 0 else "",
+                source=notices_source() if n % 13 == 0 else None,
+                attributes=(
+                    (Change(LOCK, (), ("x",)), Change(SUSPEND_REASON, (), ("HG-2024 Đ7.2: x",)))
+                    if n % 5 == 0
+                    else base.attributes
+                ),
+            )
+        )
+    plan = plan_of(
+        *ops,
+        contacts=(
+            Contact("sotttt", "Sở Thông tin và Truyền thông", ("sotttt@hagiang.gov.vn",)),
+            Contact("soyte", "Sở Y tế", ("soyte@hagiang.gov.vn",)),
+        ),
+        refused=(
+            Refusal("HG-0900", "soyte", "Lê Thị Hoa", "HG-2024 Đ9.1", "deleted"),
+            Refusal("HG-0901", "soyte", "Lê Thị Hà", "HG-2024 Đ9.1", "deleted"),
+        ),
+        owners=tuple(
+            Owner(op.id, op.agency, f"{op.id.lower()}@gmail.com")
+            for op in ops
+            if op.action is Action.SUSPEND
+        ),
+    )
+    what = ["changed"] * 40 + ["ok"] * 5 + ["changed"] * 3 + ["failed"] * 2 + ["skipped"] * 10
+    outcomes = [
+        (op, outcome, NOW + dt.timedelta(minutes=n // 4))
+        for n, (op, outcome) in enumerate(zip(ops, what, strict=True))
+    ]
+    return plan, outcomes
+
+
+def notices_source() -> Any:
+    from reconciler.model import Source
+
+    return Source("uid=x,dc=old", "f")
+
+
+def written_bytes(folder: Any, built: list[notices.Notice]) -> dict[str, bytes]:
+    return {
+        path.name: path.read_bytes()
+        for _, path in notices.write(built, folder, "noreply@hagiang.gov.vn", NOW)
+    }
+
+
+def test_the_notices_drafted_while_apply_runs_are_the_same_bytes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Drafts` works out the items while the writes are in flight, fed the outcomes as they
+    come, a slice at a time: the notices built from its drafts are byte for byte those built
+    without, whether it drafted every outcome, some of them, or failed half way (then `build`
+    works out the rest itself)."""
+    from reconciler.applying.inflight import Outcome
+
+    monkeypatch.setattr(notices, "make_msgid", lambda domain=None: f"<1.2.3@{domain}>")
+    plan, outcomes = every_case()
+    regulation = regulations.get("hagiang-2024")
+    plain = notices.build(plan, outcomes, regulation, NOW, plan.owners)
+    said = " ".join(" ".join(n.body.split()) for n in plain)
+    for words in (*notices._VERBS.values(), "do sự cố kỹ thuật", "vì thao tác trước đó"):
+        assert words in said, words  # every action; failed, and skipped after the failure
+    assert "không cấp lại" in said and "tỉnh cũ" in said and "cấp ở trạng thái tạm khóa" in said
+    expected = written_bytes(tmp_path / "plain", plain)
+    owners = [name for name in expected if "-owner-" in name]
+    assert len(expected) - len(owners) == 3 and len(owners) >= 2  # agencies, owners told
+    monkeypatch.setattr(notices.Drafts, "SLICE", 0.0)  # one outcome a slice
+    for case in ("all", "some", "broken", "other regulation"):
+        drafts = notices.Drafts(regulation)
+        if case == "other regulation":
+            drafts = notices.Drafts(regulations.get("quangnam-2020"))
+        so_far: list[Outcome] = []
+        slices = 0
+        for entry in outcomes:  # appended as apply goes, drafted between
+            so_far.append(entry)
+            if case == "some" and len(so_far) > 30:
+                continue
+            if case == "broken" and len(so_far) == 20:
+                monkeypatch.setattr(notices, "_done", lambda *a: 1 / 0)
+            while drafts.step(so_far):
+                slices += 1
+        monkeypatch.undo()
+        monkeypatch.setattr(notices, "make_msgid", lambda domain=None: f"<1.2.3@{domain}>")
+        if case == "all":
+            assert len(drafts.drafted) == len(outcomes) and not drafts.broken
+        assert drafts.broken == (case == "broken")
+        built = notices.build(plan, so_far, regulation, NOW, plan.owners, drafts)
+        assert written_bytes(tmp_path / case, built) == expected, case
+    # a draft for another list of outcomes is not taken for this one's
+    drafts = notices.Drafts(regulation)
+    while drafts.step(list(reversed(outcomes))):
+        pass
+    built = notices.build(plan, outcomes, regulation, NOW, plan.owners, drafts)
+    assert written_bytes(tmp_path / "reversed", built) == expected

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from reconciler.applying.apply import Recap
+    from reconciler.applying.inflight import Outcome
     from reconciler.directory import Directory
     from reconciler.model import Operation, Owner, Plan
+    from reconciler.outputs import notices
 
 
 @main.command()
@@ -176,6 +178,7 @@ def apply(
     except ReconcilerError as error:
         fail(error)
     progress = Progress("applying", len(saved.operations))
+    drafting = Drafting(saved.regulation)
 
     def shown(op: Operation, result: str) -> None:
         what = f"{op.previous} → {op.address}" if op.previous else op.address
@@ -239,7 +242,8 @@ def apply(
                 unanswered=unanswered,
                 source=source,
                 window=in_flight,
-                meanwhile=ready_for_the_end,
+                meanwhile=drafting.ready,
+                idle=drafting.idle,
             )
         finally:
             progress.close()
@@ -318,7 +322,8 @@ def apply(
         )
         for message in withheld:
             click.echo(message, err=True)
-        notify(saved, recap, notices_out or log_path.parent / "notices", owners)
+        folder = notices_out or log_path.parent / "notices"
+        notify(saved, recap, folder, owners, drafting.drafts)
     except ReconcilerError as error:
         fail(error)
     if recap.failed:
@@ -349,25 +354,47 @@ def _freeze_at_exit() -> None:
         atexit.register(gc.freeze)
 
 
-def ready_for_the_end() -> None:
-    """Import what the end of a run uses (the notices and the email package, the regulations,
-    the calendar of the history's retention), while the first writes are in flight: some 20 ms
-    that a run of 1,000 operations would otherwise add before its first write or after its
-    last. Never fails: an import that cannot be made here fails where it is used."""
-    with suppress(ImportError):
-        import reconciler.outputs.notices
-        import reconciler.rules.lifecycle  # noqa: F401
+class Drafting:
+    """The end of a run made ready while its writes are in flight: `ready` (apply's `meanwhile`,
+    once the first writes are sent) imports the notices and the email package, the regulations,
+    the calendar of the history's retention, some 20 ms that a run of 1,000 operations would
+    otherwise add before its first write or after its last; `idle` (apply's `idle`)
+    drafts the notices' items as the outcomes come (`notices.Drafts`), which took 0.6 s after
+    the last of 20,000 creates. Never fails: what cannot be made ready here is made at the end,
+    where a failure is reported."""
+
+    def __init__(self, regulation: str) -> None:
+        self.regulation = regulation
+        self.drafts: notices.Drafts | None = None
+
+    def ready(self) -> None:
+        with suppress(Exception):
+            import reconciler.rules.lifecycle  # noqa: F401
+            from reconciler.outputs import notices
+            from reconciler.rules import regulations
+
+            self.drafts = notices.Drafts(regulations.get(self.regulation))
+
+    def idle(self, outcomes: Sequence[Outcome]) -> bool:
+        return self.drafts.step(outcomes) if self.drafts is not None else False
 
 
-def notify(saved: Plan, recap: Recap, folder: Path, owners: Sequence[Owner] = ()) -> None:
+def notify(
+    saved: Plan,
+    recap: Recap,
+    folder: Path,
+    owners: Sequence[Owner] = (),
+    drafts: notices.Drafts | None = None,
+) -> None:
     """The agencies' notices of what this apply did (and refused), and to each of `owners` (the
     trusted ones: `invariants.trusted_owners`) whose mailbox it suspended: written, and sent when
-    the plan names a relay."""
+    the plan names a relay. `drafts`: their items worked out while apply ran (`Drafting`)."""
     from reconciler.outputs import notices
     from reconciler.rules import regulations
 
     when = dt.datetime.now(dt.UTC)
-    built = notices.build(saved, recap.outcomes, regulations.get(saved.regulation), when, owners)
+    regulation = regulations.get(saved.regulation)
+    built = notices.build(saved, recap.outcomes, regulation, when, owners, drafts)
     if not built:
         return
     sender = saved.sender or f"noreply@{saved.domain}"
