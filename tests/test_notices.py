@@ -9,6 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from reconciler.attributes import LOCK, SUSPEND_REASON
 from reconciler.model import Action, Change, Contact, Kind, Operation, Owner, Plan, Refusal
@@ -332,3 +334,49 @@ def test_the_notices_drafted_while_apply_runs_are_the_same_bytes(
         pass
     built = notices.build(plan, outcomes, regulation, NOW, plan.owners, drafts)
     assert written_bytes(tmp_path / "reversed", built) == expected
+
+
+VIETNAMESE = (
+    "aăâbcdđeêghiklmnoôơpqrstuưvxyàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵĐƯƠ"
+)
+#: Lines of a body: Vietnamese, ASCII only (some with what quoted-printable escapes), long or
+#: blank, and odd ends of lines.
+BODY_LINE = st.one_of(
+    st.text(alphabet=VIETNAMESE + " .,:()0123456789", max_size=120),
+    st.text(alphabet=VIETNAMESE + " ", min_size=40, max_size=120),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
+    st.text(alphabet="ab =\t-.", min_size=70, max_size=200),
+    st.just(""),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+)
+DOMAIN = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}(\.[a-z0-9-]{1,20}){0,3}", fullmatch=True)
+
+
+@settings(max_examples=400, deadline=None)
+@example(lines=["ab cd " * 20] * 11, ending="\n", domain="x.vn", odd_id=False)  # qp, 11 lines
+@example(lines=["Cấp mới hộp thư " * 6] * 11, ending="\n", domain="x.vn", odd_id=False)
+@given(
+    lines=st.lists(BODY_LINE, max_size=40),
+    ending=st.sampled_from(["\n", "\r\n", "\r"]),
+    domain=DOMAIN,
+    odd_id=st.booleans(),
+)
+def test_a_notice_file_is_the_email_packages_bytes_for_any_body(
+    lines: list[str], ending: str, domain: str, odd_id: bool
+) -> None:
+    """`rendered` writes the content (and a plain Message-ID's line) without the email
+    package: the bytes are still its own, whatever the body holds (Vietnamese, ASCII only, long
+    lines, blank lines, line ends of any kind: 7bit, 8bit, quoted-printable or base64) and
+    whatever the Message-ID."""
+    from email.utils import make_msgid
+
+    body = ending.join(lines) + (ending if lines else "")
+    msgid = make_msgid(domain=domain) if not odd_id else f"<{domain}.{len(lines)}@{domain} x>"
+    notice = notices.Notice("sotttt", ("sotttt@hagiang.gov.vn",), "Thông báo", body)
+    kept = notices.make_msgid
+    notices.make_msgid = lambda domain=None: msgid  # type: ignore[assignment]
+    try:
+        expected = bytes(notices.message(notice, f"noreply@{domain}", NOW))
+        assert notices.rendered(notice, f"noreply@{domain}", NOW) == expected
+    finally:
+        notices.make_msgid = kept
