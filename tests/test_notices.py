@@ -308,7 +308,7 @@ def test_the_notices_drafted_while_apply_runs_are_the_same_bytes(
     assert len(expected) - len(owners) == 3 and len(owners) >= 2  # agencies, owners told
     monkeypatch.setattr(notices.Drafts, "SLICE", 0.0)  # one outcome a slice
     for case in ("all", "some", "broken", "other regulation"):
-        drafts = notices.Drafts(regulation)
+        drafts = notices.Drafts(regulation, plan, "noreply@hagiang.gov.vn")
         if case == "other regulation":
             drafts = notices.Drafts(regulations.get("quangnam-2020"))
         so_far: list[Outcome] = []
@@ -328,6 +328,16 @@ def test_the_notices_drafted_while_apply_runs_are_the_same_bytes(
         assert drafts.broken == (case == "broken")
         built = notices.build(plan, so_far, regulation, NOW, plan.owners, drafts)
         assert written_bytes(tmp_path / case, built) == expected, case
+    # a header that cannot be folded ahead is left for `write`, which refuses it as before
+    bad = replace(plan, contacts=(Contact("soyte", "Sở Y tế", ("a@b.vn\nBcc: c@d.vn",)),))
+    drafts = notices.Drafts(regulation, bad, "noreply@hagiang.gov.vn")
+    while drafts.step(outcomes):
+        pass
+    assert not drafts.broken and len(drafts.drafted) == len(outcomes)
+    with pytest.raises(ValueError, match="linefeed"):
+        notices.write(
+            notices.build(bad, outcomes, regulation, NOW), tmp_path / "bad", "n@x.vn", NOW
+        )
     # a draft for another list of outcomes is not taken for this one's
     drafts = notices.Drafts(regulation)
     while drafts.step(list(reversed(outcomes))):

@@ -178,7 +178,7 @@ def apply(
     except ReconcilerError as error:
         fail(error)
     progress = Progress("applying", len(saved.operations))
-    drafting = Drafting(saved.regulation)
+    drafting = Drafting(saved)
 
     def shown(op: Operation, result: str) -> None:
         what = f"{op.previous} → {op.address}" if op.previous else op.address
@@ -363,8 +363,8 @@ class Drafting:
     the last of 20,000 creates. Never fails: what cannot be made ready here is made at the end,
     where a failure is reported."""
 
-    def __init__(self, regulation: str) -> None:
-        self.regulation = regulation
+    def __init__(self, saved: Plan) -> None:
+        self.saved = saved
         self.drafts: notices.Drafts | None = None
 
     def ready(self) -> None:
@@ -373,10 +373,16 @@ class Drafting:
             from reconciler.outputs import notices
             from reconciler.rules import regulations
 
-            self.drafts = notices.Drafts(regulations.get(self.regulation))
+            saved = self.saved
+            self.drafts = notices.Drafts(regulations.get(saved.regulation), saved, sender(saved))
 
     def idle(self, outcomes: Sequence[Outcome]) -> bool:
         return self.drafts.step(outcomes) if self.drafts is not None else False
+
+
+def sender(saved: Plan) -> str:
+    """Who the notices are from."""
+    return saved.sender or f"noreply@{saved.domain}"
 
 
 def notify(
@@ -397,12 +403,11 @@ def notify(
     built = notices.build(saved, recap.outcomes, regulation, when, owners, drafts)
     if not built:
         return
-    sender = saved.sender or f"noreply@{saved.domain}"
-    written = notices.write(built, folder, sender, when)
+    written = notices.write(built, folder, sender(saved), when)
     agencies = count(sum(1 for n, _ in written if not n.owner), "agency", "agencies")
     told = sum(1 for n, _ in written if n.owner)
     people = f" and {count(told, 'person', 'people')} at their own address" if told else ""
     click.echo(f"Notices for {agencies}{people} written to {folder}", err=True)
     if saved.relay:
-        sent = notices.send(written, saved.relay, sender)
+        sent = notices.send(written, saved.relay, sender(saved))
         click.echo(f"{count(sent, 'notice')} sent through {saved.relay}", err=True)

@@ -19,7 +19,8 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from email import quoprimime
 from email.message import EmailMessage
@@ -70,6 +71,11 @@ _cite = functools.lru_cache(maxsize=1024)(regulations.cite)
 
 def _day(moment: dt.datetime) -> str:
     return moment.astimezone(ZONE).strftime("%d/%m/%Y")
+
+
+def _subject(when: dt.datetime) -> str:
+    """An agency's notice's subject."""
+    return f"Thông báo kết quả xử lý hộp thư điện tử công vụ ngày {_day(when)}"
 
 
 def _time(moment: dt.datetime) -> str:
@@ -192,18 +198,31 @@ class Drafts:
     at the end only assembles them: for each outcome done, `_item(n, _done(op, regulation,
     at))`, n its number in its agency's list, as `build` makes it. `step` is given the recap's
     outcomes as they stand (appended in order, never changed) and drafts the next ones, for at
-    most `SLICE` seconds. A failure gives the drafts up: `build` then works out every item."""
+    most `SLICE` seconds. A failure gives the drafts up: `build` then works out every item.
+    Once every outcome given is drafted, the header lines the notices will share (`sender`,
+    the recipients of the `plan`'s contacts, today's subject) and the content's are folded
+    ahead, one at a time, for `rendered` (some 7 ms for 50 agencies)."""
 
     #: The longest slice, in seconds: shorter than the writes the server has queued (about half
     #: a millisecond each, with syncing), so that the window never drains while drafting.
     SLICE = 0.0008
 
-    def __init__(self, regulation: Regulation) -> None:
+    def __init__(self, regulation: Regulation, plan: Plan | None = None, sender: str = "") -> None:
         self.regulation = regulation
         #: one per outcome drafted, in its order: None for one not done (`build` says why)
         self.drafted: list[Draft | None] = []
         self.broken = False
         self._numbers: dict[str, int] = {}  # each agency's items so far
+        #: what `rendered` will fold, folded ahead (an error here is met again when writing)
+        self._ahead: list[Callable[[], object]] = []
+        if plan is not None:
+            recipients = {", ".join(c.to) for c in plan.contacts if c.to}
+            self._ahead = [
+                functools.partial(_content_head, "base64"),
+                functools.partial(_shared_header, "From", sender),
+                *(functools.partial(_shared_header, "To", to) for to in sorted(recipients)[:200]),
+                lambda: _shared_header("Subject", _subject(dt.datetime.now(dt.UTC))),
+            ]
 
     def step(self, outcomes: Sequence[Outcome]) -> bool:
         """Draft the next outcomes for one slice; whether some are left undrafted. Never
@@ -230,8 +249,13 @@ class Drafts:
             else:
                 drafted.append(None)
             if time.perf_counter() > deadline:
+                return len(drafted) < len(outcomes) or bool(self._ahead)
+        while self._ahead:  # at least one a slice, as for the outcomes
+            with suppress(Exception):
+                self._ahead.pop()()
+            if time.perf_counter() > deadline:
                 break
-        return len(drafted) < len(outcomes)
+        return bool(self._ahead)
 
     def usable(self, regulation: Regulation) -> Sequence[Draft | None]:
         """The drafts, when they can be used for a build under `regulation`."""
@@ -315,7 +339,7 @@ def build(
             Notice(
                 agency=agency,
                 to=contact.to if contact else (),
-                subject=f"Thông báo kết quả xử lý hộp thư điện tử công vụ ngày {_day(when)}",
+                subject=_subject(when),
                 body="\n".join(lines) + "\n",
             )
         )
