@@ -358,10 +358,10 @@ class Drafting:
     """The end of a run made ready while its writes are in flight: `ready` (apply's `meanwhile`,
     once the first writes are sent) imports the notices and the email package, the regulations,
     the calendar of the history's retention, some 20 ms that a run of 1,000 operations would
-    otherwise add before its first write or after its last; `idle` (apply's `idle`)
-    drafts the notices' items as the outcomes come (`notices.Drafts`), which took 0.6 s after
-    the last of 20,000 creates. Never fails: what cannot be made ready here is made at the end,
-    where a failure is reported."""
+    otherwise add before its first write or after its last; `idle` (apply's `idle`) drafts the
+    notices as the outcomes come (`notices.Drafts`), 0.6 s after the last of 20,000 creates
+    otherwise. Never fails: what cannot be made ready here is made at the end, where a failure
+    is reported."""
 
     def __init__(self, saved: Plan) -> None:
         self.saved = saved

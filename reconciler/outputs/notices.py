@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from email.policy import default as _POLICY
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from reconciler.attributes import LOCK, SUSPEND_REASON
@@ -35,6 +36,12 @@ from reconciler.model import Action, Contact, Kind, Operation, Owner, Plan, Refu
 from reconciler.rules import regulations
 from reconciler.rules.lifecycle import ZONE
 from reconciler.rules.regulations import Regulation
+
+if TYPE_CHECKING:
+    from reconciler.applying.inflight import Outcome
+
+    #: An outcome done, its number in its agency's list, and its item's lines.
+    Draft = tuple[Outcome, int, list[str]]
 
 WIDTH = 76
 #: An agency id that names its notice's file as it is (agency.schema.json; short enough for a name).
@@ -187,12 +194,6 @@ def _failed(op: Operation, outcome: str) -> str:
     )
 
 
-#: An operation, what apply did with it, and when (`Recap.outcomes`).
-Outcome = tuple[Operation, str, dt.datetime]
-#: An outcome done, its number in its agency's list, and its item's lines.
-Draft = tuple[Outcome, int, list[str]]
-
-
 class Drafts:
     """The items of what apply did, worked out while its writes are in flight, so that `build`
     at the end only assembles them: for each outcome done, `_item(n, _done(op, regulation,
@@ -264,7 +265,7 @@ class Drafts:
 
 def build(
     plan: Plan,
-    outcomes: Sequence[tuple[Operation, str, dt.datetime]],
+    outcomes: Sequence[Outcome],
     regulation: Regulation,
     when: dt.datetime,
     owners: Sequence[Owner] = (),
