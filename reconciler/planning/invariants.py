@@ -68,12 +68,12 @@ from reconciler.model import (
     Person,
     Plan,
     Settings,
-    Value,
     agency_key,
 )
 from reconciler.names import RESERVED
 from reconciler.planning.limits import check_limits
-from reconciler.text import external_address_problem
+from reconciler.rules import regulations
+from reconciler.text import all_strings, external_address_problem
 
 _WRITABLE = {a.lower(): a for a in WRITABLE}
 _TOMBSTONE_WRITABLE = {a.lower(): a for a in TOMBSTONE_WRITABLE}
@@ -112,7 +112,9 @@ class Scope:
             inside = normalize_dn(parent_dn(dn)) == self.history
         except ValueError:
             return f"{dn!r} is not a distinguished name"
-        return None if inside else f"{dn} is not a record of {HISTORY_OU} under the base DN"
+        if not inside:
+            return f"{dn} is not a record of {HISTORY_OU} under the base DN"
+        return None if _naming_attribute(dn) else f"{dn} is not named by one attribute"
 
     def outside(self, dn: str) -> str | None:
         """Why an operation may not write the entry at `dn`, or None."""
@@ -128,7 +130,8 @@ class Scope:
                 f"{dn} is not directly inside a mailbox container the plan declares "
                 "(people in directory.yaml)"
             )
-        return None
+        # apply parses the naming attribute of what it renames, deletes or records
+        return None if _naming_attribute(dn) else f"{dn} is not named by one attribute"
 
 
 def check_plan(plan: Plan) -> list[str]:
@@ -140,6 +143,11 @@ def check_plan(plan: Plan) -> list[str]:
     except ValueError as error:
         return [f"the plan's base DN or containers cannot be read: {error}"]
     problems += _containers(plan, scope)
+    if plan.regulation not in regulations.KNOWN:  # its clauses, notices and limits' words
+        problems.append(
+            f"the plan's regulation {plan.regulation!r} is not one this release knows "
+            f"({', '.join(regulations.KNOWN)})"
+        )
     if plan.limits is None:
         problems.append("the plan records no limits for deletions and suspensions")
     else:
@@ -357,8 +365,6 @@ def _operation(op: Operation, scope: Scope) -> Iterable[str]:
                 yield why
             elif normalize_dn(parent_dn(op.new_dn)) != normalize_dn(parent_dn(op.dn)):
                 yield f"a rename keeps the entry in its container ({parent_dn(op.dn)})"
-            elif not _naming_attribute(op.new_dn):
-                yield f"a renamed mailbox is named by one attribute, not {op.new_dn}"
         elif op.action is Action.DELETE:
             if op.changes:
                 yield "a delete writes no attribute of the entry it deletes"
@@ -393,7 +399,7 @@ def _writes(op: Operation) -> Iterable[str]:
         if name in seen:
             yield f"it writes {change.attr} twice"
         seen.add(name)
-        if name not in _CHECKED and name != _PASSWORD and _plain(change.after):
+        if name not in _CHECKED and name != _PASSWORD and all_strings(change.after):
             continue  # what `_value` finds nothing wrong with (most of the values of a plan)
         why = _value(op, change, adoption)
         if why:
@@ -406,7 +412,7 @@ def _value(op: Operation, change: Change, adoption: bool) -> str | None:
     if name == _PASSWORD:
         return password_problem(op, change)
     # a value apply fills in, in its place (strings alone, outside userPassword, always are)
-    misplaced_value = None if _plain(after) else misplaced(change.attr, after)
+    misplaced_value = None if all_strings(after) else misplaced(change.attr, after)
     if misplaced_value:
         return misplaced_value
     if name not in _CHECKED:  # what follows looks at these attributes only
@@ -435,16 +441,6 @@ def _value(op: Operation, change: Change, adoption: bool) -> str | None:
     if name == MUST_CHANGE.lower() and after not in ((), ("TRUE",)):
         return f"{MUST_CHANGE} is only ever TRUE or nothing"
     return None
-
-
-def _plain(values: tuple[Value, ...]) -> bool:
-    """Whether `values` are strings only, none filled in by apply (`join`: a `Deferred` value is
-    a TypeError)."""
-    try:
-        "".join(values)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
 
 
 def password_problem(op: Operation, change: Change) -> str | None:
