@@ -224,6 +224,16 @@ def external_address_problem(value: str, domain: str) -> str | None:
     return None
 
 
+def all_strings(values: Iterable[object]) -> bool:
+    """Whether every value is a str: `join` is the quick test (a value of any other type is a
+    TypeError), some ten times faster than a type check per value over a plan's 360,000."""
+    try:
+        "".join(values)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """`n` and the noun, singular for 1: count(1, "entry", "entries") is "1 entry"."""
     many = plural if plural is not None else noun + "s"

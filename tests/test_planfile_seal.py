@@ -281,6 +281,33 @@ def test_a_key_given_twice_is_refused(key: str, where: str) -> None:
         planfile.from_json(doubled)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ('"suspend_share": 0.1', '"suspend_share": NaN', "it holds NaN, which is not a number"),
+        ('"max_deletes": 10', '"max_deletes": Infinity', "it holds Infinity, which is not a"),
+        ('"max_deletes": 10', '"max_deletes": -Infinity', "it holds -Infinity, which is not"),
+        ('"max_deletes": 10', '"max_deletes": 1e400', "it holds 1e400, a number past any"),
+        ('"suspend_share": 0.1', '"suspend_share": -1e999', "it holds -1e999, a number past"),
+        ('"max_deletes": 10', '"max_deletes": ' + "9" * 5000, "a number of thousands of digits"),
+        ('"notes": []', '"notes": ' + "[" * 100_000 + "]" * 100_000, "nested deeper than a plan"),
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "5,000 digits", "nested"],
+)
+def test_a_number_no_plan_holds_or_a_nest_too_deep_is_refused_in_words(
+    old: str, new: str, words: str
+) -> None:
+    """`json` reads NaN and Infinity (no JSON), numbers past a float or past Python's digits
+    for an int, and arrays nested as deep as the text goes: each is refused as no valid plan
+    file, in words (NaN read as a limit crashed apply's invariants; the others were tracebacks)."""
+    text = (CASES / "hagiang-empty" / "plan.json").read_text(encoding="utf-8")
+    assert old in text
+    with pytest.raises(ReconcilerError, match="not a valid plan file") as refused:
+        planfile.from_json(text.replace(old, new, 1), "p.json")
+    assert words in str(refused.value)
+    assert "set_int_max_str_digits" not in str(refused.value)
+
+
 def test_an_edited_operation_is_refused_with_the_words_it_had() -> None:
     text = (CASES / "quangnam-changes" / "plan.json").read_text(encoding="utf-8")
     data = json.loads(text)

@@ -10,9 +10,10 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from reconciler.model import (
     Value,
     builder,
 )
+from reconciler.text import all_strings
 
 FORMAT = 1
 _PASSWORD = PASSWORD.lower()
@@ -314,16 +316,13 @@ def _change(attr: str, before: Any, after: Any) -> Change:
         raise ValueError(f"the values of {attr} must be a list, not {after!r}")
     read = () if type(before) is list and not before else _strings(before)
     # the common case first (a plan's 20,000 creates hold 360,000 of them): strings only, which
-    # `misplaced` finds fault with only in userPassword; anything else is read value by value.
-    # `join` is the quick test for strings only: a value of any other type is a TypeError.
-    try:
-        "".join(after)
-    except TypeError:
-        change = _new_change(attr, read, tuple([_read_value(v) for v in after]))
-    else:
+    # `misplaced` finds fault with only in userPassword; anything else is read value by value
+    if all_strings(after):
         change = _new_change(attr, read, tuple(after))
         if attr.lower() != _PASSWORD:
             return change
+    else:
+        change = _new_change(attr, read, tuple([_read_value(v) for v in after]))
     problem = misplaced(attr, change.after)
     if problem:
         raise ValueError(problem)
@@ -406,11 +405,11 @@ def _read_op(d: dict[str, Any]) -> tuple[Operation, bool]:
         and "name" in d
         and (not rename or "from" in d)
         and (
-            source is None or (d["source"].keys() == _SOURCE and _all_strings(d["source"].values()))
+            source is None or (d["source"].keys() == _SOURCE and all_strings(d["source"].values()))
         )
         and all(len(change) == 2 for change in changed.values())
-        and _all_strings((op.id, op.address, op.previous, op.clause, op.address_clause, op.reason))
-        and _all_strings((op.agency, op.name, op.dn, op.new_dn, op.fingerprint))
+        and all_strings((op.id, op.address, op.previous, op.clause, op.address_clause, op.reason))
+        and all_strings((op.agency, op.name, op.dn, op.new_dn, op.fingerprint))
     )
     return op, exact
 
@@ -427,15 +426,6 @@ def _source(d: Any) -> Source | None:
 
 #: A source entry's keys in the file.
 _SOURCE = frozenset({"dn", "fingerprint", "login", "address"})
-
-
-def _all_strings(values: Iterable[Any]) -> bool:
-    """Whether `values` are all strings (`join`: a value of any other type is a TypeError)."""
-    try:
-        "".join(values)
-    except TypeError:
-        return False
-    return True
 
 
 def _operations(ops: list[dict[str, Any]], source: str, odd: list[int]) -> tuple[Operation, ...]:
@@ -472,15 +462,37 @@ def from_json(text: str, source: str = "plan") -> Plan:
     return _read(text, source)[0]
 
 
+def _no_constant(name: str) -> Any:
+    """`json` reads NaN, Infinity and -Infinity, which are no JSON and no number a plan holds."""
+    raise ValueError(f"it holds {name}, which is not a number a plan holds")
+
+
+def _finite(text: str) -> float:
+    """A number of the file with a fraction or an exponent, refused past a float's range
+    (`1e400` reads as infinity, which no limit of a plan is)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"it holds {text}, a number past any a plan holds")
+    return value
+
+
 def _read(text: str, source: str) -> tuple[Plan, str]:
     """The plan in `text` (`from_json`) and its digest, checked against the one it carries."""
     odd: list[int] = []  # the operations not as the writer writes them
     try:
-        data = json.loads(text, object_pairs_hook=_unique)
+        data = json.loads(
+            text, object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite
+        )
         plan = _plan(data, source, odd)
     except ReconcilerError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except RecursionError:
+        raise ReconcilerError(
+            f"{source}: not a valid plan file (its values are nested deeper than a plan's)"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
+        if "int_max_str_digits" in str(error):  # Python's own advice, not for an admin
+            error = ValueError("it holds a number of thousands of digits")
         raise ReconcilerError(f"{source}: not a valid plan file ({error})") from None
     return plan, _checked(data, plan, odd, source)
 
@@ -550,8 +562,17 @@ def _checked(data: dict[str, Any], plan: Plan, odd: list[int], source: str) -> s
     covered = {key: value for key, value in data.items() if key != "digest"}
     directory = covered["directory"] = dict(data["directory"])
     backend = directory.pop("backend", "")
+    # hashed an operation at a time, as the writer hashes it (`_sealed`): the canonical text of
+    # 20,000 creates whole, and its bytes, were 40 MB more at apply's peak
+    pieces = (
+        _listed(covered, _CANONICAL, _CANONICAL, ",")
+        if type(covered["operations"]) is list
+        else [json.dumps(covered, **_CANONICAL)]
+    )
+    hashed = hashlib.sha256()
     try:
-        canonical = json.dumps(covered, **_CANONICAL).encode()
+        for piece in pieces:
+            hashed.update(piece.encode())
         if type(backend) is str:
             backend.encode()
     except UnicodeEncodeError as error:
@@ -559,7 +580,7 @@ def _checked(data: dict[str, Any], plan: Plan, odd: list[int], source: str) -> s
             f"{source}: not a valid plan file (it holds {error.object[error.start]!r}, half of a "
             "UTF-16 surrogate pair, which is not text)"
         ) from None
-    sealed = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    sealed = "sha256:" + hashed.hexdigest()
     exact = (
         not odd
         and type(data["operations"]) is list
