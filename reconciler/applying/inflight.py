@@ -467,8 +467,10 @@ class Sender:
 
     def _collect(self) -> None:
         """Take the answers come in, at least one: while none has, the idle work is done a
-        slice at a time between looks (the window stays full: a slice is shorter than the
-        server's work queued), and only once there is none left does it wait."""
+        slice at a time between looks, and only once there is none left does it wait. An answer
+        that comes during a slice waits for the slice's end (under a millisecond): with the
+        window full, the server has more than that queued; with a write alone in flight (a
+        delete goes alone), it may idle that long, until the drafts have caught up."""
         answers = self.pipeline.answers(wait=False) if self.idle is not None else []
         while not answers:
             if not self._idle_slice():
