@@ -66,7 +66,8 @@ PAGE_SIZE = 1000
 #: finds its entries costs it more the larger it is, and one that finds none costs about the same
 #: per search: reading what a plan depends on at 100,000 mailboxes (python-ldap, 16 searches in
 #: flight) took 39 ms for 1,000 updates in chunks of 100 (43 in 50, 58 in 250), and 237 ms for
-#: 20,000 creates (271 in 50, 234 in 250).
+#: 20,000 creates (271 in 50, 234 in 250); through ldap3, one paged search at a time, 135 ms
+#: for the updates (247 in 250), 4.6 s for the creates either way.
 FIND_CHUNK = 100
 
 Progress = Callable[[int], None]
