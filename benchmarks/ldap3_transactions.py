@@ -8,9 +8,10 @@ control `1.3.6.1.1.21.2`, End Transaction `1.3.6.1.1.21.3`), slapd 2.5 holds the
 commits them together. Each update of the saved plan `PLAN` (its values all strings) goes as one
 modify replacing its attributes, `PER_TRANSACTION` (default 100) to a transaction, one request at
 a time. Through ldap3: slapd's transaction identifier is empty, and its txnSpec control must
-carry a value present but empty, which python-ldap's `LDAPControl(…, b"")` does not send.
+carry a value present but empty (python-ldap sends one given as `encodedControlValue=b""`).
 Prints the number of writes and the seconds from the first Start Transaction to the last End.
-Not what `apply` does: a transaction's writes are all done or none (README "Performance").
+Not what `apply` does: a transaction that fails harms slapd 2.5's database and its replicas
+(`benchmarks.ldap_transactions_unsafe`, README "Performance").
 """
 
 from __future__ import annotations
