@@ -119,3 +119,29 @@ def test_a_create_shows_the_aliases_its_mailbox_receives_mail_for() -> None:
     assert "aliases: +lanhdao@hagiang.gov.vn" in render.text(plan)
     assert "aliases: +lanhdao\\@hagiang.gov.vn" in render.markdown(plan, "d")
     assert "Chuyên viên" not in render.text(plan)  # the rest stays in the JSON plan
+
+
+def test_the_reviewers_see_where_a_suspension_s_notice_goes() -> None:
+    """A suspended mailbox's owner is told at the external address the inventory gives
+    (`external_email`): the pull request's comment says which, as the terminal's plan does, so
+    that an address changed in the same pull request is seen before apply sends there."""
+    from dataclasses import replace
+
+    from reconciler.model import Owner
+
+    base = plan_of(5)
+    suspended = next(op for op in base.operations if op.action is Action.SUSPEND)
+    created = next(op for op in base.operations if op.action is Action.CREATE)
+    plan = replace(
+        base,
+        owners=(
+            Owner(suspended.id, suspended.agency, "son.nv@gmail.com"),
+            Owner(created.id, created.agency, "other@gmail.com"),  # told of no suspension
+        ),
+    )
+    md = render.markdown(plan, "sha256:d")
+    [line] = [line for line in md.splitlines() if suspended.address in line]
+    assert line.endswith("<br>the owner is told at `son.nv@gmail.com` too (`external_email`)")
+    assert "other@gmail.com" not in md
+    assert "the owner is told at son.nv@gmail.com too (external_email)" in render.text(plan)
+    assert "told at" not in render.markdown(base, "sha256:d")

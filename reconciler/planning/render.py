@@ -243,7 +243,9 @@ def _md(s: str) -> str:
     return markdown_text(s)
 
 
-def _md_line(op: Operation) -> str:
+def _md_line(op: Operation, told: str = "") -> str:
+    """One operation as a list item; `told`: the external address its owner is told at (a
+    suspension's notice), shown so that the reviewers see where it goes."""
     who = f"{_md(op.name)} ({markdown_code(op.id)})" if op.name else markdown_code(op.id)
     what = markdown_code(op.address)
     if op.action is Action.RENAME:
@@ -256,6 +258,8 @@ def _md_line(op: Operation) -> str:
     shown = _shown(op)
     if shown:
         line += "<br>" + "; ".join(_md(_change_text(c)) for c in shown)
+    if told:
+        line += f"<br>the owner is told at {markdown_code(told)} too (`external_email`)"
     return line
 
 
@@ -382,10 +386,16 @@ def markdown(
         )
     destructive = [op for op in plan.operations if op.action in (Action.DELETE, Action.SUSPEND)]
     if destructive:
+        told = {(o.id, o.agency): o.to for o in plan.owners}
         sections.append(
             (
                 f"#### ⚠️ Deletions and suspensions ({len(destructive)})",
-                [_md_line(op) for op in destructive],
+                [
+                    _md_line(
+                        op, told.get((op.id, op.agency), "") if op.action is Action.SUSPEND else ""
+                    )
+                    for op in destructive
+                ],
             )
         )
     by_agency: dict[str, list[Operation]] = defaultdict(list)
