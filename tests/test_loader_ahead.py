@@ -296,3 +296,26 @@ def test_no_child_for_an_agencies_folder_that_is_a_link(tmp_path: Path, ahead: l
     with loader.parsed_ahead():
         assert outcome(folder) == expected
     assert ahead == [] and expected[0] == "refused"
+
+
+def test_a_cgroup_s_cpu_quota_counts_as_the_cores_it_allows(tmp_path: Path) -> None:
+    """A container given `--cpus 1` on a machine of many CPUs may run on all of them, a tenth of
+    a second in each: the child's work would only take the loader's time (`_cores`)."""
+    cgroups = tmp_path / "cgroup"
+    mine = tmp_path / "self-cgroup"
+    leaf = cgroups / "ci.slice" / "job"
+    leaf.mkdir(parents=True)
+    mine.write_text("0::/ci.slice/job\n")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert loader._cores(cgroups, mine) == cpus  # no cpu.max anywhere
+    (leaf / "cpu.max").write_text("max 100000\n")
+    assert loader._cores(cgroups, mine) == cpus
+    (cgroups / "ci.slice" / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs, above the job
+    assert loader._cores(cgroups, mine) == 1
+    (cgroups / "ci.slice" / "cpu.max").write_text("400000 100000\n")
+    assert loader._cores(cgroups, mine) == min(4, cpus or 1)
+    (cgroups / "cpu.max").write_text("garbage\n")  # unreadable: no limit from it
+    assert loader._cores(cgroups, mine) == min(4, cpus or 1)
+    mine.write_text("12:cpu:/v1-only\n")  # cgroup v1: the CPUs say it
+    assert loader._cores(cgroups, mine) == cpus
+    assert loader._cores(cgroups, tmp_path / "missing") == cpus

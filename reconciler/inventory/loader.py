@@ -1444,11 +1444,26 @@ class _Parsed(NamedTuple):
     spent: tuple[int, int]
 
 
-def _cores() -> int:
-    """How many cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _cores(cgroups: Path = Path("/sys/fs/cgroup"), mine: Path = Path("/proc/self/cgroup")) -> int:
+    """How many cores this process may run on: the CPUs it may be scheduled on, fewer when its
+    cgroup (v2, `cgroups`; `mine` names it) or one above it allows less time than that
+    (`cpu.max`, as a container's `--cpus` sets it: 1.5 CPUs is one whole core here)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = count or 1
+    try:
+        line = next(x for x in mine.read_text().splitlines() if x.startswith("0::"))
+    except (OSError, UnicodeDecodeError, StopIteration):
+        return count  # no cgroup v2 here: the CPUs say it
+    group = cgroups / line[3:].strip().lstrip("/")
+    for folder in (group, *group.parents):
+        if not folder.is_relative_to(cgroups):
+            break
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()
+            count = min(count, max(1, int(quota) // int(period)))
+        except (OSError, UnicodeDecodeError, ValueError, ZeroDivisionError):
+            continue  # no limit here ("max"), or none readable
+    return count
 
 
 def _agency_file(name: str) -> bool:
