@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-__version__ = "0.2.3"
+__version__ = "0.2.4"
 
 
 def schemas_folder() -> Path:
