@@ -131,12 +131,13 @@ def test_the_reviewers_see_where_a_suspension_s_notice_goes() -> None:
 
     base = plan_of(5)
     suspended = next(op for op in base.operations if op.action is Action.SUSPEND)
-    created = next(op for op in base.operations if op.action is Action.CREATE)
+    deleted = next(op for op in base.operations if op.action is Action.DELETE)
     plan = replace(
         base,
         owners=(
             Owner(suspended.id, suspended.agency, "son.nv@gmail.com"),
-            Owner(created.id, created.agency, "other@gmail.com"),  # told of no suspension
+            # an owner a delete's line (the same section) must not show: told of no suspension
+            Owner(deleted.id, deleted.agency, "other@gmail.com"),
         ),
     )
     md = render.markdown(plan, "sha256:d")
