@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from reconciler.attributes import (
     FORMER_ADDRESS,
@@ -200,15 +200,15 @@ def text_lines(
         yield f"Merging in {plan.source_url} ({plan.source_base_dn}), only read"
     for dn in plan.containers:
         yield f"  {paint('32', '+')} container {dn}"
-    told = {(o.id, o.agency): o.to for o in plan.owners}
+    told = _told(plan)
     for op in plan.operations:
         head = paint(_COLOURS[op.action], f"{op.action.symbol} {_VERBS[op.action]:<7}")
         yield f"  {head} {_headline(op)}"
         yield f"      {_cited(op)}: {op.reason}"
         for change in _shown(op):
             yield f"      {_change_text(change)}"
-        if op.action is Action.SUSPEND and (op.id, op.agency) in told:
-            yield f"      the owner is told at {told[op.id, op.agency]} too (external_email)"
+        if at := told(op):
+            yield f"      the owner is told at {at} too (external_email)"
     for r in plan.refused:
         yield f"  {paint('31', '✗ refused')} {r.name} ({r.id})"
         yield f"      {r.clause}: {r.reason}"
@@ -235,6 +235,13 @@ def _unmanaged(n: int) -> str:
     if n == 1:
         return "1 entry without govMailAccount is not managed and was left alone"
     return f"{n} entries without govMailAccount are not managed and were left alone"
+
+
+def _told(plan: Plan) -> Callable[[Operation], str]:
+    """The external address (`external_email`) at which an operation's owner is told of it: a
+    suspension's, when the plan names its owner; "" for any other."""
+    told = {(o.id, o.agency): o.to for o in plan.owners}
+    return lambda op: told.get((op.id, op.agency), "") if op.action is Action.SUSPEND else ""
 
 
 def _md(s: str) -> str:
@@ -386,16 +393,11 @@ def markdown(
         )
     destructive = [op for op in plan.operations if op.action in (Action.DELETE, Action.SUSPEND)]
     if destructive:
-        told = {(o.id, o.agency): o.to for o in plan.owners}
+        told = _told(plan)
         sections.append(
             (
                 f"#### ⚠️ Deletions and suspensions ({len(destructive)})",
-                [
-                    _md_line(
-                        op, told.get((op.id, op.agency), "") if op.action is Action.SUSPEND else ""
-                    )
-                    for op in destructive
-                ],
+                [_md_line(op, told(op)) for op in destructive],
             )
         )
     by_agency: dict[str, list[Operation]] = defaultdict(list)
