@@ -64,5 +64,6 @@ def main(
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    count, took = main(*args[:4], *(int(a) for a in args[4:5]))
+    url, bind_dn, password_file, plan_path = args[:4]
+    count, took = main(url, bind_dn, password_file, plan_path, *(int(a) for a in args[4:5]))
     print(f"{count} writes, {took:.3f} s from the first transaction started to the last ended")

@@ -41,13 +41,11 @@ import ldap
 import ldap.extop
 from ldap.controls import LDAPControl
 
+from benchmarks.ldap3_transactions import COMMIT_EMPTY_ID as COMMIT
+from benchmarks.ldap3_transactions import END, SPEC, START
 from reconciler.devtools.replicated import Replicated, search
 from reconciler.devtools.throwaway import Slapd
 
-START, END, SPEC = "1.3.6.1.1.21.1", "1.3.6.1.1.21.3", "1.3.6.1.1.21.2"
-#: End Transaction's request: SEQUENCE { identifier OCTET STRING "" } (slapd's identifier is
-#: empty), commit by default.
-COMMIT = b"\x30\x02\x04\x00"
 #: The txnSpec control: its value present and empty. python-ldap sends it given as the encoded
 #: value (`LDAPControl(oid, True, b"")` is the control's unencoded value: none is sent).
 IN_TRANSACTION = [LDAPControl(SPEC, True, encodedControlValue=b"")]

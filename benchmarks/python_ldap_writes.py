@@ -28,7 +28,10 @@ def main(
 ) -> tuple[int, float]:
     plan = planfile.load(Path(plan_path))
     writes = [
-        (op.dn, [(ldap.MOD_REPLACE, c.attr, [v.encode() for v in c.after]) for c in op.changes])
+        (
+            op.dn,
+            [(ldap.MOD_REPLACE, c.attr, [str(v).encode() for v in c.after]) for c in op.changes],
+        )
         for op in plan.operations
         if op.action is Action.UPDATE and all(all_strings(c.after) for c in op.changes)
     ]
@@ -54,5 +57,6 @@ def main(
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    count, took = main(*args[:4], *(int(a) for a in args[4:5]))
+    url, bind_dn, password_file, plan_path = args[:4]
+    count, took = main(url, bind_dn, password_file, plan_path, *(int(a) for a in args[4:5]))
     print(f"{count} writes, {took:.3f} s from the first sent to the last answered")
